@@ -1,0 +1,226 @@
+using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Platform.Api.Access;
+using Platform.Api.Infrastructure;
+using Platform.Api.Quotas;
+using Platform.Contracts;
+using Platform.Data;
+
+namespace Platform.Api.Apps;
+
+public static partial class AppsApi
+{
+    public const int DefaultInstances = 1;
+    public const int DefaultMemoryMiB = 256;
+    public const int DefaultCpuMillicores = 250;
+    public const int DefaultPort = 8080;
+    public const string Masked = "********";
+
+    public static RouteGroupBuilder MapAppsApi(this RouteGroupBuilder api)
+    {
+        const string apps = "/teams/{team}/projects/{project}/apps";
+        api.MapGet(apps, ListAsync).WithName("apps.list");
+        api.MapPost(apps, CreateAsync).WithName("apps.create");
+        api.MapGet(apps + "/{app}", GetAsync).WithName("apps.get");
+        api.MapPatch(apps + "/{app}", UpdateAsync).WithName("apps.update");
+        api.MapDelete(apps + "/{app}", DeleteAsync).WithName("apps.delete");
+        return api;
+    }
+
+    private static async Task<Resolved<ProjectScope>> ScopeAsync(
+        string team, string project, Permission permission, AccessService access, CancellationToken ct)
+    {
+        var t = await access.TeamAsync(team, Permission.TeamRead, ct);
+        if (t.Problem is { } p) return p;
+        var pr = await access.ProjectAsync(t.Value!, project, permission, ct);
+        if (pr.Problem is { } pp) return pp;
+        return new ProjectScope(t.Value!, pr.Value!);
+    }
+
+    private sealed record ProjectScope(TeamAccess Access, Project Project)
+    {
+        public bool SeesSecrets => Access.Can(Permission.SecretsRead, Project);
+    }
+
+    private static async Task<Results<Ok<Page<AppResponse>>, ProblemHttpResult>> ListAsync(
+        string team, string project, int? limit, string? after, HttpContext http, AccessService access,
+        PlatformDbContext db, IOptions<PlatformOptions> options, CancellationToken ct)
+    {
+        if (Paging.Check(limit) is { } bad) return bad;
+        var s = await ScopeAsync(team, project, Permission.AppRead, access, ct);
+        if (s.Problem is { } p) return p;
+        var scope = s.Value!;
+        var query = db.Apps.AsNoTracking().Where(a => a.ProjectId == scope.Project.Id);
+        if (after is not null) query = query.Where(a => string.Compare(a.Name, after) > 0);
+        var take = Paging.Take(limit);
+        var rows = await query.OrderBy(a => a.Name).Take(take + 1).ToListAsync(ct);
+        var (items, next) = Paging.Split(rows, take, a => a.Name);
+        return TypedResults.Ok(new Page<AppResponse>(
+            items.Select(a => ToResponse(a, scope, http, options.Value)).ToList(), next));
+    }
+
+    private static async Task<Results<Created<AppResponse>, ProblemHttpResult>> CreateAsync(
+        string team, string project, CreateAppRequest body, HttpContext http, AccessService access, PlatformDbContext db,
+        QuotaService quotas, IOptions<PlatformOptions> options, TimeProvider clock, CancellationToken ct)
+    {
+        var s = await ScopeAsync(team, project, Permission.AppWrite, access, ct);
+        if (s.Problem is { } p) return p;
+        var scope = s.Value!;
+
+        var errors = new Problems.Errors().Name("name", body.Name);
+        Validate(errors, body.Image, body.Instances, body.MemoryMiB, body.CpuMillicores, body.Port, body.Env, body.HealthCheckPath);
+        if (errors.Any) return errors.ToProblem();
+
+        var now = clock.GetUtcNow().UtcDateTime;
+        var app = new App
+        {
+            ProjectId = scope.Project.Id,
+            Name = body.Name!,
+            Image = body.Image,
+            Instances = body.Instances ?? DefaultInstances,
+            MemoryMiB = body.MemoryMiB ?? DefaultMemoryMiB,
+            CpuMillicores = body.CpuMillicores ?? DefaultCpuMillicores,
+            Port = body.Port ?? DefaultPort,
+            Env = body.Env?.Where(e => e.Value is not null).ToDictionary(e => e.Key, e => e.Value!) ?? [],
+            HealthCheckPath = body.HealthCheckPath ?? "/",
+            CreatedAt = now,
+            UpdatedAt = now,
+        };
+
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await quotas.LockTeamAsync(scope.Access.Team.Id, ct);
+        if (await db.Apps.AnyAsync(a => a.ProjectId == scope.Project.Id && a.Name == app.Name, ct))
+            return Problems.Conflict("name", $"An app named '{app.Name}' exists in project '{project}'.");
+        var refused = await quotas.AdmitAsync(scope.Access.Team, scope.Project,
+            AppFootprint.Of(app.Instances, app.MemoryMiB, app.CpuMillicores), ct);
+        if (refused.Count > 0) return Problems.QuotaExceeded(refused);
+        db.Apps.Add(app);
+        await db.SaveChangesAsync(ct);
+        await tx.CommitAsync(ct);
+        return TypedResults.Created($"/api/v1/teams/{team}/projects/{project}/apps/{app.Name}",
+            ToResponse(app, scope, http, options.Value));
+    }
+
+    private static async Task<Results<Ok<AppResponse>, ProblemHttpResult>> GetAsync(
+        string team, string project, string app, HttpContext http, AccessService access, PlatformDbContext db,
+        IOptions<PlatformOptions> options, CancellationToken ct)
+    {
+        var s = await ScopeAsync(team, project, Permission.AppRead, access, ct);
+        if (s.Problem is { } p) return p;
+        var a = await FindAsync(db, s.Value!.Project, app, ct);
+        if (a is null) return Problems.NotFound($"App '{app}'");
+        return TypedResults.Ok(ToResponse(a, s.Value, http, options.Value));
+    }
+
+    private static async Task<Results<Ok<AppResponse>, ProblemHttpResult>> UpdateAsync(
+        string team, string project, string app, UpdateAppRequest body, HttpContext http, AccessService access,
+        PlatformDbContext db, QuotaService quotas, IOptions<PlatformOptions> options, TimeProvider clock, CancellationToken ct)
+    {
+        var s = await ScopeAsync(team, project, Permission.AppWrite, access, ct);
+        if (s.Problem is { } p) return p;
+        var scope = s.Value!;
+        var errors = new Problems.Errors();
+        Validate(errors, body.Image, body.Instances, body.MemoryMiB, body.CpuMillicores, body.Port, body.Env, body.HealthCheckPath);
+        if (errors.Any) return errors.ToProblem();
+
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await quotas.LockTeamAsync(scope.Access.Team.Id, ct);
+        var a = await FindAsync(db, scope.Project, app, ct);
+        if (a is null) return Problems.NotFound($"App '{app}'");
+
+        var before = AppFootprint.Of(a.Instances, a.MemoryMiB, a.CpuMillicores);
+        var after = AppFootprint.Of(body.Instances ?? a.Instances, body.MemoryMiB ?? a.MemoryMiB, body.CpuMillicores ?? a.CpuMillicores);
+        var refused = await quotas.AdmitAsync(scope.Access.Team, scope.Project, after - before, ct);
+        if (refused.Count > 0) return Problems.QuotaExceeded(refused);
+
+        if (body.Image is not null) a.Image = body.Image;
+        a.Instances = body.Instances ?? a.Instances;
+        a.MemoryMiB = body.MemoryMiB ?? a.MemoryMiB;
+        a.CpuMillicores = body.CpuMillicores ?? a.CpuMillicores;
+        a.Port = body.Port ?? a.Port;
+        a.HealthCheckPath = body.HealthCheckPath ?? a.HealthCheckPath;
+        if (body.Env is not null)
+        {
+            // JSON merge-patch: a null value removes the variable, any other value sets it.
+            var env = new Dictionary<string, string>(a.Env);
+            foreach (var (k, v) in body.Env)
+                if (v is null) env.Remove(k); else env[k] = v;
+            if (env.Count > Quantities.MaxEnvEntries)
+                return Problems.Validation("env", $"must have at most {Quantities.MaxEnvEntries} variables.");
+            a.Env = env;
+        }
+        a.UpdatedAt = clock.GetUtcNow().UtcDateTime;
+        await db.SaveChangesAsync(ct);
+        await tx.CommitAsync(ct);
+        return TypedResults.Ok(ToResponse(a, scope, http, options.Value));
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
+        string team, string project, string app, AccessService access, PlatformDbContext db, CancellationToken ct)
+    {
+        var s = await ScopeAsync(team, project, Permission.AppWrite, access, ct);
+        if (s.Problem is { } p) return p;
+        var deleted = await db.Apps.Where(a => a.ProjectId == s.Value!.Project.Id && a.Name == app).ExecuteDeleteAsync(ct);
+        return deleted == 0 ? Problems.NotFound($"App '{app}'") : TypedResults.NoContent();
+    }
+
+    private static Task<App?> FindAsync(PlatformDbContext db, Project project, string app, CancellationToken ct) =>
+        Names.IsDns1123Label(app)
+            ? db.Apps.FirstOrDefaultAsync(a => a.ProjectId == project.Id && a.Name == app, ct)
+            : Task.FromResult<App?>(null);
+
+    [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]*$")]
+    private static partial Regex EnvName();
+
+    // An image reference: [registry[:port]/]path[:tag][@digest], lower-case path components.
+    [GeneratedRegex(@"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$")]
+    private static partial Regex ImageReference();
+
+    private static void Validate(Problems.Errors errors, string? image, int? instances, int? memoryMiB, int? cpu, int? port,
+        Dictionary<string, string?>? env, string? healthCheckPath)
+    {
+        if (image is not null && (image.Length > 512 || !ImageReference().IsMatch(image)))
+            errors.Add("image", "must be an image reference such as 'team/project/app:tag' or 'registry:5000/name@sha256:…' (at most 512 characters).");
+        errors.Range("instances", instances, 0, Quantities.MaxInstances)
+            .Range("memoryMiB", memoryMiB, Quantities.MinMemoryMiB, Quantities.MaxMemoryMiB)
+            .Range("cpuMillicores", cpu, Quantities.MinCpuMillicores, Quantities.MaxCpuMillicores)
+            .Range("port", port, Quantities.MinPort, Quantities.MaxPort);
+        if (env is not null)
+        {
+            if (env.Count > Quantities.MaxEnvEntries)
+                errors.Add("env", $"must have at most {Quantities.MaxEnvEntries} variables.");
+            foreach (var (k, v) in env.Take(Quantities.MaxEnvEntries + 1))
+            {
+                if (k.Length > 256 || !EnvName().IsMatch(k))
+                    errors.Add("env", $"'{Printable(k)}' is not a variable name (letters, digits and '_', not starting with a digit).");
+                else if (k == "PORT")
+                    errors.Add("env." + k, "is set by the platform from 'port'.");
+                else if (v is { } value && (value.Length > Quantities.MaxEnvValueLength || value.Contains('\0')))
+                    errors.Add("env." + k, $"must be at most {Quantities.MaxEnvValueLength} characters with no NUL.");
+            }
+        }
+        if (healthCheckPath is not null &&
+            (healthCheckPath.Length > Quantities.MaxHealthCheckPathLength || !healthCheckPath.StartsWith('/') || healthCheckPath.Any(char.IsControl) || healthCheckPath.Contains(' ')))
+            errors.Add("healthCheckPath", $"must be a URL path starting with '/', without spaces or control characters, at most {Quantities.MaxHealthCheckPathLength} characters.");
+    }
+
+    private static string Printable(string s)
+    {
+        var cut = s.Length > 40 ? s[..40] + "…" : s;
+        return new string(cut.Select(c => char.IsControl(c) ? '?' : c).ToArray());
+    }
+
+    private static AppResponse ToResponse(App a, ProjectScope scope, HttpContext http, PlatformOptions options)
+    {
+        var team = scope.Access.Team.Name;
+        var project = scope.Project.Name;
+        var ingress = new Uri(options.Ingress.Url);
+        var url = $"{ingress.Scheme}://{a.Name}-{project}-{team}.{options.Ingress.Domain}{(ingress.IsDefaultPort ? "" : ":" + ingress.Port)}";
+        var gitUrl = a.Image is null ? $"{http.Request.Scheme}://{http.Request.Host}/git/{team}/{project}/{a.Name}.git" : null;
+        var env = scope.SeesSecrets ? a.Env : a.Env.ToDictionary(e => e.Key, _ => Masked);
+        return new AppResponse(a.Name, project, team, a.Image, a.Instances, a.MemoryMiB, a.CpuMillicores, a.Port,
+            env, a.HealthCheckPath, url, gitUrl, a.CreatedAt, a.UpdatedAt);
+    }
+}

@@ -1,0 +1,95 @@
+using System.Diagnostics.Metrics;
+using Microsoft.EntityFrameworkCore;
+using Platform.Api.Access;
+using Platform.Data;
+
+namespace Platform.Api.Audit;
+
+/// <summary>
+/// Records every attempted change (who, what, target, when, outcome) after its handler ran, for all
+/// mutating endpoints at once, so that no new endpoint can forget it. Reads are not recorded.
+/// </summary>
+public sealed class AuditFilter(PlatformDbContext db, TimeProvider clock, ILogger<AuditFilter> log) : IEndpointFilter
+{
+    private static readonly Meter Meter = new("Platform.Api");
+    private static readonly Counter<long> Changes = Meter.CreateCounter<long>("platform.audit.events", description: "Changes attempted through the REST API, by outcome");
+
+    public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        var http = context.HttpContext;
+        if (HttpMethods.IsGet(http.Request.Method) || HttpMethods.IsHead(http.Request.Method))
+            return await next(context);
+
+        object? result;
+        int status;
+        try
+        {
+            result = await next(context);
+            status = StatusOf(result) ?? http.Response.StatusCode;
+        }
+        catch
+        {
+            await RecordAsync(http, 500);
+            throw;
+        }
+        await RecordAsync(http, status);
+        return result;
+    }
+
+    private async Task RecordAsync(HttpContext http, int status)
+    {
+        var caller = http.Items[AccessService.CallerItem] as Caller;
+        var teamName = http.GetRouteValue("team") as string;
+        var outcome = status switch
+        {
+            < 400 => "success",
+            401 or 403 or 404 => "denied",
+            < 500 => "rejected",
+            _ => "error",
+        };
+        try
+        {
+            // A fresh context: the handler's may hold a failed change that must not be saved now.
+            db.ChangeTracker.Clear();
+            Guid? teamId = teamName is null ? null
+                : await db.Teams.Where(t => t.Name == teamName).Select(t => (Guid?)t.Id).FirstOrDefaultAsync(CancellationToken.None);
+            db.AuditEvents.Add(new AuditEvent
+            {
+                At = clock.GetUtcNow().UtcDateTime,
+                ActorId = caller?.UserId,
+                ActorEmail = caller?.Email,
+                Action = ActionName(http),
+                TeamId = teamId,
+                Target = Truncate(http.Request.Path.Value ?? "", 400),
+                Outcome = outcome,
+                Status = status,
+            });
+            await db.SaveChangesAsync(CancellationToken.None);
+            Changes.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
+        }
+        catch (Exception e) when (e is DbUpdateException or InvalidOperationException)
+        {
+            AuditLog.Failed(log, e, ActionName(http));
+        }
+    }
+
+    /// <summary>The status a typed result will write, looking through <c>Results&lt;…&gt;</c> unions.</summary>
+    private static int? StatusOf(object? result) => result switch
+    {
+        INestedHttpResult nested => StatusOf(nested.Result),
+        IStatusCodeHttpResult { StatusCode: { } s } => s,
+        _ => null,
+    };
+
+    private static string ActionName(HttpContext http) =>
+        http.GetEndpoint()?.Metadata.GetMetadata<IEndpointNameMetadata>()?.EndpointName
+        ?? $"{http.Request.Method} {http.Request.Path}";
+
+    private static string Truncate(string s, int max) => s.Length <= max ? s : s[..max];
+}
+
+internal static partial class AuditLog
+{
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Error, Message = "Could not record the audit event of {Action}")]
+    public static partial void Failed(ILogger logger, Exception exception, string action);
+}

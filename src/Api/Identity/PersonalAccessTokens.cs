@@ -1,0 +1,106 @@
+using System.Security.Claims;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Encodings.Web;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Platform.Data;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+
+namespace Platform.Api.Identity;
+
+/// <summary>
+/// Personal access tokens: 256 random bits behind a recognisable prefix, stored only as a SHA-256
+/// hash (a slow hash buys nothing against 256-bit secrets and would cost on every request).
+/// </summary>
+public static class TokenSecrets
+{
+    public const string PatPrefix = "plat_";
+    public const string JoinPrefix = "platjoin_";
+
+    public static string NewSecret(string prefix) =>
+        prefix + Base64UrlEncode(RandomNumberGenerator.GetBytes(32));
+
+    public static string Hash(string token) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
+
+    public static bool LooksLikePat(string? value) =>
+        value is { Length: > 20 } && value.StartsWith(PatPrefix, StringComparison.Ordinal);
+
+    private static string Base64UrlEncode(byte[] bytes) =>
+        Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+}
+
+/// <summary>
+/// Accepts a personal access token as <c>Authorization: Bearer plat_…</c> or as the password of HTTP
+/// Basic (any user name), as git and docker clients send it. Expired or revoked tokens are refused.
+/// </summary>
+public sealed class PatAuthenticationHandler(
+    IOptionsMonitor<AuthenticationSchemeOptions> options,
+    ILoggerFactory logger,
+    UrlEncoder encoder,
+    PlatformDbContext db,
+    TimeProvider clock)
+    : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+{
+    public const string SchemeName = "PersonalAccessToken";
+
+    /// <summary>Last-used times are written at most this often per token, not on every request.</summary>
+    private static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
+
+    protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        var token = ReadToken(Request.Headers.Authorization.ToString());
+        if (token is null)
+            return AuthenticateResult.NoResult();
+
+        var hash = TokenSecrets.Hash(token);
+        var now = clock.GetUtcNow().UtcDateTime;
+        var pat = await db.PersonalAccessTokens.AsNoTracking()
+            .Where(t => t.Hash == hash)
+            .Select(t => new { t.Id, t.UserId, t.ExpiresAt, t.RevokedAt, t.LastUsedAt })
+            .FirstOrDefaultAsync(Context.RequestAborted);
+        if (pat is null || pat.RevokedAt is not null || pat.ExpiresAt <= now)
+            return AuthenticateResult.Fail("The personal access token is unknown, expired or revoked.");
+
+        if (pat.LastUsedAt is null || now - pat.LastUsedAt > LastUsedResolution)
+            await db.PersonalAccessTokens.Where(t => t.Id == pat.Id)
+                .ExecuteUpdateAsync(s => s.SetProperty(t => t.LastUsedAt, now), Context.RequestAborted);
+
+        var identity = new ClaimsIdentity(SchemeName, Claims.Name, Claims.Role);
+        identity.AddClaim(new Claim(Claims.Subject, pat.UserId));
+        identity.AddClaim(new Claim("pat_id", pat.Id.ToString()));
+        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
+    }
+
+    /// <summary>A token from Bearer or from Basic's password; null when the header carries none.</summary>
+    public static string? ReadToken(string header)
+    {
+        if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            var value = header[7..].Trim();
+            return TokenSecrets.LooksLikePat(value) ? value : null;
+        }
+        if (header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
+        {
+            try
+            {
+                var decoded = Encoding.UTF8.GetString(Convert.FromBase64String(header[6..].Trim()));
+                var colon = decoded.IndexOf(':');
+                return colon >= 0 ? decoded[(colon + 1)..] : null;
+            }
+            catch (FormatException)
+            {
+                return null;
+            }
+        }
+        return null;
+    }
+
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        Response.StatusCode = StatusCodes.Status401Unauthorized;
+        return Task.CompletedTask;
+    }
+}

@@ -1,0 +1,106 @@
+using Microsoft.Extensions.Options;
+
+namespace Platform.Api.Infrastructure;
+
+/// <summary>The <c>Platform</c> configuration section (DESIGN.md, "Contract").</summary>
+public sealed class PlatformOptions
+{
+    public const string Section = "Platform";
+
+    /// <summary>Where the SQLite file, keys, registry blobs, git repositories and caches live.</summary>
+    public string DataDir { get; set; } = "./data";
+
+    public DatabaseOptions Database { get; set; } = new();
+    public BootstrapOptions Bootstrap { get; set; } = new();
+    public IngressOptions Ingress { get; set; } = new();
+    public PortalOptions Portal { get; set; } = new();
+    public QuotaDefaults Quotas { get; set; } = new();
+    public HousekeepingOptions Housekeeping { get; set; } = new();
+
+    /// <summary>Largest JSON body the REST API accepts, in bytes.</summary>
+    public long MaxRequestBodyBytes { get; set; } = 64 * 1024;
+
+    /// <summary>Lifetime of OIDC access tokens.</summary>
+    public TimeSpan AccessTokenLifetime { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Longest a personal access token may live.</summary>
+    public int MaxTokenLifetimeDays { get; set; } = 366;
+
+    public string FullDataDir => Path.GetFullPath(DataDir);
+}
+
+public enum DatabaseProvider { Sqlite, Postgres }
+
+public sealed class DatabaseOptions
+{
+    public DatabaseProvider Provider { get; set; } = DatabaseProvider.Sqlite;
+}
+
+public sealed class BootstrapOptions
+{
+    /// <summary>The first platform admin, created at start when no user exists.</summary>
+    public string? AdminEmail { get; set; }
+    public string? AdminPassword { get; set; }
+    /// <summary>An optional personal access token for that admin (automation): "plat_" and at least 27 more characters.</summary>
+    public string? AdminToken { get; set; }
+}
+
+public sealed class IngressOptions
+{
+    public string Domain { get; set; } = "apps.localhost";
+    public string Url { get; set; } = "http://127.0.0.1:8080";
+}
+
+public sealed class PortalOptions
+{
+    /// <summary>Base URL of the Portal; its OIDC redirect URIs are registered under it.</summary>
+    public string Url { get; set; } = "http://localhost:5000";
+}
+
+/// <summary>The quota a new team gets until a platform admin sets its own.</summary>
+public sealed class QuotaDefaults
+{
+    public long MemoryMiB { get; set; } = 4096;
+    public long CpuMillicores { get; set; } = 4000;
+    public long Instances { get; set; } = 10;
+    public long Apps { get; set; } = 10;
+    public long Projects { get; set; } = 5;
+    public long RegistryGiB { get; set; } = 10;
+    public long ConcurrentBuilds { get; set; } = 2;
+}
+
+public sealed class HousekeepingOptions
+{
+    /// <summary>Audit events older than this are deleted by the housekeeping job.</summary>
+    public int AuditRetentionDays { get; set; } = 365;
+    /// <summary>Cron expression of the housekeeping job (UTC).</summary>
+    public string Schedule { get; set; } = "17 3 * * *";
+}
+
+/// <summary>Bad configuration fails at boot with every problem listed, not at first use.</summary>
+public sealed class PlatformOptionsValidator : IValidateOptions<PlatformOptions>
+{
+    public ValidateOptionsResult Validate(string? name, PlatformOptions o)
+    {
+        var errors = new List<string>();
+        if (string.IsNullOrWhiteSpace(o.DataDir))
+            errors.Add("Platform:DataDir must be set.");
+        if (!Uri.TryCreate(o.Ingress.Url, UriKind.Absolute, out _))
+            errors.Add($"Platform:Ingress:Url '{o.Ingress.Url}' is not an absolute URL.");
+        if (!Uri.TryCreate(o.Portal.Url, UriKind.Absolute, out _))
+            errors.Add($"Platform:Portal:Url '{o.Portal.Url}' is not an absolute URL.");
+        if (string.IsNullOrWhiteSpace(o.Ingress.Domain))
+            errors.Add("Platform:Ingress:Domain must be set.");
+        if (o.Bootstrap.AdminEmail is not null && string.IsNullOrWhiteSpace(o.Bootstrap.AdminPassword))
+            errors.Add("Platform:Bootstrap:AdminPassword must be set with Platform:Bootstrap:AdminEmail.");
+        if (o.Bootstrap.AdminToken is { } t && (t.Length < 32 || !t.StartsWith("plat_", StringComparison.Ordinal)))
+            errors.Add("Platform:Bootstrap:AdminToken must start with 'plat_' and be at least 32 characters.");
+        if (o.MaxRequestBodyBytes is < 1024 or > 16 * 1024 * 1024)
+            errors.Add("Platform:MaxRequestBodyBytes must be between 1 KiB and 16 MiB.");
+        if (o.Housekeeping.AuditRetentionDays < 1)
+            errors.Add("Platform:Housekeeping:AuditRetentionDays must be at least 1.");
+        if (o.AccessTokenLifetime <= TimeSpan.Zero)
+            errors.Add("Platform:AccessTokenLifetime must be positive.");
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}

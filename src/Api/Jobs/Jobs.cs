@@ -1,0 +1,117 @@
+using Hangfire;
+using Hangfire.Dashboard;
+using Hangfire.PostgreSql;
+using Hangfire.Storage.SQLite;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Platform.Api.Identity;
+using Platform.Api.Infrastructure;
+using Platform.Data;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+
+namespace Platform.Api.Jobs;
+
+public static class Jobs
+{
+    public const string HousekeepingJobId = "housekeeping";
+
+    /// <summary>
+    /// Hangfire with durable storage: SQLite under the data folder by default (one SQLitePCLRaw and
+    /// one native library shared with EF Core, see Directory.Packages.props), PostgreSQL with
+    /// PostgreSQL, so any replica (or a dedicated worker) takes queued jobs.
+    /// </summary>
+    public static IHostApplicationBuilder AddPlatformJobs(this IHostApplicationBuilder builder, PlatformOptions options)
+    {
+        var connectionString = Database.ConnectionString(builder.Configuration, options);
+        builder.Services.AddHangfire(c =>
+        {
+            c.SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
+                .UseSimpleAssemblyNameTypeSerializer()
+                .UseRecommendedSerializerSettings();
+            if (options.Database.Provider == DatabaseProvider.Postgres)
+                c.UsePostgreSqlStorage(o => o.UseNpgsqlConnection(connectionString),
+                    new PostgreSqlStorageOptions { SchemaName = "hangfire", PrepareSchemaIfNecessary = true });
+            else
+                c.UseSQLiteStorage(Path.Combine(options.FullDataDir, "jobs.db"), new SQLiteStorageOptions());
+        });
+        builder.Services.AddHangfireServer(o =>
+        {
+            o.WorkerCount = Math.Max(2, Environment.ProcessorCount);
+            o.Queues = ["default"];
+            o.ServerName = $"{Environment.MachineName}:{Environment.ProcessId}";
+        });
+        builder.Services.AddScoped<Housekeeping>();
+        return builder;
+    }
+
+    public static WebApplication UsePlatformJobs(this WebApplication app)
+    {
+        var options = app.Services.GetRequiredService<IOptions<PlatformOptions>>().Value;
+        app.Services.GetRequiredService<IRecurringJobManager>().AddOrUpdate<Housekeeping>(
+            HousekeepingJobId, j => j.RunAsync(CancellationToken.None), options.Housekeeping.Schedule);
+        app.UseHangfireDashboard("/hangfire", new DashboardOptions
+        {
+            Authorization = [],
+            AsyncAuthorization = [new PlatformAdminDashboardFilter()],
+            DashboardTitle = "Platform jobs",
+            DisplayStorageConnectionString = false,
+        });
+        return app;
+    }
+
+    /// <summary>The dashboard is for platform admins: signed in through the login page (cookie) or with a token.</summary>
+    private sealed class PlatformAdminDashboardFilter : IDashboardAsyncAuthorizationFilter
+    {
+        public async Task<bool> AuthorizeAsync(DashboardContext context)
+        {
+            var http = context.GetHttpContext();
+            foreach (var scheme in new[] { IdentityConstants.ApplicationScheme, IdentitySetup.ApiScheme })
+            {
+                var result = await http.AuthenticateAsync(scheme);
+                if (result.Principal?.FindFirst(Claims.Subject)?.Value is not { } subject)
+                    continue;
+                http.User = result.Principal;
+                var db = http.RequestServices.GetRequiredService<PlatformDbContext>();
+                return await db.Users.AnyAsync(u => u.Id == subject && u.IsPlatformAdmin);
+            }
+            return false;
+        }
+    }
+}
+
+/// <summary>
+/// The recurring clean-up: spent or expired tokens, OpenIddict's expired tokens and authorisations,
+/// and audit events past their retention. Idempotent: running it twice deletes nothing more.
+/// </summary>
+public sealed partial class Housekeeping(
+    PlatformDbContext db, OpenIddict.Abstractions.IOpenIddictTokenManager tokens,
+    OpenIddict.Abstractions.IOpenIddictAuthorizationManager authorizations,
+    IOptions<PlatformOptions> options, TimeProvider clock, ILogger<Housekeeping> log)
+{
+    public sealed record Report(int PersonalAccessTokens, int JoinTokens, long OidcTokens, long OidcAuthorizations, int AuditEvents);
+
+    [AutomaticRetry(Attempts = 3)]
+    public async Task<Report> RunAsync(CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        var utc = now.UtcDateTime;
+        // Expired or revoked tokens stay listed for a week so their owners can see what happened.
+        var grace = utc.AddDays(-7);
+        var pats = await db.PersonalAccessTokens
+            .Where(t => t.ExpiresAt < grace || (t.RevokedAt != null && t.RevokedAt < grace)).ExecuteDeleteAsync(ct);
+        var joins = await db.NodeJoinTokens.Where(t => t.ExpiresAt < utc).ExecuteDeleteAsync(ct);
+        var oidcTokens = await tokens.PruneAsync(now.AddDays(-14), ct);
+        var oidcAuthorizations = await authorizations.PruneAsync(now.AddDays(-14), ct);
+        var cutoff = utc.AddDays(-options.Value.Housekeeping.AuditRetentionDays);
+        var audit = await db.AuditEvents.Where(e => e.At < cutoff).ExecuteDeleteAsync(ct);
+        var report = new Report(pats, joins, oidcTokens, oidcAuthorizations, audit);
+        LogRan(log, pats, joins, oidcTokens, oidcAuthorizations, audit);
+        return report;
+    }
+
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Information,
+        Message = "Housekeeping removed {Pats} personal access tokens, {Joins} join tokens, {OidcTokens} OIDC tokens, {OidcAuthorizations} OIDC authorisations, {Audit} audit events")]
+    private static partial void LogRan(ILogger logger, int pats, int joins, long oidcTokens, long oidcAuthorizations, int audit);
+}

@@ -1,0 +1,138 @@
+using Microsoft.AspNetCore.Identity;
+using Platform.Contracts;
+
+namespace Platform.Data;
+
+// Entities never cross the wire: the Api maps them to Platform.Contracts records.
+// Times are UTC DateTime (SQLite orders them as ISO strings; PostgreSQL stores timestamptz).
+
+public sealed class PlatformUser : IdentityUser
+{
+    public bool IsPlatformAdmin { get; set; }
+    public DateTime CreatedAt { get; set; }
+}
+
+public sealed class Team
+{
+    public Guid Id { get; set; }
+    public required string Name { get; set; }
+    public DateTime CreatedAt { get; set; }
+    public TeamQuota Quota { get; set; } = new();
+
+    /// <summary>
+    /// Bumped by every admission (app create/scale/resize, project create, project quota change) so
+    /// that concurrent admissions in one team serialise on this row, on any number of Api replicas.
+    /// </summary>
+    public long AdmissionRevision { get; set; }
+}
+
+/// <summary>A team's limits, set by platform admins.</summary>
+public sealed class TeamQuota
+{
+    public long MemoryMiB { get; set; }
+    public long CpuMillicores { get; set; }
+    public long Instances { get; set; }
+    public long Apps { get; set; }
+    public long Projects { get; set; }
+    public long RegistryGiB { get; set; }
+    public long ConcurrentBuilds { get; set; }
+}
+
+public sealed class Project
+{
+    public Guid Id { get; set; }
+    public Guid TeamId { get; set; }
+    public Team? Team { get; set; }
+    public required string Name { get; set; }
+    public DateTime CreatedAt { get; set; }
+    public ProjectQuota Quota { get; set; } = new();
+}
+
+/// <summary>A project's share of its team's quota; null dimensions are bounded by the team only.</summary>
+public sealed class ProjectQuota
+{
+    public long? MemoryMiB { get; set; }
+    public long? CpuMillicores { get; set; }
+    public long? Instances { get; set; }
+    public long? Apps { get; set; }
+}
+
+/// <summary>A role on a whole team (ProjectId null) or on one project of it.</summary>
+public sealed class Membership
+{
+    public Guid Id { get; set; }
+    public required string UserId { get; set; }
+    public PlatformUser? User { get; set; }
+    public Guid TeamId { get; set; }
+    public Team? Team { get; set; }
+    public Guid? ProjectId { get; set; }
+    public Project? Project { get; set; }
+    public Role Role { get; set; }
+    public DateTime CreatedAt { get; set; }
+}
+
+public sealed class App
+{
+    public Guid Id { get; set; }
+    public Guid ProjectId { get; set; }
+    public Project? Project { get; set; }
+    public required string Name { get; set; }
+    public string? Image { get; set; }
+    public int Instances { get; set; }
+    public int MemoryMiB { get; set; }
+    public int CpuMillicores { get; set; }
+    public int Port { get; set; }
+    public Dictionary<string, string> Env { get; set; } = [];
+    public string HealthCheckPath { get; set; } = "/";
+    public DateTime CreatedAt { get; set; }
+    public DateTime UpdatedAt { get; set; }
+}
+
+public sealed class PersonalAccessToken
+{
+    public Guid Id { get; set; }
+    public required string UserId { get; set; }
+    public PlatformUser? User { get; set; }
+    public required string Name { get; set; }
+    /// <summary>The first characters of the token, shown in lists so a person can tell tokens apart.</summary>
+    public required string Prefix { get; set; }
+    /// <summary>SHA-256 of the whole token (tokens are 256-bit random, so a fast hash is enough).</summary>
+    public required string Hash { get; set; }
+    public DateTime CreatedAt { get; set; }
+    public DateTime ExpiresAt { get; set; }
+    public DateTime? RevokedAt { get; set; }
+    public DateTime? LastUsedAt { get; set; }
+}
+
+public sealed class NodeJoinToken
+{
+    public Guid Id { get; set; }
+    public required string Hash { get; set; }
+    public required string CreatedBy { get; set; }
+    public DateTime CreatedAt { get; set; }
+    public DateTime ExpiresAt { get; set; }
+    public DateTime? UsedAt { get; set; }
+    public string? UsedByNode { get; set; }
+}
+
+public sealed class Node
+{
+    public Guid Id { get; set; }
+    public required string Name { get; set; }
+    public required string ClientId { get; set; }
+    public DateTime JoinedAt { get; set; }
+    public DateTime? LastHeartbeatAt { get; set; }
+}
+
+public sealed class AuditEvent
+{
+    public long Id { get; set; }
+    public DateTime At { get; set; }
+    public string? ActorId { get; set; }
+    public string? ActorEmail { get; set; }
+    public required string Action { get; set; }
+    public Guid? TeamId { get; set; }
+    public required string Target { get; set; }
+    public required string Outcome { get; set; }
+    public int Status { get; set; }
+}
