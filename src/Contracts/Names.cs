@@ -10,7 +10,7 @@ public static partial class Names
 {
     public const int MaxLabelLength = 63;
 
-    [GeneratedRegex("^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^[a-z0-9]([a-z0-9-]*[a-z0-9])?\\z", RegexOptions.CultureInvariant)]
     private static partial Regex Dns1123Label();
 
     public static bool IsDns1123Label(string? value) =>

@@ -11,6 +11,9 @@ namespace Platform.Api.Audit;
 /// </summary>
 public sealed class AuditFilter(PlatformDbContext db, TimeProvider clock, ILogger<AuditFilter> log) : IEndpointFilter
 {
+    /// <summary>Set by a handler whose team is not in its route (team creation) to file the event under it.</summary>
+    public const string TeamItem = "platform.audit.team";
+
     private static readonly Meter Meter = new("Platform.Api");
     private static readonly Counter<long> Changes = Meter.CreateCounter<long>("platform.audit.events", description: "Changes attempted through the REST API, by outcome");
 
@@ -39,7 +42,7 @@ public sealed class AuditFilter(PlatformDbContext db, TimeProvider clock, ILogge
     private async Task RecordAsync(HttpContext http, int status)
     {
         var caller = http.Items[AccessService.CallerItem] as Caller;
-        var teamName = http.GetRouteValue("team") as string;
+        var teamName = http.GetRouteValue("team") as string ?? http.Items[TeamItem] as string;
         var outcome = status switch
         {
             < 400 => "success",

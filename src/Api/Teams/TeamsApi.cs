@@ -47,7 +47,7 @@ public static class TeamsApi
     }
 
     private static async Task<Results<Created<TeamResponse>, ProblemHttpResult>> CreateAsync(
-        CreateTeamRequest body, AccessService access, PlatformDbContext db, QuotaService quotas,
+        CreateTeamRequest body, HttpContext http, AccessService access, PlatformDbContext db, QuotaService quotas,
         IOptions<PlatformOptions> options, TimeProvider clock, CancellationToken ct)
     {
         var caller = access.Caller;
@@ -73,6 +73,7 @@ public static class TeamsApi
         // The creator owns the team, so it shows on their dashboard and has someone to manage it.
         db.Memberships.Add(new Membership { UserId = caller.UserId, TeamId = team.Id, Role = Role.Owner, CreatedAt = now });
         await db.SaveChangesAsync(ct);
+        http.Items[Audit.AuditFilter.TeamItem] = team.Name;
         return TypedResults.Created($"/api/v1/teams/{team.Name}",
             new TeamResponse(team.Name, team.CreatedAt, Role.Owner.ToWire(), await quotas.TeamReportAsync(team, ct)));
     }

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs every test of Platform: installs what the tests need, starts a throwaway PostgreSQL,
+# builds once, runs all test projects, and ends with the line "N passed, N failed".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+WORK=${PLATFORM_TEST_WORK:-$ROOT/.test-run}
+PG_BIN=/usr/lib/postgresql/15/bin
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+# --- prerequisites (Debian 12) -------------------------------------------------------------
+need=()
+[ -x "$PG_BIN/initdb" ] || need+=(postgresql)
+command -v git >/dev/null || need+=(git)
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing ${need[*]}"
+  if [ "$(id -u)" -ne 0 ]; then echo "installing ${need[*]} needs root (apt-get)"; exit 1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  # The tests start their own server; the packaged cluster is not needed.
+  systemctl disable --now postgresql >/dev/null 2>&1 || true
+fi
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+dotnet tool restore >/dev/null
+
+# --- a throwaway PostgreSQL on loopback ------------------------------------------------------
+rm -rf "$WORK" && mkdir -p "$WORK"
+PGDATA=$WORK/pg
+PGPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 55432)
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+mkdir -p "$PGDATA"
+[ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$WORK" && chmod 0755 "$WORK"
+stop_pg() { as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true; }
+trap stop_pg EXIT
+log "starting PostgreSQL 15 on 127.0.0.1:$PGPORT"
+as_pg "$PG_BIN/initdb" -D "$PGDATA" -U postgres -A trust --no-sync >/dev/null
+as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -w -l "$PGDATA/server.log" \
+  -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $PGDATA -c fsync=off -c max_connections=300" start >/dev/null
+export PLATFORM_TEST_POSTGRES="Host=127.0.0.1;Port=$PGPORT;Username=postgres;Database=postgres;Maximum Pool Size=50"
+
+# --- build once, then every test project ----------------------------------------------------
+log "building"
+dotnet build Platform.sln -c Release -nologo -v q -clp:ErrorsOnly
+log "testing"
+set +e
+dotnet test Platform.sln -c Release --no-build -nologo -v q \
+  --results-directory "$WORK/results" --logger "trx" 2>&1 | tee "$WORK/test.log"
+status=${PIPESTATUS[0]}
+set -e
+
+passed=0; failed=0
+while read -r f p; do passed=$((passed + p)); failed=$((failed + f)); done < <(
+  sed -nE 's/.*(Passed|Failed)! +- Failed: +([0-9]+), Passed: +([0-9]+).*/\2 \3/p' "$WORK/test.log")
+projects=$(find tests -name '*.Tests.csproj' -o -name 'Platform.UnitTests.csproj' | wc -l)
+reported=$(grep -cE '(Passed|Failed)! +- Failed:' "$WORK/test.log" || true)
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi           # a crash with no summary still fails
+if [ "$reported" -lt "$projects" ]; then failed=$((failed + projects - reported)); fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
