@@ -64,6 +64,8 @@ public static class IdentitySetup
                     .SetUserInfoEndpointUris("connect/userinfo")
                     .SetRevocationEndpointUris("connect/revoke")
                     .SetIntrospectionEndpointUris("connect/introspect");
+                if (options.PublicUrl is { } publicUrl)
+                    o.SetIssuer(new Uri(publicUrl));
                 o.AllowAuthorizationCodeFlow().RequireProofKeyForCodeExchange()
                     .AllowRefreshTokenFlow()
                     .AllowPasswordFlow()

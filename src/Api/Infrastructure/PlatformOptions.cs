@@ -17,6 +17,12 @@ public sealed class PlatformOptions
     public QuotaDefaults Quotas { get; set; } = new();
     public HousekeepingOptions Housekeeping { get; set; } = new();
 
+    /// <summary>
+    /// The Api's public base URL, used as the OIDC issuer. Set it when the Api runs behind a load
+    /// balancer or on several replicas so tokens name one issuer; unset, the request's URL is used.
+    /// </summary>
+    public string? PublicUrl { get; set; }
+
     /// <summary>Largest JSON body the REST API accepts, in bytes.</summary>
     public long MaxRequestBodyBytes { get; set; } = 64 * 1024;
 
@@ -89,6 +95,8 @@ public sealed class PlatformOptionsValidator : IValidateOptions<PlatformOptions>
             errors.Add($"Platform:Ingress:Url '{o.Ingress.Url}' is not an absolute URL.");
         if (!Uri.TryCreate(o.Portal.Url, UriKind.Absolute, out _))
             errors.Add($"Platform:Portal:Url '{o.Portal.Url}' is not an absolute URL.");
+        if (o.PublicUrl is not null && !Uri.TryCreate(o.PublicUrl, UriKind.Absolute, out _))
+            errors.Add($"Platform:PublicUrl '{o.PublicUrl}' is not an absolute URL.");
         if (string.IsNullOrWhiteSpace(o.Ingress.Domain))
             errors.Add("Platform:Ingress:Domain must be set.");
         if (o.Bootstrap.AdminEmail is not null && string.IsNullOrWhiteSpace(o.Bootstrap.AdminPassword))

@@ -17,6 +17,8 @@ public static class Jobs
 {
     public const string HousekeepingJobId = "housekeeping";
 
+    private static readonly PostgreSqlStorageOptions PostgresOptions = new() { SchemaName = "hangfire", PrepareSchemaIfNecessary = true, QueuePollInterval = TimeSpan.FromSeconds(1) };
+
     /// <summary>
     /// Hangfire with durable storage: SQLite under the data folder by default (one SQLitePCLRaw and
     /// one native library shared with EF Core, see Directory.Packages.props), PostgreSQL with
@@ -25,17 +27,15 @@ public static class Jobs
     public static IHostApplicationBuilder AddPlatformJobs(this IHostApplicationBuilder builder, PlatformOptions options)
     {
         var connectionString = Database.ConnectionString(builder.Configuration, options);
-        builder.Services.AddHangfire(c =>
-        {
-            c.SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
-                .UseSimpleAssemblyNameTypeSerializer()
-                .UseRecommendedSerializerSettings();
-            if (options.Database.Provider == DatabaseProvider.Postgres)
-                c.UsePostgreSqlStorage(o => o.UseNpgsqlConnection(connectionString),
-                    new PostgreSqlStorageOptions { SchemaName = "hangfire", PrepareSchemaIfNecessary = true });
-            else
-                c.UseSQLiteStorage(Path.Combine(options.FullDataDir, "jobs.db"), new SQLiteStorageOptions());
-        });
+        // The storage is this host's own singleton, never the process-wide JobStorage.Current, so that
+        // several hosts in one process (tests, a worker beside an Api) cannot take each other's jobs.
+        builder.Services.AddSingleton<JobStorage>(_ => options.Database.Provider == DatabaseProvider.Postgres
+            ? NewPostgresStorage(connectionString)
+            : new SQLiteStorage(Path.Combine(options.FullDataDir, "jobs.db"), new SQLiteStorageOptions { QueuePollInterval = TimeSpan.FromSeconds(1) }));
+        builder.Services.AddHangfire(c => c
+            .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
+            .UseSimpleAssemblyNameTypeSerializer()
+            .UseRecommendedSerializerSettings());
         builder.Services.AddHangfireServer(o =>
         {
             o.WorkerCount = Math.Max(2, Environment.ProcessorCount);
@@ -45,6 +45,10 @@ public static class Jobs
         builder.Services.AddScoped<Housekeeping>();
         return builder;
     }
+
+#pragma warning disable CS0618 // the connection-string constructor is the one that does not go through JobStorage.Current
+    private static JobStorage NewPostgresStorage(string connectionString) => new PostgreSqlStorage(connectionString, PostgresOptions);
+#pragma warning restore CS0618
 
     public static WebApplication UsePlatformJobs(this WebApplication app)
     {
