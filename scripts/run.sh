@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Runs Platform on this machine: the Api (control plane, OIDC, jobs), the Portal and one local
+# node agent, on SQLite under ./data. Prints where to sign in and the admin's credentials.
+# Ctrl-C stops everything. Environment: PLATFORM_API_PORT (5080), PLATFORM_PORTAL_PORT (5000),
+# PLATFORM_DATA (./data).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DATA=${PLATFORM_DATA:-$ROOT/data}
+API_PORT=${PLATFORM_API_PORT:-5080}
+PORTAL_PORT=${PLATFORM_PORTAL_PORT:-5000}
+API_URL=http://localhost:$API_PORT
+PORTAL_URL=http://localhost:$PORTAL_PORT
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+
+command -v dotnet >/dev/null || { echo "Platform needs the .NET 10 SDK (dotnet) on PATH."; exit 1; }
+mkdir -p "$DATA/logs"
+
+# The first run creates the admin's credentials; later runs reuse them (the file is mode 0600).
+CRED=$DATA/admin-credentials
+if [ ! -f "$CRED" ]; then
+  umask 077
+  password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=' | cut -c1-20)
+  token=plat_$(head -c 32 /dev/urandom | base64 | tr -d '/+=' | cut -c1-40)
+  printf 'ADMIN_EMAIL=admin@platform.local\nADMIN_PASSWORD=%s\nADMIN_TOKEN=%s\n' "$password" "$token" > "$CRED"
+  umask 022
+fi
+# shellcheck disable=SC1090
+. "$CRED"
+
+echo "==> building (Release)"
+dotnet build Platform.sln -c Release -nologo -v q -clp:ErrorsOnly
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+echo "==> starting the Api on $API_URL"
+Platform__DataDir=$DATA \
+Platform__Bootstrap__AdminEmail=$ADMIN_EMAIL \
+Platform__Bootstrap__AdminPassword=$ADMIN_PASSWORD \
+Platform__Bootstrap__AdminToken=$ADMIN_TOKEN \
+Platform__Portal__Url=$PORTAL_URL \
+Platform__PublicUrl=$API_URL \
+  dotnet src/Api/bin/Release/net10.0/Platform.Api.dll --urls "http://0.0.0.0:$API_PORT" --contentRoot "$ROOT/src/Api" \
+  >>"$DATA/logs/api.log" 2>&1 &
+pids+=($!)
+
+for _ in $(seq 1 120); do
+  curl -fs "$API_URL/readyz" >/dev/null 2>&1 && break
+  kill -0 "${pids[0]}" 2>/dev/null || { echo "The Api stopped; see $DATA/logs/api.log:"; tail -20 "$DATA/logs/api.log"; exit 1; }
+  sleep 0.5
+done
+
+echo "==> starting the Portal on $PORTAL_URL"
+Portal__ApiUrl=$API_URL \
+  dotnet src/Portal/bin/Release/net10.0/Platform.Portal.dll --urls "http://0.0.0.0:$PORTAL_PORT" --contentRoot "$ROOT/src/Portal" \
+  >>"$DATA/logs/portal.log" 2>&1 &
+pids+=($!)
+
+echo "==> starting a local node agent"
+Agent__ApiUrl=$API_URL Agent__DataDir=$DATA/node Agent__NodeName=local \
+  dotnet src/NodeAgent/bin/Release/net10.0/Platform.NodeAgent.dll \
+  >>"$DATA/logs/node.log" 2>&1 &
+pids+=($!)
+
+cat <<BANNER
+
+  Platform is running.
+
+    Portal        $PORTAL_URL
+    Api           $API_URL   (OpenAPI: $API_URL/openapi/v1.json, jobs: $API_URL/hangfire)
+    Sign in       $API_URL/account/login
+
+    Admin email     $ADMIN_EMAIL
+    Admin password  $ADMIN_PASSWORD
+    Admin token     $ADMIN_TOKEN
+                    (curl -H "Authorization: Bearer \$TOKEN" $API_URL/api/v1/me)
+
+  Data and logs are in $DATA (credentials: $CRED). Press Ctrl-C to stop.
+
+BANNER
+wait -n "${pids[@]}"
+echo "A process stopped; see $DATA/logs. Stopping the others."
