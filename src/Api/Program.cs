@@ -3,6 +3,7 @@ using Platform.Api.Identity;
 using Platform.Api.Infrastructure;
 using Platform.Api.Jobs;
 using Platform.Api.Operations;
+using Platform.Api.Registry;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -17,6 +18,7 @@ builder.AddPlatformIdentity(options);
 builder.AddPlatformApi();
 builder.AddPlatformOperations();
 builder.AddPlatformJobs(options);
+builder.Services.AddPlatformRegistry(options);
 
 var app = builder.Build();
 
@@ -28,7 +30,8 @@ await Bootstrap.RunAsync(app.Services, CancellationToken.None);
 
 app.UseExceptionHandler();
 app.UseStatusCodePages();
-app.UseAuthentication();
+// The registry authenticates its own way (Docker token auth, RegistryAuth): skip the API's schemes there.
+app.UseWhen(ctx => !ctx.Request.Path.StartsWithSegments("/v2"), branch => branch.UseAuthentication());
 app.UseAuthorization();
 app.UseAntiforgery();
 
@@ -37,6 +40,7 @@ app.MapPlatformOperations();
 app.MapLoginPage();
 app.MapOidc();
 app.MapPlatformApi();
+app.MapRegistry();
 app.UsePlatformJobs();
 app.MapGet("/", () => Results.Redirect("/openapi/v1.json")).ExcludeFromDescription();
 

@@ -37,7 +37,8 @@ public sealed record ProjectQuotaRequest(long? MemoryMiB, long? CpuMillicores, l
 /// <summary>A limit beside its current usage; a null limit means "bounded only by the enclosing scope".</summary>
 public sealed record QuotaItem(long? Limit, long Used);
 
-public sealed record TeamQuotaResponse(QuotaItem MemoryMiB, QuotaItem CpuMillicores, QuotaItem Instances, QuotaItem Apps, QuotaItem Projects, QuotaItem RegistryGiB, QuotaItem ConcurrentBuilds);
+/// <summary>A team's limits and usage; <see cref="RegistryBytesUsed"/> is exact where <c>registryGiB.used</c> rounds up.</summary>
+public sealed record TeamQuotaResponse(QuotaItem MemoryMiB, QuotaItem CpuMillicores, QuotaItem Instances, QuotaItem Apps, QuotaItem Projects, QuotaItem RegistryGiB, QuotaItem ConcurrentBuilds, long RegistryBytesUsed);
 
 public sealed record ProjectQuotaResponse(QuotaItem MemoryMiB, QuotaItem CpuMillicores, QuotaItem Instances, QuotaItem Apps);
 

@@ -17,6 +17,13 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
     public DbSet<NodeJoinToken> NodeJoinTokens => Set<NodeJoinToken>();
     public DbSet<Node> Nodes => Set<Node>();
     public DbSet<AuditEvent> AuditEvents => Set<AuditEvent>();
+    public DbSet<RegistryRepository> RegistryRepositories => Set<RegistryRepository>();
+    public DbSet<RegistryBlob> RegistryBlobs => Set<RegistryBlob>();
+    public DbSet<RegistryRepositoryBlob> RegistryRepositoryBlobs => Set<RegistryRepositoryBlob>();
+    public DbSet<RegistryManifest> RegistryManifests => Set<RegistryManifest>();
+    public DbSet<RegistryManifestReference> RegistryManifestReferences => Set<RegistryManifestReference>();
+    public DbSet<RegistryTag> RegistryTags => Set<RegistryTag>();
+    public DbSet<RegistryUpload> RegistryUploads => Set<RegistryUpload>();
 
     /// <summary>Every DateTime is UTC; SQLite forgets the kind, so it is restored on read.</summary>
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
@@ -102,6 +109,64 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
             e.ToTable("nodes");
             e.Property(n => n.Name).HasMaxLength(Names.MaxLabelLength);
             e.HasIndex(n => n.Name).IsUnique();
+        });
+
+        builder.Entity<RegistryRepository>(e =>
+        {
+            e.ToTable("registry_repositories");
+            e.Property(r => r.Name).HasMaxLength(255);
+            e.HasIndex(r => r.Name).IsUnique();
+            e.HasIndex(r => r.TeamId);
+            e.HasOne<Team>().WithMany().HasForeignKey(r => r.TeamId).OnDelete(DeleteBehavior.Cascade);
+            e.HasOne<Project>().WithMany().HasForeignKey(r => r.ProjectId).OnDelete(DeleteBehavior.Cascade);
+        });
+        builder.Entity<RegistryBlob>(e =>
+        {
+            e.ToTable("registry_blobs");
+            e.HasKey(b => b.Digest);
+            e.Property(b => b.Digest).HasMaxLength(80);
+        });
+        builder.Entity<RegistryRepositoryBlob>(e =>
+        {
+            e.ToTable("registry_repository_blobs");
+            e.HasKey(b => new { b.RepositoryId, b.Digest });
+            e.Property(b => b.Digest).HasMaxLength(80);
+            e.HasIndex(b => b.Digest);
+            e.HasOne<RegistryRepository>().WithMany().HasForeignKey(b => b.RepositoryId).OnDelete(DeleteBehavior.Cascade);
+            e.HasOne<RegistryBlob>().WithMany().HasForeignKey(b => b.Digest).OnDelete(DeleteBehavior.Cascade);
+        });
+        builder.Entity<RegistryManifest>(e =>
+        {
+            e.ToTable("registry_manifests");
+            e.Property(m => m.Digest).HasMaxLength(80);
+            e.Property(m => m.MediaType).HasMaxLength(255);
+            e.Property(m => m.ArtifactType).HasMaxLength(255);
+            e.Property(m => m.SubjectDigest).HasMaxLength(80);
+            e.HasIndex(m => new { m.RepositoryId, m.Digest }).IsUnique();
+            e.HasIndex(m => new { m.RepositoryId, m.SubjectDigest });
+            e.HasOne<RegistryRepository>().WithMany().HasForeignKey(m => m.RepositoryId).OnDelete(DeleteBehavior.Cascade);
+        });
+        builder.Entity<RegistryManifestReference>(e =>
+        {
+            e.ToTable("registry_manifest_references");
+            e.HasKey(r => new { r.ManifestId, r.Digest });
+            e.Property(r => r.Digest).HasMaxLength(80);
+            e.HasIndex(r => r.Digest);
+            e.HasOne<RegistryManifest>().WithMany().HasForeignKey(r => r.ManifestId).OnDelete(DeleteBehavior.Cascade);
+        });
+        builder.Entity<RegistryTag>(e =>
+        {
+            e.ToTable("registry_tags");
+            e.HasKey(t => new { t.RepositoryId, t.Name });
+            e.Property(t => t.Name).HasMaxLength(128);
+            e.Property(t => t.ManifestDigest).HasMaxLength(80);
+            e.HasIndex(t => new { t.RepositoryId, t.ManifestDigest });
+            e.HasOne<RegistryRepository>().WithMany().HasForeignKey(t => t.RepositoryId).OnDelete(DeleteBehavior.Cascade);
+        });
+        builder.Entity<RegistryUpload>(e =>
+        {
+            e.ToTable("registry_uploads");
+            e.HasOne<RegistryRepository>().WithMany().HasForeignKey(u => u.RepositoryId).OnDelete(DeleteBehavior.Cascade);
         });
 
         builder.Entity<AuditEvent>(e =>

@@ -692,6 +692,185 @@ namespace Platform.Migrations.Sqlite.Migrations
                     b.ToTable("projects", (string)null);
                 });
 
+            modelBuilder.Entity("Platform.Data.RegistryBlob", b =>
+                {
+                    b.Property<string>("Digest")
+                        .HasMaxLength(80)
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("Size")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Digest");
+
+                    b.ToTable("registry_blobs", (string)null);
+                });
+
+            modelBuilder.Entity("Platform.Data.RegistryManifest", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("AnnotationsJson")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ArtifactType")
+                        .HasMaxLength(255)
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Digest")
+                        .IsRequired()
+                        .HasMaxLength(80)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("MediaType")
+                        .IsRequired()
+                        .HasMaxLength(255)
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("RepositoryId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("Size")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("SubjectDigest")
+                        .HasMaxLength(80)
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("RepositoryId", "Digest")
+                        .IsUnique();
+
+                    b.HasIndex("RepositoryId", "SubjectDigest");
+
+                    b.ToTable("registry_manifests", (string)null);
+                });
+
+            modelBuilder.Entity("Platform.Data.RegistryManifestReference", b =>
+                {
+                    b.Property<Guid>("ManifestId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Digest")
+                        .HasMaxLength(80)
+                        .HasColumnType("TEXT");
+
+                    b.Property<bool>("IsManifest")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("ManifestId", "Digest");
+
+                    b.HasIndex("Digest");
+
+                    b.ToTable("registry_manifest_references", (string)null);
+                });
+
+            modelBuilder.Entity("Platform.Data.RegistryRepository", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(255)
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid?>("ProjectId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid?>("TeamId")
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("Name")
+                        .IsUnique();
+
+                    b.HasIndex("ProjectId");
+
+                    b.HasIndex("TeamId");
+
+                    b.ToTable("registry_repositories", (string)null);
+                });
+
+            modelBuilder.Entity("Platform.Data.RegistryRepositoryBlob", b =>
+                {
+                    b.Property<Guid>("RepositoryId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Digest")
+                        .HasMaxLength(80)
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("RepositoryId", "Digest");
+
+                    b.HasIndex("Digest");
+
+                    b.ToTable("registry_repository_blobs", (string)null);
+                });
+
+            modelBuilder.Entity("Platform.Data.RegistryTag", b =>
+                {
+                    b.Property<Guid>("RepositoryId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Name")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ManifestDigest")
+                        .IsRequired()
+                        .HasMaxLength(80)
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("UpdatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("RepositoryId", "Name");
+
+                    b.HasIndex("RepositoryId", "ManifestDigest");
+
+                    b.ToTable("registry_tags", (string)null);
+                });
+
+            modelBuilder.Entity("Platform.Data.RegistryUpload", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("RepositoryId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("UpdatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("RepositoryId");
+
+                    b.ToTable("registry_uploads", (string)null);
+                });
+
             modelBuilder.Entity("Platform.Data.Team", b =>
                 {
                     b.Property<Guid>("Id")
@@ -877,6 +1056,70 @@ namespace Platform.Migrations.Sqlite.Migrations
                         .IsRequired();
 
                     b.Navigation("Team");
+                });
+
+            modelBuilder.Entity("Platform.Data.RegistryManifest", b =>
+                {
+                    b.HasOne("Platform.Data.RegistryRepository", null)
+                        .WithMany()
+                        .HasForeignKey("RepositoryId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("Platform.Data.RegistryManifestReference", b =>
+                {
+                    b.HasOne("Platform.Data.RegistryManifest", null)
+                        .WithMany()
+                        .HasForeignKey("ManifestId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("Platform.Data.RegistryRepository", b =>
+                {
+                    b.HasOne("Platform.Data.Project", null)
+                        .WithMany()
+                        .HasForeignKey("ProjectId")
+                        .OnDelete(DeleteBehavior.Cascade);
+
+                    b.HasOne("Platform.Data.Team", null)
+                        .WithMany()
+                        .HasForeignKey("TeamId")
+                        .OnDelete(DeleteBehavior.Cascade);
+                });
+
+            modelBuilder.Entity("Platform.Data.RegistryRepositoryBlob", b =>
+                {
+                    b.HasOne("Platform.Data.RegistryBlob", null)
+                        .WithMany()
+                        .HasForeignKey("Digest")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+
+                    b.HasOne("Platform.Data.RegistryRepository", null)
+                        .WithMany()
+                        .HasForeignKey("RepositoryId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("Platform.Data.RegistryTag", b =>
+                {
+                    b.HasOne("Platform.Data.RegistryRepository", null)
+                        .WithMany()
+                        .HasForeignKey("RepositoryId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("Platform.Data.RegistryUpload", b =>
+                {
+                    b.HasOne("Platform.Data.RegistryRepository", null)
+                        .WithMany()
+                        .HasForeignKey("RepositoryId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
                 });
 
             modelBuilder.Entity("Platform.Data.Team", b =>

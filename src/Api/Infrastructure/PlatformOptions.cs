@@ -16,6 +16,7 @@ public sealed class PlatformOptions
     public PortalOptions Portal { get; set; } = new();
     public QuotaDefaults Quotas { get; set; } = new();
     public HousekeepingOptions Housekeeping { get; set; } = new();
+    public RegistryOptions Registry { get; set; } = new();
 
     /// <summary>
     /// The Api's public base URL, used as the OIDC issuer. Set it when the Api runs behind a load
@@ -83,6 +84,18 @@ public sealed class HousekeepingOptions
     public string Schedule { get; set; } = "17 3 * * *";
 }
 
+public sealed class RegistryOptions
+{
+    /// <summary>Largest blob (layer) the registry accepts, in bytes.</summary>
+    public long MaxBlobBytes { get; set; } = 10L * 1024 * 1024 * 1024;
+    /// <summary>Upload sessions untouched this long are abandoned and removed.</summary>
+    public TimeSpan UploadExpiry { get; set; } = TimeSpan.FromHours(24);
+    /// <summary>Unreferenced content younger than this is kept: a push in flight uploads blobs before its manifest.</summary>
+    public TimeSpan GcGracePeriod { get; set; } = TimeSpan.FromHours(1);
+    /// <summary>Cron expression of the garbage collector (UTC).</summary>
+    public string GcSchedule { get; set; } = "41 * * * *";
+}
+
 /// <summary>Bad configuration fails at boot with every problem listed, not at first use.</summary>
 public sealed class PlatformOptionsValidator : IValidateOptions<PlatformOptions>
 {
@@ -105,6 +118,10 @@ public sealed class PlatformOptionsValidator : IValidateOptions<PlatformOptions>
             errors.Add("Platform:Bootstrap:AdminToken must start with 'plat_' and be at least 32 characters.");
         if (o.MaxRequestBodyBytes is < 1024 or > 16 * 1024 * 1024)
             errors.Add("Platform:MaxRequestBodyBytes must be between 1 KiB and 16 MiB.");
+        if (o.Registry.MaxBlobBytes < 1024)
+            errors.Add("Platform:Registry:MaxBlobBytes must be at least 1024.");
+        if (o.Registry.GcGracePeriod < TimeSpan.Zero || o.Registry.UploadExpiry <= TimeSpan.Zero)
+            errors.Add("Platform:Registry:GcGracePeriod must not be negative and UploadExpiry must be positive.");
         if (o.Housekeeping.AuditRetentionDays < 1)
             errors.Add("Platform:Housekeeping:AuditRetentionDays must be at least 1.");
         if (o.AccessTokenLifetime <= TimeSpan.Zero)

@@ -55,6 +55,8 @@ public static class Jobs
         var options = app.Services.GetRequiredService<IOptions<PlatformOptions>>().Value;
         app.Services.GetRequiredService<IRecurringJobManager>().AddOrUpdate<Housekeeping>(
             HousekeepingJobId, j => j.RunAsync(CancellationToken.None), options.Housekeeping.Schedule);
+        app.Services.GetRequiredService<IRecurringJobManager>().AddOrUpdate<Registry.RegistryGc>(
+            Registry.RegistryGc.JobId, j => j.RunAsync(CancellationToken.None), options.Registry.GcSchedule);
         app.UseHangfireDashboard("/hangfire", new DashboardOptions
         {
             Authorization = [],

@@ -10,7 +10,7 @@ namespace Platform.Api.Quotas;
 /// concurrent admissions in one team take turns, on any number of Api replicas, so two requests can
 /// never both fit into the last free slice of a quota.
 /// </summary>
-public sealed class QuotaService(PlatformDbContext db)
+public sealed class QuotaService(PlatformDbContext db, Registry.RegistryService registry)
 {
     public async Task LockTeamAsync(Guid teamId, CancellationToken ct) =>
         await db.Teams.Where(t => t.Id == teamId)
@@ -55,12 +55,14 @@ public sealed class QuotaService(PlatformDbContext db)
     {
         var used = await TeamUsageAsync(team.Id, ct);
         var projects = await ProjectCountAsync(team.Id, ct);
+        var registryBytes = await registry.TeamBytesAsync(team.Id, ct);
         var q = team.Quota;
         return new TeamQuotaResponse(
             new(q.MemoryMiB, used.MemoryMiB), new(q.CpuMillicores, used.CpuMillicores), new(q.Instances, used.Instances),
             new(q.Apps, used.Apps), new(q.Projects, projects),
-            new(q.RegistryGiB, 0),        // the registry (issue 3) reports its bytes here
-            new(q.ConcurrentBuilds, 0));  // the build queue (issue 6) reports running builds here
+            new(q.RegistryGiB, (registryBytes + Registry.RegistryService.GiB - 1) / Registry.RegistryService.GiB),
+            new(q.ConcurrentBuilds, 0),   // the build queue (issue 6) reports running builds here
+            registryBytes);
     }
 
     public async Task<ProjectQuotaResponse> ProjectReportAsync(Project project, CancellationToken ct)
