@@ -45,4 +45,5 @@ log "machine: $(nproc) cores, $(uname -r), $(dotnet --version), $(as_pg "$PG_BIN
 mkdir -p "$WORK/run"
 dotnet bench/ApiBench/bin/Release/net10.0/ApiBench.dll \
   --api "$WORK/api-bin/Platform.Api.dll" --work "$WORK/run" \
-  --postgres "Host=127.0.0.1;Port=$PGPORT;Username=postgres;Database=bench" "$@"
+  --postgres "Host=127.0.0.1;Port=$PGPORT;Username=postgres;Database=bench" \
+  --pg-pid "$(head -1 "$PGDATA/postmaster.pid")" "$@"

@@ -14,6 +14,16 @@ PORTAL_URL=http://localhost:$PORTAL_PORT
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 command -v dotnet >/dev/null || { echo "Platform needs the .NET 10 SDK (dotnet) on PATH."; exit 1; }
+# The base image (library/busybox) is made from Debian's busybox-static with umoci and skopeo.
+need=()
+for tool in skopeo umoci curl file; do command -v $tool >/dev/null || need+=($tool); done
+[ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q static || need+=(busybox-static)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then echo "Please install: ${need[*]} (apt-get install ${need[*]})"; exit 1; fi
+  echo "==> installing ${need[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
 mkdir -p "$DATA/logs"
 
 # The first run creates the admin's credentials; later runs reuse them (the file is mode 0600).
@@ -52,6 +62,12 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 
+# First start: push the busybox base image so a fresh install can deploy something at once.
+if ! curl -fs -u "admin:$ADMIN_TOKEN" "$API_URL/v2/library/busybox/tags/list" >/dev/null 2>&1; then
+  echo "==> pushing the library/busybox base image"
+  scripts/make-base-image.sh "localhost:$API_PORT" "$ADMIN_TOKEN"
+fi
+
 echo "==> starting the Portal on $PORTAL_URL"
 Portal__ApiUrl=$API_URL \
   dotnet src/Portal/bin/Release/net10.0/Platform.Portal.dll --urls "http://0.0.0.0:$PORTAL_PORT" --contentRoot "$ROOT/src/Portal" \
@@ -70,6 +86,7 @@ cat <<BANNER
 
     Portal        $PORTAL_URL
     Api           $API_URL   (OpenAPI: $API_URL/openapi/v1.json, jobs: $API_URL/hangfire)
+    Registry      localhost:$API_PORT  (skopeo login --tls-verify=false -u admin -p \$TOKEN localhost:$API_PORT)
     Sign in       $API_URL/account/login
 
     Admin email     $ADMIN_EMAIL

@@ -3,7 +3,7 @@
 // provider, seeds it over HTTP, runs closed-loop clients for a fixed time per scenario and prints markdown.
 //
 //   dotnet ApiBench.dll --api src/Api/bin/Release/net10.0/Platform.Api.dll --work /tmp/x
-//                       [--postgres "Host=127.0.0.1;Port=5432;Username=postgres;Database=bench"]
+//                       [--postgres "Host=127.0.0.1;Port=5432;Username=postgres;Database=bench"] [--pg-pid <postmaster pid>]
 //                       [--providers sqlite,postgres] [--apps 10000] [--seeders 16] [--clients 50]
 //                       [--warmup 3] [--duration 20] [--baseline 5]
 //
@@ -26,6 +26,7 @@ int Int(string name, int fallback) => int.Parse(Opt(name, fallback.ToString()));
 var apiDll = Path.GetFullPath(Opt("api"));
 var work = Path.GetFullPath(Opt("work"));
 var postgres = opt.GetValueOrDefault("postgres");
+var pgPid = int.Parse(Opt("pg-pid", "0")); // the postmaster, to count PostgreSQL's CPU apart from the rest of the machine
 var providers = Opt("providers", postgres is null ? "sqlite" : "sqlite,postgres").Split(',');
 int apps = Int("apps", 10_000), seeders = Int("seeders", 16), clients = Int("clients", 50);
 int warmup = Int("warmup", 3), duration = Int("duration", 20), baseline = Int("baseline", 5);
@@ -39,14 +40,14 @@ foreach (var provider in providers)
 Console.WriteLine();
 Console.WriteLine($"### Latency ({apps:N0} seeded apps, {clients} closed-loop clients, {warmup} s warm-up + {duration} s per scenario)");
 Console.WriteLine();
-Console.WriteLine("| Provider | Scenario | Requests | Errors | req/s | p50 ms | p90 ms | p99 ms | max ms | Api CPU ms/req | CPU cores: Api / client / other |");
+Console.WriteLine("| Provider | Scenario | Requests | Errors | req/s | p50 ms | p90 ms | p99 ms | max ms | Api CPU ms/req | CPU cores: Api / PostgreSQL / client / other |");
 Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
 foreach (var r in rows)
     Console.WriteLine($"| {r.Provider} | {r.Scenario} | {r.Count:N0} | {r.Errors} | {r.Count / r.Seconds:N0} | {r.P(0.50):F1} | " +
                       $"{r.P(0.90):F1} | {r.P(0.99):F1} | {r.P(1):F1} | {(double.IsNaN(r.ApiCores) ? "" : (r.ApiCores * 1000 * r.Seconds / r.Count).ToString("F2"))} | {Cores(r)} |");
 Console.WriteLine();
-Console.WriteLine("CPU cores = CPU seconds used during the measured window / its length: the Api process, this benchmark client, and " +
-                  "everything else on the machine (PostgreSQL, other processes); Api CPU ms/req = Api CPU time / requests. \"↳ of which\" rows split the mixed load by operation " +
+Console.WriteLine("CPU cores = CPU seconds used during the measured window / its length: the Api process, PostgreSQL (postmaster and " +
+                  "backends), this benchmark client, and everything else on the machine; Api CPU ms/req = Api CPU time / requests. \"↳ of which\" rows split the mixed load by operation " +
                   "(their req/s is that operation's share).");
 Console.WriteLine();
 Console.WriteLine("| Provider | Seeding | Apps at end | List page body | Api peak RSS (VmHWM) | Api log lines ≥ Warning |");
@@ -170,15 +171,16 @@ async Task RunProviderAsync(string provider)
         Progress($"{provider}: {name}: {r.Count:N0} requests, {r.Count / r.Seconds:N0}/s, p50 {r.P(0.5):F1} ms, p99 {r.P(0.99):F1} ms, errors {r.Errors}");
     }
 
-    // CPU used while `load` runs, in cores: the Api process, this client, and the rest of the machine (PostgreSQL, …).
+    // CPU used while `load` runs, in cores: the Api process, PostgreSQL, this client, and the rest of the machine.
     async Task<Row> MeasuredAsync(Func<Task<Row>> load)
     {
-        var (api0, self0, machine0) = (ProcessCpuSeconds(api.Id), Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds, MachineBusySeconds());
+        var (api0, pg0, self0, machine0) = (ProcessCpuSeconds(api.Id), PostgresCpuSeconds(), SelfCpuSeconds(), MachineBusySeconds());
         var r = await load();
         var apiCores = (ProcessCpuSeconds(api.Id) - api0) / r.Seconds;
-        var selfCores = (Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds - self0) / r.Seconds;
-        var otherCores = (MachineBusySeconds() - machine0) / r.Seconds - apiCores - selfCores;
-        return r with { ApiCores = apiCores, BenchCores = selfCores, OtherCores = Math.Max(0, otherCores) };
+        var pgCores = (PostgresCpuSeconds() - pg0) / r.Seconds;
+        var selfCores = (SelfCpuSeconds() - self0) / r.Seconds;
+        var otherCores = (MachineBusySeconds() - machine0) / r.Seconds - apiCores - pgCores - selfCores;
+        return r with { ApiCores = apiCores, PgCores = pgCores, BenchCores = selfCores, OtherCores = Math.Max(0, otherCores) };
     }
 
     // Closed loop: each of n clients sends its next request as soon as the previous answer is read.
@@ -259,6 +261,27 @@ static double ProcessCpuSeconds(int pid)
     return (long.Parse(f[11]) + long.Parse(f[12])) / 100.0;
 }
 
+// The postmaster and its children (backends, background workers); 0 without --pg-pid.
+double PostgresCpuSeconds()
+{
+    if (pgPid == 0) return 0;
+    double sum = 0;
+    foreach (var dir in Directory.EnumerateDirectories("/proc"))
+    {
+        if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+        try
+        {
+            var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+            var f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            if (pid == pgPid || int.Parse(f[1]) == pgPid) sum += (long.Parse(f[11]) + long.Parse(f[12])) / 100.0;
+        }
+        catch (IOException) { } // the process ended meanwhile
+    }
+    return sum;
+}
+
+static double SelfCpuSeconds() => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
+
 // All CPUs' non-idle time from the first line of /proc/stat (user nice system idle iowait irq softirq steal).
 static double MachineBusySeconds()
 {
@@ -266,7 +289,7 @@ static double MachineBusySeconds()
     return (f.Sum() - f[3] - f[4]) / 100.0;
 }
 
-static string Cores(Row r) => double.IsNaN(r.ApiCores) ? "" : $"{r.ApiCores:F2} / {r.BenchCores:F2} / {r.OtherCores:F2}";
+static string Cores(Row r) => double.IsNaN(r.ApiCores) ? "" : $"{r.ApiCores:F2} / {r.PgCores:F2} / {r.BenchCores:F2} / {r.OtherCores:F2}";
 
 static void Progress(string line) => Console.Error.WriteLine($"[{DateTime.Now:HH:mm:ss}] {line}");
 
@@ -279,6 +302,7 @@ record struct Sample(Op Op, double Ms, bool Ok);
 record Row(string Provider, string Scenario, int Count, int Errors, double Seconds, double[] Sorted, List<Sample> Samples)
 {
     public double ApiCores { get; init; } = double.NaN;
+    public double PgCores { get; init; } = double.NaN;
     public double BenchCores { get; init; } = double.NaN;
     public double OtherCores { get; init; } = double.NaN;
 

@@ -1,0 +1,74 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using Platform.Api.Tests.Infrastructure;
+
+namespace Platform.Api.Tests.Registry;
+
+/// <summary>
+/// One Api with a team "reg" (project "p"), a developer, a viewer and an outsider, and the busybox
+/// base image built by scripts/make-base-image.sh and pushed to library/busybox (its OCI layout kept).
+/// </summary>
+public sealed class RegistryFixture : IAsyncLifetime
+{
+    public PlatformHost Host { get; private set; } = null!;
+    public string Registry => $"{Host.BaseAddress.Host}:{Host.BaseAddress.Port}";
+    public string Layout { get; } = Path.Combine(Path.GetTempPath(), "platform-tests", "busybox-" + Guid.NewGuid().ToString("N")[..8]);
+    public string Developer { get; private set; } = "";
+    public string Viewer { get; private set; } = "";
+    public string Outsider { get; private set; } = "";
+    public const long MaxBlobBytes = 8 * 1024 * 1024;
+
+    public async Task InitializeAsync()
+    {
+        Host = new PlatformHost(Provider.Sqlite, settings: new Dictionary<string, string?>
+        {
+            ["Platform:Registry:MaxBlobBytes"] = MaxBlobBytes.ToString(),
+        });
+        var admin = Host.Admin();
+        await admin.PostAsJsonAsync("/api/v1/teams", new { name = "reg" }).ShouldBeAsync(HttpStatusCode.Created);
+        await admin.PostAsJsonAsync("/api/v1/teams/reg/projects", new { name = "p" }).ShouldBeAsync(HttpStatusCode.Created);
+        await admin.PostAsJsonAsync("/api/v1/teams", new { name = "elsewhere" }).ShouldBeAsync(HttpStatusCode.Created);
+        await admin.PostAsJsonAsync("/api/v1/teams/elsewhere/projects", new { name = "p" }).ShouldBeAsync(HttpStatusCode.Created);
+        Developer = await Host.UserTokenAsync("reg-dev@example.com");
+        Viewer = await Host.UserTokenAsync("reg-viewer@example.com");
+        Outsider = await Host.UserTokenAsync("reg-outsider@example.com");
+        await admin.PutAsJsonAsync("/api/v1/teams/reg/members/reg-dev@example.com", new { role = "developer" }).ShouldBeAsync(HttpStatusCode.OK);
+        await admin.PutAsJsonAsync("/api/v1/teams/reg/members/reg-viewer@example.com", new { role = "viewer" }).ShouldBeAsync(HttpStatusCode.OK);
+        await admin.PutAsJsonAsync("/api/v1/teams/elsewhere/members/reg-outsider@example.com", new { role = "owner" }).ShouldBeAsync(HttpStatusCode.OK);
+
+        var script = Path.Combine(RepoRoot, "scripts", "make-base-image.sh");
+        (await Run.ToolAsync(script, [Registry, PlatformHost.AdminToken, Layout])).EnsureSuccess("make-base-image.sh");
+    }
+
+    public Task DisposeAsync()
+    {
+        if (Directory.Exists(Layout)) Directory.Delete(Layout, true);
+        return Host.DisposeAsync().AsTask();
+    }
+
+    public static string RepoRoot
+    {
+        get
+        {
+            var dir = new DirectoryInfo(AppContext.BaseDirectory);
+            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Platform.sln"))) dir = dir.Parent;
+            return dir?.FullName ?? throw new InvalidOperationException("Platform.sln not found above the test binaries");
+        }
+    }
+
+    /// <summary>An HTTP client sending a personal access token as HTTP Basic, as docker and git do.</summary>
+    public HttpClient Basic(string pat)
+    {
+        var client = Host.Http();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("user:" + pat)));
+        return client;
+    }
+
+    public Task<Run.Result> SkopeoAsync(params string[] args) =>
+        Run.ToolAsync("skopeo", ["--insecure-policy", .. args]);
+}
+
+[CollectionDefinition("registry")]
+public sealed class RegistryCollection : ICollectionFixture<RegistryFixture>;

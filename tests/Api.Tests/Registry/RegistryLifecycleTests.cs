@@ -1,0 +1,138 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Platform.Api.Registry;
+using Platform.Api.Tests.Infrastructure;
+
+namespace Platform.Api.Tests.Registry;
+
+/// <summary>Garbage collection, quotas and restarts, each on a host of its own.</summary>
+public sealed class RegistryLifecycleTests
+{
+    private static string Sha(byte[] b) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(b));
+
+    private static HttpClient Basic(PlatformHost host, string pat)
+    {
+        var c = host.Http();
+        c.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("u:" + pat)));
+        return c;
+    }
+
+    private static async Task<string> PushBlobAsync(HttpClient client, string repo, byte[] content)
+    {
+        var r = await client.PostAsync($"/v2/{repo}/blobs/uploads/?digest={Sha(content)}", new ByteArrayContent(content));
+        Assert.Equal(HttpStatusCode.Created, r.StatusCode);
+        return Sha(content);
+    }
+
+    private static async Task<string> PushImageAsync(HttpClient client, string repo, string reference, byte[] layer)
+    {
+        var config = await PushBlobAsync(client, repo, Encoding.UTF8.GetBytes("{\"os\":\"linux\"}"));
+        var layerDigest = await PushBlobAsync(client, repo, layer);
+        var manifest = JsonSerializer.Serialize(new
+        {
+            schemaVersion = 2, mediaType = "application/vnd.oci.image.manifest.v1+json",
+            config = new { mediaType = "application/vnd.oci.image.config.v1+json", digest = config, size = 14 },
+            layers = new[] { new { mediaType = "application/vnd.oci.image.layer.v1.tar", digest = layerDigest, size = layer.Length } },
+        });
+        var put = await client.PutAsync($"/v2/{repo}/manifests/{reference}", new StringContent(manifest, Encoding.UTF8, "application/vnd.oci.image.manifest.v1+json"));
+        Assert.Equal(HttpStatusCode.Created, put.StatusCode);
+        return put.Headers.GetValues("Docker-Content-Digest").Single();
+    }
+
+    private static async Task TeamAsync(PlatformHost host, string team, long registryGiB = 10)
+    {
+        var admin = host.Admin();
+        await admin.PostAsJsonAsync("/api/v1/teams", new { name = team }).ShouldBeAsync(HttpStatusCode.Created);
+        await admin.PutAsJsonAsync($"/api/v1/teams/{team}/quota", TenancyQuota(registryGiB)).ShouldBeAsync(HttpStatusCode.OK);
+        await admin.PostAsJsonAsync($"/api/v1/teams/{team}/projects", new { name = "p" }).ShouldBeAsync(HttpStatusCode.Created);
+    }
+
+    private static object TenancyQuota(long registryGiB) =>
+        new { memoryMiB = 4096, cpuMillicores = 4000, instances = 10, apps = 10, projects = 5, registryGiB, concurrentBuilds = 2 };
+
+    [Fact]
+    public async Task Garbage_collection_frees_only_unreferenced_content()
+    {
+        await using var host = new PlatformHost(Provider.Sqlite, settings: new Dictionary<string, string?> { ["Platform:Registry:GcGracePeriod"] = "00:00:00" });
+        await TeamAsync(host, "gc");
+        var admin = Basic(host, PlatformHost.AdminToken);
+        var keptLayer = RandomNumberGenerator.GetBytes(100_000);
+        var kept = await PushImageAsync(admin, "gc/p/app", "v1", keptLayer);
+        var droppedLayer = RandomNumberGenerator.GetBytes(200_000);
+        var untagged = await PushImageAsync(admin, "gc/p/app", "v2", droppedLayer);
+        Assert.Equal(HttpStatusCode.Accepted, (await admin.DeleteAsync("/v2/gc/p/app/manifests/v2")).StatusCode);   // now untagged
+        var orphan = await PushBlobAsync(admin, "gc/p/app", RandomNumberGenerator.GetBytes(300_000));
+
+        await using var scope = host.Services.CreateAsyncScope();
+        var report = await scope.ServiceProvider.GetRequiredService<RegistryGc>().RunAsync(CancellationToken.None);
+        Assert.Equal(1, report.Manifests);
+        Assert.True(report.Bytes >= 500_000, $"freed {report.Bytes} bytes");
+
+        Assert.Equal(HttpStatusCode.NotFound, (await admin.GetAsync($"/v2/gc/p/app/blobs/{orphan}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await admin.GetAsync($"/v2/gc/p/app/manifests/{untagged}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await admin.GetAsync($"/v2/gc/p/app/blobs/{Sha(droppedLayer)}")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await admin.GetAsync($"/v2/gc/p/app/manifests/v1")).StatusCode);
+        Assert.Equal(keptLayer, await admin.GetByteArrayAsync($"/v2/gc/p/app/blobs/{Sha(keptLayer)}"));
+        Assert.Equal(kept, (await admin.GetAsync("/v2/gc/p/app/manifests/v1")).Headers.GetValues("Docker-Content-Digest").Single());
+
+        var again = await scope.ServiceProvider.GetRequiredService<RegistryGc>().RunAsync(CancellationToken.None);
+        Assert.Equal(new RegistryGc.Report(0, 0, 0, 0, 0), again);
+    }
+
+    [Fact]
+    public async Task A_fresh_unreferenced_blob_survives_the_grace_period()
+    {
+        await using var host = new PlatformHost(Provider.Sqlite);   // default grace period: one hour
+        await TeamAsync(host, "grace");
+        var admin = Basic(host, PlatformHost.AdminToken);
+        var inFlight = await PushBlobAsync(admin, "grace/p/app", RandomNumberGenerator.GetBytes(1000));
+        await using var scope = host.Services.CreateAsyncScope();
+        var report = await scope.ServiceProvider.GetRequiredService<RegistryGc>().RunAsync(CancellationToken.None);
+        Assert.Equal(0, report.Blobs);
+        Assert.Equal(HttpStatusCode.OK, (await admin.GetAsync($"/v2/grace/p/app/blobs/{inFlight}")).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_push_past_the_registry_quota_is_denied()
+    {
+        await using var host = new PlatformHost(Provider.Sqlite);
+        await TeamAsync(host, "full", registryGiB: 0);
+        var admin = Basic(host, PlatformHost.AdminToken);
+        var content = RandomNumberGenerator.GetBytes(1000);
+        var response = await admin.PostAsync($"/v2/full/p/app/blobs/uploads/?digest={Sha(content)}", new ByteArrayContent(content));
+        Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        var error = (await response.ReadJsonAsync()).GetProperty("errors")[0];
+        Assert.Equal("DENIED", error.GetProperty("code").GetString());
+        Assert.Equal("registryGiB", error.GetProperty("detail").GetProperty("resource").GetString());
+
+        await host.Admin().PutAsJsonAsync("/api/v1/teams/full/quota", TenancyQuota(1)).ShouldBeAsync(HttpStatusCode.OK);
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsync($"/v2/full/p/app/blobs/uploads/?digest={Sha(content)}", new ByteArrayContent(content))).StatusCode);
+        var team = await host.Admin().GetAsync("/api/v1/teams/full").ShouldBeAsync(HttpStatusCode.OK);
+        Assert.Equal(1000, team.GetProperty("quota").GetProperty("registryBytesUsed").GetInt64());
+        Assert.Equal(1, team.GetProperty("quota").GetProperty("registryGiB").GetProperty("used").GetInt64());
+    }
+
+    [Fact]
+    public async Task A_restart_keeps_repositories_tags_and_blobs()
+    {
+        string dataDir, digest;
+        var layer = RandomNumberGenerator.GetBytes(50_000);
+        await using (var first = new PlatformHost(Provider.Sqlite))
+        {
+            dataDir = first.DataDir;
+            await TeamAsync(first, "keep");
+            digest = await PushImageAsync(Basic(first, PlatformHost.AdminToken), "keep/p/app", "v1", layer);
+        }
+        await using var second = new PlatformHost(Provider.Sqlite, dataDir);
+        var admin = Basic(second, PlatformHost.AdminToken);
+        Assert.Equal(digest, (await admin.GetAsync("/v2/keep/p/app/manifests/v1")).Headers.GetValues("Docker-Content-Digest").Single());
+        Assert.Equal(layer, await admin.GetByteArrayAsync($"/v2/keep/p/app/blobs/{Sha(layer)}"));
+        var tags = await admin.GetFromJsonAsync<JsonElement>("/v2/keep/p/app/tags/list");
+        Assert.Equal("v1", tags.GetProperty("tags")[0].GetString());
+    }
+}
