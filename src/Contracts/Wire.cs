@@ -117,3 +117,8 @@ public static class ProblemTypes
     public const string Validation = "validation";
     public const string Conflict = "conflict";
 }
+
+public sealed record ImageTagResponse(string Tag, string Digest, long Size, DateTime UpdatedAt);
+
+/// <summary>A registry repository of a team with its tags (sizes are the manifest plus its blobs).</summary>
+public sealed record ImageRepositoryResponse(string Name, string Project, IReadOnlyList<ImageTagResponse> Tags);

@@ -8,6 +8,7 @@ using Platform.Api.Identity;
 using Platform.Api.Nodes;
 using Platform.Api.Projects;
 using Platform.Api.Quotas;
+using Platform.Api.Registry;
 using Platform.Api.Teams;
 using Platform.Api.Users;
 
@@ -66,6 +67,7 @@ public static class ApiSetup
         api.MapAppsApi();
         api.MapAuditApi();
         api.MapNodesApi();
+        api.MapImagesApi();
 
         app.MapGroup("/api/v1").AllowAnonymous().AddEndpointFilter<AuditFilter>().WithTags("Nodes").MapNodeJoin();
         return app;

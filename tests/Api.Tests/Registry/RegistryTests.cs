@@ -272,6 +272,23 @@ public sealed class RegistryTests(RegistryFixture f)
     }
 
     [Fact]
+    public async Task The_team_lists_its_images_with_tags_digests_and_sizes()
+    {
+        var repo = $"reg/p/{Unique("img")}";
+        (await f.SkopeoAsync("copy", "-q", "--dest-tls-verify=false", "--dest-creds", "dev:" + f.Developer,
+            $"oci:{f.Layout}", $"docker://{f.Registry}/{repo}:v1")).EnsureSuccess("skopeo copy in");
+        var images = await f.Host.Http(f.Viewer).GetFromJsonAsync<JsonElement>("/api/v1/teams/reg/images?limit=500");
+        var entry = images.GetProperty("items").EnumerateArray().Single(i => i.GetProperty("name").GetString() == repo);
+        Assert.Equal("p", entry.GetProperty("project").GetString());
+        var tag = entry.GetProperty("tags")[0];
+        Assert.Equal("v1", tag.GetProperty("tag").GetString());
+        Assert.Equal(IndexDigest(f.Layout), tag.GetProperty("digest").GetString());
+        var layoutBytes = Directory.GetFiles(Path.Combine(f.Layout, "blobs", "sha256")).Sum(b => new FileInfo(b).Length);
+        Assert.Equal(layoutBytes, tag.GetProperty("size").GetInt64());
+        Assert.Equal(HttpStatusCode.NotFound, (await f.Host.Http(f.Outsider).GetAsync("/api/v1/teams/reg/images")).StatusCode);
+    }
+
+    [Fact]
     public async Task The_catalog_is_for_platform_admins()
     {
         var catalog = await f.Host.Admin().GetFromJsonAsync<JsonElement>("/v2/_catalog");

@@ -125,6 +125,7 @@ public abstract class AuthorizationMatrixTests(PlatformHost host) : IAsyncLifeti
             [204, 204, 204, 204, 403, 204, 404, 401],
             () => Admin.PostAsJsonAsync(apps, new { name = "tmp", instances = 0 }));
         yield return new("GET", "/api/v1/teams/{team}/audit", () => $"{teams}/{t}/audit", null, [200, 200, 200, 403, 403, 403, 404, 401]);
+        yield return new("GET", "/api/v1/teams/{team}/images", () => $"{teams}/{t}/images", null, seeTeam);
         yield return new("GET", "/api/v1/audit", () => "/api/v1/audit", null, paOnly);
         yield return new("GET", "/api/v1/nodes", () => "/api/v1/nodes", null, paOnly);
         yield return new("POST", "/api/v1/nodes/join-tokens", () => "/api/v1/nodes/join-tokens", () => new { },
