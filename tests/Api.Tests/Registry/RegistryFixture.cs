@@ -10,7 +10,7 @@ namespace Platform.Api.Tests.Registry;
 /// One Api with a team "reg" (project "p"), a developer, a viewer and an outsider, and the busybox
 /// base image built by scripts/make-base-image.sh and pushed to library/busybox (its OCI layout kept).
 /// </summary>
-public sealed class RegistryFixture : IAsyncLifetime
+public abstract class RegistryFixture(Provider provider) : IAsyncLifetime
 {
     public PlatformHost Host { get; private set; } = null!;
     public string Registry => $"{Host.BaseAddress.Host}:{Host.BaseAddress.Port}";
@@ -22,7 +22,7 @@ public sealed class RegistryFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Host = new PlatformHost(Provider.Sqlite, settings: new Dictionary<string, string?>
+        Host = new PlatformHost(provider, settings: new Dictionary<string, string?>
         {
             ["Platform:Registry:MaxBlobBytes"] = MaxBlobBytes.ToString(),
         });
@@ -70,5 +70,12 @@ public sealed class RegistryFixture : IAsyncLifetime
         Run.ToolAsync("skopeo", ["--insecure-policy", .. args]);
 }
 
-[CollectionDefinition("registry")]
-public sealed class RegistryCollection : ICollectionFixture<RegistryFixture>;
+public sealed class SqliteRegistryFixture() : RegistryFixture(Provider.Sqlite);
+
+public sealed class PostgresRegistryFixture() : RegistryFixture(Provider.Postgres);
+
+[CollectionDefinition("registry-sqlite")]
+public sealed class SqliteRegistryCollection : ICollectionFixture<SqliteRegistryFixture>;
+
+[CollectionDefinition("registry-postgres")]
+public sealed class PostgresRegistryCollection : ICollectionFixture<PostgresRegistryFixture>;

@@ -11,7 +11,7 @@ using Platform.Api.Tests.Infrastructure;
 namespace Platform.Api.Tests.Registry;
 
 /// <summary>Garbage collection, quotas and restarts, each on a host of its own.</summary>
-public sealed class RegistryLifecycleTests
+public abstract class RegistryLifecycleTests(Provider provider)
 {
     private static string Sha(byte[] b) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(b));
 
@@ -58,7 +58,7 @@ public sealed class RegistryLifecycleTests
     [Fact]
     public async Task Garbage_collection_frees_only_unreferenced_content()
     {
-        await using var host = new PlatformHost(Provider.Sqlite, settings: new Dictionary<string, string?> { ["Platform:Registry:GcGracePeriod"] = "00:00:00" });
+        await using var host = new PlatformHost(provider, settings: new Dictionary<string, string?> { ["Platform:Registry:GcGracePeriod"] = "00:00:00" });
         await TeamAsync(host, "gc");
         var admin = Basic(host, PlatformHost.AdminToken);
         var keptLayer = RandomNumberGenerator.GetBytes(100_000);
@@ -87,7 +87,7 @@ public sealed class RegistryLifecycleTests
     [Fact]
     public async Task A_fresh_unreferenced_blob_survives_the_grace_period()
     {
-        await using var host = new PlatformHost(Provider.Sqlite);   // default grace period: one hour
+        await using var host = new PlatformHost(provider);   // default grace period: one hour
         await TeamAsync(host, "grace");
         var admin = Basic(host, PlatformHost.AdminToken);
         var inFlight = await PushBlobAsync(admin, "grace/p/app", RandomNumberGenerator.GetBytes(1000));
@@ -100,7 +100,7 @@ public sealed class RegistryLifecycleTests
     [Fact]
     public async Task A_push_past_the_registry_quota_is_denied()
     {
-        await using var host = new PlatformHost(Provider.Sqlite);
+        await using var host = new PlatformHost(provider);
         await TeamAsync(host, "full", registryGiB: 0);
         var admin = Basic(host, PlatformHost.AdminToken);
         var content = RandomNumberGenerator.GetBytes(1000);
@@ -121,14 +121,16 @@ public sealed class RegistryLifecycleTests
     public async Task A_restart_keeps_repositories_tags_and_blobs()
     {
         string dataDir, digest;
+        string? connectionString;
         var layer = RandomNumberGenerator.GetBytes(50_000);
-        await using (var first = new PlatformHost(Provider.Sqlite))
+        await using (var first = new PlatformHost(provider))
         {
             dataDir = first.DataDir;
+            connectionString = first.ConnectionString;
             await TeamAsync(first, "keep");
             digest = await PushImageAsync(Basic(first, PlatformHost.AdminToken), "keep/p/app", "v1", layer);
         }
-        await using var second = new PlatformHost(Provider.Sqlite, dataDir);
+        await using var second = new PlatformHost(provider, dataDir, connectionString);
         var admin = Basic(second, PlatformHost.AdminToken);
         Assert.Equal(digest, (await admin.GetAsync("/v2/keep/p/app/manifests/v1")).Headers.GetValues("Docker-Content-Digest").Single());
         Assert.Equal(layer, await admin.GetByteArrayAsync($"/v2/keep/p/app/blobs/{Sha(layer)}"));
@@ -136,3 +138,7 @@ public sealed class RegistryLifecycleTests
         Assert.Equal("v1", tags.GetProperty("tags")[0].GetString());
     }
 }
+
+public sealed class SqliteRegistryLifecycleTests() : RegistryLifecycleTests(Provider.Sqlite);
+
+public sealed class PostgresRegistryLifecycleTests() : RegistryLifecycleTests(Provider.Postgres);

@@ -8,8 +8,7 @@ using Platform.Api.Tests.Infrastructure;
 
 namespace Platform.Api.Tests.Registry;
 
-[Collection("registry")]
-public sealed class RegistryTests(RegistryFixture f)
+public abstract class RegistryTests(RegistryFixture f)
 {
     private static string Sha(byte[] b) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(b));
     private static string Unique(string prefix) => prefix + Guid.NewGuid().ToString("N")[..6];
@@ -305,3 +304,9 @@ public sealed class RegistryTests(RegistryFixture f)
         Assert.Equal(HttpStatusCode.BadRequest, (await f.Basic(f.Developer).GetAsync("/v2/reg/p/manifests/latest")).StatusCode);   // not team/project/app
     }
 }
+
+[Collection("registry-sqlite")]
+public sealed class SqliteRegistryTests(SqliteRegistryFixture f) : RegistryTests(f);
+
+[Collection("registry-postgres")]
+public sealed class PostgresRegistryTests(PostgresRegistryFixture f) : RegistryTests(f);
