@@ -6,7 +6,6 @@
 # Set BENCH_KEEP=1 to keep the scratch directory (Api logs) for inspection.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
 PG_BIN=/usr/lib/postgresql/15/bin
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
