@@ -24,6 +24,14 @@ public sealed class Team
     /// that concurrent admissions in one team serialise on this row, on any number of Api replicas.
     /// </summary>
     public long AdmissionRevision { get; set; }
+
+    // Usage counters, kept in step with the apps by every admission (in the same transaction, under
+    // the team's row lock) so that admission reads two rows instead of summing every app.
+    // Housekeeping recomputes them from the apps as a safety net.
+    public long UsedMemoryMiB { get; set; }
+    public long UsedCpuMillicores { get; set; }
+    public long UsedInstances { get; set; }
+    public long UsedApps { get; set; }
 }
 
 /// <summary>A team's limits, set by platform admins.</summary>
@@ -46,6 +54,14 @@ public sealed class Project
     public required string Name { get; set; }
     public DateTime CreatedAt { get; set; }
     public ProjectQuota Quota { get; set; } = new();
+
+    // Usage counters, kept in step with the apps by every admission (in the same transaction, under
+    // the team's row lock) so that admission reads two rows instead of summing every app.
+    // Housekeeping recomputes them from the apps as a safety net.
+    public long UsedMemoryMiB { get; set; }
+    public long UsedCpuMillicores { get; set; }
+    public long UsedInstances { get; set; }
+    public long UsedApps { get; set; }
 }
 
 /// <summary>A project's share of its team's quota; null dimensions are bounded by the team only.</summary>

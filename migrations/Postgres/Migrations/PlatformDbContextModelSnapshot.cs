@@ -695,6 +695,18 @@ namespace Platform.Migrations.Postgres.Migrations
                     b.Property<Guid>("TeamId")
                         .HasColumnType("uuid");
 
+                    b.Property<long>("UsedApps")
+                        .HasColumnType("bigint");
+
+                    b.Property<long>("UsedCpuMillicores")
+                        .HasColumnType("bigint");
+
+                    b.Property<long>("UsedInstances")
+                        .HasColumnType("bigint");
+
+                    b.Property<long>("UsedMemoryMiB")
+                        .HasColumnType("bigint");
+
                     b.HasKey("Id");
 
                     b.HasIndex("TeamId", "Name")
@@ -898,6 +910,18 @@ namespace Platform.Migrations.Postgres.Migrations
                         .IsRequired()
                         .HasMaxLength(63)
                         .HasColumnType("character varying(63)");
+
+                    b.Property<long>("UsedApps")
+                        .HasColumnType("bigint");
+
+                    b.Property<long>("UsedCpuMillicores")
+                        .HasColumnType("bigint");
+
+                    b.Property<long>("UsedInstances")
+                        .HasColumnType("bigint");
+
+                    b.Property<long>("UsedMemoryMiB")
+                        .HasColumnType("bigint");
 
                     b.HasKey("Id");
 

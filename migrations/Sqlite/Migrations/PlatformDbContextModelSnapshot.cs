@@ -684,6 +684,18 @@ namespace Platform.Migrations.Sqlite.Migrations
                     b.Property<Guid>("TeamId")
                         .HasColumnType("TEXT");
 
+                    b.Property<long>("UsedApps")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("UsedCpuMillicores")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("UsedInstances")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("UsedMemoryMiB")
+                        .HasColumnType("INTEGER");
+
                     b.HasKey("Id");
 
                     b.HasIndex("TeamId", "Name")
@@ -887,6 +899,18 @@ namespace Platform.Migrations.Sqlite.Migrations
                         .IsRequired()
                         .HasMaxLength(63)
                         .HasColumnType("TEXT");
+
+                    b.Property<long>("UsedApps")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("UsedCpuMillicores")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("UsedInstances")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("UsedMemoryMiB")
+                        .HasColumnType("INTEGER");
 
                     b.HasKey("Id");
 

@@ -58,16 +58,21 @@ public sealed class AccessService(PlatformDbContext db, IHttpContextAccessor htt
     public async Task<Resolved<TeamAccess>> TeamAsync(string teamName, Permission permission, CancellationToken ct)
     {
         var caller = Caller;
-        var team = Names.IsDns1123Label(teamName)
-            ? await db.Teams.FirstOrDefaultAsync(t => t.Name == teamName, ct)
+        // The team and the caller's roles in it, in one query.
+        var row = Names.IsDns1123Label(teamName)
+            ? await db.Teams.Where(t => t.Name == teamName)
+                .Select(t => new
+                {
+                    Team = t,
+                    Memberships = db.Memberships.Where(m => m.TeamId == t.Id && m.UserId == caller.UserId)
+                        .Select(m => new { m.ProjectId, m.Role }).ToList(),
+                })
+                .FirstOrDefaultAsync(ct)
             : null;
-        if (team is null)
+        if (row is null)
             return Problems.NotFound($"Team '{teamName}'");
-
-        var memberships = await db.Memberships.AsNoTracking()
-            .Where(m => m.TeamId == team.Id && m.UserId == caller.UserId)
-            .Select(m => new { m.ProjectId, m.Role })
-            .ToListAsync(ct);
+        var team = row.Team;
+        var memberships = row.Memberships;
         if (memberships.Count == 0 && !caller.IsPlatformAdmin)
             return Problems.NotFound($"Team '{teamName}'");
 
@@ -104,6 +109,8 @@ public sealed class CallerFilter(PlatformDbContext db, TimeProvider clock) : IEn
         var http = context.HttpContext;
         if (http.User.FindFirst("client_kind")?.Value == "machine")
             return Problems.Forbidden("Machine clients cannot use this endpoint.");
+        if (http.Items[AccessService.CallerItem] is Caller resolved && resolved.UserId == http.User.FindFirst(Claims.Subject)?.Value)
+            return await next(context);   // resolved with the personal access token, in the same query
         var subject = http.User.FindFirst(Claims.Subject)?.Value;
         if (subject is null)
             return TypedResults.Unauthorized();

@@ -89,15 +89,15 @@ public static partial class AppsApi
             UpdatedAt = now,
         };
 
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
-        await quotas.LockTeamAsync(scope.Access.Team.Id, ct);
+        await using var tx = await quotas.BeginAdmissionAsync(scope.Access.Team.Id, ct);
         if (await db.Apps.AnyAsync(a => a.ProjectId == scope.Project.Id && a.Name == app.Name, ct))
             return Problems.Conflict("name", $"An app named '{app.Name}' exists in project '{project}'.");
-        var refused = await quotas.AdmitAsync(scope.Access.Team, scope.Project,
-            AppFootprint.Of(app.Instances, app.MemoryMiB, app.CpuMillicores), ct);
+        var footprint = AppFootprint.Of(app.Instances, app.MemoryMiB, app.CpuMillicores);
+        var refused = await quotas.AdmitAsync(scope.Access.Team, scope.Project, footprint, ct);
         if (refused.Count > 0) return Problems.QuotaExceeded(refused);
         db.Apps.Add(app);
         await db.SaveChangesAsync(ct);
+        await quotas.ApplyAsync(scope.Access.Team.Id, scope.Project.Id, footprint, ct);
         await tx.CommitAsync(ct);
         return TypedResults.Created($"/api/v1/teams/{team}/projects/{project}/apps/{app.Name}",
             ToResponse(app, scope, http, options.Value));
@@ -125,8 +125,7 @@ public static partial class AppsApi
         Validate(errors, body.Image, body.Instances, body.MemoryMiB, body.CpuMillicores, body.Port, body.Env, body.HealthCheckPath);
         if (errors.Any) return errors.ToProblem();
 
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
-        await quotas.LockTeamAsync(scope.Access.Team.Id, ct);
+        await using var tx = await quotas.BeginAdmissionAsync(scope.Access.Team.Id, ct);
         var a = await FindAsync(db, scope.Project, app, ct);
         if (a is null) return Problems.NotFound($"App '{app}'");
 
@@ -153,17 +152,26 @@ public static partial class AppsApi
         }
         a.UpdatedAt = clock.GetUtcNow().UtcDateTime;
         await db.SaveChangesAsync(ct);
+        await quotas.ApplyAsync(scope.Access.Team.Id, scope.Project.Id, after - before, ct);
         await tx.CommitAsync(ct);
         return TypedResults.Ok(ToResponse(a, scope, http, options.Value));
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
-        string team, string project, string app, AccessService access, PlatformDbContext db, CancellationToken ct)
+        string team, string project, string app, AccessService access, PlatformDbContext db, QuotaService quotas, CancellationToken ct)
     {
         var s = await ScopeAsync(team, project, Permission.AppWrite, access, ct);
         if (s.Problem is { } p) return p;
-        var deleted = await db.Apps.Where(a => a.ProjectId == s.Value!.Project.Id && a.Name == app).ExecuteDeleteAsync(ct);
-        return deleted == 0 ? Problems.NotFound($"App '{app}'") : TypedResults.NoContent();
+        var scope = s.Value!;
+        await using var tx = await quotas.BeginAdmissionAsync(scope.Access.Team.Id, ct);
+        var a = await FindAsync(db, scope.Project, app, ct);
+        if (a is null) return Problems.NotFound($"App '{app}'");
+        db.Apps.Remove(a);
+        await db.SaveChangesAsync(ct);
+        await quotas.ApplyAsync(scope.Access.Team.Id, scope.Project.Id,
+            default(AppFootprint) - AppFootprint.Of(a.Instances, a.MemoryMiB, a.CpuMillicores), ct);
+        await tx.CommitAsync(ct);
+        return TypedResults.NoContent();
     }
 
     private static Task<App?> FindAsync(PlatformDbContext db, Project project, string app, CancellationToken ct) =>

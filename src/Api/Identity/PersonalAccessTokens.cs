@@ -57,16 +57,20 @@ public sealed class PatAuthenticationHandler(
 
         var hash = TokenSecrets.Hash(token);
         var now = clock.GetUtcNow().UtcDateTime;
+        // One query for the token and its user: the caller is resolved here for CallerFilter too.
         var pat = await db.PersonalAccessTokens.AsNoTracking()
             .Where(t => t.Hash == hash)
-            .Select(t => new { t.Id, t.UserId, t.ExpiresAt, t.RevokedAt, t.LastUsedAt })
+            .Select(t => new { t.Id, t.UserId, t.ExpiresAt, t.RevokedAt, t.LastUsedAt, t.User!.Email, t.User.IsPlatformAdmin, t.User.LockoutEnd })
             .FirstOrDefaultAsync(Context.RequestAborted);
         if (pat is null || pat.RevokedAt is not null || pat.ExpiresAt <= now)
             return AuthenticateResult.Fail("The personal access token is unknown, expired or revoked.");
+        if (pat.LockoutEnd > clock.GetUtcNow())
+            return AuthenticateResult.Fail("The account is locked out.");
 
         if (pat.LastUsedAt is null || now - pat.LastUsedAt > LastUsedResolution)
             await db.PersonalAccessTokens.Where(t => t.Id == pat.Id)
                 .ExecuteUpdateAsync(s => s.SetProperty(t => t.LastUsedAt, now), Context.RequestAborted);
+        Context.Items[Access.AccessService.CallerItem] = new Access.Caller(pat.UserId, pat.Email ?? "", pat.IsPlatformAdmin);
 
         var identity = new ClaimsIdentity(SchemeName, Claims.Name, Claims.Role);
         identity.AddClaim(new Claim(Claims.Subject, pat.UserId));

@@ -94,9 +94,9 @@ public static class Jobs
 public sealed partial class Housekeeping(
     PlatformDbContext db, OpenIddict.Abstractions.IOpenIddictTokenManager tokens,
     OpenIddict.Abstractions.IOpenIddictAuthorizationManager authorizations,
-    IOptions<PlatformOptions> options, TimeProvider clock, ILogger<Housekeeping> log)
+    Quotas.QuotaService quotas, IOptions<PlatformOptions> options, TimeProvider clock, ILogger<Housekeeping> log)
 {
-    public sealed record Report(int PersonalAccessTokens, int JoinTokens, long OidcTokens, long OidcAuthorizations, int AuditEvents);
+    public sealed record Report(int PersonalAccessTokens, int JoinTokens, long OidcTokens, long OidcAuthorizations, int AuditEvents, int UsageCorrections);
 
     [AutomaticRetry(Attempts = 3)]
     public async Task<Report> RunAsync(CancellationToken ct)
@@ -112,7 +112,11 @@ public sealed partial class Housekeeping(
         var oidcAuthorizations = await authorizations.PruneAsync(now.AddDays(-14), ct);
         var cutoff = utc.AddDays(-options.Value.Housekeeping.AuditRetentionDays);
         var audit = await db.AuditEvents.Where(e => e.At < cutoff).ExecuteDeleteAsync(ct);
-        var report = new Report(pats, joins, oidcTokens, oidcAuthorizations, audit);
+        var corrections = 0;
+        foreach (var teamId in await db.Teams.Select(t => t.Id).ToListAsync(ct))
+            if (await quotas.RecomputeAsync(teamId, ct)) corrections++;
+        if (corrections > 0) LogUsageDrift(log, corrections);
+        var report = new Report(pats, joins, oidcTokens, oidcAuthorizations, audit, corrections);
         LogRan(log, pats, joins, oidcTokens, oidcAuthorizations, audit);
         return report;
     }
@@ -120,4 +124,7 @@ public sealed partial class Housekeeping(
     [LoggerMessage(EventId = 4001, Level = LogLevel.Information,
         Message = "Housekeeping removed {Pats} personal access tokens, {Joins} join tokens, {OidcTokens} OIDC tokens, {OidcAuthorizations} OIDC authorisations, {Audit} audit events")]
     private static partial void LogRan(ILogger logger, int pats, int joins, long oidcTokens, long oidcAuthorizations, int audit);
+
+    [LoggerMessage(EventId = 4002, Level = LogLevel.Warning, Message = "Usage counters of {Teams} teams differed from their apps and were corrected")]
+    private static partial void LogUsageDrift(ILogger logger, int teams);
 }

@@ -53,8 +53,7 @@ public static class ProjectsApi
         if (errors.Any) return errors.ToProblem();
         var a = t.Value!;
 
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
-        await quotas.LockTeamAsync(a.Team.Id, ct);
+        await using var tx = await quotas.BeginAdmissionAsync(a.Team.Id, ct);
         if (await db.Projects.AnyAsync(x => x.TeamId == a.Team.Id && x.Name == body.Name, ct))
             return Problems.Conflict("name", $"A project named '{body.Name}' exists in team '{team}'.");
         var count = await quotas.ProjectCountAsync(a.Team.Id, ct);
@@ -80,14 +79,18 @@ public static class ProjectsApi
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
-        string team, string project, AccessService access, PlatformDbContext db, CancellationToken ct)
+        string team, string project, AccessService access, PlatformDbContext db, QuotaService quotas, CancellationToken ct)
     {
         var t = await access.TeamAsync(team, Permission.TeamRead, ct);
         if (t.Problem is { } p) return p;
         var pr = await access.ProjectAsync(t.Value!, project, Permission.ProjectDelete, ct);
         if (pr.Problem is { } pp) return pp;
-        db.Projects.Remove(pr.Value!);
+        await using var tx = await quotas.BeginAdmissionAsync(t.Value!.Team.Id, ct);
+        var used = await quotas.ProjectUsageAsync(pr.Value!.Id, ct);   // fresh, under the lock
+        db.Projects.Remove(pr.Value!);   // its apps go with it (cascade): give their usage back to the team
         await db.SaveChangesAsync(ct);
+        await quotas.ApplyAsync(t.Value.Team.Id, null, default(AppFootprint) - used, ct);
+        await tx.CommitAsync(ct);
         return TypedResults.NoContent();
     }
 
@@ -108,8 +111,7 @@ public static class ProjectsApi
 
         var team_ = t.Value!.Team;
         var target = pr.Value!;
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
-        await quotas.LockTeamAsync(team_.Id, ct);
+        await using var tx = await quotas.BeginAdmissionAsync(team_.Id, ct);
         // Project quotas split the team's: their sum, per dimension, stays within the team's limit.
         var others = await db.Projects.AsNoTracking().Where(x => x.TeamId == team_.Id && x.Id != target.Id)
             .Select(x => new { x.Quota.MemoryMiB, x.Quota.CpuMillicores, x.Quota.Instances, x.Quota.Apps })

@@ -8,36 +8,48 @@ namespace Platform.Api.Quotas;
 /// Usage and admission. Every admission runs in a transaction that first bumps the team's
 /// <see cref="Team.AdmissionRevision"/>: that row lock (PostgreSQL) or write lock (SQLite) makes
 /// concurrent admissions in one team take turns, on any number of Api replicas, so two requests can
-/// never both fit into the last free slice of a quota.
+/// never both fit into the last free slice of a quota. Usage is read from counters on the team and
+/// project rows, which the same transaction moves with <see cref="ApplyAsync"/>: an admission costs a
+/// few single-row statements whatever the number of apps.
 /// </summary>
-public sealed class QuotaService(PlatformDbContext db, Registry.RegistryService registry)
+public sealed class QuotaService(PlatformDbContext db, Registry.RegistryService registry, SqliteWriteGate gate)
 {
-    public async Task LockTeamAsync(Guid teamId, CancellationToken ct) =>
-        await db.Teams.Where(t => t.Id == teamId)
-            .ExecuteUpdateAsync(s => s.SetProperty(t => t.AdmissionRevision, t => t.AdmissionRevision + 1), ct);
+    /// <summary>
+    /// Starts an admission: a transaction holding the team's row lock. On SQLite (one process, one
+    /// writer) admissions first queue on an in-process async gate, so waiting writers yield their
+    /// threads instead of sleeping in SQLite's busy handler.
+    /// </summary>
+    public async Task<Admission> BeginAdmissionAsync(Guid teamId, CancellationToken ct)
+    {
+        var gated = db.Database.IsSqlite();
+        if (gated) await gate.Semaphore.WaitAsync(ct);
+        try
+        {
+            var tx = await db.Database.BeginTransactionAsync(ct);
+            await db.Teams.Where(t => t.Id == teamId)
+                .ExecuteUpdateAsync(s => s.SetProperty(t => t.AdmissionRevision, t => t.AdmissionRevision + 1), ct);
+            return new Admission(tx, gated ? gate.Semaphore : null);
+        }
+        catch
+        {
+            if (gated) gate.Semaphore.Release();
+            throw;
+        }
+    }
 
-    public async Task<AppFootprint> TeamUsageAsync(Guid teamId, CancellationToken ct) =>
-        await UsageAsync(db.Apps.Where(a => a.Project!.TeamId == teamId), ct);
+    public Task<AppFootprint> TeamUsageAsync(Guid teamId, CancellationToken ct) =>
+        db.Teams.AsNoTracking().Where(t => t.Id == teamId)
+            .Select(t => new AppFootprint(t.UsedMemoryMiB, t.UsedCpuMillicores, t.UsedInstances, t.UsedApps)).FirstAsync(ct);
 
-    public async Task<AppFootprint> ProjectUsageAsync(Guid projectId, CancellationToken ct) =>
-        await UsageAsync(db.Apps.Where(a => a.ProjectId == projectId), ct);
+    public Task<AppFootprint> ProjectUsageAsync(Guid projectId, CancellationToken ct) =>
+        db.Projects.AsNoTracking().Where(p => p.Id == projectId)
+            .Select(p => new AppFootprint(p.UsedMemoryMiB, p.UsedCpuMillicores, p.UsedInstances, p.UsedApps)).FirstAsync(ct);
 
     public Task<int> ProjectCountAsync(Guid teamId, CancellationToken ct) =>
         db.Projects.CountAsync(p => p.TeamId == teamId, ct);
 
-    private static async Task<AppFootprint> UsageAsync(IQueryable<App> apps, CancellationToken ct)
-    {
-        var u = await apps.GroupBy(_ => 1).Select(g => new
-        {
-            Memory = g.Sum(a => (long)a.Instances * a.MemoryMiB),
-            Cpu = g.Sum(a => (long)a.Instances * a.CpuMillicores),
-            Instances = g.Sum(a => (long)a.Instances),
-            Apps = g.LongCount(),
-        }).FirstOrDefaultAsync(ct);
-        return u is null ? default : new AppFootprint(u.Memory, u.Cpu, u.Instances, u.Apps);
-    }
-
-    /// <summary>Checks a change of <paramref name="delta"/> in a project against the project's and the team's quotas.</summary>
+    /// <summary>Checks a change of <paramref name="delta"/> in a project against the project's and the team's quotas.
+    /// Call it inside an admission (<see cref="BeginAdmissionAsync"/>).</summary>
     public async Task<IReadOnlyList<QuotaFigure>> AdmitAsync(Team team, Project project, AppFootprint delta, CancellationToken ct)
     {
         var projectUsed = await ProjectUsageAsync(project.Id, ct);
@@ -49,6 +61,56 @@ public sealed class QuotaService(PlatformDbContext db, Registry.RegistryService 
             .. QuotaMath.Violations("project", projectUsed, delta, new QuotaLimits(pq.MemoryMiB, pq.CpuMillicores, pq.Instances, pq.Apps)),
             .. QuotaMath.Violations("team", teamUsed, delta, new QuotaLimits(tq.MemoryMiB, tq.CpuMillicores, tq.Instances, tq.Apps)),
         ];
+    }
+
+    /// <summary>Moves the team's and the project's usage counters by <paramref name="delta"/> (in the admission transaction).</summary>
+    public async Task ApplyAsync(Guid teamId, Guid? projectId, AppFootprint delta, CancellationToken ct)
+    {
+        if (delta == default) return;
+        await db.Teams.Where(t => t.Id == teamId).ExecuteUpdateAsync(s => s
+            .SetProperty(t => t.UsedMemoryMiB, t => t.UsedMemoryMiB + delta.MemoryMiB)
+            .SetProperty(t => t.UsedCpuMillicores, t => t.UsedCpuMillicores + delta.CpuMillicores)
+            .SetProperty(t => t.UsedInstances, t => t.UsedInstances + delta.Instances)
+            .SetProperty(t => t.UsedApps, t => t.UsedApps + delta.Apps), ct);
+        if (projectId is { } id)
+            await db.Projects.Where(p => p.Id == id).ExecuteUpdateAsync(s => s
+                .SetProperty(p => p.UsedMemoryMiB, p => p.UsedMemoryMiB + delta.MemoryMiB)
+                .SetProperty(p => p.UsedCpuMillicores, p => p.UsedCpuMillicores + delta.CpuMillicores)
+                .SetProperty(p => p.UsedInstances, p => p.UsedInstances + delta.Instances)
+                .SetProperty(p => p.UsedApps, p => p.UsedApps + delta.Apps), ct);
+    }
+
+    /// <summary>
+    /// Recomputes every counter of a team from its apps, under the team lock; returns whether any was
+    /// off. The housekeeping job runs it for every team, so a counter can never stay wrong.
+    /// </summary>
+    public async Task<bool> RecomputeAsync(Guid teamId, CancellationToken ct)
+    {
+        await using var tx = await BeginAdmissionAsync(teamId, ct);
+        var perProject = await db.Apps.Where(a => a.Project!.TeamId == teamId).GroupBy(a => a.ProjectId).Select(g => new
+        {
+            ProjectId = g.Key,
+            Memory = g.Sum(a => (long)a.Instances * a.MemoryMiB),
+            Cpu = g.Sum(a => (long)a.Instances * a.CpuMillicores),
+            Instances = g.Sum(a => (long)a.Instances),
+            Apps = g.LongCount(),
+        }).ToDictionaryAsync(x => x.ProjectId, ct);
+        var drift = false;
+        var projects = await db.Projects.Where(p => p.TeamId == teamId).ToListAsync(ct);
+        foreach (var p in projects)
+        {
+            var u = perProject.GetValueOrDefault(p.Id);
+            var (m, c, i, a) = u is null ? (0L, 0L, 0L, 0L) : (u.Memory, u.Cpu, u.Instances, u.Apps);
+            drift |= (p.UsedMemoryMiB, p.UsedCpuMillicores, p.UsedInstances, p.UsedApps) != (m, c, i, a);
+            (p.UsedMemoryMiB, p.UsedCpuMillicores, p.UsedInstances, p.UsedApps) = (m, c, i, a);
+        }
+        var team = await db.Teams.FirstAsync(t => t.Id == teamId, ct);
+        var total = (projects.Sum(p => p.UsedMemoryMiB), projects.Sum(p => p.UsedCpuMillicores), projects.Sum(p => p.UsedInstances), projects.Sum(p => p.UsedApps));
+        drift |= (team.UsedMemoryMiB, team.UsedCpuMillicores, team.UsedInstances, team.UsedApps) != total;
+        (team.UsedMemoryMiB, team.UsedCpuMillicores, team.UsedInstances, team.UsedApps) = total;
+        await db.SaveChangesAsync(ct);
+        await tx.CommitAsync(ct);
+        return drift;
     }
 
     public async Task<TeamQuotaResponse> TeamReportAsync(Team team, CancellationToken ct)
@@ -72,4 +134,22 @@ public sealed class QuotaService(PlatformDbContext db, Registry.RegistryService 
         return new ProjectQuotaResponse(new(q.MemoryMiB, used.MemoryMiB), new(q.CpuMillicores, used.CpuMillicores),
             new(q.Instances, used.Instances), new(q.Apps, used.Apps));
     }
+}
+
+/// <summary>An admission transaction: commit it, or dispose it to roll back; either way the gate is released.</summary>
+public sealed class Admission(Microsoft.EntityFrameworkCore.Storage.IDbContextTransaction tx, SemaphoreSlim? gate) : IAsyncDisposable
+{
+    public Task CommitAsync(CancellationToken ct) => tx.CommitAsync(ct);
+
+    public async ValueTask DisposeAsync()
+    {
+        await tx.DisposeAsync();
+        gate?.Release();
+    }
+}
+
+/// <summary>The process-wide queue of SQLite admissions (SQLite has one writer; PostgreSQL does not use it).</summary>
+public sealed class SqliteWriteGate
+{
+    public SemaphoreSlim Semaphore { get; } = new(1, 1);
 }

@@ -1,6 +1,9 @@
 using System.Net;
 using System.Net.Http.Json;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 using Platform.Api.Tests.Infrastructure;
+using Platform.Data;
 
 namespace Platform.Api.Tests.Suite;
 
@@ -153,6 +156,17 @@ public abstract class TenancyTests(PlatformHost host)
             Host.Admin().PostAsJsonAsync($"/api/v1/teams/{team}/projects/p/apps", new { name = $"a{i}", instances = 1 })));
         Assert.Equal(5, results.Count(r => r.StatusCode == HttpStatusCode.Created));
         Assert.Equal(15, results.Count(r => r.StatusCode == HttpStatusCode.UnprocessableEntity));
+
+        // The usage counters admission reads stay equal to what the apps add up to.
+        var created = results.Where(r => r.StatusCode == HttpStatusCode.Created).Select(r => r.Headers.Location!.ToString()).ToList();
+        await admin.DeleteAsync(created[0]).ShouldBeAsync(HttpStatusCode.NoContent);
+        await admin.PatchAsJsonAsync(created[1], new { instances = 3 }).ShouldBeAsync(HttpStatusCode.OK);
+        var usage = (await admin.GetAsync($"/api/v1/teams/{team}").ShouldBeAsync(HttpStatusCode.OK)).GetProperty("quota");
+        Assert.Equal(4, usage.GetProperty("apps").GetProperty("used").GetInt64());
+        Assert.Equal(6, usage.GetProperty("instances").GetProperty("used").GetInt64());
+        await using var scope = Host.Services.CreateAsyncScope();
+        var teamId = await scope.ServiceProvider.GetRequiredService<PlatformDbContext>().Teams.Where(t => t.Name == team).Select(t => t.Id).FirstAsync();
+        Assert.False(await scope.ServiceProvider.GetRequiredService<Platform.Api.Quotas.QuotaService>().RecomputeAsync(teamId, CancellationToken.None));
     }
 
     [Fact]
