@@ -29,7 +29,7 @@ public static class ApiSetup
         services.AddAntiforgery();
         services.AddScoped<AccessService>();
         services.AddScoped<QuotaService>();
-        services.AddSingleton<SqliteWriteGate>();
+        services.AddSingleton<AdmissionGate>();
         services.AddScoped<MembershipService>();
         services.AddScoped<CallerFilter>();
         services.AddScoped<AuditFilter>();

@@ -12,27 +12,28 @@ namespace Platform.Api.Quotas;
 /// project rows, which the same transaction moves with <see cref="ApplyAsync"/>: an admission costs a
 /// few single-row statements whatever the number of apps.
 /// </summary>
-public sealed class QuotaService(PlatformDbContext db, Registry.RegistryService registry, SqliteWriteGate gate)
+public sealed class QuotaService(PlatformDbContext db, Registry.RegistryService registry, AdmissionGate gate)
 {
     /// <summary>
-    /// Starts an admission: a transaction holding the team's row lock. On SQLite (one process, one
-    /// writer) admissions first queue on an in-process async gate, so waiting writers yield their
-    /// threads instead of sleeping in SQLite's busy handler.
+    /// Starts an admission: a transaction holding the team's row lock. Admissions first queue, in
+    /// order, on an in-process async gate (one for all of SQLite, which has one writer; one per team
+    /// stripe on PostgreSQL), so waiting requests yield their threads and connections instead of
+    /// piling up in the database's lock queue; the row lock still orders replicas among themselves.
     /// </summary>
     public async Task<Admission> BeginAdmissionAsync(Guid teamId, CancellationToken ct)
     {
-        var gated = db.Database.IsSqlite();
-        if (gated) await gate.Semaphore.WaitAsync(ct);
+        var semaphore = gate.For(teamId, db.Database.IsSqlite());
+        await semaphore.WaitAsync(ct);
         try
         {
             var tx = await db.Database.BeginTransactionAsync(ct);
             await db.Teams.Where(t => t.Id == teamId)
                 .ExecuteUpdateAsync(s => s.SetProperty(t => t.AdmissionRevision, t => t.AdmissionRevision + 1), ct);
-            return new Admission(tx, gated ? gate.Semaphore : null);
+            return new Admission(tx, semaphore);
         }
         catch
         {
-            if (gated) gate.Semaphore.Release();
+            semaphore.Release();
             throw;
         }
     }
@@ -137,19 +138,22 @@ public sealed class QuotaService(PlatformDbContext db, Registry.RegistryService 
 }
 
 /// <summary>An admission transaction: commit it, or dispose it to roll back; either way the gate is released.</summary>
-public sealed class Admission(Microsoft.EntityFrameworkCore.Storage.IDbContextTransaction tx, SemaphoreSlim? gate) : IAsyncDisposable
+public sealed class Admission(Microsoft.EntityFrameworkCore.Storage.IDbContextTransaction tx, SemaphoreSlim gate) : IAsyncDisposable
 {
     public Task CommitAsync(CancellationToken ct) => tx.CommitAsync(ct);
 
     public async ValueTask DisposeAsync()
     {
         await tx.DisposeAsync();
-        gate?.Release();
+        gate.Release();
     }
 }
 
-/// <summary>The process-wide queue of SQLite admissions (SQLite has one writer; PostgreSQL does not use it).</summary>
-public sealed class SqliteWriteGate
+/// <summary>In-process queues of admissions: striped by team (bounded memory whatever the number of teams).</summary>
+public sealed class AdmissionGate
 {
-    public SemaphoreSlim Semaphore { get; } = new(1, 1);
+    private readonly SemaphoreSlim[] _stripes = Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1)).ToArray();
+
+    public SemaphoreSlim For(Guid teamId, bool singleWriter) =>
+        singleWriter ? _stripes[0] : _stripes[(teamId.GetHashCode() & int.MaxValue) % _stripes.Length];
 }
