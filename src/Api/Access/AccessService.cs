@@ -36,6 +36,10 @@ public sealed class TeamAccess(Team team, Caller caller, Role? teamRole, IReadOn
     public bool Can(Permission permission, Project project) =>
         Policies.Allows(permission, Caller.IsPlatformAdmin, TeamRole, ProjectRoles.GetValueOrDefault(project.Id));
 
+    /// <summary>The projects the caller may see in this team, or null when they see all of them.</summary>
+    public IReadOnlyCollection<Guid>? VisibleProjectIds =>
+        Caller.IsPlatformAdmin || TeamRole is not null ? null : ProjectRoles.Keys.ToList();
+
     public bool CanSee(Project project) =>
         Caller.IsPlatformAdmin || TeamRole is not null || ProjectRoles.ContainsKey(project.Id);
 

@@ -46,35 +46,21 @@ public sealed class PatAuthenticationHandler(
 {
     public const string SchemeName = "PersonalAccessToken";
 
-    /// <summary>Last-used times are written at most this often per token, not on every request.</summary>
-    private static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
-
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
         var token = ReadToken(Request.Headers.Authorization.ToString());
         if (token is null)
             return AuthenticateResult.NoResult();
 
-        var hash = TokenSecrets.Hash(token);
-        var now = clock.GetUtcNow().UtcDateTime;
-        // One query for the token and its user: the caller is resolved here for CallerFilter too.
-        var pat = await db.PersonalAccessTokens.AsNoTracking()
-            .Where(t => t.Hash == hash)
-            .Select(t => new { t.Id, t.UserId, t.ExpiresAt, t.RevokedAt, t.LastUsedAt, t.User!.Email, t.User.IsPlatformAdmin, t.User.LockoutEnd })
-            .FirstOrDefaultAsync(Context.RequestAborted);
-        if (pat is null || pat.RevokedAt is not null || pat.ExpiresAt <= now)
-            return AuthenticateResult.Fail("The personal access token is unknown, expired or revoked.");
-        if (pat.LockoutEnd > clock.GetUtcNow())
-            return AuthenticateResult.Fail("The account is locked out.");
-
-        if (pat.LastUsedAt is null || now - pat.LastUsedAt > LastUsedResolution)
-            await db.PersonalAccessTokens.Where(t => t.Id == pat.Id)
-                .ExecuteUpdateAsync(s => s.SetProperty(t => t.LastUsedAt, now), Context.RequestAborted);
-        Context.Items[Access.AccessService.CallerItem] = new Access.Caller(pat.UserId, pat.Email ?? "", pat.IsPlatformAdmin);
+        var pat = await PersonalAccessTokenLookup.FindAsync(db, token, clock, Context.RequestAborted);
+        if (pat is null)
+            return AuthenticateResult.Fail("The personal access token is unknown, expired or revoked, or its user is locked out.");
+        // The caller is resolved here, in the token's query, for CallerFilter too.
+        Context.Items[Access.AccessService.CallerItem] = new Access.Caller(pat.UserId, pat.Email, pat.IsPlatformAdmin);
 
         var identity = new ClaimsIdentity(SchemeName, Claims.Name, Claims.Role);
         identity.AddClaim(new Claim(Claims.Subject, pat.UserId));
-        identity.AddClaim(new Claim("pat_id", pat.Id.ToString()));
+        identity.AddClaim(new Claim("pat_id", pat.TokenId.ToString()));
         return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
     }
 
@@ -106,5 +92,33 @@ public sealed class PatAuthenticationHandler(
     {
         Response.StatusCode = StatusCodes.Status401Unauthorized;
         return Task.CompletedTask;
+    }
+}
+
+/// <summary>
+/// The one place that decides whether a personal access token is good: known, not revoked, not
+/// expired, its user not locked out. Records the last use (at most once a minute per token).
+/// Used by the REST API's scheme and by the registry.
+/// </summary>
+public static class PersonalAccessTokenLookup
+{
+    public sealed record Found(Guid TokenId, string UserId, string Email, bool IsPlatformAdmin);
+
+    private static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
+
+    public static async Task<Found?> FindAsync(PlatformDbContext db, string token, TimeProvider clock, CancellationToken ct)
+    {
+        var hash = TokenSecrets.Hash(token);
+        var now = clock.GetUtcNow();
+        var pat = await db.PersonalAccessTokens.AsNoTracking()
+            .Where(t => t.Hash == hash)
+            .Select(t => new { t.Id, t.UserId, t.ExpiresAt, t.RevokedAt, t.LastUsedAt, t.User!.Email, t.User.IsPlatformAdmin, t.User.LockoutEnd })
+            .FirstOrDefaultAsync(ct);
+        if (pat is null || pat.RevokedAt is not null || pat.ExpiresAt <= now.UtcDateTime || pat.LockoutEnd > now)
+            return null;
+        if (pat.LastUsedAt is null || now.UtcDateTime - pat.LastUsedAt > LastUsedResolution)
+            await db.PersonalAccessTokens.Where(t => t.Id == pat.Id)
+                .ExecuteUpdateAsync(s => s.SetProperty(t => t.LastUsedAt, now.UtcDateTime), ct);
+        return new Found(pat.Id, pat.UserId, pat.Email ?? "", pat.IsPlatformAdmin);
     }
 }

@@ -31,11 +31,8 @@ public static class ProjectsApi
         if (t.Problem is { } p) return p;
         var a = t.Value!;
         var query = db.Projects.AsNoTracking().Where(x => x.TeamId == a.Team.Id);
-        if (!a.Caller.IsPlatformAdmin && a.TeamRole is null)
-        {
-            var visible = a.ProjectRoles.Keys.ToList();
+        if (a.VisibleProjectIds is { } visible)
             query = query.Where(x => visible.Contains(x.Id));
-        }
         if (after is not null) query = query.Where(x => string.Compare(x.Name, after) > 0);
         var take = Paging.Take(limit);
         var rows = await query.OrderBy(x => x.Name).Take(take + 1).Select(x => new ProjectSummary(x.Name, team, x.CreatedAt)).ToListAsync(ct);

@@ -24,11 +24,8 @@ public static class ImagesApi
         if (t.Problem is { } p) return p;
         var a = t.Value!;
         var query = db.RegistryRepositories.AsNoTracking().Where(r => r.TeamId == a.Team.Id);
-        if (!a.Caller.IsPlatformAdmin && a.TeamRole is null)
-        {
-            var visible = a.ProjectRoles.Keys.ToList();
+        if (a.VisibleProjectIds is { } visible)
             query = query.Where(r => r.ProjectId != null && visible.Contains(r.ProjectId.Value));
-        }
         if (after is not null) query = query.Where(r => string.Compare(r.Name, after) > 0);
         var take = Paging.Take(limit);
         var repos = await query.OrderBy(r => r.Name).Take(take + 1)

@@ -64,15 +64,10 @@ public sealed class RegistryAuth(PlatformDbContext db, IDataProtectionProvider p
         return (Outcome.Invalid, null);
     }
 
-    private async Task<RegistryCaller?> UserForPatAsync(string pat, CancellationToken ct)
-    {
-        var hash = TokenSecrets.Hash(pat);
-        var now = clock.GetUtcNow().UtcDateTime;
-        var userId = await db.PersonalAccessTokens.AsNoTracking()
-            .Where(t => t.Hash == hash && t.RevokedAt == null && t.ExpiresAt > now)
-            .Select(t => t.UserId).FirstOrDefaultAsync(ct);
-        return userId is null ? null : await UserAsync(userId, ct);
-    }
+    private async Task<RegistryCaller?> UserForPatAsync(string pat, CancellationToken ct) =>
+        await PersonalAccessTokenLookup.FindAsync(db, pat, clock, ct) is { } found
+            ? new RegistryCaller(found.UserId, found.IsPlatformAdmin, null)
+            : null;
 
     private async Task<RegistryCaller?> UserAsync(string userId, CancellationToken ct)
     {

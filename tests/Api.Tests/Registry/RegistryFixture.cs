@@ -58,13 +58,7 @@ public abstract class RegistryFixture(Provider provider) : IAsyncLifetime
         }
     }
 
-    /// <summary>An HTTP client sending a personal access token as HTTP Basic, as docker and git do.</summary>
-    public HttpClient Basic(string pat)
-    {
-        var client = Host.Http();
-        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("user:" + pat)));
-        return client;
-    }
+    public HttpClient Basic(string pat) => RegistryHttp.Basic(Host, pat);
 
     public Task<Run.Result> SkopeoAsync(params string[] args) =>
         Run.ToolAsync("skopeo", ["--insecure-policy", .. args]);

@@ -13,21 +13,9 @@ namespace Platform.Api.Tests.Registry;
 /// <summary>Garbage collection, quotas and restarts, each on a host of its own.</summary>
 public abstract class RegistryLifecycleTests(Provider provider)
 {
-    private static string Sha(byte[] b) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(b));
-
-    private static HttpClient Basic(PlatformHost host, string pat)
-    {
-        var c = host.Http();
-        c.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("u:" + pat)));
-        return c;
-    }
-
-    private static async Task<string> PushBlobAsync(HttpClient client, string repo, byte[] content)
-    {
-        var r = await client.PostAsync($"/v2/{repo}/blobs/uploads/?digest={Sha(content)}", new ByteArrayContent(content));
-        Assert.Equal(HttpStatusCode.Created, r.StatusCode);
-        return Sha(content);
-    }
+    private static string Sha(byte[] b) => RegistryHttp.Sha(b);
+    private static HttpClient Basic(PlatformHost host, string pat) => RegistryHttp.Basic(host, pat);
+    private static Task<string> PushBlobAsync(HttpClient client, string repo, byte[] content) => RegistryHttp.PushBlobAsync(client, repo, content);
 
     private static async Task<string> PushImageAsync(HttpClient client, string repo, string reference, byte[] layer)
     {

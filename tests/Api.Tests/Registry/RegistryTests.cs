@@ -10,19 +10,13 @@ namespace Platform.Api.Tests.Registry;
 
 public abstract class RegistryTests(RegistryFixture f)
 {
-    private static string Sha(byte[] b) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(b));
+    private static string Sha(byte[] b) => RegistryHttp.Sha(b);
     private static string Unique(string prefix) => prefix + Guid.NewGuid().ToString("N")[..6];
 
     private static string IndexDigest(string layout) =>
         JsonDocument.Parse(File.ReadAllText(Path.Combine(layout, "index.json"))).RootElement.GetProperty("manifests")[0].GetProperty("digest").GetString()!;
 
-    private async Task<string> PushBlobAsync(HttpClient client, string repo, byte[] content)
-    {
-        var digest = Sha(content);
-        var response = await client.PostAsync($"/v2/{repo}/blobs/uploads/?digest={digest}", new ByteArrayContent(content));
-        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-        return digest;
-    }
+    private static Task<string> PushBlobAsync(HttpClient client, string repo, byte[] content) => RegistryHttp.PushBlobAsync(client, repo, content);
 
     [Fact]
     public async Task Skopeo_copies_an_oci_layout_in_and_out_with_identical_digests()
