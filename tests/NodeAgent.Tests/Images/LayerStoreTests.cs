@@ -1,0 +1,153 @@
+using System.Diagnostics;
+using System.Formats.Tar;
+using System.IO.Compression;
+using System.Security.Cryptography;
+using System.Text;
+using Platform.NodeAgent.Images;
+
+namespace Platform.NodeAgent.Tests.Images;
+
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
+public sealed class LayerStoreTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "platform-agent-tests", Guid.NewGuid().ToString("N"));
+    private readonly string _outside;
+    private readonly LayerStore _store;
+
+    public LayerStoreTests()
+    {
+        _outside = Path.Combine(_dir, "outside");
+        Directory.CreateDirectory(_outside);
+        _store = new LayerStore(Path.Combine(_dir, "cache", "layers"));
+    }
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static byte[] Tar(Action<TarWriter> write, bool gzip = false)
+    {
+        var raw = new MemoryStream();
+        using (var writer = new TarWriter(raw, TarEntryFormat.Pax, leaveOpen: true)) write(writer);
+        if (!gzip) return raw.ToArray();
+        var zipped = new MemoryStream();
+        using (var gz = new GZipStream(zipped, CompressionLevel.Fastest, leaveOpen: true)) { raw.Position = 0; raw.CopyTo(gz); }
+        return zipped.ToArray();
+    }
+
+    private static void File(TarWriter w, string name, string content, UnixFileMode mode = (UnixFileMode)0b110_100_100) =>
+        w.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(Encoding.UTF8.GetBytes(content)), Mode = mode });
+
+    private static void Dir(TarWriter w, string name) =>
+        w.WriteEntry(new PaxTarEntry(TarEntryType.Directory, name) { Mode = (UnixFileMode)0b111_101_101 });
+
+    private static void Link(TarWriter w, TarEntryType type, string name, string target) =>
+        w.WriteEntry(new PaxTarEntry(type, name) { LinkName = target });
+
+    private static string Digest(byte[] b) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(b));
+
+    private Task<string> UnpackAsync(byte[] layer) => _store.UnpackAsync(Digest(layer), new MemoryStream(layer), CancellationToken.None);
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_layer_unpacks_into_its_digest_with_files_links_and_modes(bool gzip)
+    {
+        var layer = Tar(w =>
+        {
+            Dir(w, "bin/");
+            File(w, "bin/busybox", "#!binary", (UnixFileMode)0b111_101_101);
+            Link(w, TarEntryType.SymbolicLink, "bin/sh", "busybox");
+            Link(w, TarEntryType.SymbolicLink, "bin/abs", "/bin/busybox");
+            Link(w, TarEntryType.HardLink, "bin/hard", "bin/busybox");
+            File(w, "./etc/motd", "hello");
+        }, gzip);
+        var path = await UnpackAsync(layer);
+        Assert.Equal(_store.PathOf(Digest(layer)), path);
+        Assert.Equal("#!binary", await System.IO.File.ReadAllTextAsync(Path.Combine(path, "bin/hard")));
+        Assert.Equal("busybox", new FileInfo(Path.Combine(path, "bin/sh")).LinkTarget);
+        Assert.Equal("/bin/busybox", new FileInfo(Path.Combine(path, "bin/abs")).LinkTarget);
+        Assert.Equal((UnixFileMode)0b111_101_101, System.IO.File.GetUnixFileMode(Path.Combine(path, "bin/busybox")));
+        Assert.Equal("hello", await System.IO.File.ReadAllTextAsync(Path.Combine(path, "etc/motd")));
+        Assert.True(_store.Contains(Digest(layer)));
+    }
+
+    [Fact]
+    public async Task Whiteouts_and_opaque_directories_become_overlay_whiteouts()
+    {
+        Assert.True(Environment.UserName == "root", "overlay whiteouts need root (mknod, trusted.* xattrs); CI runs as root");
+        var layer = Tar(w =>
+        {
+            Dir(w, "etc/");
+            File(w, "etc/.wh.passwd", "");
+            Dir(w, "var/cache/");
+            File(w, "var/cache/.wh..wh..opq", "");
+        });
+        var path = await UnpackAsync(layer);
+        var stat = Process.Start(new ProcessStartInfo("stat", ["-c", "%F %t:%T", Path.Combine(path, "etc/passwd")]) { RedirectStandardOutput = true })!;
+        Assert.Equal("character special file 0:0", (await stat.StandardOutput.ReadToEndAsync()).Trim());
+        Assert.False(System.IO.File.Exists(Path.Combine(path, "etc/.wh.passwd")));
+        var xattr = Process.Start(new ProcessStartInfo("python3", ["-c",
+            $"import os; print(os.getxattr('{Path.Combine(path, "var/cache")}', 'trusted.overlay.opaque').decode())"]) { RedirectStandardOutput = true })!;
+        Assert.Equal("y", (await xattr.StandardOutput.ReadToEndAsync()).Trim());
+    }
+
+    public static TheoryData<string> HostileLayers => ["dotdot", "absolute", "nested-dotdot", "symlink-escape", "write-through-symlink",
+        "hardlink-escape", "hardlink-absolute", "hardlink-to-link", "char-device", "block-device"];
+
+    private static byte[] Hostile(string kind) => Tar(w =>
+    {
+        File(w, "ok.txt", "fine");
+        switch (kind)
+        {
+            case "dotdot": File(w, "../outside/evil", "x"); break;
+            case "absolute": File(w, "/tmp/evil", "x"); break;
+            case "nested-dotdot": File(w, "a/b/../../../outside/evil", "x"); break;
+            case "symlink-escape": Link(w, TarEntryType.SymbolicLink, "up", "../../../../outside"); break;
+            case "write-through-symlink":
+                Link(w, TarEntryType.SymbolicLink, "root", "/");
+                File(w, "root/tmp/evil", "x");
+                break;
+            case "hardlink-escape": Link(w, TarEntryType.HardLink, "pw", "../../outside/x"); break;
+            case "hardlink-absolute": Link(w, TarEntryType.HardLink, "pw", "/etc/passwd"); break;
+            case "hardlink-to-link":
+                Link(w, TarEntryType.SymbolicLink, "l", "/etc/passwd");
+                Link(w, TarEntryType.HardLink, "pw", "l");
+                break;
+            case "char-device": w.WriteEntry(new PaxTarEntry(TarEntryType.CharacterDevice, "dev/mem") { DeviceMajor = 1, DeviceMinor = 1 }); break;
+            case "block-device": w.WriteEntry(new PaxTarEntry(TarEntryType.BlockDevice, "dev/sda") { DeviceMajor = 8, DeviceMinor = 0 }); break;
+        }
+    });
+
+    [Theory]
+    [MemberData(nameof(HostileLayers))]
+    public async Task Hostile_layers_are_refused_and_nothing_is_written_outside(string kind)
+    {
+        System.IO.File.WriteAllText(Path.Combine(_outside, "x"), "host file");
+        var layer = Hostile(kind);
+        await Assert.ThrowsAsync<HostileLayerException>(() => UnpackAsync(layer));
+        Assert.Equal(["x"], Directory.GetFileSystemEntries(_outside).Select(Path.GetFileName));
+        Assert.Equal("host file", System.IO.File.ReadAllText(Path.Combine(_outside, "x")));
+        Assert.False(System.IO.File.Exists("/tmp/evil"));
+        Assert.False(_store.Contains(Digest(layer)));
+        Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(_dir, "cache", "layers", "scratch")));
+    }
+
+    [Fact]
+    public async Task A_truncated_layer_leaves_no_half_layer_behind()
+    {
+        var layer = Tar(w => File(w, "big", new string('x', 100_000)), gzip: true);
+        var truncated = layer[..(layer.Length / 2)];
+        await Assert.ThrowsAnyAsync<Exception>(() => _store.UnpackAsync(Digest(layer), new MemoryStream(truncated), CancellationToken.None));
+        Assert.False(_store.Contains(Digest(layer)));
+        Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(_dir, "cache", "layers", "scratch")));
+    }
+
+    [Fact]
+    public async Task Concurrent_unpacks_of_one_layer_both_succeed_with_one_copy()
+    {
+        var layer = Tar(w => { for (var i = 0; i < 200; i++) File(w, $"f{i}", new string('y', 5000)); });
+        var paths = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => UnpackAsync(layer))));
+        Assert.Single(paths.Distinct());
+        Assert.Equal(200, Directory.GetFiles(paths[0]).Length);
+        Assert.Single(Directory.GetDirectories(Path.Combine(_dir, "cache", "layers", "sha256")));
+    }
+}
