@@ -13,7 +13,7 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 need=()
 [ -x "$PG_BIN/initdb" ] || need+=(postgresql)
 command -v git >/dev/null || need+=(git)
-for tool in skopeo umoci buildah; do command -v $tool >/dev/null || need+=($tool); done
+for tool in skopeo umoci buildah runc; do command -v $tool >/dev/null || need+=($tool); done
 [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q static || need+=(busybox-static file)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"

@@ -1,0 +1,121 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace Platform.NodeAgent.Runtime;
+
+/// <summary>What runc reports of a container.</summary>
+public sealed record RuncState(string Id, string Status, int Pid);
+
+/// <summary>How an instance ended: its exit code, and whether the kernel's OOM killer ended it.</summary>
+public sealed record ExitInfo(int ExitCode, bool OomKilled)
+{
+    public string Reason => OomKilled ? "OOMKilled" : ExitCode == 0 ? "Completed" : "Error";
+}
+
+/// <summary>
+/// runc, driven per instance. Each instance runs under a tiny shim, <c>setsid sh</c>, that waits for
+/// <c>runc run</c> and writes its exit code to a file: the shim outlives an agent restart, so the
+/// agent adopts running containers and still learns how they ended. A <c>runc events</c> watcher per
+/// running container records OOM kills (runc removes the cgroup, and its counters, at exit).
+/// Known limit: an OOM kill in the first few milliseconds, before the watcher subscribes, is
+/// reported as a plain exit 137 ("Error"); a native shim reading the cgroup before deletion (as conmon
+/// does) would close that window.
+/// </summary>
+public sealed class Runc(string stateRoot, string runc = "runc")
+{
+    private static readonly TimeSpan Quick = TimeSpan.FromSeconds(30);
+
+    private IEnumerable<string> Global => ["--root", stateRoot];
+
+    // The shim's script is constant; the paths and the command arrive as positional parameters.
+    private const string ShimScript = "log=$1; exitfile=$2; shift 2; \"$@\" >>\"$log\" 2>&1 </dev/null; echo $? >\"$exitfile.tmp\" && mv \"$exitfile.tmp\" \"$exitfile\"";
+
+    /// <summary>Starts the container of <paramref name="bundle"/> detached from the agent; returns once runc reports it running.</summary>
+    public async Task StartAsync(string id, string bundle, CancellationToken ct)
+    {
+        Directory.CreateDirectory(stateRoot);
+        var log = Path.Combine(bundle, "output.log");
+        var exitFile = Path.Combine(bundle, "exit-code");
+        File.Delete(exitFile);
+        File.Delete(Path.Combine(bundle, "oom"));
+        var psi = new ProcessStartInfo("setsid") { UseShellExecute = false };
+        foreach (var a in (string[])["sh", "-c", ShimScript, "shim", log, exitFile, runc, .. Global, "run", "--bundle", bundle, id])
+            psi.ArgumentList.Add(a);
+        using (Process.Start(psi)) { }
+        // Attach the OOM watcher as soon as runc knows the container (created or running).
+        var deadline = DateTime.UtcNow + Quick;
+        var watching = false;
+        while (DateTime.UtcNow < deadline)
+        {
+            var state = await StateAsync(id, ct);
+            if (state is not null && !watching)
+            {
+                WatchEvents(id, bundle);
+                watching = true;
+            }
+            if (state is { Status: "running" } || File.Exists(exitFile)) break;
+            await Task.Delay(5, ct);
+        }
+    }
+
+    /// <summary>Follows <c>runc events</c> and marks the bundle when the kernel OOM-kills inside the container.</summary>
+    public void WatchEvents(string id, string bundle)
+    {
+        var psi = new ProcessStartInfo(runc) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in (string[])[.. Global, "events", "--interval", "1s", id]) psi.ArgumentList.Add(a);
+        var process = Process.Start(psi)!;
+        _ = Task.Run(async () =>
+        {
+            using (process)
+            {
+                _ = process.StandardError.ReadToEndAsync();
+                while (await process.StandardOutput.ReadLineAsync() is { } line)
+                    if (line.Contains("\"type\":\"oom\"", StringComparison.Ordinal))
+                        await File.WriteAllTextAsync(Path.Combine(bundle, "oom"), "1");
+            }
+        });
+    }
+
+    public async Task<RuncState?> StateAsync(string id, CancellationToken ct)
+    {
+        var r = await ProcessRunner.RunAsync(runc, [.. Global, "state", id], Quick, ct);
+        if (r.ExitCode != 0) return null;
+        using var json = JsonDocument.Parse(r.Stdout);
+        return new RuncState(id, json.RootElement.GetProperty("status").GetString()!, json.RootElement.GetProperty("pid").GetInt32());
+    }
+
+    /// <summary>All containers under this state root (what an agent adopts after a restart).</summary>
+    public async Task<IReadOnlyList<RuncState>> ListAsync(CancellationToken ct)
+    {
+        var r = await ProcessRunner.CheckedAsync(runc, [.. Global, "list", "--format", "json"], Quick, ct);
+        if (string.IsNullOrWhiteSpace(r.Stdout) || r.Stdout.Trim() == "null") return [];
+        using var json = JsonDocument.Parse(r.Stdout);
+        return json.RootElement.EnumerateArray()
+            .Select(c => new RuncState(c.GetProperty("id").GetString()!, c.GetProperty("status").GetString()!, c.GetProperty("pid").GetInt32()))
+            .ToList();
+    }
+
+    /// <summary>SIGTERM, then SIGKILL after <paramref name="grace"/> (PID 1 may ignore SIGTERM, as busybox httpd does).</summary>
+    public async Task StopAsync(string id, TimeSpan grace, CancellationToken ct)
+    {
+        await ProcessRunner.RunAsync(runc, [.. Global, "kill", id, "TERM"], Quick, ct);
+        var deadline = DateTime.UtcNow + grace;
+        while (DateTime.UtcNow < deadline && await StateAsync(id, ct) is { Status: "running" })
+            await Task.Delay(50, ct);
+        if (await StateAsync(id, ct) is { Status: "running" })
+            await ProcessRunner.RunAsync(runc, [.. Global, "kill", id, "KILL"], Quick, ct);
+        var gone = DateTime.UtcNow + Quick;
+        while (DateTime.UtcNow < gone && await StateAsync(id, ct) is not null)
+            await Task.Delay(20, ct);
+        if (await StateAsync(id, ct) is not null)
+            await ProcessRunner.RunAsync(runc, [.. Global, "delete", "--force", id], Quick, ct);
+    }
+
+    /// <summary>How the instance of <paramref name="bundle"/> ended, or null while it runs.</summary>
+    public static ExitInfo? Exit(string bundle)
+    {
+        var file = Path.Combine(bundle, "exit-code");
+        if (!File.Exists(file) || !int.TryParse(File.ReadAllText(file).Trim(), out var code)) return null;
+        return new ExitInfo(code, File.Exists(Path.Combine(bundle, "oom")));
+    }
+}

@@ -1,0 +1,140 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Platform.NodeAgent.Runtime;
+
+namespace Platform.NodeAgent.Tests.Runtime;
+
+/// <summary>
+/// Real containers through runc (root, as CI runs): a busybox root file system owned by the mapped
+/// id range, the spec RuntimeSpec builds, the default seccomp profile.
+/// </summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
+public sealed class RuncTests : IAsyncLifetime
+{
+    private const uint HostIdStart = 200_000;
+    private readonly string _dir = Path.Combine("/var/tmp", "platform-runc-tests", Guid.NewGuid().ToString("N")[..8]);
+    private Runc _runc = null!;
+    private string _rootfs = "";
+    private static readonly JsonObject SeccompProfile = Seccomp.ToOci(
+        JsonNode.Parse(File.ReadAllText(Seccomp.DefaultProfilePath))!.AsObject(), "amd64", RuntimeSpec.Capabilities.ToHashSet());
+
+    public async Task InitializeAsync()
+    {
+        Assert.True(Environment.UserName == "root", "runc tests need root; CI runs as root");
+        Directory.CreateDirectory(_dir);
+        _runc = new Runc(Path.Combine(_dir, "state"));
+        _rootfs = Path.Combine(_dir, "rootfs");
+        foreach (var d in new[] { "bin", "proc", "dev", "sys", "tmp", "etc" }) Directory.CreateDirectory(Path.Combine(_rootfs, d));
+        File.Copy("/bin/busybox", Path.Combine(_rootfs, "bin", "busybox"));
+        foreach (var applet in new[] { "sh", "echo", "sleep", "cat", "head", "id", "ls", "grep", "tr", "wc", "test", "[" })
+            File.CreateSymbolicLink(Path.Combine(_rootfs, "bin", applet), "busybox");
+        // runc 1.1.5 cannot id-map mounts: the root file system is owned by the mapped range.
+        await ProcessRunner.CheckedAsync("chown", ["-R", "-h", $"{HostIdStart}:{HostIdStart}", _rootfs], TimeSpan.FromSeconds(30), CancellationToken.None);
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var c in await _runc.ListAsync(CancellationToken.None))
+            await _runc.StopAsync(c.Id, TimeSpan.Zero, CancellationToken.None);
+        Directory.Delete(_dir, recursive: true);
+        foreach (var controller in Directory.GetDirectories("/sys/fs/cgroup"))
+            if (Directory.Exists(Path.Combine(controller, "platform-tests")))
+                try { Directory.Delete(Path.Combine(controller, "platform-tests")); } catch (IOException) { }
+    }
+
+    private async Task<string> StartAsync(string id, string[] args, long memoryMiB = 64, int pids = 64)
+    {
+        var bundle = Path.Combine(_dir, "bundles", id);
+        Directory.CreateDirectory(bundle);
+        File.SetUnixFileMode(bundle, (UnixFileMode)0b111_001_001);   // 0711: the mapped root must traverse it
+        var spec = RuntimeSpec.Build(new InstanceSpec
+        {
+            Id = id, RootfsPath = _rootfs, Args = args, HostIdStart = HostIdStart,
+            MemoryBytes = memoryMiB * 1024 * 1024, CpuMillicores = 500, PidsLimit = pids, CgroupsPath = $"platform-tests/{id}",
+        }, SeccompProfile);
+        await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), spec.ToJsonString());
+        await _runc.StartAsync(id, bundle, CancellationToken.None);
+        return bundle;
+    }
+
+    private static async Task<ExitInfo> WaitExitAsync(string bundle, int seconds = 30)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (Runc.Exit(bundle) is { } exit) return exit;
+            await Task.Delay(50);
+        }
+        throw new TimeoutException("the container did not exit");
+    }
+
+    [Fact]
+    public async Task A_container_runs_as_root_inside_and_as_the_mapped_id_on_the_host()
+    {
+        var id = "ids-" + Guid.NewGuid().ToString("N")[..6];
+        var bundle = await StartAsync(id, ["sh", "-c", "id -u; sleep 30"]);
+        var state = await _runc.StateAsync(id, CancellationToken.None);
+        Assert.Equal("running", state?.Status);
+        var hostUid = (await ProcessRunner.CheckedAsync("ps", ["-o", "uid=", "-p", state!.Pid.ToString()], TimeSpan.FromSeconds(5), CancellationToken.None)).Stdout.Trim();
+        Assert.Equal(HostIdStart.ToString(), hostUid);
+        await WaitForLogAsync(bundle, "0");
+        await _runc.StopAsync(id, TimeSpan.FromSeconds(1), CancellationToken.None);
+        var exit = await WaitExitAsync(bundle);
+        Assert.False(exit.OomKilled);
+        Assert.Null(await _runc.StateAsync(id, CancellationToken.None));
+    }
+
+    /// <remarks>The hog waits half a second: OOM kills are seen through <c>runc events</c>, which subscribes just after start (see <see cref="Runc"/>).</remarks>
+    [Fact]
+    public async Task A_memory_hog_is_killed_and_reported_as_OOMKilled()
+    {
+        var id = "oom-" + Guid.NewGuid().ToString("N")[..6];
+        var bundle = await StartAsync(id, ["sh", "-c", "sleep 0.5; x=$(head -c 200000000 /dev/zero | tr '\\0' x); echo survived"], memoryMiB: 32);
+        var exit = await WaitExitAsync(bundle);
+        Assert.Equal(137, exit.ExitCode);
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (!Runc.Exit(bundle)!.OomKilled && DateTime.UtcNow < deadline) await Task.Delay(100);
+        Assert.Equal("OOMKilled", Runc.Exit(bundle)!.Reason);
+        Assert.DoesNotContain("survived", await File.ReadAllTextAsync(Path.Combine(bundle, "output.log")));
+    }
+
+    [Fact]
+    public async Task A_fork_bomb_stops_at_the_pids_limit()
+    {
+        var id = "pids-" + Guid.NewGuid().ToString("N")[..6];
+        var bundle = await StartAsync(id, ["sh", "-c", "i=0; while [ $i -lt 100 ]; do sleep 30 & i=$((i+1)); done; wait"], pids: 16);
+        await WaitForLogAsync(bundle, "can't fork");
+        await _runc.StopAsync(id, TimeSpan.Zero, CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task Raw_sockets_and_new_privileges_are_refused_and_proc_sys_is_read_only()
+    {
+        var id = "caps-" + Guid.NewGuid().ToString("N")[..6];
+        var bundle = await StartAsync(id, ["sh", "-c",
+            "grep -E 'NoNewPrivs|CapEff' /proc/self/status; echo 1 > /proc/sys/kernel/domainname && echo wrote-proc-sys; [ $(head -c 16 /proc/kcore | wc -c) -gt 0 ] && echo read-kcore; echo done"]);
+        var exit = await WaitExitAsync(bundle);
+        var log = await File.ReadAllTextAsync(Path.Combine(bundle, "output.log"));
+        Assert.True(log.Contains("NoNewPrivs:\t1"), log);
+        var capEff = Convert.ToUInt64(log.Split('\n').First(l => l.StartsWith("CapEff:")).Split('\t')[1].Trim(), 16);
+        Assert.Equal(0UL, capEff & (1UL << 13));   // CAP_NET_RAW
+        Assert.Equal(0UL, capEff & (1UL << 21));   // CAP_SYS_ADMIN
+        Assert.DoesNotContain("wrote-proc-sys", log);
+        Assert.DoesNotContain("read-kcore", log);
+        Assert.Contains("done", log);
+        Assert.Equal(0, exit.ExitCode);
+    }
+
+    private static async Task WaitForLogAsync(string bundle, string text)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        var log = Path.Combine(bundle, "output.log");
+        while (DateTime.UtcNow < deadline)
+        {
+            if (File.Exists(log) && (await File.ReadAllTextAsync(log)).Contains(text)) return;
+            await Task.Delay(50);
+        }
+        Assert.Fail($"'{text}' did not appear in the output: {(File.Exists(log) ? await File.ReadAllTextAsync(log) : "(none)")}");
+    }
+}
