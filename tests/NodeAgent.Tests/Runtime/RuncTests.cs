@@ -43,14 +43,14 @@ public sealed class RuncTests : IAsyncLifetime
                 try { Directory.Delete(Path.Combine(controller, "platform-tests")); } catch (IOException) { }
     }
 
-    private async Task<string> StartAsync(string id, string[] args, long memoryMiB = 64, int pids = 64)
+    private async Task<string> StartAsync(string id, string[] args, long memoryMiB = 64, int pids = 64, string? rootfs = null, string? bundle = null)
     {
-        var bundle = Path.Combine(_dir, "bundles", id);
+        bundle ??= Path.Combine(_dir, "bundles", id);
         Directory.CreateDirectory(bundle);
         File.SetUnixFileMode(bundle, (UnixFileMode)0b111_001_001);   // 0711: the mapped root must traverse it
         var spec = RuntimeSpec.Build(new InstanceSpec
         {
-            Id = id, RootfsPath = _rootfs, Args = args, HostIdStart = HostIdStart,
+            Id = id, RootfsPath = rootfs ?? _rootfs, Args = args, HostIdStart = HostIdStart,
             MemoryBytes = memoryMiB * 1024 * 1024, CpuMillicores = 500, PidsLimit = pids, CgroupsPath = $"platform-tests/{id}",
         }, SeccompProfile);
         await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), spec.ToJsonString());
@@ -124,6 +124,61 @@ public sealed class RuncTests : IAsyncLifetime
         Assert.DoesNotContain("read-kcore", log);
         Assert.Contains("done", log);
         Assert.Equal(0, exit.ExitCode);
+    }
+
+    [Fact]
+    public async Task An_overlay_of_unpacked_layers_honours_whiteouts_and_keeps_writes_in_the_instance()
+    {
+        static byte[] Layer(Action<System.Formats.Tar.TarWriter> write)
+        {
+            var ms = new MemoryStream();
+            using (var w = new System.Formats.Tar.TarWriter(ms, System.Formats.Tar.TarEntryFormat.Pax, leaveOpen: true)) write(w);
+            return ms.ToArray();
+        }
+        static void Add(System.Formats.Tar.TarWriter w, string name, byte[] content, UnixFileMode mode = (UnixFileMode)0b110_100_100) =>
+            w.WriteEntry(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.RegularFile, name) { DataStream = new MemoryStream(content), Mode = mode });
+        var bottom = Layer(w =>
+        {
+            Add(w, "bin/busybox", File.ReadAllBytes("/bin/busybox"), (UnixFileMode)0b111_101_101);
+            foreach (var applet in new[] { "sh", "cat", "echo" })
+                w.WriteEntry(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.SymbolicLink, $"bin/{applet}") { LinkName = "busybox" });
+            foreach (var d in new[] { "proc/", "dev/", "sys/", "tmp/" })
+                w.WriteEntry(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.Directory, d) { Mode = (UnixFileMode)0b111_111_111 });
+            Add(w, "etc/motd", "base"u8.ToArray());
+        });
+        var top = Layer(w =>
+        {
+            Add(w, "etc/.wh.motd", []);
+            Add(w, "etc/new", "top"u8.ToArray());
+        });
+        static string Digest(byte[] b) => "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(b));
+        var store = new Platform.NodeAgent.Images.LayerStore(Path.Combine(_dir, "layers"));
+        await store.UnpackAsync(Digest(bottom), new MemoryStream(bottom), CancellationToken.None);
+        await store.UnpackAsync(Digest(top), new MemoryStream(top), CancellationToken.None);
+        var rootfs = new Rootfs(store, Path.Combine(_dir, "rootfs-cache"));
+
+        var id = "ovl-" + Guid.NewGuid().ToString("N")[..6];
+        var bundle = Path.Combine(_dir, "bundles", id);
+        var mounted = await rootfs.MountAsync(bundle, [Digest(bottom), Digest(top)], HostIdStart, CancellationToken.None);
+        try
+        {
+            await StartAsync(id, ["sh", "-c", "cat /etc/motd; cat /etc/new; echo written > /tmp/w"], rootfs: mounted, bundle: bundle);
+            var exit = await WaitExitAsync(bundle);
+            var log = await File.ReadAllTextAsync(Path.Combine(bundle, "output.log"));
+            Assert.DoesNotContain("base", log);
+            Assert.Contains("top", log);
+            Assert.Equal(0, exit.ExitCode);
+            var written = Path.Combine(bundle, "upper", "tmp", "w");
+            Assert.Equal("written\n", await File.ReadAllTextAsync(written));
+            var owner = (await ProcessRunner.CheckedAsync("stat", ["-c", "%u", written], TimeSpan.FromSeconds(5), CancellationToken.None)).Stdout.Trim();
+            Assert.Equal(HostIdStart.ToString(), owner);
+            Assert.False(File.Exists(Path.Combine(store.PathOf(Digest(bottom)), "tmp", "w")));   // the shared layer is untouched
+        }
+        finally
+        {
+            await rootfs.UnmountAsync(bundle, CancellationToken.None);
+        }
+        Assert.False(await Rootfs.IsMountedAsync(mounted, CancellationToken.None));
     }
 
     private static async Task WaitForLogAsync(string bundle, string text)

@@ -1,0 +1,89 @@
+using System.Runtime.InteropServices;
+using Platform.NodeAgent.Images;
+
+namespace Platform.NodeAgent.Runtime;
+
+/// <summary>
+/// Root file systems of instances: an overlay of the image's layers (read-only, shared) under a
+/// private writable upper directory. Container root is an unprivileged host id range per project
+/// and runc 1.1.5 cannot id-map mounts, so each layer is used through a copy whose owners are shifted
+/// into that range (made once per layer and range, then shared by every instance of the project).
+/// </summary>
+public sealed partial class Rootfs(LayerStore layers, string root)
+{
+    private static readonly TimeSpan Slow = TimeSpan.FromMinutes(5);
+
+    /// <summary>The layer <paramref name="digest"/> with every owner moved up by <paramref name="hostStart"/>.</summary>
+    public async Task<string> ShiftedLayerAsync(string digest, uint hostStart, CancellationToken ct)
+    {
+        var source = layers.PathOf(digest);
+        if (!Directory.Exists(source)) throw new InvalidOperationException($"layer {digest} is not unpacked");
+        var target = Path.Combine(root, "shifted", hostStart.ToString(), Path.GetFileName(source));
+        if (Directory.Exists(target)) return target;
+        var work = target + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
+        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        try
+        {
+            // cp -a keeps modes, links, whiteout devices and the opaque xattrs; then shift every owner.
+            await ProcessRunner.CheckedAsync("cp", ["-a", "--", source, work], Slow, ct);
+            var owners = await ProcessRunner.CheckedAsync("find", [work, "-printf", "%U %G %p\\0"], Slow, ct);
+            foreach (var line in owners.Stdout.Split('\0', StringSplitOptions.RemoveEmptyEntries))
+            {
+                var parts = line.Split(' ', 3);
+                var uid = uint.Parse(parts[0]) + hostStart;
+                var gid = uint.Parse(parts[1]) + hostStart;
+                if (lchown(parts[2], uid, gid) != 0)
+                    throw new IOException($"lchown '{parts[2]}' failed: errno {Marshal.GetLastPInvokeError()}");
+            }
+            try
+            {
+                Directory.Move(work, target);
+            }
+            catch (IOException) when (Directory.Exists(target))
+            {
+                Directory.Delete(work, true);   // a concurrent start made it first
+            }
+            return target;
+        }
+        catch
+        {
+            if (Directory.Exists(work)) await ProcessRunner.RunAsync("rm", ["-rf", "--", work], Slow, CancellationToken.None);
+            throw;
+        }
+    }
+
+    /// <summary>Mounts the overlay for an instance at <c>{bundle}/rootfs</c>; layers are given bottom first, as in the manifest.</summary>
+    public async Task<string> MountAsync(string bundle, IReadOnlyList<string> layerDigests, uint hostStart, CancellationToken ct)
+    {
+        var lowers = new List<string>();
+        foreach (var digest in layerDigests)
+            lowers.Add(await ShiftedLayerAsync(digest, hostStart, ct));
+        lowers.Reverse();   // overlay wants the top layer first
+        var upper = Path.Combine(bundle, "upper");
+        var work = Path.Combine(bundle, "work");
+        var rootfs = Path.Combine(bundle, "rootfs");
+        foreach (var d in new[] { upper, work, rootfs }) Directory.CreateDirectory(d);
+        foreach (var d in new[] { upper, rootfs })
+            if (lchown(d, hostStart, hostStart) != 0) throw new IOException($"lchown '{d}' failed");
+        if (await IsMountedAsync(rootfs, ct)) return rootfs;
+        await ProcessRunner.CheckedAsync("mount", ["-t", "overlay", "overlay",
+            "-o", $"lowerdir={string.Join(':', lowers)},upperdir={upper},workdir={work}", rootfs], TimeSpan.FromSeconds(30), ct);
+        return rootfs;
+    }
+
+    public async Task UnmountAsync(string bundle, CancellationToken ct)
+    {
+        var rootfs = Path.Combine(bundle, "rootfs");
+        if (await IsMountedAsync(rootfs, ct))
+            await ProcessRunner.CheckedAsync("umount", [rootfs], TimeSpan.FromSeconds(30), ct);
+    }
+
+    public static async Task<bool> IsMountedAsync(string path, CancellationToken ct)
+    {
+        var full = Path.GetFullPath(path).TrimEnd('/');
+        return (await File.ReadAllLinesAsync("/proc/self/mounts", ct)).Any(l => l.Split(' ')[1] == full);
+    }
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int lchown(string path, uint owner, uint group);
+}
