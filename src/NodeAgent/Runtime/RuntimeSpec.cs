@@ -83,7 +83,7 @@ public static class RuntimeSpec
         };
         if (seccomp is not null) linux["seccomp"] = seccomp.DeepClone();
 
-        return new JsonObject
+        var spec = new JsonObject
         {
             ["ociVersion"] = "1.0.2",
             ["process"] = new JsonObject
@@ -108,10 +108,22 @@ public static class RuntimeSpec
                 Mount("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k"),
                 Mount("/dev/pts", "devpts", "devpts", "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"),
                 Mount("/dev/shm", "tmpfs", "shm", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"),
-                Mount("/dev/mqueue", "mqueue", "mqueue", "nosuid", "noexec", "nodev"),
-                Mount("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "ro"),
-                Mount("/sys/fs/cgroup", "cgroup", "cgroup", "nosuid", "noexec", "nodev", "relatime", "ro")),
+                Mount("/dev/mqueue", "mqueue", "mqueue", "nosuid", "noexec", "nodev")),
             ["linux"] = linux,
         };
+        var mounts = spec["mounts"]!.AsArray();
+        if (i.NetworkNamespacePath is null)
+        {
+            mounts.Add(Mount("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "ro"));
+            mounts.Add(Mount("/sys/fs/cgroup", "cgroup", "cgroup", "nosuid", "noexec", "nodev", "relatime", "ro"));
+        }
+        else
+        {
+            // A fresh sysfs needs the network name-space to belong to the container's user name-space;
+            // CNI's does not (it is made by root first), so /sys is the host's, bound read-only, as
+            // rootless Podman does. /proc/sys stays read-only and the sensitive paths masked.
+            mounts.Add(Mount("/sys", "bind", "/sys", "rbind", "nosuid", "noexec", "nodev", "ro"));
+        }
+        return spec;
     }
 }

@@ -27,7 +27,9 @@ public sealed class RuncTests : IAsyncLifetime
         _rootfs = Path.Combine(_dir, "rootfs");
         foreach (var d in new[] { "bin", "proc", "dev", "sys", "tmp", "etc" }) Directory.CreateDirectory(Path.Combine(_rootfs, d));
         File.Copy("/bin/busybox", Path.Combine(_rootfs, "bin", "busybox"));
-        foreach (var applet in new[] { "sh", "echo", "sleep", "cat", "head", "id", "ls", "grep", "tr", "wc", "test", "[" })
+        Directory.CreateDirectory(Path.Combine(_rootfs, "www"));
+        File.WriteAllText(Path.Combine(_rootfs, "www", "index.html"), "hello from the container");
+        foreach (var applet in new[] { "sh", "echo", "sleep", "cat", "head", "id", "ls", "grep", "tr", "wc", "test", "[", "httpd", "wget", "hostname", "timeout" })
             File.CreateSymbolicLink(Path.Combine(_rootfs, "bin", applet), "busybox");
         // runc 1.1.5 cannot id-map mounts: the root file system is owned by the mapped range.
         await ProcessRunner.CheckedAsync("chown", ["-R", "-h", $"{HostIdStart}:{HostIdStart}", _rootfs], TimeSpan.FromSeconds(30), CancellationToken.None);
@@ -43,7 +45,8 @@ public sealed class RuncTests : IAsyncLifetime
                 try { Directory.Delete(Path.Combine(controller, "platform-tests")); } catch (IOException) { }
     }
 
-    private async Task<string> StartAsync(string id, string[] args, long memoryMiB = 64, int pids = 64, string? rootfs = null, string? bundle = null)
+    private async Task<string> StartAsync(string id, string[] args, long memoryMiB = 64, int pids = 64, string? rootfs = null, string? bundle = null,
+        string? netns = null)
     {
         bundle ??= Path.Combine(_dir, "bundles", id);
         Directory.CreateDirectory(bundle);
@@ -52,6 +55,7 @@ public sealed class RuncTests : IAsyncLifetime
         {
             Id = id, RootfsPath = rootfs ?? _rootfs, Args = args, HostIdStart = HostIdStart,
             MemoryBytes = memoryMiB * 1024 * 1024, CpuMillicores = 500, PidsLimit = pids, CgroupsPath = $"platform-tests/{id}",
+            NetworkNamespacePath = netns,
         }, SeccompProfile);
         await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), spec.ToJsonString());
         await _runc.StartAsync(id, bundle, CancellationToken.None);
@@ -179,6 +183,80 @@ public sealed class RuncTests : IAsyncLifetime
             await rootfs.UnmountAsync(bundle, CancellationToken.None);
         }
         Assert.False(await Rootfs.IsMountedAsync(mounted, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Instances_get_a_cni_network_and_projects_cannot_reach_each_other_and_teardown_leaves_nothing()
+    {
+        var suffix = Guid.NewGuid().ToString("N")[..4];
+        var network = new Network("/usr/lib/cni", Path.Combine(_dir, "ipam"), bridgePrefix: "plt");
+        var projectA = new ProjectNetwork($"plt{suffix}a", "10.231.71.0/24");
+        var projectB = new ProjectNetwork($"plt{suffix}b", "10.231.72.0/24");
+        var a1 = "neta1-" + suffix;
+        var a2 = "neta2-" + suffix;
+        var b1 = "netb1-" + suffix;
+        var attachA1 = await network.AttachAsync(a1, projectA, 41000 + Random.Shared.Next(1000), 8080, CancellationToken.None);
+        var attachA2 = await network.AttachAsync(a2, projectA, null, 8080, CancellationToken.None);
+        var attachB1 = await network.AttachAsync(b1, projectB, null, 8080, CancellationToken.None);
+        try
+        {
+            var server = await StartAsync(a1, ["httpd", "-f", "-p", "8080", "-h", "/www"], netns: attachA1.NamespacePath);
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(1) };
+            string? body = null;
+            for (var i = 0; i < 20 && body is null; i++)
+            {
+                try { body = await http.GetStringAsync($"http://{attachA1.Address}:8080/"); }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { await Task.Delay(100); }
+            }
+            if (body is null)
+                Assert.Fail($"no answer from {attachA1.Address}: state {await _runc.StateAsync(a1, CancellationToken.None)}; output: " +
+                    await File.ReadAllTextAsync(Path.Combine(server, "output.log")) + "; addresses: " +
+                    (await ProcessRunner.RunAsync("ip", ["-n", attachA1.Namespace, "addr"], TimeSpan.FromSeconds(5), CancellationToken.None)).Stdout
+                    + "; listening: " + (await ProcessRunner.RunAsync("ip", ["netns", "exec", attachA1.Namespace, "ss", "-ltnp"], TimeSpan.FromSeconds(5), CancellationToken.None)).Stdout
+                    + "; filter: " + (await ProcessRunner.RunAsync("iptables", ["-w", "-S"], TimeSpan.FromSeconds(5), CancellationToken.None)).Stdout
+                    + "; nat: " + (await ProcessRunner.RunAsync("iptables", ["-w", "-t", "nat", "-S"], TimeSpan.FromSeconds(5), CancellationToken.None)).Stdout
+                    + "; routes: " + (await ProcessRunner.RunAsync("ip", ["route"], TimeSpan.FromSeconds(5), CancellationToken.None)).Stdout
+                    + "; inside: " + (await ProcessRunner.RunAsync("ip", ["netns", "exec", attachA1.Namespace, "busybox", "wget", "-T", "2", "-O-", "http://127.0.0.1:8080/"], TimeSpan.FromSeconds(5), CancellationToken.None)));
+            Assert.Equal("hello from the container", body);
+
+            var sameProject = await StartAsync(a2, ["sh", "-c", $"timeout 3 wget -q -O- http://{attachA1.Address}:8080/ && echo reached"], netns: attachA2.NamespacePath);
+            var otherProject = await StartAsync(b1, ["sh", "-c", $"timeout 3 wget -q -O- http://{attachA1.Address}:8080/ && echo reached; echo finished"], netns: attachB1.NamespacePath);
+            await WaitExitAsync(sameProject);
+            await WaitExitAsync(otherProject);
+            Assert.Contains("reached", await File.ReadAllTextAsync(Path.Combine(sameProject, "output.log")));
+            var blocked = await File.ReadAllTextAsync(Path.Combine(otherProject, "output.log"));
+            Assert.Contains("finished", blocked);
+            Assert.DoesNotContain("reached", blocked);
+        }
+        finally
+        {
+            foreach (var id in new[] { a1, a2, b1 })
+                await _runc.StopAsync(id, TimeSpan.Zero, CancellationToken.None);
+            await network.DetachAsync(a1, projectA, attachA1.HostPort, 8080, CancellationToken.None);
+            await network.DetachAsync(a2, projectA, null, 8080, CancellationToken.None);
+            await network.DetachAsync(b1, projectB, null, 8080, CancellationToken.None);
+            await RemoveBridgesAsync(projectA.Bridge, projectB.Bridge);
+        }
+        var namespaces = (await ProcessRunner.CheckedAsync("ip", ["netns", "list"], TimeSpan.FromSeconds(5), CancellationToken.None)).Stdout;
+        Assert.DoesNotContain(suffix, namespaces);
+        var nat = (await ProcessRunner.CheckedAsync("iptables", ["-w", "-t", "nat", "-S"], TimeSpan.FromSeconds(5), CancellationToken.None)).Stdout;
+        Assert.DoesNotContain(attachA1.Address, nat);
+        Assert.DoesNotContain(a1, nat);
+        Assert.DoesNotContain($"dport {attachA1.HostPort}", nat);
+        var leases = Directory.GetFiles(Path.Combine(_dir, "ipam"), "10.231.*", SearchOption.AllDirectories);
+        Assert.Empty(leases);
+    }
+
+    /// <summary>Test hygiene: the bridges and their isolation rules go, so no later run meets a stale route.</summary>
+    private static async Task RemoveBridgesAsync(params string[] bridges)
+    {
+        var t = TimeSpan.FromSeconds(5);
+        foreach (var bridge in bridges)
+        {
+            await ProcessRunner.RunAsync("ip", ["link", "del", bridge], t, CancellationToken.None);
+            await ProcessRunner.RunAsync("iptables", ["-w", "-D", Network.IsolationChain, "-i", bridge, "-o", bridge, "-j", "RETURN"], t, CancellationToken.None);
+            await ProcessRunner.RunAsync("iptables", ["-w", "-D", Network.IsolationChain, "-i", bridge, "-o", "plt+", "-j", "DROP"], t, CancellationToken.None);
+        }
     }
 
     private static async Task WaitForLogAsync(string bundle, string text)

@@ -1,0 +1,134 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Platform.NodeAgent.Runtime;
+
+/// <summary>A project's network on this node: its own bridge and subnet.</summary>
+public sealed record ProjectNetwork(string Bridge, string Subnet);
+
+/// <summary>What CNI gave an instance.</summary>
+public sealed record Attachment(string Namespace, string NamespacePath, string Address, int? HostPort);
+
+/// <summary>
+/// Instance networking through the CNI reference plugins: a named network name-space per instance,
+/// then <c>loopback</c>, <c>bridge</c> (one bridge and subnet per project, host-local IPAM with the
+/// agent's own lease folder, masquerade) and <c>portmap</c> (the host port the router uses). Projects
+/// cannot reach each other: traffic from one platform bridge to another is dropped in the
+/// PLATFORM-ISOLATION chain. Teardown runs DEL in reverse order before deleting the name-space
+/// (a DEL against a dead name-space leaks NAT rules), which also releases the IP lease.
+/// </summary>
+public sealed class Network(string cniBin, string ipamDir, string bridgePrefix = "plat")
+{
+    private static readonly TimeSpan Quick = TimeSpan.FromSeconds(30);
+    public const string IsolationChain = "PLATFORM-ISOLATION";
+
+    private JsonObject Config(ProjectNetwork net, int? hostPort, int containerPort) => new()
+    {
+        ["cniVersion"] = "1.0.0",
+        ["name"] = net.Bridge,
+        ["plugins"] = new JsonArray(
+            new JsonObject
+            {
+                ["type"] = "bridge", ["bridge"] = net.Bridge, ["isGateway"] = true, ["ipMasq"] = true, ["hairpinMode"] = true,
+                ["ipam"] = new JsonObject
+                {
+                    ["type"] = "host-local", ["dataDir"] = ipamDir,
+                    ["ranges"] = new JsonArray(new JsonArray(new JsonObject { ["subnet"] = net.Subnet })),
+                    ["routes"] = new JsonArray(new JsonObject { ["dst"] = "0.0.0.0/0" }),
+                },
+            },
+            new JsonObject
+            {
+                ["type"] = "portmap", ["snat"] = true,
+                ["capabilities"] = new JsonObject { ["portMappings"] = true },
+                ["runtimeConfig"] = new JsonObject
+                {
+                    ["portMappings"] = hostPort is { } hp
+                        ? new JsonArray(new JsonObject { ["hostPort"] = hp, ["containerPort"] = containerPort, ["protocol"] = "tcp" })
+                        : new JsonArray(),
+                },
+            }),
+    };
+
+    private async Task<JsonObject?> PluginAsync(string command, JsonObject plugin, string network, string id, string nsPath, JsonObject? prevResult, CancellationToken ct)
+    {
+        var conf = (JsonObject)plugin.DeepClone();
+        conf["cniVersion"] = "1.0.0";
+        conf["name"] = network;
+        if (prevResult is not null) conf["prevResult"] = prevResult.DeepClone();
+        var env = new Dictionary<string, string>
+        {
+            ["CNI_COMMAND"] = command, ["CNI_CONTAINERID"] = id, ["CNI_NETNS"] = nsPath, ["CNI_IFNAME"] = "eth0", ["CNI_PATH"] = cniBin,
+        };
+        var type = plugin["type"]!.GetValue<string>();
+        var r = await ProcessRunner.RunAsync(Path.Combine(cniBin, type), [], Quick, ct, env, conf.ToJsonString());
+        if (r.ExitCode != 0)
+            throw new InvalidOperationException($"CNI {type} {command} failed: {r.Stdout.Trim()} {r.Stderr.Trim()}");
+        return command == "ADD" && r.Stdout.Length > 0 ? JsonNode.Parse(r.Stdout)!.AsObject() : null;
+    }
+
+    private static JsonObject Loopback => new() { ["type"] = "loopback" };
+
+    public async Task<Attachment> AttachAsync(string instanceId, ProjectNetwork net, int? hostPort, int containerPort, CancellationToken ct)
+    {
+        var ns = "plat-" + instanceId;
+        var nsPath = "/var/run/netns/" + ns;
+        if (!File.Exists(nsPath))
+            await ProcessRunner.CheckedAsync("ip", ["netns", "add", ns], Quick, ct);
+        try
+        {
+            var config = Config(net, hostPort, containerPort);
+            await PluginAsync("ADD", Loopback, net.Bridge, instanceId, nsPath, null, ct);
+            JsonObject? result = null;
+            foreach (var plugin in config["plugins"]!.AsArray().Select(p => p!.AsObject()))
+                result = await PluginAsync("ADD", plugin, net.Bridge, instanceId, nsPath, result, ct) ?? result;
+            await File.WriteAllTextAsync(Path.Combine(ipamDir, $"{instanceId}.result.json"), result!.ToJsonString(), ct);
+            await IsolateAsync(net.Bridge, ct);
+            var address = result["ips"]![0]!["address"]!.GetValue<string>().Split('/')[0];
+            return new Attachment(ns, nsPath, address, hostPort);
+        }
+        catch
+        {
+            await DetachAsync(instanceId, net, hostPort, containerPort, CancellationToken.None);
+            throw;
+        }
+    }
+
+    /// <summary>DEL in reverse order while the name-space still exists, then the name-space. Safe to repeat.</summary>
+    public async Task DetachAsync(string instanceId, ProjectNetwork net, int? hostPort, int containerPort, CancellationToken ct)
+    {
+        var ns = "plat-" + instanceId;
+        var nsPath = "/var/run/netns/" + ns;
+        var resultFile = Path.Combine(ipamDir, $"{instanceId}.result.json");
+        var prev = File.Exists(resultFile) ? JsonNode.Parse(await File.ReadAllTextAsync(resultFile, ct))!.AsObject() : null;
+        var plugins = Config(net, hostPort, containerPort)["plugins"]!.AsArray().Select(p => p!.AsObject()).Reverse().ToList();
+        var errors = new List<string>();
+        foreach (var plugin in plugins)
+        {
+            try { await PluginAsync("DEL", plugin, net.Bridge, instanceId, nsPath, prev, ct); }
+            catch (InvalidOperationException e) { errors.Add(e.Message); }
+        }
+        if (File.Exists(nsPath))
+        {
+            try { await PluginAsync("DEL", Loopback, net.Bridge, instanceId, nsPath, null, ct); }
+            catch (InvalidOperationException e) { errors.Add(e.Message); }
+            await ProcessRunner.CheckedAsync("ip", ["netns", "del", ns], Quick, ct);
+        }
+        File.Delete(resultFile);
+        if (errors.Count > 0) throw new InvalidOperationException(string.Join("; ", errors));
+    }
+
+    /// <summary>Traffic entering from a platform bridge may leave only through the same bridge or towards the host's uplinks.</summary>
+    private async Task IsolateAsync(string bridge, CancellationToken ct)
+    {
+        if ((await ProcessRunner.RunAsync("iptables", ["-w", "-n", "-L", IsolationChain], Quick, ct)).ExitCode != 0)
+            await ProcessRunner.RunAsync("iptables", ["-w", "-N", IsolationChain], Quick, ct);
+        if ((await ProcessRunner.RunAsync("iptables", ["-w", "-C", "FORWARD", "-j", IsolationChain], Quick, ct)).ExitCode != 0)
+            await ProcessRunner.CheckedAsync("iptables", ["-w", "-I", "FORWARD", "1", "-j", IsolationChain], Quick, ct);
+        string[] same = ["-i", bridge, "-o", bridge, "-j", "RETURN"];
+        string[] others = ["-i", bridge, "-o", bridgePrefix + "+", "-j", "DROP"];
+        foreach (var rule in new[] { same, others })
+            if ((await ProcessRunner.RunAsync("iptables", ["-w", "-C", IsolationChain, .. rule], Quick, ct)).ExitCode != 0)
+                await ProcessRunner.CheckedAsync("iptables", ["-w", "-A", IsolationChain, .. rule], Quick, ct);
+    }
+}
