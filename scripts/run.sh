@@ -75,7 +75,12 @@ Portal__ApiUrl=$API_URL \
 pids+=($!)
 
 echo "==> starting a local node agent"
-Agent__ApiUrl=$API_URL Agent__DataDir=$DATA/node Agent__NodeName=local \
+join_token=""
+if [ ! -f "$DATA/node/credentials.json" ]; then   # first start: the agent exchanges a join token for its own credentials
+  join_token=$(curl -fsS -X POST -H "Authorization: Bearer $ADMIN_TOKEN" -H 'content-type: application/json' -d '{}' \
+    "$API_URL/api/v1/nodes/join-tokens" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+fi
+Agent__ApiUrl=$API_URL Agent__DataDir=$DATA/node Agent__NodeName=local Agent__JoinToken=$join_token \
   dotnet src/NodeAgent/bin/Release/net10.0/Platform.NodeAgent.dll \
   >>"$DATA/logs/node.log" 2>&1 &
 pids+=($!)

@@ -108,7 +108,17 @@ public sealed record NodeJoinRequest(string? JoinToken, string? Name);
 
 public sealed record NodeJoinResponse(string NodeName, string ClientId, string ClientSecret, string TokenEndpoint);
 
-public sealed record NodeResponse(string Name, DateTime JoinedAt, DateTime? LastHeartbeatAt, string State);
+public sealed record NodeResponse(
+    string Name, DateTime JoinedAt, DateTime? LastHeartbeatAt, string State, string? Address, string? AgentVersion,
+    NodeResources Capacity, NodeResources Allocatable, NodeResources Used, int RunningInstances);
+
+public sealed record NodeResources(long MemoryMiB, long CpuMillicores);
+
+/// <summary>What an agent reports every few seconds: who it is, what it has, what it uses.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed record NodeHeartbeat(string? Address, string? AgentVersion, NodeResources? Capacity, NodeResources? Allocatable, NodeResources? Used, int RunningInstances);
+
+public sealed record NodeHeartbeatResponse(string NodeName, int HeartbeatSeconds);
 
 /// <summary>Problem types (RFC 9457 <c>type</c>, relative references as DESIGN.md names them).</summary>
 public static class ProblemTypes

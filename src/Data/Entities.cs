@@ -138,6 +138,16 @@ public sealed class Node
     public required string ClientId { get; set; }
     public DateTime JoinedAt { get; set; }
     public DateTime? LastHeartbeatAt { get; set; }
+    /// <summary>Where the router reaches the node's host ports (Agent:Address).</summary>
+    public string? Address { get; set; }
+    public string? AgentVersion { get; set; }
+    public long CapacityMemoryMiB { get; set; }
+    public long CapacityCpuMillicores { get; set; }
+    public long AllocatableMemoryMiB { get; set; }
+    public long AllocatableCpuMillicores { get; set; }
+    public long UsedMemoryMiB { get; set; }
+    public long UsedCpuMillicores { get; set; }
+    public int RunningInstances { get; set; }
 }
 
 public sealed class AuditEvent

@@ -3,10 +3,14 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Platform.NodeAgent;
 
-// The node agent host. It starts, validates its configuration and stops cleanly on SIGTERM; joining,
-// reconciling and running containers through runc arrive with the runtime issue (see docs/design.md).
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
+
+// The node agent: joins the cluster and reports its capacity (AgentService). Its runtime parts
+// (layer store, root file systems, runc, CNI) are in place and tested; the reconcile loop that runs
+// the instances the Api assigns is the next step of issue 4 (docs/architecture.md, "Nodes").
 var builder = Host.CreateApplicationBuilder(args);
 builder.Services.AddOptions<AgentOptions>().BindConfiguration(AgentOptions.Section).ValidateOnStart();
 builder.Services.AddSingleton<IValidateOptions<AgentOptions>, AgentOptionsValidator>();
+builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddHostedService<AgentService>();
 await builder.Build().RunAsync();

@@ -503,6 +503,24 @@ namespace Platform.Migrations.Postgres.Migrations
                         .ValueGeneratedOnAdd()
                         .HasColumnType("uuid");
 
+                    b.Property<string>("Address")
+                        .HasColumnType("text");
+
+                    b.Property<string>("AgentVersion")
+                        .HasColumnType("text");
+
+                    b.Property<long>("AllocatableCpuMillicores")
+                        .HasColumnType("bigint");
+
+                    b.Property<long>("AllocatableMemoryMiB")
+                        .HasColumnType("bigint");
+
+                    b.Property<long>("CapacityCpuMillicores")
+                        .HasColumnType("bigint");
+
+                    b.Property<long>("CapacityMemoryMiB")
+                        .HasColumnType("bigint");
+
                     b.Property<string>("ClientId")
                         .IsRequired()
                         .HasColumnType("text");
@@ -517,6 +535,15 @@ namespace Platform.Migrations.Postgres.Migrations
                         .IsRequired()
                         .HasMaxLength(63)
                         .HasColumnType("character varying(63)");
+
+                    b.Property<int>("RunningInstances")
+                        .HasColumnType("integer");
+
+                    b.Property<long>("UsedCpuMillicores")
+                        .HasColumnType("bigint");
+
+                    b.Property<long>("UsedMemoryMiB")
+                        .HasColumnType("bigint");
 
                     b.HasKey("Id");
 

@@ -492,6 +492,24 @@ namespace Platform.Migrations.Sqlite.Migrations
                         .ValueGeneratedOnAdd()
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("Address")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("AgentVersion")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("AllocatableCpuMillicores")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("AllocatableMemoryMiB")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("CapacityCpuMillicores")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("CapacityMemoryMiB")
+                        .HasColumnType("INTEGER");
+
                     b.Property<string>("ClientId")
                         .IsRequired()
                         .HasColumnType("TEXT");
@@ -506,6 +524,15 @@ namespace Platform.Migrations.Sqlite.Migrations
                         .IsRequired()
                         .HasMaxLength(63)
                         .HasColumnType("TEXT");
+
+                    b.Property<int>("RunningInstances")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("UsedCpuMillicores")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("UsedMemoryMiB")
+                        .HasColumnType("INTEGER");
 
                     b.HasKey("Id");
 

@@ -71,6 +71,8 @@ public static class ApiSetup
         api.MapImagesApi();
 
         app.MapGroup("/api/v1").AllowAnonymous().AddEndpointFilter<AuditFilter>().WithTags("Nodes").MapNodeJoin();
+        // Node agents' own endpoints: their client-credentials token, no person, no audit of routine reports.
+        app.MapGroup("/api/v1").RequireAuthorization(IdentitySetup.ApiScheme).WithTags("Nodes").MapNodeAgentApi();
         return app;
     }
 }

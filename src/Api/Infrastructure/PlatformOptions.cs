@@ -17,6 +17,7 @@ public sealed class PlatformOptions
     public QuotaDefaults Quotas { get; set; } = new();
     public HousekeepingOptions Housekeeping { get; set; } = new();
     public RegistryOptions Registry { get; set; } = new();
+    public NodesOptions Nodes { get; set; } = new();
 
     /// <summary>
     /// The Api's public base URL, used as the OIDC issuer. Set it when the Api runs behind a load
@@ -96,6 +97,14 @@ public sealed class RegistryOptions
     public string GcSchedule { get; set; } = "41 * * * *";
 }
 
+public sealed class NodesOptions
+{
+    /// <summary>How often agents report (told to them in every heartbeat answer).</summary>
+    public int HeartbeatSeconds { get; set; } = 10;
+    /// <summary>A node with no heartbeat for this long is NotReady.</summary>
+    public int NotReadyAfterSeconds { get; set; } = 40;
+}
+
 /// <summary>Bad configuration fails at boot with every problem listed, not at first use.</summary>
 public sealed class PlatformOptionsValidator : IValidateOptions<PlatformOptions>
 {
@@ -122,6 +131,8 @@ public sealed class PlatformOptionsValidator : IValidateOptions<PlatformOptions>
             errors.Add("Platform:Registry:MaxBlobBytes must be at least 1024.");
         if (o.Registry.GcGracePeriod < TimeSpan.Zero || o.Registry.UploadExpiry <= TimeSpan.Zero)
             errors.Add("Platform:Registry:GcGracePeriod must not be negative and UploadExpiry must be positive.");
+        if (o.Nodes.HeartbeatSeconds < 1 || o.Nodes.NotReadyAfterSeconds <= o.Nodes.HeartbeatSeconds)
+            errors.Add("Platform:Nodes:HeartbeatSeconds must be at least 1 and below NotReadyAfterSeconds.");
         if (o.Housekeeping.AuditRetentionDays < 1)
             errors.Add("Platform:Housekeeping:AuditRetentionDays must be at least 1.");
         if (o.AccessTokenLifetime <= TimeSpan.Zero)

@@ -16,8 +16,6 @@ namespace Platform.Api.Nodes;
 /// </summary>
 public static class NodesApi
 {
-    public static readonly TimeSpan NotReadyAfter = TimeSpan.FromSeconds(40);
-
     public static RouteGroupBuilder MapNodesApi(this RouteGroupBuilder api)
     {
         api.MapGet("/nodes", ListAsync).WithName("nodes.list");
@@ -33,13 +31,54 @@ public static class NodesApi
     }
 
     private static async Task<Results<Ok<Page<NodeResponse>>, ProblemHttpResult>> ListAsync(
-        AccessService access, PlatformDbContext db, TimeProvider clock, CancellationToken ct)
+        AccessService access, PlatformDbContext db, TimeProvider clock, Microsoft.Extensions.Options.IOptions<PlatformOptions> options, CancellationToken ct)
     {
         if (!access.Caller.IsPlatformAdmin) return Problems.Forbidden("Only platform admins list nodes.");
         var now = clock.GetUtcNow().UtcDateTime;
+        var notReadyAfter = TimeSpan.FromSeconds(options.Value.Nodes.NotReadyAfterSeconds);
         var rows = await db.Nodes.AsNoTracking().OrderBy(n => n.Name).ToListAsync(ct);
         return TypedResults.Ok(new Page<NodeResponse>(rows.Select(n => new NodeResponse(n.Name, n.JoinedAt, n.LastHeartbeatAt,
-            n.LastHeartbeatAt is { } h && now - h < NotReadyAfter ? "Ready" : "NotReady")).ToList(), null));
+            n.LastHeartbeatAt is { } h && now - h < notReadyAfter ? "Ready" : "NotReady", n.Address, n.AgentVersion,
+            new(n.CapacityMemoryMiB, n.CapacityCpuMillicores), new(n.AllocatableMemoryMiB, n.AllocatableCpuMillicores),
+            new(n.UsedMemoryMiB, n.UsedCpuMillicores), n.RunningInstances)).ToList(), null));
+    }
+
+    /// <summary>Endpoints for node agents (client credentials of a joined node), not for people.</summary>
+    public static RouteGroupBuilder MapNodeAgentApi(this RouteGroupBuilder agents)
+    {
+        agents.MapPost("/nodes/heartbeat", HeartbeatAsync).WithName("nodes.heartbeat");
+        return agents;
+    }
+
+    private static async Task<Results<Ok<NodeHeartbeatResponse>, ProblemHttpResult>> HeartbeatAsync(
+        NodeHeartbeat body, HttpContext http, PlatformDbContext db, TimeProvider clock,
+        Microsoft.Extensions.Options.IOptions<PlatformOptions> options, CancellationToken ct)
+    {
+        var clientId = http.User.FindFirst(Claims.Subject)?.Value;
+        var node = http.User.FindFirst("client_kind")?.Value == "machine" && clientId is not null
+            ? await db.Nodes.FirstOrDefaultAsync(n => n.ClientId == clientId, ct)
+            : null;
+        if (node is null) return Problems.Forbidden("Only joined node agents send heartbeats.");
+        var errors = new Problems.Errors();
+        if (body.Capacity is null) errors.Add("capacity", "is required.");
+        foreach (var (field, r) in new[] { ("capacity", body.Capacity), ("allocatable", body.Allocatable), ("used", body.Used) })
+            if (r is not null)
+                errors.Range(field + ".memoryMiB", r.MemoryMiB, 0, Quantities.MaxQuota).Range(field + ".cpuMillicores", r.CpuMillicores, 0, Quantities.MaxQuota);
+        errors.Range("runningInstances", body.RunningInstances, 0, 100_000);
+        if (body.Address is { Length: > 255 } || body.Address?.Any(char.IsControl) == true) errors.Add("address", "must be a host name or address.");
+        if (body.AgentVersion is { Length: > 64 }) errors.Add("agentVersion", "must be at most 64 characters.");
+        if (errors.Any) return errors.ToProblem();
+
+        node.LastHeartbeatAt = clock.GetUtcNow().UtcDateTime;
+        node.Address = body.Address;
+        node.AgentVersion = body.AgentVersion;
+        (node.CapacityMemoryMiB, node.CapacityCpuMillicores) = (body.Capacity!.MemoryMiB, body.Capacity.CpuMillicores);
+        var allocatable = body.Allocatable ?? body.Capacity;
+        (node.AllocatableMemoryMiB, node.AllocatableCpuMillicores) = (allocatable.MemoryMiB, allocatable.CpuMillicores);
+        (node.UsedMemoryMiB, node.UsedCpuMillicores) = body.Used is { } u ? (u.MemoryMiB, u.CpuMillicores) : (0L, 0L);
+        node.RunningInstances = body.RunningInstances;
+        await db.SaveChangesAsync(ct);
+        return TypedResults.Ok(new NodeHeartbeatResponse(node.Name, options.Value.Nodes.HeartbeatSeconds));
     }
 
     private static async Task<Results<Created<JoinTokenResponse>, ProblemHttpResult>> CreateJoinTokenAsync(

@@ -130,6 +130,10 @@ public abstract class AuthorizationMatrixTests(PlatformHost host) : IAsyncLifeti
         yield return new("GET", "/api/v1/nodes", () => "/api/v1/nodes", null, paOnly);
         yield return new("POST", "/api/v1/nodes/join-tokens", () => "/api/v1/nodes/join-tokens", () => new { },
             [201, 403, 403, 403, 403, 403, 403, 401]);
+        // Node agents only (their client credentials): every person is refused.
+        yield return new("POST", "/api/v1/nodes/heartbeat", () => "/api/v1/nodes/heartbeat",
+            () => new { capacity = new { memoryMiB = 1024, cpuMillicores = 1000 }, runningInstances = 0 },
+            [403, 403, 403, 403, 403, 403, 403, 401]);
         // Anonymous by design: the join token is the credential, and a wrong one is 401 for everyone.
         yield return new("POST", "/api/v1/nodes/join", () => "/api/v1/nodes/join", () => new { joinToken = "platjoin_wrong", name = "n1" },
             [401, 401, 401, 401, 401, 401, 401, 401]);
