@@ -89,15 +89,18 @@ public static partial class AppsApi
             UpdatedAt = now,
         };
 
-        await using var tx = await quotas.BeginAdmissionAsync(scope.Access.Team.Id, ct);
+        // Checked before the admission queue; a create racing for the same name meets the unique index.
         if (await db.Apps.AnyAsync(a => a.ProjectId == scope.Project.Id && a.Name == app.Name, ct))
             return Problems.Conflict("name", $"An app named '{app.Name}' exists in project '{project}'.");
         var footprint = AppFootprint.Of(app.Instances, app.MemoryMiB, app.CpuMillicores);
-        var refused = await quotas.AdmitAsync(scope.Access.Team, scope.Project, footprint, ct);
-        if (refused.Count > 0) return Problems.QuotaExceeded(refused);
+        await using var tx = await quotas.BeginAdmissionAsync(scope.Access.Team.Id, ct, lockNow: false);
+        if (!await quotas.TryReserveAsync(scope.Access.Team, scope.Project, footprint, ct))
+        {
+            await tx.RollbackAsync(ct);
+            return Problems.QuotaExceeded(await quotas.AdmitAsync(scope.Access.Team, scope.Project, footprint, ct));
+        }
         db.Apps.Add(app);
         await db.SaveChangesAsync(ct);
-        await quotas.ApplyAsync(scope.Access.Team.Id, scope.Project.Id, footprint, ct);
         await tx.CommitAsync(ct);
         return TypedResults.Created($"/api/v1/teams/{team}/projects/{project}/apps/{app.Name}",
             ToResponse(app, scope, http, options.Value));
@@ -131,8 +134,11 @@ public static partial class AppsApi
 
         var before = AppFootprint.Of(a.Instances, a.MemoryMiB, a.CpuMillicores);
         var after = AppFootprint.Of(body.Instances ?? a.Instances, body.MemoryMiB ?? a.MemoryMiB, body.CpuMillicores ?? a.CpuMillicores);
-        var refused = await quotas.AdmitAsync(scope.Access.Team, scope.Project, after - before, ct);
-        if (refused.Count > 0) return Problems.QuotaExceeded(refused);
+        if (!await quotas.TryReserveAsync(scope.Access.Team, scope.Project, after - before, ct))
+        {
+            await tx.RollbackAsync(ct);
+            return Problems.QuotaExceeded(await quotas.AdmitAsync(scope.Access.Team, scope.Project, after - before, ct));
+        }
 
         if (body.Image is not null) a.Image = body.Image;
         a.Instances = body.Instances ?? a.Instances;
@@ -152,7 +158,6 @@ public static partial class AppsApi
         }
         a.UpdatedAt = clock.GetUtcNow().UtcDateTime;
         await db.SaveChangesAsync(ct);
-        await quotas.ApplyAsync(scope.Access.Team.Id, scope.Project.Id, after - before, ct);
         await tx.CommitAsync(ct);
         return TypedResults.Ok(ToResponse(a, scope, http, options.Value));
     }

@@ -8,9 +8,10 @@ namespace Platform.Api.Quotas;
 /// Usage and admission. Every admission runs in a transaction that first bumps the team's
 /// <see cref="Team.AdmissionRevision"/>: that row lock (PostgreSQL) or write lock (SQLite) makes
 /// concurrent admissions in one team take turns, on any number of Api replicas, so two requests can
-/// never both fit into the last free slice of a quota. Usage is read from counters on the team and
-/// project rows, which the same transaction moves with <see cref="ApplyAsync"/>: an admission costs a
-/// few single-row statements whatever the number of apps.
+/// never both fit into the last free slice of a quota. Usage lives in counters on the team and
+/// project rows: creating or resizing an app checks and moves them in two conditional updates
+/// (<see cref="TryReserveAsync"/>), deleting moves them back (<see cref="ApplyAsync"/>), so an
+/// admission costs a few single-row statements whatever the number of apps.
 /// </summary>
 public sealed class QuotaService(PlatformDbContext db, Registry.RegistryService registry, AdmissionGate gate)
 {
@@ -20,15 +21,18 @@ public sealed class QuotaService(PlatformDbContext db, Registry.RegistryService 
     /// stripe on PostgreSQL), so waiting requests yield their threads and connections instead of
     /// piling up in the database's lock queue; the row lock still orders replicas among themselves.
     /// </summary>
-    public async Task<Admission> BeginAdmissionAsync(Guid teamId, CancellationToken ct)
+    /// <param name="lockNow">False when the first statement of the admission is <see cref="TryReserveAsync"/>,
+    /// whose conditional update of the team row takes the same lock without an extra round trip.</param>
+    public async Task<Admission> BeginAdmissionAsync(Guid teamId, CancellationToken ct, bool lockNow = true)
     {
         var semaphore = gate.For(teamId, db.Database.IsSqlite());
         await semaphore.WaitAsync(ct);
         try
         {
             var tx = await db.Database.BeginTransactionAsync(ct);
-            await db.Teams.Where(t => t.Id == teamId)
-                .ExecuteUpdateAsync(s => s.SetProperty(t => t.AdmissionRevision, t => t.AdmissionRevision + 1), ct);
+            if (lockNow)
+                await db.Teams.Where(t => t.Id == teamId)
+                    .ExecuteUpdateAsync(s => s.SetProperty(t => t.AdmissionRevision, t => t.AdmissionRevision + 1), ct);
             return new Admission(tx, semaphore);
         }
         catch
@@ -62,6 +66,44 @@ public sealed class QuotaService(PlatformDbContext db, Registry.RegistryService 
             .. QuotaMath.Violations("project", projectUsed, delta, new QuotaLimits(pq.MemoryMiB, pq.CpuMillicores, pq.Instances, pq.Apps)),
             .. QuotaMath.Violations("team", teamUsed, delta, new QuotaLimits(tq.MemoryMiB, tq.CpuMillicores, tq.Instances, tq.Apps)),
         ];
+    }
+
+    /// <summary>
+    /// Admission in two statements: the team row, then the project row, each moved by
+    /// <paramref name="delta"/> only if every dimension that grows stays within its limit (a
+    /// shrinking dimension always passes). The first statement takes the team's row lock, and the
+    /// database re-checks the condition on the latest committed row, so concurrent admissions cannot
+    /// over-admit. False when refused: roll the admission back, then ask <see cref="AdmitAsync"/> for the figures.
+    /// Limits are those read with the request; a quota lowered meanwhile binds the next admission.
+    /// </summary>
+    public async Task<bool> TryReserveAsync(Team team, Project project, AppFootprint d, CancellationToken ct)
+    {
+        var tq = team.Quota;
+        var pq = project.Quota;
+        var teamMoved = await db.Teams.Where(t => t.Id == team.Id
+                && (d.MemoryMiB <= 0 || t.UsedMemoryMiB + d.MemoryMiB <= tq.MemoryMiB)
+                && (d.CpuMillicores <= 0 || t.UsedCpuMillicores + d.CpuMillicores <= tq.CpuMillicores)
+                && (d.Instances <= 0 || t.UsedInstances + d.Instances <= tq.Instances)
+                && (d.Apps <= 0 || t.UsedApps + d.Apps <= tq.Apps))
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(t => t.AdmissionRevision, t => t.AdmissionRevision + 1)
+                .SetProperty(t => t.UsedMemoryMiB, t => t.UsedMemoryMiB + d.MemoryMiB)
+                .SetProperty(t => t.UsedCpuMillicores, t => t.UsedCpuMillicores + d.CpuMillicores)
+                .SetProperty(t => t.UsedInstances, t => t.UsedInstances + d.Instances)
+                .SetProperty(t => t.UsedApps, t => t.UsedApps + d.Apps), ct);
+        if (teamMoved == 0) return false;
+        long? pm = pq.MemoryMiB, pc = pq.CpuMillicores, pi = pq.Instances, pa = pq.Apps;
+        var projectMoved = await db.Projects.Where(p => p.Id == project.Id
+                && (pm == null || d.MemoryMiB <= 0 || p.UsedMemoryMiB + d.MemoryMiB <= pm)
+                && (pc == null || d.CpuMillicores <= 0 || p.UsedCpuMillicores + d.CpuMillicores <= pc)
+                && (pi == null || d.Instances <= 0 || p.UsedInstances + d.Instances <= pi)
+                && (pa == null || d.Apps <= 0 || p.UsedApps + d.Apps <= pa))
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(p => p.UsedMemoryMiB, p => p.UsedMemoryMiB + d.MemoryMiB)
+                .SetProperty(p => p.UsedCpuMillicores, p => p.UsedCpuMillicores + d.CpuMillicores)
+                .SetProperty(p => p.UsedInstances, p => p.UsedInstances + d.Instances)
+                .SetProperty(p => p.UsedApps, p => p.UsedApps + d.Apps), ct);
+        return projectMoved == 1;
     }
 
     /// <summary>Moves the team's and the project's usage counters by <paramref name="delta"/> (in the admission transaction).</summary>
@@ -141,6 +183,8 @@ public sealed class QuotaService(PlatformDbContext db, Registry.RegistryService 
 public sealed class Admission(Microsoft.EntityFrameworkCore.Storage.IDbContextTransaction tx, SemaphoreSlim gate) : IAsyncDisposable
 {
     public Task CommitAsync(CancellationToken ct) => tx.CommitAsync(ct);
+
+    public Task RollbackAsync(CancellationToken ct) => tx.RollbackAsync(ct);
 
     public async ValueTask DisposeAsync()
     {
