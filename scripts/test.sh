@@ -13,7 +13,10 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 need=()
 [ -x "$PG_BIN/initdb" ] || need+=(postgresql)
 command -v git >/dev/null || need+=(git)
-for tool in skopeo umoci buildah runc; do command -v $tool >/dev/null || need+=($tool); done
+for tool in skopeo umoci buildah runc iptables; do command -v $tool >/dev/null || need+=($tool); done
+command -v ip >/dev/null || need+=(iproute2)
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+[ -f /usr/share/containers/seccomp.json ] || need+=(golang-github-containers-common)
 [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q static || need+=(busybox-static file)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
