@@ -85,7 +85,8 @@ public sealed class LayerStore
         peek.Write(magic, 0, read);
         peek.Position = 0;
         var whole = new ConcatStream(peek, buffered);
-        return read == 2 && magic[0] == 0x1f && magic[1] == 0x8b ? new GZipStream(whole, CompressionMode.Decompress) : whole;
+        Stream tar = read == 2 && magic[0] == 0x1f && magic[1] == 0x8b ? new GZipStream(whole, CompressionMode.Decompress) : whole;
+        return new EndOfArchiveStream(tar);
     }
 
     private static async Task ExtractAsync(Stream tar, string root, CancellationToken ct)
@@ -166,9 +167,11 @@ public sealed class LayerStore
         }
     }
 
-    /// <summary>"./a/b" → "a/b"; refuses absolute names and any ".." segment.</summary>
+    /// <summary>"./a/b" → "a/b"; "/" or "./" → "" (the layer's root, as umoci writes it); refuses other absolute names and any ".." segment.</summary>
     private static string Normalize(string name)
     {
+        if (name.Trim('/', '.').Length == 0 && !name.Contains(".."))
+            return "";
         if (name.StartsWith('/'))
             throw new HostileLayerException(name, "absolute paths are not allowed");
         var segments = name.Split('/', StringSplitOptions.RemoveEmptyEntries).Where(s => s != ".").ToList();
@@ -211,6 +214,57 @@ public sealed class LayerStore
     private static void SetMode(string path, UnixFileMode mode)
     {
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, mode);
+    }
+
+    /// <summary>
+    /// Some writers (umoci among them) end a layer without tar's two zero blocks, which TarReader
+    /// needs. When the data ends on a 512-byte boundary, this supplies them; a stream that ends
+    /// elsewhere is left truncated and fails as it should (layers are digest-checked before this anyway).
+    /// </summary>
+    private sealed class EndOfArchiveStream(Stream inner) : Stream
+    {
+        private long _total;
+        private int _padding = -1;
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+        public override int Read(Span<byte> buffer)
+        {
+            if (buffer.IsEmpty) return 0;   // a zero-length read says nothing about the end of the data
+            if (_padding < 0)
+            {
+                var n = inner.Read(buffer);
+                if (n > 0) { _total += n; return n; }
+                _padding = _total % 512 == 0 ? 1024 : 0;
+            }
+            var zeros = Math.Min(_padding, buffer.Length);
+            buffer[..zeros].Clear();
+            _padding -= zeros;
+            return zeros;
+        }
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default)
+        {
+            if (buffer.IsEmpty) return 0;
+            if (_padding < 0)
+            {
+                var n = await inner.ReadAsync(buffer, ct);
+                if (n > 0) { _total += n; return n; }
+                _padding = _total % 512 == 0 ? 1024 : 0;
+            }
+            return Read(buffer.Span);
+        }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) inner.Dispose();
+            base.Dispose(disposing);
+        }
     }
 
     /// <summary>Reads a prefix stream, then the rest: lets the gzip check peek without seeking.</summary>

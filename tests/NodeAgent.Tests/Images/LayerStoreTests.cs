@@ -71,6 +71,24 @@ public sealed class LayerStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task A_layer_without_the_end_of_archive_blocks_unpacks()
+    {
+        var layer = Tar(w => File(w, "a", "x"));
+        var trimmed = layer[..^1024];   // what umoci writes: no two zero blocks at the end
+        Assert.All(layer[^1024..], b => Assert.Equal(0, b));
+        var path = await _store.UnpackAsync(Digest(trimmed), new MemoryStream(trimmed), CancellationToken.None);
+        Assert.Equal("x", await System.IO.File.ReadAllTextAsync(Path.Combine(path, "a")));
+    }
+
+    [Fact]
+    public async Task The_root_entry_that_umoci_and_tar_write_is_the_layer_itself()
+    {
+        var layer = Tar(w => { Dir(w, "/"); Dir(w, "./"); File(w, "./a", "x"); });
+        var path = await UnpackAsync(layer);
+        Assert.Equal("x", await System.IO.File.ReadAllTextAsync(Path.Combine(path, "a")));
+    }
+
+    [Fact]
     public async Task Whiteouts_and_opaque_directories_become_overlay_whiteouts()
     {
         Assert.True(Environment.UserName == "root", "overlay whiteouts need root (mknod, trusted.* xattrs); CI runs as root");
