@@ -216,21 +216,29 @@ public sealed class LayerStore
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, mode);
     }
 
-    /// <summary>
-    /// Some writers (umoci among them) end a layer without tar's two zero blocks, which TarReader
-    /// needs. When the data ends on a 512-byte boundary, this supplies them; a stream that ends
-    /// elsewhere is left truncated and fails as it should (layers are digest-checked before this anyway).
-    /// </summary>
-    private sealed class EndOfArchiveStream(Stream inner) : Stream
+    /// <summary>A forward-only, read-only stream: the members a reader never uses.</summary>
+    private abstract class ReadOnlyStream : Stream
     {
-        private long _total;
-        private int _padding = -1;
         public override bool CanRead => true;
         public override bool CanSeek => false;
         public override bool CanWrite => false;
         public override long Length => throw new NotSupportedException();
         public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
         public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    /// <summary>
+    /// Some writers (umoci among them) end a layer without tar's two zero blocks, which TarReader
+    /// needs. When the data ends on a 512-byte boundary, this supplies them; a stream that ends
+    /// elsewhere is left truncated and fails as it should (layers are digest-checked before this anyway).
+    /// </summary>
+    private sealed class EndOfArchiveStream(Stream inner) : ReadOnlyStream
+    {
+        private long _total;
+        private int _padding = -1;
         public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
         public override int Read(Span<byte> buffer)
         {
@@ -257,9 +265,6 @@ public sealed class LayerStore
             }
             return Read(buffer.Span);
         }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
         protected override void Dispose(bool disposing)
         {
             if (disposing) inner.Dispose();
@@ -268,14 +273,8 @@ public sealed class LayerStore
     }
 
     /// <summary>Reads a prefix stream, then the rest: lets the gzip check peek without seeking.</summary>
-    private sealed class ConcatStream(Stream first, Stream second) : Stream
+    private sealed class ConcatStream(Stream first, Stream second) : ReadOnlyStream
     {
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
         public override int Read(byte[] buffer, int offset, int count)
         {
             var n = first.Read(buffer, offset, count);
@@ -286,9 +285,6 @@ public sealed class LayerStore
             var n = await first.ReadAsync(buffer, ct);
             return n > 0 ? n : await second.ReadAsync(buffer, ct);
         }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
 
