@@ -53,8 +53,10 @@ public sealed class QuotaService(PlatformDbContext db, Registry.RegistryService 
     public Task<int> ProjectCountAsync(Guid teamId, CancellationToken ct) =>
         db.Projects.CountAsync(p => p.TeamId == teamId, ct);
 
-    /// <summary>Checks a change of <paramref name="delta"/> in a project against the project's and the team's quotas.
-    /// Call it inside an admission (<see cref="BeginAdmissionAsync"/>).</summary>
+    /// <summary>
+    /// The dimensions in which <paramref name="delta"/> does not fit the project's or the team's quota,
+    /// read from the counters: the figures that explain a refusal of <see cref="TryReserveAsync"/>.
+    /// </summary>
     public async Task<IReadOnlyList<QuotaFigure>> AdmitAsync(Team team, Project project, AppFootprint delta, CancellationToken ct)
     {
         var projectUsed = await ProjectUsageAsync(project.Id, ct);
