@@ -1,34 +1,15 @@
-using System.Diagnostics;
+using Platform.NodeAgent.Runtime;
+
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]   // these tests drive Linux tools (skopeo, buildah, runc) as root
 
 namespace Platform.Api.Tests.Infrastructure;
 
-/// <summary>Runs a real tool (skopeo, buildah, git…) with an argument list, a time limit and captured output.</summary>
+/// <summary>Runs a real tool (skopeo, buildah, git…) through the agent's <see cref="ProcessRunner"/>, with a test's defaults.</summary>
 public static class Run
 {
-    public sealed record Result(int ExitCode, string Stdout, string Stderr)
-    {
-        public Result EnsureSuccess(string what) =>
-            ExitCode == 0 ? this : throw new InvalidOperationException($"{what} exited with {ExitCode}: {Stderr}\n{Stdout}");
-    }
+    public static Task<ProcessRunner.Result> ToolAsync(string file, IEnumerable<string> args, IDictionary<string, string>? env = null, TimeSpan? timeout = null) =>
+        ProcessRunner.RunAsync(file, args, timeout ?? TimeSpan.FromMinutes(3), CancellationToken.None, env);
 
-    public static async Task<Result> ToolAsync(string file, IEnumerable<string> args, IDictionary<string, string>? env = null, TimeSpan? timeout = null)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
-        using var process = Process.Start(psi) ?? throw new InvalidOperationException($"{file} did not start");
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromMinutes(3));
-        try
-        {
-            await process.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish in time");
-        }
-        return new Result(process.ExitCode, await stdout, await stderr);
-    }
+    public static ProcessRunner.Result EnsureSuccess(this ProcessRunner.Result result, string what) =>
+        result.ExitCode == 0 ? result : throw new InvalidOperationException($"{what} exited with {result.ExitCode}: {result.Stderr}\n{result.Stdout}");
 }

@@ -10,7 +10,6 @@ using Platform.NodeAgent.Images;
 namespace Platform.Api.Tests.Nodes;
 
 /// <summary>The agent's puller against the platform's registry: token auth, digests verified, layers unpacked once.</summary>
-[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 [Collection("registry-sqlite")]
 public sealed class ImagePullTests(SqliteRegistryFixture f)
 {

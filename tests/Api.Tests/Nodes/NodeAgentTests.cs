@@ -8,7 +8,6 @@ using Platform.Api.Tests.Registry;
 namespace Platform.Api.Tests.Nodes;
 
 /// <summary>The real NodeAgent process against a real Api: join once, heartbeats, Ready and NotReady.</summary>
-[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class NodeAgentTests
 {
     private static string AgentDll()

@@ -60,7 +60,7 @@ public abstract class RegistryFixture(Provider provider) : IAsyncLifetime
 
     public HttpClient Basic(string pat) => RegistryHttp.Basic(Host, pat);
 
-    public Task<Run.Result> SkopeoAsync(params string[] args) =>
+    public Task<Platform.NodeAgent.Runtime.ProcessRunner.Result> SkopeoAsync(params string[] args) =>
         Run.ToolAsync("skopeo", ["--insecure-policy", .. args]);
 }
 
