@@ -4,6 +4,7 @@ using Platform.Api.Infrastructure;
 using Platform.Api.Jobs;
 using Platform.Api.Operations;
 using Platform.Api.Registry;
+using Platform.Api.Scheduling;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -19,6 +20,7 @@ builder.AddPlatformApi();
 builder.AddPlatformOperations();
 builder.AddPlatformJobs(options);
 builder.Services.AddPlatformRegistry(options);
+builder.Services.AddPlatformScheduling(options);
 
 var app = builder.Build();
 

@@ -94,7 +94,11 @@ public sealed record AppResponse(
     string Url,
     string? GitUrl,
     DateTime CreatedAt,
-    DateTime UpdatedAt);
+    DateTime UpdatedAt,
+    AppStatus? Status = null);
+
+/// <summary>How many instances run out of how many are wanted, and why not all when they do not.</summary>
+public sealed record AppStatus(int Running, int Desired, string? Message);
 
 public sealed record AuditEventResponse(long Id, DateTime At, string? Actor, string Action, string? Team, string Target, string Outcome, int Status);
 
@@ -116,7 +120,8 @@ public sealed record NodeResources(long MemoryMiB, long CpuMillicores);
 
 /// <summary>What an agent reports every few seconds: who it is, what it has, what it uses.</summary>
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
-public sealed record NodeHeartbeat(string? Address, string? AgentVersion, NodeResources? Capacity, NodeResources? Allocatable, NodeResources? Used, int RunningInstances);
+public sealed record NodeHeartbeat(string? Address, string? AgentVersion, NodeResources? Capacity, NodeResources? Allocatable, NodeResources? Used, int RunningInstances,
+    int? ControlPort = null, string? ControlKey = null);
 
 public sealed record NodeHeartbeatResponse(string NodeName, int HeartbeatSeconds);
 

@@ -100,7 +100,41 @@ public sealed class App
     public int Port { get; set; }
     public Dictionary<string, string> Env { get; set; } = [];
     public string HealthCheckPath { get; set; } = "/";
+    /// <summary>Bumped whenever what an instance runs changes (image, env, port, memory, CPU): instances of older generations are replaced.</summary>
+    public int Generation { get; set; } = 1;
+    /// <summary>Why the scheduler could not (fully) place the app, for people; null when it could.</summary>
+    public string? SchedulingMessage { get; set; }
     public DateTime CreatedAt { get; set; }
+    public DateTime UpdatedAt { get; set; }
+}
+
+/// <summary>
+/// One placed replica of an app: the scheduler writes node, image digest and limits; the node's agent
+/// reports state, restarts, exit, host port and usage. Removing the row stops the container.
+/// </summary>
+public sealed class Instance
+{
+    public Guid Id { get; set; }
+    public Guid AppId { get; set; }
+    public App? App { get; set; }
+    public Guid NodeId { get; set; }
+    public Node? Node { get; set; }
+    public int Generation { get; set; }
+    /// <summary>The repository in the platform registry and the manifest digest the tag resolved to at placement.</summary>
+    public required string ImageRepository { get; set; }
+    public required string ImageDigest { get; set; }
+    public int MemoryMiB { get; set; }
+    public int CpuMillicores { get; set; }
+    public string State { get; set; } = InstanceStates.Pending;
+    public int Restarts { get; set; }
+    public int? ExitCode { get; set; }
+    public string? Reason { get; set; }
+    public string? Message { get; set; }
+    public int? HostPort { get; set; }
+    public long UsedCpuMillicores { get; set; }
+    public long UsedMemoryBytes { get; set; }
+    public DateTime CreatedAt { get; set; }
+    public DateTime? StartedAt { get; set; }
     public DateTime UpdatedAt { get; set; }
 }
 
@@ -148,6 +182,11 @@ public sealed class Node
     public long UsedMemoryMiB { get; set; }
     public long UsedCpuMillicores { get; set; }
     public int RunningInstances { get; set; }
+    /// <summary>Bumped on every change to the node's desired instances; agents long-poll for a newer one.</summary>
+    public long Revision { get; set; }
+    /// <summary>Where the Api reaches the agent's control endpoint (logs), and the key it presents there; both reported by the agent.</summary>
+    public int? ControlPort { get; set; }
+    public string? ControlKey { get; set; }
 }
 
 public sealed class AuditEvent

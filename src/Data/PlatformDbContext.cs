@@ -16,6 +16,7 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
     public DbSet<PersonalAccessToken> PersonalAccessTokens => Set<PersonalAccessToken>();
     public DbSet<NodeJoinToken> NodeJoinTokens => Set<NodeJoinToken>();
     public DbSet<Node> Nodes => Set<Node>();
+    public DbSet<Instance> Instances => Set<Instance>();
     public DbSet<AuditEvent> AuditEvents => Set<AuditEvent>();
     public DbSet<RegistryRepository> RegistryRepositories => Set<RegistryRepository>();
     public DbSet<RegistryBlob> RegistryBlobs => Set<RegistryBlob>();
@@ -75,6 +76,7 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
             e.Property(a => a.Name).HasMaxLength(Names.MaxLabelLength);
             e.Property(a => a.Image).HasMaxLength(512);
             e.Property(a => a.HealthCheckPath).HasMaxLength(Quantities.MaxHealthCheckPathLength);
+            e.Property(a => a.SchedulingMessage).HasMaxLength(512);
             e.HasIndex(a => new { a.ProjectId, a.Name }).IsUnique();
             e.HasOne(a => a.Project).WithMany().HasForeignKey(a => a.ProjectId).OnDelete(DeleteBehavior.Cascade);
             e.Property(a => a.Env).HasConversion(
@@ -109,6 +111,21 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
             e.ToTable("nodes");
             e.Property(n => n.Name).HasMaxLength(Names.MaxLabelLength);
             e.HasIndex(n => n.Name).IsUnique();
+            e.Property(n => n.ControlKey).HasMaxLength(128);
+        });
+
+        builder.Entity<Instance>(e =>
+        {
+            e.ToTable("instances");
+            e.HasOne(i => i.App).WithMany().HasForeignKey(i => i.AppId).OnDelete(DeleteBehavior.Cascade);
+            e.HasOne(i => i.Node).WithMany().HasForeignKey(i => i.NodeId).OnDelete(DeleteBehavior.Cascade);
+            e.HasIndex(i => i.AppId);
+            e.HasIndex(i => i.NodeId);
+            e.Property(i => i.ImageRepository).HasMaxLength(255);
+            e.Property(i => i.ImageDigest).HasMaxLength(80);
+            e.Property(i => i.State).HasMaxLength(16);
+            e.Property(i => i.Reason).HasMaxLength(64);
+            e.Property(i => i.Message).HasMaxLength(1024);
         });
 
         builder.Entity<RegistryRepository>(e =>

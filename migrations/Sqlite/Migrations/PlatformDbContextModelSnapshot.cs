@@ -369,6 +369,9 @@ namespace Platform.Migrations.Sqlite.Migrations
                         .IsRequired()
                         .HasColumnType("TEXT");
 
+                    b.Property<int>("Generation")
+                        .HasColumnType("INTEGER");
+
                     b.Property<string>("HealthCheckPath")
                         .IsRequired()
                         .HasMaxLength(512)
@@ -393,6 +396,10 @@ namespace Platform.Migrations.Sqlite.Migrations
                         .HasColumnType("INTEGER");
 
                     b.Property<Guid>("ProjectId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("SchedulingMessage")
+                        .HasMaxLength(512)
                         .HasColumnType("TEXT");
 
                     b.Property<DateTime>("UpdatedAt")
@@ -450,6 +457,83 @@ namespace Platform.Migrations.Sqlite.Migrations
                     b.HasIndex("TeamId", "Id");
 
                     b.ToTable("audit_events", (string)null);
+                });
+
+            modelBuilder.Entity("Platform.Data.Instance", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("AppId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("CpuMillicores")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<int?>("ExitCode")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int>("Generation")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int?>("HostPort")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("ImageDigest")
+                        .IsRequired()
+                        .HasMaxLength(80)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ImageRepository")
+                        .IsRequired()
+                        .HasMaxLength(255)
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("MemoryMiB")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Message")
+                        .HasMaxLength(1024)
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("NodeId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Reason")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("Restarts")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<DateTime?>("StartedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("UpdatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("UsedCpuMillicores")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("UsedMemoryBytes")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("AppId");
+
+                    b.HasIndex("NodeId");
+
+                    b.ToTable("instances", (string)null);
                 });
 
             modelBuilder.Entity("Platform.Data.Membership", b =>
@@ -514,6 +598,13 @@ namespace Platform.Migrations.Sqlite.Migrations
                         .IsRequired()
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("ControlKey")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT");
+
+                    b.Property<int?>("ControlPort")
+                        .HasColumnType("INTEGER");
+
                     b.Property<DateTime>("JoinedAt")
                         .HasColumnType("TEXT");
 
@@ -524,6 +615,9 @@ namespace Platform.Migrations.Sqlite.Migrations
                         .IsRequired()
                         .HasMaxLength(63)
                         .HasColumnType("TEXT");
+
+                    b.Property<long>("Revision")
+                        .HasColumnType("INTEGER");
 
                     b.Property<int>("RunningInstances")
                         .HasColumnType("INTEGER");
@@ -1031,6 +1125,25 @@ namespace Platform.Migrations.Sqlite.Migrations
                         .IsRequired();
 
                     b.Navigation("Project");
+                });
+
+            modelBuilder.Entity("Platform.Data.Instance", b =>
+                {
+                    b.HasOne("Platform.Data.App", "App")
+                        .WithMany()
+                        .HasForeignKey("AppId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+
+                    b.HasOne("Platform.Data.Node", "Node")
+                        .WithMany()
+                        .HasForeignKey("NodeId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+
+                    b.Navigation("App");
+
+                    b.Navigation("Node");
                 });
 
             modelBuilder.Entity("Platform.Data.Membership", b =>

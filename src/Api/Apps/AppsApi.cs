@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using Platform.Api.Access;
 using Platform.Api.Infrastructure;
 using Platform.Api.Quotas;
+using Platform.Api.Scheduling;
 using Platform.Contracts;
 using Platform.Data;
 
@@ -26,10 +27,12 @@ public static partial class AppsApi
         api.MapGet(apps + "/{app}", GetAsync).WithName("apps.get");
         api.MapPatch(apps + "/{app}", UpdateAsync).WithName("apps.update");
         api.MapDelete(apps + "/{app}", DeleteAsync).WithName("apps.delete");
+        api.MapGet(apps + "/{app}/instances", InstancesAsync).WithName("apps.instances");
+        api.MapGet(apps + "/{app}/logs", AppLogs.StreamAsync).WithName("apps.logs");
         return api;
     }
 
-    private static async Task<Resolved<ProjectScope>> ScopeAsync(
+    internal static async Task<Resolved<ProjectScope>> ScopeAsync(
         string team, string project, Permission permission, AccessService access, CancellationToken ct)
     {
         var t = await access.TeamAsync(team, Permission.TeamRead, ct);
@@ -39,7 +42,7 @@ public static partial class AppsApi
         return new ProjectScope(t.Value!, pr.Value!);
     }
 
-    private sealed record ProjectScope(TeamAccess Access, Project Project)
+    internal sealed record ProjectScope(TeamAccess Access, Project Project)
     {
         public bool SeesSecrets => Access.Can(Permission.SecretsRead, Project);
     }
@@ -57,13 +60,17 @@ public static partial class AppsApi
         var take = Paging.Take(limit);
         var rows = await query.OrderBy(a => a.Name).Take(take + 1).ToListAsync(ct);
         var (items, next) = Paging.Split(rows, take, a => a.Name);
+        var ids = items.Select(a => a.Id).ToList();
+        var running = await db.Instances.AsNoTracking()
+            .Where(i => ids.Contains(i.AppId) && i.State == InstanceStates.Running && i.Generation == i.App!.Generation)
+            .GroupBy(i => i.AppId).Select(g => new { g.Key, Count = g.Count() }).ToDictionaryAsync(g => g.Key, g => g.Count, ct);
         return TypedResults.Ok(new Page<AppResponse>(
-            items.Select(a => ToResponse(a, scope, http, options.Value)).ToList(), next));
+            items.Select(a => ToResponse(a, scope, http, options.Value, running.GetValueOrDefault(a.Id))).ToList(), next));
     }
 
     private static async Task<Results<Created<AppResponse>, ProblemHttpResult>> CreateAsync(
         string team, string project, CreateAppRequest body, HttpContext http, AccessService access, PlatformDbContext db,
-        QuotaService quotas, IOptions<PlatformOptions> options, TimeProvider clock, CancellationToken ct)
+        QuotaService quotas, PlacementService placement, IOptions<PlatformOptions> options, TimeProvider clock, CancellationToken ct)
     {
         var s = await ScopeAsync(team, project, Permission.AppWrite, access, ct);
         if (s.Problem is { } p) return p;
@@ -71,6 +78,8 @@ public static partial class AppsApi
 
         var errors = new Problems.Errors().Name("name", body.Name);
         Validate(errors, body.Image, body.Instances, body.MemoryMiB, body.CpuMillicores, body.Port, body.Env, body.HealthCheckPath);
+        if (!errors.Any && body.Image is not null && ImageResolver.Eligibility(body.Image, team) is { } imageProblem)
+            errors.Add("image", imageProblem);
         if (errors.Any) return errors.ToProblem();
 
         var now = clock.GetUtcNow().UtcDateTime;
@@ -102,6 +111,8 @@ public static partial class AppsApi
         db.Apps.Add(app);
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
+        await placement.ReconcileAsync([app.Id], ct);
+        app.SchedulingMessage = await db.Apps.Where(x => x.Id == app.Id).Select(x => x.SchedulingMessage).FirstOrDefaultAsync(ct);
         return TypedResults.Created($"/api/v1/teams/{team}/projects/{project}/apps/{app.Name}",
             ToResponse(app, scope, http, options.Value));
     }
@@ -114,18 +125,20 @@ public static partial class AppsApi
         if (s.Problem is { } p) return p;
         var a = await FindAsync(db, s.Value!.Project, app, ct);
         if (a is null) return Problems.NotFound($"App '{app}'");
-        return TypedResults.Ok(ToResponse(a, s.Value, http, options.Value));
+        return TypedResults.Ok(ToResponse(a, s.Value, http, options.Value, await RunningAsync(db, a, ct)));
     }
 
     private static async Task<Results<Ok<AppResponse>, ProblemHttpResult>> UpdateAsync(
         string team, string project, string app, UpdateAppRequest body, HttpContext http, AccessService access,
-        PlatformDbContext db, QuotaService quotas, IOptions<PlatformOptions> options, TimeProvider clock, CancellationToken ct)
+        PlatformDbContext db, QuotaService quotas, PlacementService placement, IOptions<PlatformOptions> options, TimeProvider clock, CancellationToken ct)
     {
         var s = await ScopeAsync(team, project, Permission.AppWrite, access, ct);
         if (s.Problem is { } p) return p;
         var scope = s.Value!;
         var errors = new Problems.Errors();
         Validate(errors, body.Image, body.Instances, body.MemoryMiB, body.CpuMillicores, body.Port, body.Env, body.HealthCheckPath);
+        if (!errors.Any && body.Image is not null && ImageResolver.Eligibility(body.Image, team) is { } imageProblem)
+            errors.Add("image", imageProblem);
         if (errors.Any) return errors.ToProblem();
 
         await using var tx = await quotas.BeginAdmissionAsync(scope.Access.Team.Id, ct);
@@ -140,6 +153,7 @@ public static partial class AppsApi
             return Problems.QuotaExceeded(await quotas.AdmitAsync(scope.Access.Team, scope.Project, after - before, ct));
         }
 
+        var what = (a.Image, a.MemoryMiB, a.CpuMillicores, a.Port, Env: string.Join('\n', a.Env.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => e.Key + "=" + e.Value)));
         if (body.Image is not null) a.Image = body.Image;
         a.Instances = body.Instances ?? a.Instances;
         a.MemoryMiB = body.MemoryMiB ?? a.MemoryMiB;
@@ -156,14 +170,20 @@ public static partial class AppsApi
                 return Problems.Validation("env", $"must have at most {Quantities.MaxEnvEntries} variables.");
             a.Env = env;
         }
+        // What a running instance is made of changed: a new generation replaces the instances.
+        if (what != (a.Image, a.MemoryMiB, a.CpuMillicores, a.Port, string.Join('\n', a.Env.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => e.Key + "=" + e.Value))))
+            a.Generation++;
         a.UpdatedAt = clock.GetUtcNow().UtcDateTime;
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
-        return TypedResults.Ok(ToResponse(a, scope, http, options.Value));
+        await placement.ReconcileAsync([a.Id], ct);
+        a.SchedulingMessage = await db.Apps.Where(x => x.Id == a.Id).Select(x => x.SchedulingMessage).FirstOrDefaultAsync(ct);
+        return TypedResults.Ok(ToResponse(a, scope, http, options.Value, await RunningAsync(db, a, ct)));
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
-        string team, string project, string app, AccessService access, PlatformDbContext db, QuotaService quotas, CancellationToken ct)
+        string team, string project, string app, AccessService access, PlatformDbContext db, QuotaService quotas,
+        PlacementService placement, ClusterSignals signals, CancellationToken ct)
     {
         var s = await ScopeAsync(team, project, Permission.AppWrite, access, ct);
         if (s.Problem is { } p) return p;
@@ -171,15 +191,37 @@ public static partial class AppsApi
         await using var tx = await quotas.BeginAdmissionAsync(scope.Access.Team.Id, ct);
         var a = await FindAsync(db, scope.Project, app, ct);
         if (a is null) return Problems.NotFound($"App '{app}'");
+        // Its instances go with it (cascade); their nodes get a new revision and stop them.
+        var nodes = await placement.NodesOfAsync(a.Id, ct);
         db.Apps.Remove(a);
         await db.SaveChangesAsync(ct);
         await quotas.ApplyAsync(scope.Access.Team.Id, scope.Project.Id,
             default(AppFootprint) - AppFootprint.Of(a.Instances, a.MemoryMiB, a.CpuMillicores), ct);
+        await placement.TouchAsync(nodes, ct);
         await tx.CommitAsync(ct);
+        signals.Signal(nodes, routes: true);
         return TypedResults.NoContent();
     }
 
-    private static Task<App?> FindAsync(PlatformDbContext db, Project project, string app, CancellationToken ct) =>
+    private static async Task<Results<Ok<Page<InstanceResponse>>, ProblemHttpResult>> InstancesAsync(
+        string team, string project, string app, AccessService access, PlatformDbContext db, CancellationToken ct)
+    {
+        var s = await ScopeAsync(team, project, Permission.AppRead, access, ct);
+        if (s.Problem is { } p) return p;
+        var a = await FindAsync(db, s.Value!.Project, app, ct);
+        if (a is null) return Problems.NotFound($"App '{app}'");
+        var rows = await db.Instances.AsNoTracking().Where(i => i.AppId == a.Id)
+            .Select(i => new { i, Node = i.Node!.Name }).ToListAsync(ct);
+        return TypedResults.Ok(new Page<InstanceResponse>(rows.OrderBy(r => r.i.CreatedAt).ThenBy(r => r.i.Id).Select(r => new InstanceResponse(
+            r.i.Id.ToString("N"), r.Node, r.i.State, r.i.Restarts, r.i.ExitCode, r.i.Reason, r.i.Message,
+            $"{r.i.ImageRepository}@{r.i.ImageDigest}", r.i.Generation, r.i.CreatedAt, r.i.StartedAt,
+            r.i.UsedCpuMillicores, r.i.UsedMemoryBytes)).ToList(), null));
+    }
+
+    private static Task<int> RunningAsync(PlatformDbContext db, App a, CancellationToken ct) =>
+        db.Instances.CountAsync(i => i.AppId == a.Id && i.State == InstanceStates.Running && i.Generation == a.Generation, ct);
+
+    internal static Task<App?> FindAsync(PlatformDbContext db, Project project, string app, CancellationToken ct) =>
         Names.IsDns1123Label(app)
             ? db.Apps.FirstOrDefaultAsync(a => a.ProjectId == project.Id && a.Name == app, ct)
             : Task.FromResult<App?>(null);
@@ -225,7 +267,7 @@ public static partial class AppsApi
         return new string(cut.Select(c => char.IsControl(c) ? '?' : c).ToArray());
     }
 
-    private static AppResponse ToResponse(App a, ProjectScope scope, HttpContext http, PlatformOptions options)
+    private static AppResponse ToResponse(App a, ProjectScope scope, HttpContext http, PlatformOptions options, int running = 0)
     {
         var team = scope.Access.Team.Name;
         var project = scope.Project.Name;
@@ -234,6 +276,7 @@ public static partial class AppsApi
         var gitUrl = a.Image is null ? $"{http.Request.Scheme}://{http.Request.Host}/git/{team}/{project}/{a.Name}.git" : null;
         var env = scope.SeesSecrets ? a.Env : a.Env.ToDictionary(e => e.Key, _ => Masked);
         return new AppResponse(a.Name, project, team, a.Image, a.Instances, a.MemoryMiB, a.CpuMillicores, a.Port,
-            env, a.HealthCheckPath, url, gitUrl, a.CreatedAt, a.UpdatedAt);
+            env, a.HealthCheckPath, url, gitUrl, a.CreatedAt, a.UpdatedAt,
+            new AppStatus(running, a.Image is null ? 0 : a.Instances, a.SchedulingMessage));
     }
 }

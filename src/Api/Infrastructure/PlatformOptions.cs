@@ -103,6 +103,10 @@ public sealed class NodesOptions
     public int HeartbeatSeconds { get; set; } = 10;
     /// <summary>A node with no heartbeat for this long is NotReady.</summary>
     public int NotReadyAfterSeconds { get; set; } = 40;
+    /// <summary>How often the scheduler's background pass runs (NotReady nodes, freed capacity, finished rollouts).</summary>
+    public int ReconcileSeconds { get; set; } = 2;
+    /// <summary>How long an agent's long-poll for its desired state is held open when nothing changes.</summary>
+    public int LongPollSeconds { get; set; } = 25;
 }
 
 /// <summary>Bad configuration fails at boot with every problem listed, not at first use.</summary>

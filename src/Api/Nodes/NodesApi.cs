@@ -4,6 +4,7 @@ using OpenIddict.Abstractions;
 using Platform.Api.Access;
 using Platform.Api.Identity;
 using Platform.Api.Infrastructure;
+using Platform.Api.Scheduling;
 using Platform.Contracts;
 using Platform.Data;
 using static OpenIddict.Abstractions.OpenIddictConstants;
@@ -47,17 +48,126 @@ public static class NodesApi
     public static RouteGroupBuilder MapNodeAgentApi(this RouteGroupBuilder agents)
     {
         agents.MapPost("/nodes/heartbeat", HeartbeatAsync).WithName("nodes.heartbeat");
+        agents.MapGet("/nodes/desired", DesiredAsync).WithName("nodes.desired");
+        agents.MapPost("/nodes/status", StatusAsync).WithName("nodes.status");
         return agents;
+    }
+
+    private static async Task<Node?> CallingNodeAsync(HttpContext http, PlatformDbContext db, CancellationToken ct)
+    {
+        var clientId = http.User.FindFirst(Claims.Subject)?.Value;
+        return http.User.FindFirst("client_kind")?.Value == "machine" && clientId is not null
+            ? await db.Nodes.FirstOrDefaultAsync(n => n.ClientId == clientId, ct)
+            : null;
+    }
+
+    /// <summary>
+    /// The node's desired instances as a snapshot. With <c>revision</c> (the one the agent has), the
+    /// call is a long-poll: it answers as soon as the node's revision moves past it, or with 304 after
+    /// Platform:Nodes:LongPollSeconds.
+    /// </summary>
+    private static async Task<IResult> DesiredAsync(
+        long? revision, HttpContext http, PlatformDbContext db, ClusterSignals signals,
+        Microsoft.Extensions.Options.IOptions<PlatformOptions> options, CancellationToken ct)
+    {
+        var node = await CallingNodeAsync(http, db, ct);
+        if (node is null) return Problems.Forbidden("Only joined node agents read desired state.");
+        var deadline = DateTime.UtcNow.AddSeconds(options.Value.Nodes.LongPollSeconds);
+        while (true)
+        {
+            var changed = signals.NodeChanged(node.Id);   // taken before reading, so no change slips between
+            var current = await db.Nodes.AsNoTracking().Where(n => n.Id == node.Id).Select(n => n.Revision).FirstAsync(ct);
+            if (revision is null || current != revision) return TypedResults.Ok(await SnapshotAsync(db, node.Id, ct));
+            var left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero) return TypedResults.StatusCode(StatusCodes.Status304NotModified);
+            // Waits for this replica's signal (or another's, relayed by PostgresListener); a slow
+            // re-read every 5 s covers a lost notification.
+            try { await changed.WaitAsync(TimeSpan.FromSeconds(Math.Min(5, left.TotalSeconds)), ct); }
+            catch (TimeoutException) { }
+        }
+    }
+
+    /// <summary>Revision first, then the rows: a concurrent change yields a newer revision next time, never a lost one.</summary>
+    public static async Task<DesiredState> SnapshotAsync(PlatformDbContext db, Guid nodeId, CancellationToken ct)
+    {
+        var revision = await db.Nodes.AsNoTracking().Where(n => n.Id == nodeId).Select(n => n.Revision).FirstAsync(ct);
+        var rows = await db.Instances.AsNoTracking().Where(i => i.NodeId == nodeId)
+            .Select(i => new
+            {
+                i.Id, Team = i.App!.Project!.Team!.Name, Project = i.App.Project.Name, i.App.ProjectId, App = i.App.Name, i.Generation,
+                i.ImageRepository, i.ImageDigest, i.App.Env, i.App.Port, i.MemoryMiB, i.CpuMillicores,
+            }).ToListAsync(ct);
+        return new DesiredState(revision, rows.OrderBy(r => r.Id).Select(r => new DesiredInstance(
+            r.Id, r.Team, r.Project, r.ProjectId, r.App, r.Generation, $"{r.ImageRepository}@{r.ImageDigest}",
+            r.Env, r.Port, r.MemoryMiB, r.CpuMillicores)).ToList());
+    }
+
+    /// <summary>What the agent observes of its instances; rows of other nodes and removed instances are ignored.</summary>
+    private static async Task<Results<NoContent, ProblemHttpResult>> StatusAsync(
+        NodeStatusReport body, HttpContext http, PlatformDbContext db, ClusterSignals signals, PlacementService placement,
+        TimeProvider clock, CancellationToken ct)
+    {
+        var node = await CallingNodeAsync(http, db, ct);
+        if (node is null) return Problems.Forbidden("Only joined node agents report instance status.");
+        var errors = new Problems.Errors();
+        if (body.Instances is null) errors.Add("instances", "is required.");
+        else if (body.Instances.Count > 10_000) errors.Add("instances", "must have at most 10000 entries.");
+        else
+        {
+            foreach (var (r, n) in body.Instances.Select((r, n) => (r, n)))
+            {
+                if (r is null) { errors.Add($"instances[{n}]", "is required."); continue; }
+                if (!InstanceStates.All.Contains(r.State ?? "")) errors.Add($"instances[{n}].state", $"must be one of {string.Join(", ", InstanceStates.All)}.");
+                errors.Range($"instances[{n}].restarts", r.Restarts, 0, int.MaxValue).Range($"instances[{n}].hostPort", r.HostPort, 1, 65535)
+                    .Range($"instances[{n}].usedCpuMillicores", r.UsedCpuMillicores, 0, Quantities.MaxQuota)
+                    .Range($"instances[{n}].usedMemoryBytes", r.UsedMemoryBytes, 0, long.MaxValue);
+                if (r.Reason is { Length: > 64 }) errors.Add($"instances[{n}].reason", "must be at most 64 characters.");
+            }
+        }
+        if (errors.Any) return errors.ToProblem();
+
+        var reports = body.Instances!.GroupBy(r => r.Id).ToDictionary(g => g.Key, g => g.Last());
+        var ids = reports.Keys.ToList();
+        var rows = await db.Instances.Where(i => i.NodeId == node.Id && ids.Contains(i.Id)).ToListAsync(ct);
+        var now = clock.GetUtcNow().UtcDateTime;
+        var routesChanged = false;
+        var rollouts = new HashSet<Guid>();
+        foreach (var row in rows)
+        {
+            var r = reports[row.Id];
+            var wasRunning = row.State == InstanceStates.Running;
+            if (wasRunning != (r.State == InstanceStates.Running) || (r.State == InstanceStates.Running && row.HostPort != r.HostPort))
+            {
+                routesChanged = true;
+                rollouts.Add(row.AppId);
+            }
+            row.State = r.State;
+            row.Restarts = r.Restarts;
+            row.ExitCode = r.ExitCode;
+            row.Reason = r.Reason;
+            row.Message = r.Message is { Length: > 1024 } m ? m[..1024] : r.Message;
+            row.HostPort = r.HostPort;
+            row.StartedAt = r.StartedAt;
+            row.UsedCpuMillicores = r.UsedCpuMillicores;
+            row.UsedMemoryBytes = r.UsedMemoryBytes;
+            row.UpdatedAt = now;
+        }
+        await db.SaveChangesAsync(ct);
+        if (routesChanged)
+        {
+            await ClusterSignals.NotifyOthersAsync(db, [], routes: true, ct);
+            signals.Signal([], routes: true);
+            // An instance started or stopped running: a rollout may be complete, or a replica lost.
+            await placement.ReconcileAsync(rollouts, ct);
+        }
+        return TypedResults.NoContent();
     }
 
     private static async Task<Results<Ok<NodeHeartbeatResponse>, ProblemHttpResult>> HeartbeatAsync(
         NodeHeartbeat body, HttpContext http, PlatformDbContext db, TimeProvider clock,
         Microsoft.Extensions.Options.IOptions<PlatformOptions> options, CancellationToken ct)
     {
-        var clientId = http.User.FindFirst(Claims.Subject)?.Value;
-        var node = http.User.FindFirst("client_kind")?.Value == "machine" && clientId is not null
-            ? await db.Nodes.FirstOrDefaultAsync(n => n.ClientId == clientId, ct)
-            : null;
+        var node = await CallingNodeAsync(http, db, ct);
         if (node is null) return Problems.Forbidden("Only joined node agents send heartbeats.");
         var errors = new Problems.Errors();
         if (body.Capacity is null) errors.Add("capacity", "is required.");
@@ -67,6 +177,9 @@ public static class NodesApi
         errors.Range("runningInstances", body.RunningInstances, 0, 100_000);
         if (body.Address is { Length: > 255 } || body.Address?.Any(char.IsControl) == true) errors.Add("address", "must be a host name or address.");
         if (body.AgentVersion is { Length: > 64 }) errors.Add("agentVersion", "must be at most 64 characters.");
+        errors.Range("controlPort", body.ControlPort, 1, 65535);
+        if (body.ControlKey is { } key && (key.Length is < 32 or > 128 || key.Any(c => !char.IsAsciiLetterOrDigit(c) && c != '-' && c != '_')))
+            errors.Add("controlKey", "must be 32 to 128 URL-safe characters.");
         if (errors.Any) return errors.ToProblem();
 
         node.LastHeartbeatAt = clock.GetUtcNow().UtcDateTime;
@@ -77,6 +190,8 @@ public static class NodesApi
         (node.AllocatableMemoryMiB, node.AllocatableCpuMillicores) = (allocatable.MemoryMiB, allocatable.CpuMillicores);
         (node.UsedMemoryMiB, node.UsedCpuMillicores) = body.Used is { } u ? (u.MemoryMiB, u.CpuMillicores) : (0L, 0L);
         node.RunningInstances = body.RunningInstances;
+        node.ControlPort = body.ControlPort;
+        node.ControlKey = body.ControlKey;
         await db.SaveChangesAsync(ct);
         return TypedResults.Ok(new NodeHeartbeatResponse(node.Name, options.Value.Nodes.HeartbeatSeconds));
     }

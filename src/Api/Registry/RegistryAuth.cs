@@ -10,9 +10,14 @@ using Platform.Data;
 
 namespace Platform.Api.Registry;
 
-/// <summary>Who calls the registry: a person (through a personal access token, directly or inside a registry token).</summary>
-public sealed record RegistryCaller(string UserId, bool IsPlatformAdmin, IReadOnlyDictionary<string, HashSet<string>>? Granted)
+/// <summary>
+/// Who calls the registry: a person (through a personal access token, directly or inside a registry
+/// token), or a node agent (its client credentials), which may pull only what is scheduled to it.
+/// </summary>
+public sealed record RegistryCaller(string UserId, bool IsPlatformAdmin, IReadOnlyDictionary<string, HashSet<string>>? Granted, Guid? NodeId = null)
 {
+    public const string NodePrefix = "node:";
+
     /// <summary>Callers with a registry token may do only what the token grants, whatever their roles.</summary>
     public bool IsTokenBound => Granted is not null;
 }
@@ -24,7 +29,8 @@ public enum RegistryAction { Pull, Push, Delete }
 /// carry repository scopes, and are protected with the platform's Data Protection keys, so any Api
 /// replica sharing the keys accepts them.
 /// </summary>
-public sealed class RegistryAuth(PlatformDbContext db, IDataProtectionProvider protection, TimeProvider clock, IOptions<PlatformOptions> options)
+public sealed class RegistryAuth(PlatformDbContext db, IDataProtectionProvider protection, TimeProvider clock, IOptions<PlatformOptions> options,
+    OpenIddict.Abstractions.IOpenIddictApplicationManager applications)
 {
     public const string Service = "platform";
     public static readonly TimeSpan TokenLifetime = TimeSpan.FromMinutes(5);
@@ -41,6 +47,11 @@ public sealed class RegistryAuth(PlatformDbContext db, IDataProtectionProvider p
         var header = request.Headers.Authorization.ToString();
         if (string.IsNullOrEmpty(header))
             return (Outcome.Anonymous, null);
+        if (NodeCredentials(header) is { } node)
+        {
+            var caller = await NodeAsync(node.ClientId, node.Secret, ct);
+            return caller is null ? (Outcome.Invalid, null) : (Outcome.Ok, caller);
+        }
         if (PatAuthenticationHandler.ReadToken(header) is { } pat)
         {
             var user = await UserForPatAsync(pat, ct);
@@ -69,8 +80,38 @@ public sealed class RegistryAuth(PlatformDbContext db, IDataProtectionProvider p
             ? new RegistryCaller(found.UserId, found.IsPlatformAdmin, null)
             : null;
 
+    /// <summary>Basic with a node's client id (<c>node-…</c>) and secret, as agents pull.</summary>
+    private static (string ClientId, string Secret)? NodeCredentials(string header)
+    {
+        if (!header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase)) return null;
+        try
+        {
+            var decoded = Encoding.UTF8.GetString(Convert.FromBase64String(header[6..].Trim()));
+            var colon = decoded.IndexOf(':');
+            return colon > 0 && decoded.StartsWith("node-", StringComparison.Ordinal) ? (decoded[..colon], decoded[(colon + 1)..]) : null;
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+    }
+
+    private async Task<RegistryCaller?> NodeAsync(string clientId, string? secret, CancellationToken ct)
+    {
+        var node = await db.Nodes.AsNoTracking().Where(n => n.ClientId == clientId).Select(n => (Guid?)n.Id).FirstOrDefaultAsync(ct);
+        if (node is null) return null;
+        if (secret is not null)
+        {
+            var application = await applications.FindByClientIdAsync(clientId, ct);
+            if (application is null || !await applications.ValidateClientSecretAsync(application, secret, ct)) return null;
+        }
+        return new RegistryCaller(RegistryCaller.NodePrefix + clientId, false, null, node);
+    }
+
     private async Task<RegistryCaller?> UserAsync(string userId, CancellationToken ct)
     {
+        if (userId.StartsWith(RegistryCaller.NodePrefix, StringComparison.Ordinal))
+            return await NodeAsync(userId[RegistryCaller.NodePrefix.Length..], null, ct);
         var now = clock.GetUtcNow();
         var user = await db.Users.AsNoTracking().Where(u => u.Id == userId)
             .Select(u => new { u.Id, u.IsPlatformAdmin, u.LockoutEnd }).FirstOrDefaultAsync(ct);
@@ -84,6 +125,8 @@ public sealed class RegistryAuth(PlatformDbContext db, IDataProtectionProvider p
     /// </summary>
     public async Task<HashSet<RegistryAction>?> RoleActionsAsync(RegistryCaller caller, RegistryNames.Parsed name, CancellationToken ct)
     {
+        if (caller.NodeId is { } node)
+            return await db.Instances.AnyAsync(i => i.NodeId == node && i.ImageRepository == name.Name, ct) ? [RegistryAction.Pull] : null;
         if (name.IsLibrary)
             return caller.IsPlatformAdmin ? [RegistryAction.Pull, RegistryAction.Push, RegistryAction.Delete] : [RegistryAction.Pull];
         var project = await db.Projects.AsNoTracking()

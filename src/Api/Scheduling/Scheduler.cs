@@ -15,6 +15,16 @@ public sealed class NodeCapacity(string name, long allocatableMemoryMiB, long al
 
     public int ReplicasOf(Guid app) => _replicas.GetValueOrDefault(app);
 
+    /// <summary>Records what other apps' instances already take here.</summary>
+    public void AddUsage(long memoryMiB, long cpuMillicores)
+    {
+        UsedMemoryMiB += memoryMiB;
+        UsedCpuMillicores += cpuMillicores;
+    }
+
+    /// <summary>Records a replica of <paramref name="app"/> whose usage is already counted.</summary>
+    public void CountReplica(Guid app) => _replicas[app] = ReplicasOf(app) + 1;
+
     /// <summary>Records an instance already running here or just placed.</summary>
     public void Add(Guid app, long memoryMiB, long cpuMillicores)
     {

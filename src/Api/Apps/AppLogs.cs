@@ -1,0 +1,87 @@
+using System.Net.Http.Headers;
+using System.Text;
+using System.Threading.Channels;
+using Microsoft.EntityFrameworkCore;
+using Platform.Api.Access;
+using Platform.Api.Infrastructure;
+using Platform.Data;
+
+namespace Platform.Api.Apps;
+
+/// <summary>
+/// <c>GET …/apps/{app}/logs?tail=100&amp;follow=true</c>: the app's stdout and stderr, merged from the
+/// log files of its instances on their nodes (each agent serves its own files; logs stay on the node
+/// as the kubelet's do). Each line is prefixed with the instance's short id. <c>text/plain</c> by
+/// default, Server-Sent Events when the client accepts <c>text/event-stream</c>. With follow the
+/// response stays open and new lines arrive as the instances write them.
+/// </summary>
+public static class AppLogs
+{
+    public const int MaxTail = 10_000;
+
+    public static async Task StreamAsync(
+        string team, string project, string app, int? tail, bool? follow, HttpContext http, AccessService access,
+        PlatformDbContext db, IHttpClientFactory clients, CancellationToken ct)
+    {
+        if (tail is < 0 or > MaxTail)
+        {
+            await Problems.Validation("tail", $"must be between 0 and {MaxTail}.").ExecuteAsync(http);
+            return;
+        }
+        var s = await AppsApi.ScopeAsync(team, project, Permission.AppRead, access, ct);
+        if (s.Problem is { } p) { await p.ExecuteAsync(http); return; }
+        var a = await AppsApi.FindAsync(db, s.Value!.Project, app, ct);
+        if (a is null) { await Problems.NotFound($"App '{app}'").ExecuteAsync(http); return; }
+        var sources = await db.Instances.AsNoTracking().Where(i => i.AppId == a.Id)
+            .Select(i => new { i.Id, i.Node!.Address, i.Node.ControlPort, i.Node.ControlKey }).ToListAsync(ct);
+
+        var sse = http.Request.Headers.Accept.ToString().Contains("text/event-stream", StringComparison.OrdinalIgnoreCase);
+        http.Response.ContentType = sse ? "text/event-stream" : "text/plain; charset=utf-8";
+        http.Response.Headers.CacheControl = "no-cache";
+        http.Response.Headers["X-Accel-Buffering"] = "no";
+        await http.Response.StartAsync(ct);
+
+        var lines = Channel.CreateUnbounded<string>();
+        var client = clients.CreateClient("agents");
+        var readers = sources.Select(src => Task.Run(async () =>
+        {
+            var prefix = src.Id.ToString("N")[..8];
+            try
+            {
+                if (src.Address is null || src.ControlPort is null || src.ControlKey is null)
+                    throw new HttpRequestException("the node has not reported its control endpoint");
+                var host = src.Address.Contains(':') ? $"[{src.Address}]" : src.Address;
+                using var request = new HttpRequestMessage(HttpMethod.Get,
+                    $"http://{host}:{src.ControlPort}/v1/instances/{src.Id:N}/logs?tail={tail ?? 100}&follow={(follow == true ? "true" : "false")}");
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", src.ControlKey);
+                using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+                if (!response.IsSuccessStatusCode)
+                {
+                    await lines.Writer.WriteAsync($"[{prefix}] (no logs: the node answered {(int)response.StatusCode})", ct);
+                    return;
+                }
+                using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct), Encoding.UTF8);
+                while (await reader.ReadLineAsync(ct) is { } line)
+                    await lines.Writer.WriteAsync($"[{prefix}] {line}", ct);
+            }
+            catch (Exception e) when (e is HttpRequestException or IOException or TaskCanceledException && !ct.IsCancellationRequested)
+            {
+                await lines.Writer.WriteAsync($"[{prefix}] (logs unavailable: {e.Message})", CancellationToken.None);
+            }
+        }, ct)).ToList();
+        _ = Task.WhenAll(readers).ContinueWith(_ => lines.Writer.TryComplete(), TaskScheduler.Default);
+
+        try
+        {
+            await foreach (var line in lines.Reader.ReadAllAsync(ct))
+            {
+                await http.Response.WriteAsync(sse ? $"data: {line}\n\n" : line + "\n", ct);
+                if (!lines.Reader.TryPeek(out _)) await http.Response.Body.FlushAsync(ct);
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // The client went away: the agents' streams end with the request.
+        }
+    }
+}

@@ -1,0 +1,93 @@
+using System.Collections.Frozen;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Platform.Api.Infrastructure;
+using Platform.Api.Scheduling;
+using Platform.Contracts;
+using Platform.Data;
+
+namespace Platform.Api.Routing;
+
+/// <summary>An app as the router sees it: its host and where its running instances listen.</summary>
+public sealed class RouteEntry(string app, string project, string team, IReadOnlyList<string> destinations)
+{
+    private int _next = -1;
+    public string App { get; } = app;
+    public string Project { get; } = project;
+    public string Team { get; } = team;
+    /// <summary>http://{node address}:{host port}/ of each Running instance.</summary>
+    public IReadOnlyList<string> Destinations { get; } = destinations;
+
+    /// <summary>Round robin across the destinations (lock-free; fair under concurrency).</summary>
+    public string? Next() => Destinations.Count == 0 ? null : Destinations[(int)((uint)Interlocked.Increment(ref _next) % (uint)Destinations.Count)];
+}
+
+/// <summary>
+/// Host name → app and running instances, rebuilt from the database whenever this replica hears of a
+/// change (<see cref="ClusterSignals"/>, which on PostgreSQL includes other replicas' changes) and at
+/// least every second, so a new or stopped instance is routed within a second. Reads are a frozen
+/// dictionary lookup, swapped atomically.
+/// </summary>
+public sealed partial class RouteTable(IServiceScopeFactory scopes, ClusterSignals signals, IOptions<PlatformOptions> options,
+    TimeProvider clock, ILogger<RouteTable> log) : BackgroundService
+{
+    private volatile FrozenDictionary<string, RouteEntry> _routes = FrozenDictionary<string, RouteEntry>.Empty;
+    private readonly TaskCompletionSource _loaded = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public Task Loaded => _loaded.Task;
+
+    public RouteEntry? Find(string host) => _routes.GetValueOrDefault(host);
+
+    public static string HostOf(string app, string project, string team, string domain) => $"{app}-{project}-{team}.{domain}".ToLowerInvariant();
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var changed = signals.RoutesChanged;
+            try
+            {
+                await RefreshAsync(stoppingToken);
+                _loaded.TrySetResult();
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is InvalidOperationException or System.Data.Common.DbException)
+            {
+                LogFailed(log, e.Message);
+            }
+            try { await changed.WaitAsync(TimeSpan.FromSeconds(1), stoppingToken); }
+            catch (TimeoutException) { }
+            catch (OperationCanceledException) { return; }
+        }
+    }
+
+    public async Task RefreshAsync(CancellationToken ct)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<PlatformDbContext>();
+        var readySince = clock.GetUtcNow().UtcDateTime.AddSeconds(-options.Value.Nodes.NotReadyAfterSeconds);
+        var apps = await db.Apps.AsNoTracking()
+            .Select(a => new { a.Id, a.Name, Project = a.Project!.Name, Team = a.Project.Team!.Name, a.CreatedAt }).ToListAsync(ct);
+        var running = await db.Instances.AsNoTracking()
+            .Where(i => i.State == InstanceStates.Running && i.HostPort != null && i.Node!.Address != null && i.Node.LastHeartbeatAt >= readySince)
+            .Select(i => new { i.AppId, i.Node!.Address, i.HostPort }).ToListAsync(ct);
+        var byApp = running.ToLookup(r => r.AppId, r => $"http://{(r.Address!.Contains(':') ? $"[{r.Address}]" : r.Address)}:{r.HostPort}/");
+        var domain = options.Value.Ingress.Domain;
+        var table = new Dictionary<string, RouteEntry>(StringComparer.OrdinalIgnoreCase);
+        // Two apps can spell the same host ("a-b" in project "c", "a" in "b-c"): the older app keeps it.
+        foreach (var a in apps.OrderBy(a => a.CreatedAt).ThenBy(a => a.Id))
+            table.TryAdd(HostOf(a.Name, a.Project, a.Team, domain), new RouteEntry(a.Name, a.Project, a.Team, byApp[a.Id].Order(StringComparer.Ordinal).ToList()));
+        var old = _routes;
+        // Keep round-robin positions of unchanged entries so a refresh does not reset the rotation.
+        foreach (var (host, entry) in table.ToList())
+            if (old.TryGetValue(host, out var previous) && previous.Destinations.SequenceEqual(entry.Destinations))
+                table[host] = previous;
+        _routes = table.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
+    }
+
+    [LoggerMessage(EventId = 50, Level = LogLevel.Warning, Message = "Refreshing the route table failed ({Reason}); keeping the previous one")]
+    private static partial void LogFailed(ILogger logger, string reason);
+}

@@ -1,0 +1,206 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Platform.Api.Infrastructure;
+using Platform.Contracts;
+using Platform.Data;
+
+namespace Platform.Api.Scheduling;
+
+/// <summary>Serialises placement passes within this replica (PostgreSQL adds an advisory lock across replicas).</summary>
+public sealed class SchedulingGate
+{
+    public SemaphoreSlim Semaphore { get; } = new(1, 1);
+}
+
+/// <summary>
+/// Turns apps into placed instances (the Instance rows each node's agent runs) and keeps them so:
+/// an app's image tag is resolved to a digest once per placement so every replica runs the same
+/// bytes; missing replicas are placed by <see cref="Scheduler"/> on Ready nodes with room; replicas
+/// on NotReady nodes are placed elsewhere (the node, if it comes back, stops them: they are no longer
+/// in its desired state); surplus replicas go, non-running first. A change of image, env, port or
+/// limits bumps the app's generation: new replicas are placed beside the old ones, which are removed
+/// once as many new ones run as the app wants (a surge rollout; old ones keep serving if the new
+/// version never starts). Every node whose set changed gets a new revision and its long-poll wakes.
+/// </summary>
+public sealed partial class PlacementService(
+    PlatformDbContext db, SchedulingGate gate, ClusterSignals signals, TimeProvider clock,
+    IOptions<PlatformOptions> options, ILogger<PlacementService> log)
+{
+    private const long AdvisoryLockKey = 0x706C6174_7363686C;   // "platschl"
+
+    private sealed record AppRow(Guid Id, string Team, string Project, string? Image, int Instances, int MemoryMiB, int CpuMillicores, int Generation, string? Message);
+
+    /// <summary>Reconciles the given apps, or every app when <paramref name="apps"/> is null; returns how many instances were added or removed.</summary>
+    public async Task<int> ReconcileAsync(IReadOnlyCollection<Guid>? apps, CancellationToken ct)
+    {
+        await gate.Semaphore.WaitAsync(ct);
+        try
+        {
+            var strategy = db.Database.CreateExecutionStrategy();
+            return await strategy.ExecuteAsync(async () =>
+            {
+                db.ChangeTracker.Clear();
+                await using var tx = await db.Database.BeginTransactionAsync(ct);
+                if (db.Database.IsNpgsql())
+                    await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({AdvisoryLockKey})", ct);
+                var (changes, touched) = await PassAsync(apps, ct);
+                if (touched.Count > 0)
+                {
+                    await db.Nodes.Where(n => touched.Contains(n.Id)).ExecuteUpdateAsync(s => s.SetProperty(n => n.Revision, n => n.Revision + 1), ct);
+                    await ClusterSignals.NotifyOthersAsync(db, touched, routes: true, ct);
+                }
+                await tx.CommitAsync(ct);
+                signals.Signal(touched, routes: touched.Count > 0);
+                return changes;
+            });
+        }
+        finally
+        {
+            gate.Semaphore.Release();
+        }
+    }
+
+    private async Task<(int Changes, HashSet<Guid> Touched)> PassAsync(IReadOnlyCollection<Guid>? appIds, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow().UtcDateTime;
+        var readySince = now.AddSeconds(-options.Value.Nodes.NotReadyAfterSeconds);
+        var nodes = await db.Nodes.AsNoTracking()
+            .Select(n => new { n.Id, n.Name, n.LastHeartbeatAt, n.AllocatableMemoryMiB, n.AllocatableCpuMillicores }).ToListAsync(ct);
+        var ready = nodes.Where(n => n.LastHeartbeatAt >= readySince).Select(n => n.Id).ToHashSet();
+        var capacities = nodes.Where(n => ready.Contains(n.Id))
+            .ToDictionary(n => n.Id, n => new NodeCapacity(n.Id.ToString(), n.AllocatableMemoryMiB, n.AllocatableCpuMillicores));
+        var usage = await db.Instances.AsNoTracking().GroupBy(i => i.NodeId)
+            .Select(g => new { Node = g.Key, Memory = g.Sum(i => (long)i.MemoryMiB), Cpu = g.Sum(i => (long)i.CpuMillicores) }).ToListAsync(ct);
+        foreach (var u in usage)
+            if (capacities.TryGetValue(u.Node, out var c)) c.AddUsage(u.Memory, u.Cpu);
+
+        var appQuery = db.Apps.AsNoTracking();
+        if (appIds is not null) appQuery = appQuery.Where(a => appIds.Contains(a.Id));
+        var apps = await appQuery.Select(a => new AppRow(a.Id, a.Project!.Team!.Name, a.Project.Name, a.Image, a.Instances, a.MemoryMiB,
+            a.CpuMillicores, a.Generation, a.SchedulingMessage)).ToListAsync(ct);
+        var ids = apps.Select(a => a.Id).ToList();
+        var instancesQuery = db.Instances.AsQueryable();
+        if (appIds is not null) instancesQuery = instancesQuery.Where(i => ids.Contains(i.AppId));
+        var instances = (await instancesQuery.ToListAsync(ct)).ToLookup(i => i.AppId);
+        // In a full pass, instances whose app is gone are removed too (the FK cascades, but be thorough).
+        var resolver = new ImageResolver(db);
+        var ordered = nodes.Where(n => ready.Contains(n.Id)).Select(n => capacities[n.Id]).ToList();
+        var scheduler = new Scheduler(ordered, Random.Shared);
+        var touched = new HashSet<Guid>();
+        var changes = 0;
+
+        foreach (var app in apps)
+        {
+            var mine = instances[app.Id].ToList();
+            foreach (var i in mine)
+                if (capacities.TryGetValue(i.NodeId, out var c)) c.CountReplica(app.Id);
+            var remove = new List<Instance>();
+            remove.AddRange(mine.Where(i => !ready.Contains(i.NodeId)));
+            var alive = mine.Except(remove).ToList();
+
+            string? message = null;
+            ImageResolver.Resolved? image = null;
+            if (app.Image is null) message = "Waiting for a build: the app has no image yet.";
+            else if (app.Instances > 0)
+            {
+                var r = await resolver.ResolveAsync(app.Image, app.Team, ct);
+                image = r.Image;
+                message = r.Problem;
+            }
+            var stale = alive.Where(i => i.Generation != app.Generation || (image is not null && i.ImageDigest != image.Digest)).ToList();
+            var fresh = alive.Except(stale).ToList();
+            var want = app.Image is null ? 0 : app.Instances;
+            if (fresh.Count > want)
+            {
+                var perNode = fresh.GroupBy(i => i.NodeId).ToDictionary(g => g.Key, g => g.Count());
+                remove.AddRange(fresh.OrderBy(i => i.State == InstanceStates.Running ? 1 : 0).ThenByDescending(i => perNode[i.NodeId])
+                    .ThenByDescending(i => i.CreatedAt).Take(fresh.Count - want));
+                fresh = fresh.Except(remove).ToList();
+            }
+            var missing = image is null ? 0 : want - fresh.Count;
+            if (missing > 0)
+            {
+                var (placed, unplaced) = scheduler.Place([new PlacementRequest(app.Id, missing, app.MemoryMiB, app.CpuMillicores)]);
+                foreach (var p in placed)
+                {
+                    var instance = new Instance
+                    {
+                        Id = Guid.CreateVersion7(), AppId = app.Id, NodeId = Guid.Parse(p.Node), Generation = app.Generation,
+                        ImageRepository = image!.Repository, ImageDigest = image.Digest, MemoryMiB = app.MemoryMiB,
+                        CpuMillicores = app.CpuMillicores, CreatedAt = now, UpdatedAt = now,
+                    };
+                    db.Instances.Add(instance);
+                    fresh.Add(instance);
+                    touched.Add(instance.NodeId);
+                    changes++;
+                }
+                if (unplaced.Count > 0)
+                {
+                    var left = unplaced.Sum(u => u.Count);
+                    message = ready.Count == 0
+                        ? $"{left} instance(s) wait for a Ready node: no node is Ready."
+                        : $"{left} instance(s) wait for a Ready node with {app.MemoryMiB} MiB and {app.CpuMillicores} millicores free.";
+                }
+            }
+            // The surge completes: once the new generation runs in full, the old one goes.
+            if (stale.Count > 0 && fresh.Count(i => i.State == InstanceStates.Running) >= want)
+                remove.AddRange(stale);
+            foreach (var i in remove.Distinct())
+            {
+                db.Instances.Remove(i);
+                touched.Add(i.NodeId);
+                changes++;
+            }
+            if (message != app.Message)
+                await db.Apps.Where(a => a.Id == app.Id).ExecuteUpdateAsync(s => s.SetProperty(a => a.SchedulingMessage, message), ct);
+        }
+        await db.SaveChangesAsync(ct);
+        if (changes > 0) LogPass(log, apps.Count, changes);
+        return (changes, touched);
+    }
+
+    /// <summary>Removes an app's instances before the app itself goes, so their nodes hear of it.</summary>
+    public async Task<List<Guid>> NodesOfAsync(Guid app, CancellationToken ct) =>
+        await db.Instances.Where(i => i.AppId == app).Select(i => i.NodeId).Distinct().ToListAsync(ct);
+
+    /// <summary>Bumps the revision of nodes whose instances went with a deleted app (inside the caller's transaction).</summary>
+    public async Task TouchAsync(IReadOnlyCollection<Guid> nodes, CancellationToken ct)
+    {
+        if (nodes.Count == 0) return;
+        await db.Nodes.Where(n => nodes.Contains(n.Id)).ExecuteUpdateAsync(s => s.SetProperty(n => n.Revision, n => n.Revision + 1), ct);
+        await ClusterSignals.NotifyOthersAsync(db, nodes, routes: true, ct);
+    }
+
+    [LoggerMessage(EventId = 41, Level = LogLevel.Information, Message = "Placement pass over {Apps} app(s): {Changes} instance(s) added or removed")]
+    private static partial void LogPass(ILogger logger, int apps, int changes);
+}
+
+/// <summary>The scheduler's pass every few seconds: nodes that went NotReady, capacity that freed up, rollouts that finished.</summary>
+public sealed partial class SchedulingLoop(IServiceScopeFactory scopes, IOptions<PlatformOptions> options, ILogger<SchedulingLoop> log) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var period = TimeSpan.FromSeconds(Math.Max(1, options.Value.Nodes.ReconcileSeconds));
+        using var timer = new PeriodicTimer(period);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await timer.WaitForNextTickAsync(stoppingToken);
+                await using var scope = scopes.CreateAsyncScope();
+                await scope.ServiceProvider.GetRequiredService<PlacementService>().ReconcileAsync(null, stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is DbUpdateException or InvalidOperationException or System.Data.Common.DbException)
+            {
+                LogFailed(log, e.Message);
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 42, Level = LogLevel.Warning, Message = "A placement pass failed ({Reason}); the next one retries")]
+    private static partial void LogFailed(ILogger logger, string reason);
+}
