@@ -5,6 +5,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Platform.Contracts;
+using Platform.NodeAgent.Images;
+using Platform.NodeAgent.Instances;
 
 namespace Platform.NodeAgent;
 
@@ -20,6 +22,23 @@ public sealed class AgentOptions
     /// <summary>Memory and CPU kept for the system and the agent, not offered to instances.</summary>
     public long ReservedMemoryMiB { get; set; } = 256;
     public long ReservedCpuMillicores { get; set; } = 100;
+    /// <summary>Cgroup parent of this agent's containers (two agents on one machine need two).</summary>
+    public string? CgroupParent { get; set; }
+    /// <summary>Prefix of the per-project bridges (at most 8 characters: the slot number follows).</summary>
+    public string BridgePrefix { get; set; } = "plat";
+    public string CniBin { get; set; } = "/usr/lib/cni";
+    /// <summary>Host ports handed to instances for the router.</summary>
+    public int PortRangeStart { get; set; } = 20000;
+    public int PortRangeSize { get; set; } = 10000;
+    /// <summary>The agent's control endpoint (logs, for the Api); 0 picks a free port, reported in heartbeats.</summary>
+    public int ControlPort { get; set; }
+    public int StopGraceSeconds { get; set; } = 10;
+    public int MaxParallelStarts { get; set; } = 8;
+    public long LogMaxBytes { get; set; } = 10 * 1024 * 1024;
+    public int PidsLimit { get; set; } = 1024;
+
+    public RuntimeSettings Runtime() => new(Path.GetFullPath(DataDir), CgroupParent ?? "platform-" + NodeName, BridgePrefix, CniBin,
+        PortRangeStart, PortRangeSize, TimeSpan.FromSeconds(StopGraceSeconds), MaxParallelStarts, LogMaxBytes, PidsLimit);
 }
 
 public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
@@ -31,52 +50,151 @@ public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
             errors.Add($"Agent:ApiUrl must be the Api's absolute URL (got '{o.ApiUrl}').");
         if (Names.Validate(o.NodeName) is { } bad)
             errors.Add($"Agent:NodeName '{o.NodeName}' {bad}");
+        if (string.IsNullOrEmpty(o.BridgePrefix) || o.BridgePrefix.Length > 8 || !o.BridgePrefix.All(char.IsAsciiLetterLower))
+            errors.Add($"Agent:BridgePrefix '{o.BridgePrefix}' must be 1 to 8 lower-case letters.");
+        if (o.PortRangeStart is < 1024 or > 65535 || o.PortRangeSize < 1 || o.PortRangeStart + o.PortRangeSize > 65536)
+            errors.Add("Agent:PortRangeStart and PortRangeSize must describe ports within 1024–65535.");
+        if (o.ControlPort is < 0 or > 65535) errors.Add("Agent:ControlPort must be 0 (any free port) or a port number.");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }
 
 /// <summary>
 /// Joins the cluster once (the join token is exchanged for the node's own client credentials, kept
-/// in {DataDir}/credentials.json, mode 0600), then reports capacity and usage on the interval the
-/// Api asks for. Failures are logged and retried with back-off; the loop only ends at shutdown.
+/// in {DataDir}/credentials.json, mode 0600), adopts what a previous run left running, then runs three
+/// loops: heartbeats (capacity, allocatable, usage, the control endpoint), the desired-state long-poll
+/// (a change reaches the node as soon as the Api commits it) and the reconcile loop, whose status
+/// changes go back at once and in full every 30 s. Failures are retried with back-off.
 /// </summary>
-public sealed partial class AgentService(IOptions<AgentOptions> options, TimeProvider clock, ILogger<AgentService> log) : BackgroundService
+public sealed partial class AgentService(IOptions<AgentOptions> options, TimeProvider clock, ILogger<AgentService> log, ILoggerFactory loggers) : BackgroundService
 {
     private sealed record Credentials(string NodeName, string ClientId, string ClientSecret, string TokenEndpoint);
 
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(30) };
+    private readonly HttpClient _poll = new() { Timeout = TimeSpan.FromSeconds(90) };
+    private readonly ControlServer _control = new();
+    private readonly SemaphoreSlim _reportNow = new(0);
     private string? _token;
     private DateTimeOffset _tokenExpires;
+    private InstanceManager? _instances;
+
+    /// <summary>The reconcile loop (null until the node has joined).</summary>
+    public InstanceManager? Instances => _instances;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var o = options.Value;
-        _http.BaseAddress = new Uri(o.ApiUrl!.TrimEnd('/') + "/");
+        _http.BaseAddress = _poll.BaseAddress = new Uri(o.ApiUrl!.TrimEnd('/') + "/");
         LogStarted(log, o.NodeName, o.ApiUrl);
+        var credentials = await RetryAsync(ct => LoadOrJoinAsync(o, ct), stoppingToken);
+        if (credentials is null) return;
+
+        var registry = new HttpClient { BaseAddress = _http.BaseAddress, Timeout = TimeSpan.FromMinutes(10) };
+        var manager = new InstanceManager(o.Runtime(),
+            () => new ImagePuller(registry, new LayerStore(Path.Combine(Path.GetFullPath(o.DataDir), "layers")),
+                Path.Combine(Path.GetFullPath(o.DataDir), "scratch"), credentials.ClientId, credentials.ClientSecret),
+            clock, loggers.CreateLogger<InstanceManager>());
+        await manager.AdoptAsync(stoppingToken);
+        _instances = manager;
+        manager.Changed += () => _reportNow.Release();
+        await _control.StartAsync(o.Address, o.ControlPort, manager, stoppingToken);
+
+        await Task.WhenAll(
+            HeartbeatLoopAsync(o, credentials, stoppingToken),
+            DesiredLoopAsync(credentials, manager, stoppingToken),
+            ReportLoopAsync(credentials, manager, stoppingToken),
+            manager.RunAsync(stoppingToken));
+        LogStopped(log, o.NodeName);
+    }
+
+    /// <summary>Runs <paramref name="step"/> until it succeeds, backing off from 1 s to 30 s; null at shutdown.</summary>
+    private async Task<T?> RetryAsync<T>(Func<CancellationToken, Task<T>> step, CancellationToken ct) where T : class
+    {
         var backoff = TimeSpan.FromSeconds(1);
-        Credentials? credentials = null;
-        while (!stoppingToken.IsCancellationRequested)
+        while (!ct.IsCancellationRequested)
         {
             try
             {
-                credentials ??= await LoadOrJoinAsync(o, stoppingToken);
-                var interval = await HeartbeatAsync(o, credentials, stoppingToken);
-                backoff = TimeSpan.FromSeconds(1);
-                await Task.Delay(interval, clock, stoppingToken);
+                return await step(ct);
             }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
                 break;
             }
-            catch (Exception e) when (e is HttpRequestException or InvalidOperationException or JsonException or TaskCanceledException)
+            catch (Exception e) when (e is HttpRequestException or InvalidOperationException or JsonException or TaskCanceledException or IOException)
             {
                 LogFailed(log, e.Message, backoff.TotalSeconds);
                 _token = null;
-                await Task.Delay(backoff, clock, stoppingToken).ContinueWith(_ => { }, CancellationToken.None);
+                await Task.Delay(backoff, clock, ct).ContinueWith(_ => { }, CancellationToken.None);
                 backoff = TimeSpan.FromSeconds(Math.Min(30, backoff.TotalSeconds * 2));
             }
         }
-        LogStopped(log, o.NodeName);
+        return null;
+    }
+
+    private async Task HeartbeatLoopAsync(AgentOptions o, Credentials c, CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            var interval = await RetryAsync(async t => (object)await HeartbeatAsync(o, c, t), ct);
+            if (interval is not TimeSpan wait) return;
+            await Task.Delay(wait, clock, ct).ContinueWith(_ => { }, CancellationToken.None);
+        }
+    }
+
+    private async Task DesiredLoopAsync(Credentials c, InstanceManager manager, CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            var state = await RetryAsync(async t =>
+            {
+                var revision = manager.DesiredRevision;
+                using var request = new HttpRequestMessage(HttpMethod.Get, "api/v1/nodes/desired" + (revision is { } r ? $"?revision={r}" : ""));
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await TokenAsync(c, t));
+                using var response = await _poll.SendAsync(request, t);
+                if (response.StatusCode == System.Net.HttpStatusCode.NotModified) return new object();
+                if (!response.IsSuccessStatusCode)
+                    throw new InvalidOperationException($"The desired state was refused: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(t)}");
+                return (object)(await response.Content.ReadFromJsonAsync<DesiredState>(t))!;
+            }, ct);
+            if (state is null) return;
+            if (state is DesiredState desired)
+            {
+                LogDesired(log, desired.Revision, desired.Instances.Count);
+                manager.SetDesired(desired);
+            }
+        }
+    }
+
+    private async Task ReportLoopAsync(Credentials c, InstanceManager manager, CancellationToken ct)
+    {
+        var sent = new Dictionary<Guid, InstanceReport>();
+        var lastFull = DateTime.MinValue;
+        while (!ct.IsCancellationRequested)
+        {
+            await _reportNow.WaitAsync(TimeSpan.FromSeconds(5), ct).ContinueWith(_ => { }, CancellationToken.None);
+            await Task.Delay(50, ct).ContinueWith(_ => { }, CancellationToken.None);   // gather a burst of changes into one report
+            while (_reportNow.CurrentCount > 0) _reportNow.Wait(0);
+            var reports = manager.Reports();
+            var full = DateTime.UtcNow - lastFull > TimeSpan.FromSeconds(30);
+            var changed = full ? reports : reports.Where(r => !sent.TryGetValue(r.Id, out var s) || s != r).ToList();
+            if (changed.Count == 0) continue;
+            var ok = await RetryAsync(async t =>
+            {
+                foreach (var batch in changed.Chunk(100))
+                {
+                    using var request = new HttpRequestMessage(HttpMethod.Post, "api/v1/nodes/status") { Content = JsonContent.Create(new NodeStatusReport(batch)) };
+                    request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await TokenAsync(c, t));
+                    using var response = await _http.SendAsync(request, t);
+                    if (!response.IsSuccessStatusCode)
+                        throw new InvalidOperationException($"The status report was refused: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(t)}");
+                }
+                return new object();
+            }, ct);
+            if (ok is null) return;
+            if (full) { lastFull = DateTime.UtcNow; sent.Clear(); }
+            foreach (var r in changed) sent[r.Id] = r;
+        }
     }
 
     private async Task<Credentials> LoadOrJoinAsync(AgentOptions o, CancellationToken ct)
@@ -119,10 +237,11 @@ public sealed partial class AgentService(IOptions<AgentOptions> options, TimePro
     {
         var capacity = new NodeResources(MemoryMiB(), Environment.ProcessorCount * 1000L);
         var allocatable = new NodeResources(Math.Max(0, capacity.MemoryMiB - o.ReservedMemoryMiB), Math.Max(0, capacity.CpuMillicores - o.ReservedCpuMillicores));
+        var usage = _instances?.Usage() ?? (0, 0, 0);
         var request = new HttpRequestMessage(HttpMethod.Post, "api/v1/nodes/heartbeat")
         {
             Content = JsonContent.Create(new NodeHeartbeat(o.Address, typeof(AgentService).Assembly.GetName().Version?.ToString(),
-                capacity, allocatable, new NodeResources(0, 0), 0)),
+                capacity, allocatable, new NodeResources(usage.MemoryMiB, usage.CpuMillicores), usage.Running, _control.Port, _control.Key)),
         };
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await TokenAsync(c, ct));
         var response = await _http.SendAsync(request, ct);
@@ -142,6 +261,8 @@ public sealed partial class AgentService(IOptions<AgentOptions> options, TimePro
     public override void Dispose()
     {
         _http.Dispose();
+        _poll.Dispose();
+        _control.DisposeAsync().AsTask().GetAwaiter().GetResult();
         base.Dispose();
     }
 
@@ -153,6 +274,9 @@ public sealed partial class AgentService(IOptions<AgentOptions> options, TimePro
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Joined the cluster as node {Node}")]
     private static partial void LogJoined(ILogger logger, string node);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Desired state revision {Revision}: {Count} instance(s)")]
+    private static partial void LogDesired(ILogger logger, long revision, int count);
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Talking to the control plane failed ({Reason}); retrying in {Seconds} s")]
     private static partial void LogFailed(ILogger logger, string reason, double seconds);

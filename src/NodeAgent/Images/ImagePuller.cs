@@ -25,7 +25,7 @@ public sealed class ImagePuller(HttpClient http, LayerStore layers, string scrat
         "application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.docker.distribution.manifest.v2+json",
     ];
 
-    private readonly Dictionary<string, string> _tokens = [];
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _tokens = new();
 
     /// <param name="reference">host:port/name:tag or host:port/name@sha256:… (the host is the registry <paramref name="http"/> talks to).</param>
     public async Task<PulledImage> PullAsync(string reference, CancellationToken ct)

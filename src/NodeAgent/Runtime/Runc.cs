@@ -111,6 +111,10 @@ public sealed class Runc(string stateRoot, string runc = "runc")
             await ProcessRunner.RunAsync(runc, [.. Global, "delete", "--force", id], Quick, ct);
     }
 
+    /// <summary>Removes a stopped container's state (before it runs again under the same id).</summary>
+    public Task DeleteAsync(string id, CancellationToken ct) =>
+        ProcessRunner.RunAsync(runc, [.. Global, "delete", "--force", id], Quick, ct);
+
     /// <summary>How the instance of <paramref name="bundle"/> ended, or null while it runs.</summary>
     public static ExitInfo? Exit(string bundle)
     {

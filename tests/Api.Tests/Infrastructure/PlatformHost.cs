@@ -45,6 +45,8 @@ public sealed class PlatformHost : WebApplicationFactory<Program>
         builder.UseSetting("Platform:Bootstrap:AdminToken", AdminToken);
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
         builder.UseSetting("Logging:Console:FormatterName", "simple");
+        // Each host's router on a free port of its own (Router.Address tells which).
+        builder.UseSetting("Platform:Ingress:Url", "http://127.0.0.1:0");
         if (Provider == Provider.Postgres)
         {
             builder.UseSetting("Platform:Database:Provider", "Postgres");

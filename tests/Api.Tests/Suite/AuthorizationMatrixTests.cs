@@ -124,6 +124,8 @@ public abstract class AuthorizationMatrixTests(PlatformHost host) : IAsyncLifeti
         yield return new("DELETE", "/api/v1/teams/{team}/projects/{project}/apps/{app}", () => $"{apps}/tmp", null,
             [204, 204, 204, 204, 403, 204, 404, 401],
             () => Admin.PostAsJsonAsync(apps, new { name = "tmp", instances = 0 }));
+        yield return new("GET", "/api/v1/teams/{team}/projects/{project}/apps/{app}/instances", () => $"{apps}/a1/instances", null, seeTeam);
+        yield return new("GET", "/api/v1/teams/{team}/projects/{project}/apps/{app}/logs", () => $"{apps}/a1/logs", null, seeTeam);
         yield return new("GET", "/api/v1/teams/{team}/audit", () => $"{teams}/{t}/audit", null, [200, 200, 200, 403, 403, 403, 404, 401]);
         yield return new("GET", "/api/v1/teams/{team}/images", () => $"{teams}/{t}/images", null, seeTeam);
         yield return new("GET", "/api/v1/audit", () => "/api/v1/audit", null, paOnly);
@@ -133,6 +135,9 @@ public abstract class AuthorizationMatrixTests(PlatformHost host) : IAsyncLifeti
         // Node agents only (their client credentials): every person is refused.
         yield return new("POST", "/api/v1/nodes/heartbeat", () => "/api/v1/nodes/heartbeat",
             () => new { capacity = new { memoryMiB = 1024, cpuMillicores = 1000 }, runningInstances = 0 },
+            [403, 403, 403, 403, 403, 403, 403, 401]);
+        yield return new("GET", "/api/v1/nodes/desired", () => "/api/v1/nodes/desired", null, [403, 403, 403, 403, 403, 403, 403, 401]);
+        yield return new("POST", "/api/v1/nodes/status", () => "/api/v1/nodes/status", () => new { instances = Array.Empty<object>() },
             [403, 403, 403, 403, 403, 403, 403, 401]);
         // Anonymous by design: the join token is the credential, and a wrong one is 401 for everyone.
         yield return new("POST", "/api/v1/nodes/join", () => "/api/v1/nodes/join", () => new { joinToken = "platjoin_wrong", name = "n1" },

@@ -50,6 +50,10 @@ public abstract class BadInputTests(PlatformHost host) : IAsyncLifetime
         {
             ["capacity"] = new { memoryMiB = 1024, cpuMillicores = 1000 }, ["runningInstances"] = 0, ["address"] = "10.0.0.1",
         });
+        yield return ("POST", "/api/v1/nodes/status", new()
+        {
+            ["instances"] = new[] { new { id = Guid.NewGuid(), state = "Running", restarts = 0, hostPort = 20001, usedCpuMillicores = 1, usedMemoryBytes = 1 } },
+        });
     }
 
     private static readonly object?[] HostileValues =
