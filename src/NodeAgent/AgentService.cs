@@ -90,7 +90,7 @@ public sealed partial class AgentService(IOptions<AgentOptions> options, TimePro
         if (credentials is null) return;
 
         var registry = new HttpClient { BaseAddress = _http.BaseAddress, Timeout = TimeSpan.FromMinutes(10) };
-        var manager = new InstanceManager(o.Runtime(),
+        var manager = new InstanceManager(o.Runtime() with { Registry = _http.BaseAddress.Authority },
             () => new ImagePuller(registry, new LayerStore(Path.Combine(Path.GetFullPath(o.DataDir), "layers")),
                 Path.Combine(Path.GetFullPath(o.DataDir), "scratch"), credentials.ClientId, credentials.ClientSecret),
             clock, loggers.CreateLogger<InstanceManager>());

@@ -40,6 +40,7 @@ public static class AppLogs
         http.Response.Headers.CacheControl = "no-cache";
         http.Response.Headers["X-Accel-Buffering"] = "no";
         await http.Response.StartAsync(ct);
+        await http.Response.Body.FlushAsync(ct);   // headers now: a follower may wait long for the first line
 
         var lines = Channel.CreateUnbounded<string>();
         var client = clients.CreateClient("agents");

@@ -16,7 +16,7 @@ public sealed record InstanceRecord(DesiredInstance Desired, int Slot, int HostP
 /// <summary>Where the agent keeps things and how it runs them (from <see cref="AgentOptions"/>).</summary>
 public sealed record RuntimeSettings(
     string DataDir, string CgroupParent, string BridgePrefix, string CniBin, int PortRangeStart, int PortRangeSize,
-    TimeSpan StopGrace, int MaxParallelStarts, long LogMaxBytes, int PidsLimit)
+    TimeSpan StopGrace, int MaxParallelStarts, long LogMaxBytes, int PidsLimit, string Registry = "platform")
 {
     public string InstancesDir => Path.Combine(DataDir, "instances");
 }
@@ -246,7 +246,7 @@ public sealed partial class InstanceManager
 
     private Task<PulledImage> PullAsync(string image, CancellationToken ct)
     {
-        var lazy = _images.GetOrAdd(image, i => new Lazy<Task<PulledImage>>(() => _puller().PullAsync(i, ct)));
+        var lazy = _images.GetOrAdd(image, i => new Lazy<Task<PulledImage>>(() => _puller().PullAsync($"{_settings.Registry}/{i}", ct)));
         var task = lazy.Value;
         _ = task.ContinueWith(_ => _images.TryRemove(new KeyValuePair<string, Lazy<Task<PulledImage>>>(image, lazy)),
             CancellationToken.None, TaskContinuationOptions.NotOnRanToCompletion, TaskScheduler.Default);

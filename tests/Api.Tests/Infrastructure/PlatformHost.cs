@@ -26,14 +26,24 @@ public sealed class PlatformHost : WebApplicationFactory<Program>
     public string? ConnectionString { get; }
     private readonly Dictionary<string, string?> _settings;
 
-    public PlatformHost(Provider provider, string? dataDir = null, string? connectionString = null, IDictionary<string, string?>? settings = null)
+    public PlatformHost(Provider provider, string? dataDir = null, string? connectionString = null, IDictionary<string, string?>? settings = null,
+        IReadOnlyList<System.Net.IPAddress>? listen = null)
     {
         Provider = provider;
         DataDir = dataDir ?? Path.Combine(Path.GetTempPath(), "platform-tests", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(DataDir);
         ConnectionString = provider == Provider.Postgres ? connectionString ?? CreateDatabase() : null;
         _settings = new Dictionary<string, string?>(settings ?? new Dictionary<string, string?>());
-        UseKestrel(0);
+        if (listen is null) UseKestrel(0);
+        else UseKestrel(k => { foreach (var ip in listen) k.Listen(ip, 0); });
+    }
+
+    /// <summary>The server's address on <paramref name="ip"/> (hosts made with several listen addresses).</summary>
+    public Uri AddressOn(System.Net.IPAddress ip)
+    {
+        StartServer();
+        return Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
+            .Select(a => new Uri(a)).First(u => u.Host == ip.ToString());
     }
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)

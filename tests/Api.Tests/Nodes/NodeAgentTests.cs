@@ -10,7 +10,7 @@ namespace Platform.Api.Tests.Nodes;
 /// <summary>The real NodeAgent process against a real Api: join once, heartbeats, Ready and NotReady.</summary>
 public sealed class NodeAgentTests
 {
-    private static string AgentDll()
+    internal static string AgentDll()
     {
         var configuration = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
         var dll = Path.Combine(RegistryFixture.RepoRoot, "src", "NodeAgent", "bin", configuration, "net10.0", "Platform.NodeAgent.dll");

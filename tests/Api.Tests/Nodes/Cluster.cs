@@ -1,0 +1,208 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Platform.Api.Routing;
+using Platform.Api.Tests.Infrastructure;
+using Platform.Api.Tests.Registry;
+
+namespace Platform.Api.Tests.Nodes;
+
+/// <summary>
+/// A whole small cluster for runtime tests: the Api (with its registry and router) and real NodeAgent
+/// processes running real containers through runc and CNI, as root. The busybox base image is built
+/// by scripts/make-base-image.sh; test images differ from it only in their command (umoci config).
+/// </summary>
+public sealed class Cluster : IAsyncDisposable
+{
+    public const string Team = "rt";
+    public const string Project = "web";
+    public const string BridgePrefix = "ptst";
+    public PlatformHost Host { get; }
+    public string Layout { get; }
+    public string Registry => $"{Host.BaseAddress.Host}:{Host.BaseAddress.Port}";
+    public HttpClient Admin { get; }
+    public string Apps => $"/api/v1/teams/{Team}/projects/{Project}/apps";
+    private readonly List<(string Name, Process Process, Dictionary<string, string> Env, string? Netns)> _agents = [];
+
+    private Cluster(PlatformHost host)
+    {
+        Host = host;
+        Admin = host.Admin();
+        Layout = Path.Combine(host.DataDir, "busybox-layout");
+    }
+
+    /// <summary>Heartbeats every second, NotReady after 6 s, a placement pass every second.</summary>
+    public static async Task<Cluster> StartAsync(IReadOnlyList<IPAddress>? listen = null)
+    {
+        Assert.True(Environment.UserName == "root", "runtime tests need root; CI runs as root");
+        var host = new PlatformHost(Provider.Sqlite, dataDir: Path.Combine("/var/tmp", "platform-cluster-tests", Guid.NewGuid().ToString("N")[..8]),
+            settings: new Dictionary<string, string?>
+            {
+                ["Platform:Nodes:HeartbeatSeconds"] = "1",
+                ["Platform:Nodes:NotReadyAfterSeconds"] = "6",
+                ["Platform:Nodes:ReconcileSeconds"] = "1",
+            }, listen: listen);
+        var cluster = new Cluster(host);
+        var script = Path.Combine(RegistryFixture.RepoRoot, "scripts", "make-base-image.sh");
+        (await Run.ToolAsync(script, [cluster.Registry, PlatformHost.AdminToken, cluster.Layout])).EnsureSuccess("make-base-image.sh");
+        await cluster.Admin.PostAsJsonAsync("/api/v1/teams", new { name = Team }).ShouldBeAsync(HttpStatusCode.Created);
+        await cluster.Admin.PutAsJsonAsync($"/api/v1/teams/{Team}/quota", new { memoryMiB = 8192, cpuMillicores = 8000, instances = 50, apps = 50, projects = 5, registryGiB = 5, concurrentBuilds = 2 })
+            .ShouldBeAsync(HttpStatusCode.OK);
+        await cluster.Admin.PostAsJsonAsync($"/api/v1/teams/{Team}/projects", new { name = Project }).ShouldBeAsync(HttpStatusCode.Created);
+        return cluster;
+    }
+
+    /// <summary>Pushes busybox with <paramref name="command"/> as its Cmd to {team}/{project}/{name}:1 and returns that reference.</summary>
+    public async Task<string> ImageAsync(string name, string command, string? project = null)
+    {
+        var tag = (await Run.ToolAsync("umoci", ["ls", "--layout", Layout])).EnsureSuccess("umoci ls").Stdout
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries).First(t => t != "latest" && !t.StartsWith("app-", StringComparison.Ordinal));
+        (await Run.ToolAsync("umoci", ["config", "--image", $"{Layout}:{tag}", "--tag", "app-" + name,
+            "--config.cmd", "sh", "--config.cmd", "-c", "--config.cmd", command])).EnsureSuccess("umoci config");
+        var reference = $"{Team}/{project ?? Project}/{name}:1";
+        (await Run.ToolAsync("skopeo", ["copy", "-q", "--dest-tls-verify=false", "--dest-creds", "platform:" + PlatformHost.AdminToken,
+            $"oci:{Layout}:app-{name}", $"docker://{Registry}/{reference}"])).EnsureSuccess("skopeo copy");
+        return reference;
+    }
+
+    public async Task<string> JoinTokenAsync() =>
+        (await Admin.PostAsJsonAsync("/api/v1/nodes/join-tokens", new { }).ShouldBeAsync(HttpStatusCode.Created)).GetProperty("token").GetString()!;
+
+    public string AgentDataDir(string name) => Path.Combine(Host.DataDir, "agent-" + name);
+
+    /// <summary>Starts an agent process (inside <paramref name="netns"/> when given, through nsenter) and waits until its node is Ready.</summary>
+    public async Task StartAgentAsync(string name, Uri? apiUrl = null, string address = "127.0.0.1", string? netns = null, int portRangeStart = 31000)
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["Agent__ApiUrl"] = (apiUrl ?? Host.BaseAddress).ToString(),
+            ["Agent__NodeName"] = name,
+            ["Agent__DataDir"] = AgentDataDir(name),
+            ["Agent__JoinToken"] = await JoinTokenAsync(),
+            ["Agent__Address"] = address,
+            ["Agent__BridgePrefix"] = BridgePrefix,
+            ["Agent__CgroupParent"] = "platform-tests-" + name,
+            ["Agent__PortRangeStart"] = portRangeStart.ToString(),
+            ["Agent__PortRangeSize"] = "1000",
+            ["Agent__PidsLimit"] = "64",
+            ["Agent__StopGraceSeconds"] = "2",
+            ["Logging__Console__FormatterName"] = "simple",
+        };
+        _agents.Add((name, Launch(env, netns), env, netns));
+        await WaitAsync(async () => await NodeStateAsync(name) == "Ready", 60, $"node {name} Ready");
+    }
+
+    private static Process Launch(Dictionary<string, string> env, string? netns)
+    {
+        var psi = netns is null
+            ? new ProcessStartInfo("dotnet", [NodeAgentTests.AgentDll()])
+            : new ProcessStartInfo("nsenter", ["--net=/var/run/netns/" + netns, "dotnet", NodeAgentTests.AgentDll()]);
+        psi.UseShellExecute = false;
+        psi.RedirectStandardOutput = psi.RedirectStandardError = true;
+        foreach (var (k, v) in env) psi.Environment[k] = v;
+        var process = Process.Start(psi)!;
+        var log = Path.Combine(env["Agent__DataDir"] + ".log");
+        Directory.CreateDirectory(Path.GetDirectoryName(log)!);
+        _ = Task.Run(async () => { while (await process.StandardOutput.ReadLineAsync() is { } l) await File.AppendAllTextAsync(log, l + "\n"); });
+        _ = Task.Run(async () => { while (await process.StandardError.ReadLineAsync() is { } l) await File.AppendAllTextAsync(log, l + "\n"); });
+        return process;
+    }
+
+    /// <summary>SIGKILL to the agent alone (its containers' shims are not its process tree's business).</summary>
+    public async Task KillAgentAsync(string name)
+    {
+        var agent = _agents.Single(a => a.Name == name);
+        agent.Process.Kill(entireProcessTree: false);
+        await agent.Process.WaitForExitAsync();
+    }
+
+    /// <summary>Starts the agent again with its data folder (no join token needed any more).</summary>
+    public void RestartAgent(string name)
+    {
+        var i = _agents.FindIndex(a => a.Name == name);
+        var (_, _, env, netns) = _agents[i];
+        _agents[i] = (name, Launch(env, netns), env, netns);
+    }
+
+    public async Task<string?> NodeStateAsync(string name)
+    {
+        var nodes = await Admin.GetFromJsonAsync<JsonElement>("/api/v1/nodes");
+        return nodes.GetProperty("items").EnumerateArray().Where(n => n.GetProperty("name").GetString() == name)
+            .Select(n => n.GetProperty("state").GetString()).FirstOrDefault();
+    }
+
+    public async Task<JsonElement> CreateAppAsync(string name, string image, int instances = 1, int memoryMiB = 64, int cpuMillicores = 100,
+        Dictionary<string, string>? env = null) =>
+        await Admin.PostAsJsonAsync(Apps, new { name, image, instances, memoryMiB, cpuMillicores, port = 8080, env })
+            .ShouldBeAsync(HttpStatusCode.Created);
+
+    public async Task<List<JsonElement>> InstancesAsync(string app) =>
+        (await Admin.GetFromJsonAsync<JsonElement>($"{Apps}/{app}/instances")).GetProperty("items").EnumerateArray().ToList();
+
+    /// <summary>Waits until <paramref name="app"/> has <paramref name="count"/> instances in <paramref name="state"/>.</summary>
+    public async Task<List<JsonElement>> WaitForInstancesAsync(string app, int count, string state = "Running", int seconds = 90)
+    {
+        List<JsonElement> items = [];
+        await WaitAsync(async () =>
+        {
+            items = await InstancesAsync(app);
+            return items.Count == count && items.All(i => i.GetProperty("state").GetString() == state);
+        }, seconds, () => $"{count} {state} instance(s) of {app}: {JsonSerializer.Serialize(items)}\n{AgentLogs()}");
+        return items;
+    }
+
+    public string AgentLogs()
+    {
+        var text = string.Join("\n", _agents.Select(a => a.Env["Agent__DataDir"] + ".log").Where(File.Exists)
+            .Select(f => $"--- {f}\n" + string.Join("\n", File.ReadLines(f).TakeLast(40))));
+        return text;
+    }
+
+    public Router Router => Host.Services.GetRequiredService<Router>();
+
+    /// <summary>A request to <paramref name="app"/> through the router, by its host name.</summary>
+    public async Task<HttpResponseMessage> ThroughRouterAsync(string app, string path = "/")
+    {
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(Router.Address!, path));
+        request.Headers.Host = RouteTable.HostOf(app, Project, Team, "apps.localhost");
+        return await client.SendAsync(request);
+    }
+
+    public static async Task WaitAsync(Func<Task<bool>> condition, int seconds, string what) => await WaitAsync(condition, seconds, () => what);
+
+    public static async Task WaitAsync(Func<Task<bool>> condition, int seconds, Func<string> what)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (await condition()) return;
+            await Task.Delay(200);
+        }
+        Assert.Fail($"timed out after {seconds} s waiting for {what()}");
+    }
+
+    /// <summary>Deletes every app (so the agents tear their containers down), then stops the agents.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            var apps = await Admin.GetFromJsonAsync<JsonElement>(Apps);
+            foreach (var a in apps.GetProperty("items").EnumerateArray())
+                await Admin.DeleteAsync($"{Apps}/{a.GetProperty("name").GetString()}");
+            await WaitAsync(() => Task.FromResult(_agents.All(a => !Directory.Exists(Path.Combine(a.Env["Agent__DataDir"], "instances"))
+                || Directory.GetDirectories(Path.Combine(a.Env["Agent__DataDir"], "instances")).Length == 0)), 60, "agents to tear down");
+        }
+        finally
+        {
+            foreach (var a in _agents)
+            {
+                if (!a.Process.HasExited) a.Process.Kill(entireProcessTree: true);
+                await a.Process.WaitForExitAsync();
+            }
+            await Host.DisposeAsync();
+        }
+    }
+}
