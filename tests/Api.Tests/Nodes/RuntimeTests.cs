@@ -143,7 +143,7 @@ public sealed class RuntimeTests : IAsyncLifetime
         var spin = (await _cluster.WaitForInstancesAsync("spin", 1))[0].GetProperty("id").GetString()!;
         await Task.Delay(2000);
 
-        var pids = long.Parse(await File.ReadAllTextAsync($"/sys/fs/cgroup/pids/platform-tests-{Node}/{bomb}/pids.current"));
+        var pids = long.Parse(await File.ReadAllTextAsync(Path.Combine(CgroupStats.PathOf("pids", $"platform-tests-{Node}/{bomb}"), "pids.current")));
         Assert.InRange(pids, 1, 64);
         using (var r = await _cluster.ThroughRouterAsync("neighbour"))
             Assert.Equal(HttpStatusCode.OK, r.StatusCode);
