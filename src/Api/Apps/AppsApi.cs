@@ -271,7 +271,9 @@ public static partial class AppsApi
     {
         var team = scope.Access.Team.Name;
         var project = scope.Project.Name;
-        var ingress = new Uri(options.Ingress.Url);
+        // The router's bound address when it listens on a port picked at start (Ingress:Url with port 0).
+        var ingress = http.RequestServices.GetService<Routing.Router>()?.Address is { } bound && new Uri(options.Ingress.Url).Port == 0
+            ? bound : new Uri(options.Ingress.Url);
         var url = $"{ingress.Scheme}://{a.Name}-{project}-{team}.{options.Ingress.Domain}{(ingress.IsDefaultPort ? "" : ":" + ingress.Port)}";
         var gitUrl = a.Image is null ? $"{http.Request.Scheme}://{http.Request.Host}/git/{team}/{project}/{a.Name}.git" : null;
         var env = scope.SeesSecrets ? a.Env : a.Env.ToDictionary(e => e.Key, _ => Masked);

@@ -23,7 +23,8 @@ public abstract class TenancyTests(PlatformHost host)
         var app = await admin.PostAsJsonAsync($"/api/v1/teams/{team}/projects/web/apps",
             new { name = "shop", image = "library/busybox:1.36", instances = 2, memoryMiB = 128, port = 8080, env = new Dictionary<string, string> { ["GREETING"] = "hi" } })
             .ShouldBeAsync(HttpStatusCode.Created);
-        Assert.Equal($"http://shop-web-{team}.apps.localhost:8080", app.GetProperty("url").GetString());
+        var routerPort = Host.Services.GetRequiredService<Platform.Api.Routing.Router>().Address!.Port;
+        Assert.Equal($"http://shop-web-{team}.apps.localhost:{routerPort}", app.GetProperty("url").GetString());
         Assert.Equal(JsonValueKindNull, app.GetProperty("gitUrl").ValueKind);
 
         var patched = await admin.PatchAsJsonAsync($"/api/v1/teams/{team}/projects/web/apps/shop",

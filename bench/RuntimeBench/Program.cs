@@ -1,0 +1,199 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Platform.NodeAgent.Runtime;
+
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
+
+// Runtime benchmark (issue 4), as root on one machine, with the real Api and NodeAgent processes:
+//  1. instance start with the image cached: the app scaled 0 → 1, until its first HTTP 200 through the
+//     router, against raw `ip netns add` + CNI ADD (bridge, portmap) + `runc run` of the same bundle
+//     until its first 200 on the host port, alternating, N rounds each; medians and their ratio;
+//  2. 100 instances on one node: scale 0 → 100, time until every instance answers on its host port,
+//     and the agent's RSS (current and peak).
+// Usage: dotnet run -c Release --project bench/RuntimeBench -- <repo root> [rounds] [instances]
+var repo = Path.GetFullPath(args.ElementAtOrDefault(0) ?? ".");
+var rounds = int.Parse(args.ElementAtOrDefault(1) ?? "7");
+var many = int.Parse(args.ElementAtOrDefault(2) ?? "100");
+var work = Path.Combine("/var/tmp", "runtime-bench-" + Guid.NewGuid().ToString("N")[..6]);
+Directory.CreateDirectory(work);
+const string Token = "plat_runtime_bench_token_0123456789abcdef";
+const string Command = "mkdir -p /tmp/www && echo ok > /tmp/www/index.html && exec httpd -f -p $PORT -h /tmp/www";
+var processes = new List<Process>();
+var apiPort = FreePort();
+var routerPort = FreePort();
+var api = new Uri($"http://127.0.0.1:{apiPort}/");
+var router = new Uri($"http://127.0.0.1:{routerPort}/");
+var http = new HttpClient { BaseAddress = api, Timeout = TimeSpan.FromSeconds(60) };
+http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Token);
+var probe = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.Zero, ConnectTimeout = TimeSpan.FromSeconds(1) }) { Timeout = TimeSpan.FromSeconds(2) };
+
+try
+{
+    Console.Error.WriteLine($"==> Api on {api}, router on {router}, scratch {work}");
+    processes.Add(Start(Path.Combine(repo, "src/Api/bin/Release/net10.0/Platform.Api.dll"), new()
+    {
+        ["Platform__DataDir"] = Path.Combine(work, "api"), ["Platform__Bootstrap__AdminEmail"] = "admin@bench.local",
+        ["Platform__Bootstrap__AdminPassword"] = "bench-password-1", ["Platform__Bootstrap__AdminToken"] = Token,
+        ["Platform__Ingress__Url"] = router.ToString(), ["Platform__Nodes__HeartbeatSeconds"] = "2", ["ASPNETCORE_URLS"] = api.ToString(),
+        ["Logging__LogLevel__Default"] = "Warning",
+    }, Path.Combine(work, "api.log")));
+    await Until(async () => (await Try(() => http.GetAsync("healthz")))?.IsSuccessStatusCode == true, 60, "the Api");
+    await Check(Tool(Path.Combine(repo, "scripts/make-base-image.sh"), $"127.0.0.1:{apiPort}", Token, Path.Combine(work, "layout")));
+    var layout = Path.Combine(work, "layout");
+    var baseTag = (await Check(Tool("umoci", "ls", "--layout", layout))).Split('\n', StringSplitOptions.RemoveEmptyEntries).First(t => t != "latest");
+    await Check(Tool("umoci", "config", "--image", $"{layout}:{baseTag}", "--tag", "web", "--config.cmd", "sh", "--config.cmd", "-c", "--config.cmd", Command));
+    await Check(Tool("skopeo", "copy", "-q", "--dest-tls-verify=false", "--dest-creds", "bench:" + Token, $"oci:{layout}:web", $"docker://127.0.0.1:{apiPort}/bench/p/web:1"));
+
+    (await http.PostAsJsonAsync("api/v1/teams", new { name = "bench" })).EnsureSuccessStatusCode();
+    (await http.PutAsJsonAsync("api/v1/teams/bench/quota", new { memoryMiB = 100_000, cpuMillicores = 100_000, instances = 1000, apps = 10, projects = 2, registryGiB = 5, concurrentBuilds = 2 })).EnsureSuccessStatusCode();
+    (await http.PostAsJsonAsync("api/v1/teams/bench/projects", new { name = "p" })).EnsureSuccessStatusCode();
+    var join = await (await http.PostAsJsonAsync("api/v1/nodes/join-tokens", new { })).Content.ReadFromJsonAsync<JsonElement>();
+    var agentDir = Path.Combine(work, "agent");
+    var agent = Start(Path.Combine(repo, "src/NodeAgent/bin/Release/net10.0/Platform.NodeAgent.dll"), new()
+    {
+        ["Agent__ApiUrl"] = api.ToString(), ["Agent__JoinToken"] = join.GetProperty("token").GetString()!, ["Agent__NodeName"] = "bench",
+        ["Agent__DataDir"] = agentDir, ["Agent__BridgePrefix"] = "pbn", ["Agent__PortRangeStart"] = "42000", ["Agent__PortRangeSize"] = "2000",
+        ["Agent__StopGraceSeconds"] = "1", ["Logging__LogLevel__Default"] = "Warning",
+    }, Path.Combine(work, "agent.log"));
+    processes.Add(agent);
+    await Until(async () => (await http.GetFromJsonAsync<JsonElement>("api/v1/nodes")).GetProperty("items").EnumerateArray()
+        .Any(n => n.GetProperty("state").GetString() == "Ready"), 60, "the node");
+    const string App = "api/v1/teams/bench/projects/p/apps/web";
+    (await http.PostAsJsonAsync("api/v1/teams/bench/projects/p/apps", new { name = "web", image = "bench/p/web:1", instances = 1, memoryMiB = 32, cpuMillicores = 50, port = 8080 })).EnsureSuccessStatusCode();
+    await Until(async () => await Routed(), 120, "the first instance (image pull)");   // warms the image cache
+
+    // A bundle for the raw runs: the agent's own config.json and overlay root of a running instance, copied.
+    var instanceDir = Directory.GetDirectories(Path.Combine(agentDir, "instances")).First();
+    var raw = Path.Combine(work, "raw");
+    Directory.CreateDirectory(raw);
+    await Check(Tool("cp", "-a", Path.Combine(instanceDir, "rootfs"), Path.Combine(raw, "rootfs")));
+    File.SetUnixFileMode(raw, (UnixFileMode)0b111_001_001);
+    var config = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(instanceDir, "config.json")))!.AsObject();
+    config["root"]!["path"] = Path.Combine(raw, "rootfs");
+
+    await Scale(0);
+    var platform = new List<double>();
+    var direct = new List<double>();
+    var network = new Network("/usr/lib/cni", Path.Combine(work, "raw-ipam"), "pbr");
+    Directory.CreateDirectory(Path.Combine(work, "raw-ipam"));
+    var runc = new Runc(Path.Combine(work, "raw-runc"));
+    for (var round = 0; round < rounds; round++)
+    {
+        // The platform: the app goes 0 → 1; the clock runs until the router serves it.
+        var clock = Stopwatch.StartNew();
+        await Scale(1);
+        await Until(async () => await Routed(), 60, "the platform instance");
+        platform.Add(clock.Elapsed.TotalMilliseconds);
+        await Scale(0);
+        await Until(async () => !await Routed(), 60, "the platform instance to stop");
+
+        // Raw: netns + CNI ADD + runc run of the same bundle, until the host port serves.
+        var id = "raw" + round;
+        var port = FreePort();
+        clock.Restart();
+        var attachment = await network.AttachAsync(id, new ProjectNetwork("pbr0", "10.99.0.0/24"), port, 8080, CancellationToken.None);
+        config["linux"]!["namespaces"] = new JsonArray(new[] { "pid", "ipc", "uts", "mount", "cgroup", "user" }
+            .Select(t => (JsonNode)new JsonObject { ["type"] = t }).Append(new JsonObject { ["type"] = "network", ["path"] = attachment.NamespacePath }).ToArray());
+        config["linux"]!["cgroupsPath"] = "runtime-bench/" + id;
+        await File.WriteAllTextAsync(Path.Combine(raw, "config.json"), config.ToJsonString());
+        await runc.StartAsync(id, raw, CancellationToken.None);
+        await Until(async () => (await Try(() => probe.GetAsync($"http://127.0.0.1:{port}/")))?.IsSuccessStatusCode == true, 60, "the raw container");
+        direct.Add(clock.Elapsed.TotalMilliseconds);
+        await runc.StopAsync(id, TimeSpan.Zero, CancellationToken.None);
+        await network.DetachAsync(id, new ProjectNetwork("pbr0", "10.99.0.0/24"), port, 8080, CancellationToken.None);
+        Console.Error.WriteLine($"    round {round + 1}: platform {platform[^1]:F0} ms, raw {direct[^1]:F0} ms");
+    }
+
+    // 100 instances on one node.
+    var manyClock = Stopwatch.StartNew();
+    await Scale(many);
+    await Until(async () =>
+    {
+        var ports = Directory.GetDirectories(Path.Combine(agentDir, "instances"))
+            .Select(d => Path.Combine(d, "instance.json")).Where(File.Exists)
+            .Select(f => JsonDocument.Parse(File.ReadAllText(f)).RootElement.GetProperty("HostPort").GetInt32()).Where(p => p > 0).ToList();
+        if (ports.Count < many) return false;
+        var answers = await Task.WhenAll(ports.Select(async p => (await Try(() => probe.GetAsync($"http://127.0.0.1:{p}/")))?.IsSuccessStatusCode == true));
+        return answers.All(a => a);
+    }, 300, $"{many} instances serving");
+    var manySeconds = manyClock.Elapsed.TotalSeconds;
+    var status = await File.ReadAllLinesAsync($"/proc/{agent.Id}/status");
+    long Kib(string key) => long.Parse(status.First(l => l.StartsWith(key)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
+    var (rss, peak) = (Kib("VmRSS:") / 1024.0, Kib("VmHWM:") / 1024.0);
+    await Scale(0);
+    await Until(() => Task.FromResult(Directory.GetDirectories(Path.Combine(agentDir, "instances")).Length == 0), 300, "teardown");
+
+    double Median(List<double> v) { var s = v.Order().ToList(); return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2; }
+    Console.WriteLine($"| Instance start, image cached ({rounds} rounds, median) | platform (scale 0→1 → first 200 via router) | raw runc run + CNI ADD → first 200 | ratio | goal |");
+    Console.WriteLine("|---|---|---|---|---|");
+    Console.WriteLine($"| | {Median(platform):F0} ms | {Median(direct):F0} ms | {Median(platform) / Median(direct):F2}× | ≤ 1.5× |");
+    Console.WriteLine();
+    Console.WriteLine($"| {many} instances on one node | time until all serve | agent RSS (now / peak) | goal |");
+    Console.WriteLine("|---|---|---|---|");
+    Console.WriteLine($"| | {manySeconds:F1} s | {rss:F0} / {peak:F0} MiB | ≤ 20 s, ≤ 80 MiB |");
+    Console.WriteLine();
+    Console.WriteLine($"platform runs (ms): {string.Join(", ", platform.Select(v => v.ToString("F0")))}");
+    Console.WriteLine($"raw runs (ms): {string.Join(", ", direct.Select(v => v.ToString("F0")))}");
+
+    async Task Scale(int n) => (await http.PatchAsJsonAsync(App, new { instances = n })).EnsureSuccessStatusCode();
+
+    async Task<bool> Routed()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, router);
+        request.Headers.Host = "web-p-bench.apps.localhost";
+        using var response = await Try(() => probe.SendAsync(request));
+        return response?.StatusCode == HttpStatusCode.OK;
+    }
+}
+finally
+{
+    foreach (var p in processes.Where(p => !p.HasExited)) { p.Kill(entireProcessTree: true); p.WaitForExit(); }
+    Console.Error.WriteLine($"==> logs kept in {work} (api.log, agent.log); remove it with rm -rf when done");
+}
+
+static int FreePort()
+{
+    using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+    s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+    return ((IPEndPoint)s.LocalEndPoint!).Port;
+}
+
+static Process Start(string dll, Dictionary<string, string> env, string log)
+{
+    var psi = new ProcessStartInfo("dotnet", [dll]) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+    foreach (var (k, v) in env) psi.Environment[k] = v;
+    var p = Process.Start(psi)!;
+    _ = Task.Run(async () => { while (await p.StandardOutput.ReadLineAsync() is { } l) await File.AppendAllTextAsync(log, l + "\n"); });
+    _ = Task.Run(async () => { while (await p.StandardError.ReadLineAsync() is { } l) await File.AppendAllTextAsync(log, l + "\n"); });
+    return p;
+}
+
+static Task<ProcessRunner.Result> Tool(string file, params string[] args) => ProcessRunner.RunAsync(file, args, TimeSpan.FromMinutes(5), CancellationToken.None);
+
+static async Task<string> Check(Task<ProcessRunner.Result> run)
+{
+    var r = await run;
+    return r.ExitCode == 0 ? r.Stdout : throw new InvalidOperationException($"exit {r.ExitCode}: {r.Stderr}");
+}
+
+static async Task<T?> Try<T>(Func<Task<T>> call) where T : class
+{
+    try { return await call(); }
+    catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { return null; }
+}
+
+static async Task Until(Func<Task<bool>> condition, int seconds, string what)
+{
+    var deadline = DateTime.UtcNow.AddSeconds(seconds);
+    while (DateTime.UtcNow < deadline)
+    {
+        if (await condition()) return;
+        await Task.Delay(5);
+    }
+    throw new TimeoutException($"timed out waiting for {what}");
+}
