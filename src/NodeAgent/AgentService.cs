@@ -36,9 +36,11 @@ public sealed class AgentOptions
     public int MaxParallelStarts { get; set; } = 8;
     public long LogMaxBytes { get; set; } = 10 * 1024 * 1024;
     public int PidsLimit { get; set; } = 1024;
+    /// <summary>Second octet of the first project subnet (10.{base}.0.0/24; slots use 8 × 256 subnets from it).</summary>
+    public int SubnetBase { get; set; } = 88;
 
     public RuntimeSettings Runtime() => new(Path.GetFullPath(DataDir), CgroupParent ?? "platform-" + NodeName, BridgePrefix, CniBin,
-        PortRangeStart, PortRangeSize, TimeSpan.FromSeconds(StopGraceSeconds), MaxParallelStarts, LogMaxBytes, PidsLimit);
+        PortRangeStart, PortRangeSize, TimeSpan.FromSeconds(StopGraceSeconds), MaxParallelStarts, LogMaxBytes, PidsLimit, SubnetBase);
 }
 
 public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
@@ -54,6 +56,7 @@ public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
             errors.Add($"Agent:BridgePrefix '{o.BridgePrefix}' must be 1 to 8 lower-case letters.");
         if (o.PortRangeStart is < 1024 or > 65535 || o.PortRangeSize < 1 || o.PortRangeStart + o.PortRangeSize > 65536)
             errors.Add("Agent:PortRangeStart and PortRangeSize must describe ports within 1024–65535.");
+        if (o.SubnetBase is < 1 or > 247) errors.Add("Agent:SubnetBase must be between 1 and 247 (10.{base}.0.0/24 to 10.{base+7}.255.0/24).");
         if (o.ControlPort is < 0 or > 65535) errors.Add("Agent:ControlPort must be 0 (any free port) or a port number.");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }

@@ -16,7 +16,7 @@ public sealed record InstanceRecord(DesiredInstance Desired, int Slot, int HostP
 /// <summary>Where the agent keeps things and how it runs them (from <see cref="AgentOptions"/>).</summary>
 public sealed record RuntimeSettings(
     string DataDir, string CgroupParent, string BridgePrefix, string CniBin, int PortRangeStart, int PortRangeSize,
-    TimeSpan StopGrace, int MaxParallelStarts, long LogMaxBytes, int PidsLimit, string Registry = "platform")
+    TimeSpan StopGrace, int MaxParallelStarts, long LogMaxBytes, int PidsLimit, int SubnetBase = 88, string Registry = "platform")
 {
     public string InstancesDir => Path.Combine(DataDir, "instances");
 }
@@ -78,7 +78,7 @@ public sealed partial class InstanceManager
         _rootfs = new Rootfs(layers, Path.Combine(settings.DataDir, "rootfs"));
         Directory.CreateDirectory(Path.Combine(settings.DataDir, "ipam"));
         _network = new Network(settings.CniBin, Path.Combine(settings.DataDir, "ipam"), settings.BridgePrefix);
-        _slots = new ProjectSlots(Path.Combine(settings.DataDir, "projects.json"), settings.BridgePrefix);
+        _slots = new ProjectSlots(Path.Combine(settings.DataDir, "projects.json"), settings.BridgePrefix, settings.SubnetBase);
         _puller = puller;
         _seccomp = File.Exists(Seccomp.DefaultProfilePath)
             ? Seccomp.ToOci(JsonNode.Parse(File.ReadAllText(Seccomp.DefaultProfilePath))!.AsObject(), "amd64", RuntimeSpec.Capabilities.ToHashSet())
@@ -355,6 +355,9 @@ public sealed partial class InstanceManager
             await Task.Delay(25, ct);
         if (t.Record.HostPort > 0)
             await _network.DetachAsync(t.ContainerId, _slots.NetworkOf(t.Record.Slot), t.Record.HostPort, t.Record.Desired.Port, ct);
+        // The project's last instance here: its bridge goes too (a later one recreates it).
+        if (!keepRecord && !_instances.Values.Any(o => o.Id != t.Id && o.Record.Slot == t.Record.Slot))
+            await _network.RemoveBridgeAsync(_slots.NetworkOf(t.Record.Slot), ct);
         await _rootfs.UnmountAsync(t.Bundle, ct);
         if (!Directory.Exists(t.Bundle)) return;
         if (keepRecord)

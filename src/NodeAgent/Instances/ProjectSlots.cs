@@ -7,8 +7,9 @@ namespace Platform.NodeAgent.Instances;
 /// Each project on this node gets a slot, kept in {DataDir}/projects.json: the slot picks the project's
 /// host id range (container root maps to 1,000,000 + slot × 65,536) and its bridge and /24 subnet.
 /// Slots are never reused, so a range never passes from one project to another on this node.
+/// Two agents on one machine (tests) need different bridge prefixes and subnet bases.
 /// </summary>
-public sealed class ProjectSlots(string file, string bridgePrefix)
+public sealed class ProjectSlots(string file, string bridgePrefix, int subnetBase = 88)
 {
     public const int MaxSlots = 2048;
     public const uint IdRangeSize = 65536;
@@ -33,5 +34,6 @@ public sealed class ProjectSlots(string file, string bridgePrefix)
 
     public static uint HostIdStart(int slot) => 1_000_000u + (uint)slot * IdRangeSize;
 
-    public ProjectNetwork NetworkOf(int slot) => new($"{bridgePrefix}{slot}", $"10.{88 + slot / 256}.{slot % 256}.0/24");
+    /// <summary>Bridge {prefix}{slot}, subnet 10.{base + slot / 256}.{slot % 256}.0/24 (8 × 256 slots from the base).</summary>
+    public ProjectNetwork NetworkOf(int slot) => new($"{bridgePrefix}{slot}", $"10.{subnetBase + slot / 256}.{slot % 256}.0/24");
 }

@@ -118,6 +118,16 @@ public sealed class Network(string cniBin, string ipamDir, string bridgePrefix =
         if (errors.Count > 0) throw new InvalidOperationException(string.Join("; ", errors));
     }
 
+    /// <summary>Deletes a project's bridge and its isolation rules once no instance of the project is left on it.</summary>
+    public async Task RemoveBridgeAsync(ProjectNetwork net, CancellationToken ct)
+    {
+        string[] same = ["-i", net.Bridge, "-o", net.Bridge, "-j", "RETURN"];
+        string[] others = ["-i", net.Bridge, "-o", bridgePrefix + "+", "-j", "DROP"];
+        foreach (var rule in new[] { same, others })
+            while ((await ProcessRunner.RunAsync("iptables", ["-w", "-D", IsolationChain, .. rule], Quick, ct)).ExitCode == 0) { }
+        await ProcessRunner.RunAsync("ip", ["link", "del", net.Bridge], Quick, ct);
+    }
+
     /// <summary>Traffic entering from a platform bridge may leave only through the same bridge or towards the host's uplinks.</summary>
     private async Task IsolateAsync(string bridge, CancellationToken ct)
     {

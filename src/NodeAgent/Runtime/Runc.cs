@@ -38,24 +38,19 @@ public sealed class Runc(string stateRoot, string runc = "runc")
         var exitFile = Path.Combine(bundle, "exit-code");
         File.Delete(exitFile);
         File.Delete(Path.Combine(bundle, "oom"));
+        var pidFile = Path.Combine(bundle, "pid");
+        File.Delete(pidFile);
         var psi = new ProcessStartInfo("setsid") { UseShellExecute = false };
-        foreach (var a in (string[])["sh", "-c", ShimScript, "shim", log, exitFile, runc, .. Global, "run", "--bundle", bundle, id])
+        foreach (var a in (string[])["sh", "-c", ShimScript, "shim", log, exitFile, runc, .. Global, "run", "--pid-file", pidFile, "--bundle", bundle, id])
             psi.ArgumentList.Add(a);
         using (Process.Start(psi)) { }
-        // Attach the OOM watcher as soon as runc knows the container (created or running).
+        // runc writes the pid file once the container exists: then the OOM watcher can attach. Waiting on
+        // a file costs nothing, where asking `runc state` every few milliseconds costs a process each time.
         var deadline = DateTime.UtcNow + Quick;
-        var watching = false;
-        while (DateTime.UtcNow < deadline)
-        {
-            var state = await StateAsync(id, ct);
-            if (state is not null && !watching)
-            {
-                WatchEvents(id, bundle);
-                watching = true;
-            }
-            if (state is { Status: "running" } || File.Exists(exitFile)) break;
-            await Task.Delay(5, ct);
-        }
+        while (DateTime.UtcNow < deadline && !File.Exists(pidFile) && !File.Exists(exitFile))
+            await Task.Delay(2, ct);
+        if (File.Exists(pidFile) && !File.Exists(exitFile))
+            WatchEvents(id, bundle);
     }
 
     /// <summary>Follows <c>runc events</c> and marks the bundle when the kernel OOM-kills inside the container.</summary>

@@ -87,6 +87,7 @@ public sealed class Cluster : IAsyncDisposable
             ["Agent__PortRangeStart"] = portRangeStart.ToString(),
             ["Agent__PortRangeSize"] = "1000",
             ["Agent__PidsLimit"] = "64",
+            ["Agent__SubnetBase"] = "120",
             ["Agent__StopGraceSeconds"] = "2",
             ["Logging__Console__FormatterName"] = "simple",
         };
