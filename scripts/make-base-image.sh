@@ -27,10 +27,15 @@ umoci new --image "$layout:$VERSION"
 umoci insert --rootless --image "$layout:$VERSION" "$work/rootfs" / >/dev/null
 umoci config --image "$layout:$VERSION" --os linux --architecture amd64 \
   --config.env PATH=/bin --config.cmd sh --config.workingdir / >/dev/null
+# library/hello: the same layer, serving a greeting on $PORT (an app to try the platform with).
+umoci config --image "$layout:$VERSION" --tag hello --config.cmd sh --config.cmd -c \
+  --config.cmd 'mkdir -p /tmp/www && echo "Hello from $HOSTNAME (${GREETING:-no greeting set})" > /tmp/www/index.html && echo "serving on port $PORT" && exec httpd -f -v -p "$PORT" -h /tmp/www' >/dev/null
 umoci gc --layout "$layout"
 for tag in "$VERSION" latest; do
   skopeo copy -q --dest-tls-verify=false --dest-creds "platform:$TOKEN" \
     "oci:$layout:$VERSION" "docker://$REGISTRY/library/busybox:$tag"
 done
+skopeo copy -q --dest-tls-verify=false --dest-creds "platform:$TOKEN" "oci:$layout:hello" "docker://$REGISTRY/library/hello:latest"
+umoci rm --image "$layout:hello"
 if [ -n "$KEEP" ]; then rm -rf "$KEEP"; cp -r "$layout" "$KEEP"; fi
-echo "pushed $REGISTRY/library/busybox:$VERSION and :latest"
+echo "pushed $REGISTRY/library/busybox:$VERSION and :latest, and $REGISTRY/library/hello:latest"

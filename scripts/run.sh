@@ -18,6 +18,10 @@ command -v dotnet >/dev/null || { echo "Platform needs the .NET 10 SDK (dotnet) 
 need=()
 for tool in skopeo umoci curl file; do command -v $tool >/dev/null || need+=($tool); done
 [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q static || need+=(busybox-static)
+# The local node runs containers: runc, the CNI plugins, iptables, iproute2 and the default seccomp profile.
+for tool in runc iptables ip; do command -v $tool >/dev/null || need+=($([ $tool = ip ] && echo iproute2 || echo $tool)); done
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+[ -f /usr/share/containers/seccomp.json ] || need+=(golang-github-containers-common)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then echo "Please install: ${need[*]} (apt-get install ${need[*]})"; exit 1; fi
   echo "==> installing ${need[*]}"
@@ -63,8 +67,8 @@ for _ in $(seq 1 120); do
 done
 
 # First start: push the busybox base image so a fresh install can deploy something at once.
-if ! curl -fs -u "admin:$ADMIN_TOKEN" "$API_URL/v2/library/busybox/tags/list" >/dev/null 2>&1; then
-  echo "==> pushing the library/busybox base image"
+if ! curl -fs -u "admin:$ADMIN_TOKEN" "$API_URL/v2/library/hello/tags/list" >/dev/null 2>&1; then
+  echo "==> pushing the library/busybox base image and library/hello"
   scripts/make-base-image.sh "localhost:$API_PORT" "$ADMIN_TOKEN"
 fi
 
@@ -75,6 +79,7 @@ Portal__ApiUrl=$API_URL \
 pids+=($!)
 
 echo "==> starting a local node agent"
+[ "$(id -u)" -eq 0 ] || echo "    (not root: the node joins, but cannot run containers — runc, cgroups and CNI need root)"
 join_token=""
 if [ ! -f "$DATA/node/credentials.json" ]; then   # first start: the agent exchanges a join token for its own credentials
   join_token=$(curl -fsS -X POST -H "Authorization: Bearer $ADMIN_TOKEN" -H 'content-type: application/json' -d '{}' \
@@ -93,13 +98,15 @@ cat <<BANNER
     Api           $API_URL   (OpenAPI: $API_URL/openapi/v1.json, jobs: $API_URL/hangfire)
     Registry      localhost:$API_PORT  (skopeo login --tls-verify=false -u admin -p \$TOKEN localhost:$API_PORT)
     Sign in       $API_URL/account/login
+    Apps          http://{app}-{project}-{team}.apps.localhost:8080  (the router)
 
     Admin email     $ADMIN_EMAIL
     Admin password  $ADMIN_PASSWORD
     Admin token     $ADMIN_TOKEN
                     (curl -H "Authorization: Bearer \$TOKEN" $API_URL/api/v1/me)
 
-  Data and logs are in $DATA (credentials: $CRED). Press Ctrl-C to stop.
+  Data and logs are in $DATA (credentials: $CRED). Press Ctrl-C to stop
+  (running app containers stay up; the node agent adopts them on the next start).
 
 BANNER
 wait -n "${pids[@]}"

@@ -135,7 +135,8 @@ public sealed class RuntimeTests : IAsyncLifetime
     [Fact]
     public async Task A_fork_bomb_stops_at_the_pids_limit_its_neighbour_answers_and_a_cpu_hog_gets_its_quota()
     {
-        await _cluster.CreateAppAsync("neighbour", await _cluster.ImageAsync("neighbour", Web));
+        // The neighbour is library/hello, the greeting app make-base-image.sh pushes: nodes pull library/ too.
+        await _cluster.CreateAppAsync("neighbour", "library/hello:latest", env: new() { ["GREETING"] = "hi" });
         await _cluster.CreateAppAsync("bomb", await _cluster.ImageAsync("bomb", "b() { b | b & }; b; sleep 600"));
         await _cluster.CreateAppAsync("spin", await _cluster.ImageAsync("spin", "while :; do :; done"), cpuMillicores: 250);
         await _cluster.WaitForInstancesAsync("neighbour", 1);
@@ -146,7 +147,10 @@ public sealed class RuntimeTests : IAsyncLifetime
         var pids = long.Parse(await File.ReadAllTextAsync(Path.Combine(CgroupStats.PathOf("pids", $"platform-tests-{Node}/{bomb}"), "pids.current")));
         Assert.InRange(pids, 1, 64);
         using (var r = await _cluster.ThroughRouterAsync("neighbour"))
+        {
             Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+            Assert.Equal("Hello from neighbour (hi)\n", await r.Content.ReadAsStringAsync());
+        }
 
         // 250 millicores: a spinning loop gets a quarter of a CPU, within 15 %.
         var cgroup = $"platform-tests-{Node}/{spin}";

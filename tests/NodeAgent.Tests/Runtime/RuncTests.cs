@@ -89,12 +89,12 @@ public sealed class RuncTests : IAsyncLifetime
         Assert.Null(await _runc.StateAsync(id, CancellationToken.None));
     }
 
-    /// <remarks>The hog waits half a second: OOM kills are seen through <c>runc events</c>, which subscribes just after start (see <see cref="Runc"/>).</remarks>
+    /// <remarks>The hog waits two seconds: OOM kills are seen through <c>runc events</c>, which subscribes just after start and, with other containers starting in parallel, can take more than half a second (see <see cref="Runc"/>).</remarks>
     [Fact]
     public async Task A_memory_hog_is_killed_and_reported_as_OOMKilled()
     {
         var id = "oom-" + Guid.NewGuid().ToString("N")[..6];
-        var bundle = await StartAsync(id, ["sh", "-c", "sleep 0.5; x=$(head -c 200000000 /dev/zero | tr '\\0' x); echo survived"], memoryMiB: 32);
+        var bundle = await StartAsync(id, ["sh", "-c", "sleep 2; x=$(head -c 200000000 /dev/zero | tr '\\0' x); echo survived"], memoryMiB: 32);
         var exit = await WaitExitAsync(bundle);
         Assert.Equal(137, exit.ExitCode);
         var deadline = DateTime.UtcNow.AddSeconds(5);
