@@ -112,10 +112,16 @@ public sealed partial class PlacementService(
             var want = app.Image is null ? 0 : app.Instances;
             if (fresh.Count > want)
             {
+                // One at a time, recounting, so that the replicas left stay spread across nodes.
                 var perNode = fresh.GroupBy(i => i.NodeId).ToDictionary(g => g.Key, g => g.Count());
-                remove.AddRange(fresh.OrderBy(i => i.State == InstanceStates.Running ? 1 : 0).ThenByDescending(i => perNode[i.NodeId])
-                    .ThenByDescending(i => i.CreatedAt).Take(fresh.Count - want));
-                fresh = fresh.Except(remove).ToList();
+                while (fresh.Count > want)
+                {
+                    var victim = fresh.OrderBy(i => i.State == InstanceStates.Running ? 1 : 0).ThenByDescending(i => perNode[i.NodeId])
+                        .ThenByDescending(i => i.CreatedAt).First();
+                    perNode[victim.NodeId]--;
+                    fresh.Remove(victim);
+                    remove.Add(victim);
+                }
             }
             var missing = image is null ? 0 : want - fresh.Count;
             if (missing > 0)
