@@ -36,6 +36,6 @@ for tag in "$VERSION" latest; do
     "oci:$layout:$VERSION" "docker://$REGISTRY/library/busybox:$tag"
 done
 skopeo copy -q --dest-tls-verify=false --dest-creds "platform:$TOKEN" "oci:$layout:hello" "docker://$REGISTRY/library/hello:latest"
-umoci rm --image "$layout:hello"
+umoci rm --image "$layout:hello" && umoci gc --layout "$layout"   # the kept layout holds busybox alone
 if [ -n "$KEEP" ]; then rm -rf "$KEEP"; cp -r "$layout" "$KEEP"; fi
 echo "pushed $REGISTRY/library/busybox:$VERSION and :latest, and $REGISTRY/library/hello:latest"

@@ -67,7 +67,7 @@ public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
 /// in {DataDir}/credentials.json, mode 0600), adopts what a previous run left running, then runs three
 /// loops: heartbeats (capacity, allocatable, usage, the control endpoint), the desired-state long-poll
 /// (a change reaches the node as soon as the Api commits it) and the reconcile loop, whose status
-/// changes go back at once and in full every 30 s. Failures are retried with back-off.
+/// changes go back at once (usage every 10 s when it moved, everything every 60 s). Failures are retried with back-off.
 /// </summary>
 public sealed partial class AgentService(IOptions<AgentOptions> options, TimeProvider clock, ILogger<AgentService> log, ILoggerFactory loggers) : BackgroundService
 {
@@ -169,18 +169,28 @@ public sealed partial class AgentService(IOptions<AgentOptions> options, TimePro
         }
     }
 
+    /// <summary>
+    /// State changes go at once; usage (CPU, memory) that moved by more than a tenth goes every 10 s;
+    /// everything every 60 s (a full resync). A busy node does not rewrite its rows every few seconds.
+    /// </summary>
     private async Task ReportLoopAsync(Credentials c, InstanceManager manager, CancellationToken ct)
     {
         var sent = new Dictionary<Guid, InstanceReport>();
-        var lastFull = DateTime.MinValue;
+        var (lastFull, lastUsage) = (DateTime.MinValue, DateTime.MinValue);
+        static InstanceReport StateOf(InstanceReport r) => r with { UsedCpuMillicores = 0, UsedMemoryBytes = 0 };
+        static bool Moved(long before, long now) => Math.Abs(now - before) > Math.Max(before, now) / 10;
         while (!ct.IsCancellationRequested)
         {
-            await _reportNow.WaitAsync(TimeSpan.FromSeconds(5), ct).ContinueWith(_ => { }, CancellationToken.None);
+            await _reportNow.WaitAsync(TimeSpan.FromSeconds(2), ct).ContinueWith(_ => { }, CancellationToken.None);
             await Task.Delay(50, ct).ContinueWith(_ => { }, CancellationToken.None);   // gather a burst of changes into one report
             while (_reportNow.CurrentCount > 0) _reportNow.Wait(0);
             var reports = manager.Reports();
-            var full = DateTime.UtcNow - lastFull > TimeSpan.FromSeconds(30);
-            var changed = full ? reports : reports.Where(r => !sent.TryGetValue(r.Id, out var s) || s != r).ToList();
+            var now = DateTime.UtcNow;
+            var full = now - lastFull > TimeSpan.FromSeconds(60);
+            var usage = now - lastUsage > TimeSpan.FromSeconds(10);
+            var changed = full ? reports : reports.Where(r => !sent.TryGetValue(r.Id, out var s) || StateOf(s) != StateOf(r)
+                || usage && (Moved(s.UsedCpuMillicores, r.UsedCpuMillicores) || Moved(s.UsedMemoryBytes, r.UsedMemoryBytes))).ToList();
+            if (usage) lastUsage = now;
             if (changed.Count == 0) continue;
             var ok = await RetryAsync(async t =>
             {
@@ -195,7 +205,7 @@ public sealed partial class AgentService(IOptions<AgentOptions> options, TimePro
                 return new object();
             }, ct);
             if (ok is null) return;
-            if (full) { lastFull = DateTime.UtcNow; sent.Clear(); }
+            if (full) { lastFull = now; sent.Clear(); }
             foreach (var r in changed) sent[r.Id] = r;
         }
     }

@@ -111,7 +111,7 @@ public static partial class AppsApi
         db.Apps.Add(app);
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
-        await placement.ReconcileAsync([app.Id], ct);
+        await placement.TryReconcileAsync([app.Id], ct);
         app.SchedulingMessage = await db.Apps.Where(x => x.Id == app.Id).Select(x => x.SchedulingMessage).FirstOrDefaultAsync(ct);
         return TypedResults.Created($"/api/v1/teams/{team}/projects/{project}/apps/{app.Name}",
             ToResponse(app, scope, http, options.Value));
@@ -176,7 +176,7 @@ public static partial class AppsApi
         a.UpdatedAt = clock.GetUtcNow().UtcDateTime;
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
-        await placement.ReconcileAsync([a.Id], ct);
+        await placement.TryReconcileAsync([a.Id], ct);
         a.SchedulingMessage = await db.Apps.Where(x => x.Id == a.Id).Select(x => x.SchedulingMessage).FirstOrDefaultAsync(ct);
         return TypedResults.Ok(ToResponse(a, scope, http, options.Value, await RunningAsync(db, a, ct)));
     }

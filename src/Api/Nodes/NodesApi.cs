@@ -158,7 +158,7 @@ public static class NodesApi
             await ClusterSignals.NotifyOthersAsync(db, [], routes: true, ct);
             signals.Signal([], routes: true);
             // An instance started or stopped running: a rollout may be complete, or a replica lost.
-            await placement.ReconcileAsync(rollouts, ct);
+            await placement.TryReconcileAsync(rollouts, ct);
         }
         return TypedResults.NoContent();
     }

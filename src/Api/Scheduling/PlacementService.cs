@@ -60,6 +60,23 @@ public sealed partial class PlacementService(
         }
     }
 
+    /// <summary>
+    /// For request paths (an app just changed, an instance started): a pass now, so the change shows at
+    /// once; if it fails (a busy database), the background pass makes it within seconds — the request
+    /// that caused it has already succeeded and must not fail for it.
+    /// </summary>
+    public async Task TryReconcileAsync(IReadOnlyCollection<Guid> apps, CancellationToken ct)
+    {
+        try
+        {
+            await ReconcileAsync(apps, ct);
+        }
+        catch (Exception e) when (e is DbUpdateException or System.Data.Common.DbException or InvalidOperationException)
+        {
+            LogDeferred(log, e.Message);
+        }
+    }
+
     private async Task<(int Changes, HashSet<Guid> Touched)> PassAsync(IReadOnlyCollection<Guid>? appIds, CancellationToken ct)
     {
         var now = clock.GetUtcNow().UtcDateTime;
@@ -176,6 +193,9 @@ public sealed partial class PlacementService(
         await db.Nodes.Where(n => nodes.Contains(n.Id)).ExecuteUpdateAsync(s => s.SetProperty(n => n.Revision, n => n.Revision + 1), ct);
         await ClusterSignals.NotifyOthersAsync(db, nodes, routes: true, ct);
     }
+
+    [LoggerMessage(EventId = 43, Level = LogLevel.Warning, Message = "A placement pass was deferred to the background pass: {Reason}")]
+    private static partial void LogDeferred(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 41, Level = LogLevel.Information, Message = "Placement pass over {Apps} app(s): {Changes} instance(s) added or removed")]
     private static partial void LogPass(ILogger logger, int apps, int changes);

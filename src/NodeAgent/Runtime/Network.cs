@@ -21,6 +21,8 @@ public sealed class Network(string cniBin, string ipamDir, string bridgePrefix =
 {
     private static readonly TimeSpan Quick = TimeSpan.FromSeconds(30);
     public const string IsolationChain = "PLATFORM-ISOLATION";
+    /// <summary>Bridges whose isolation rules this process has checked: each costs five iptables runs, which slow down as the table grows.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _isolated = new();
 
     private JsonObject Config(ProjectNetwork net, int? hostPort, int containerPort) => new()
     {
@@ -121,6 +123,7 @@ public sealed class Network(string cniBin, string ipamDir, string bridgePrefix =
     /// <summary>Deletes a project's bridge and its isolation rules once no instance of the project is left on it.</summary>
     public async Task RemoveBridgeAsync(ProjectNetwork net, CancellationToken ct)
     {
+        _isolated.TryRemove(net.Bridge, out _);
         string[] same = ["-i", net.Bridge, "-o", net.Bridge, "-j", "RETURN"];
         string[] others = ["-i", net.Bridge, "-o", bridgePrefix + "+", "-j", "DROP"];
         foreach (var rule in new[] { same, others })
@@ -131,6 +134,7 @@ public sealed class Network(string cniBin, string ipamDir, string bridgePrefix =
     /// <summary>Traffic entering from a platform bridge may leave only through the same bridge or towards the host's uplinks.</summary>
     private async Task IsolateAsync(string bridge, CancellationToken ct)
     {
+        if (_isolated.ContainsKey(bridge)) return;
         if ((await ProcessRunner.RunAsync("iptables", ["-w", "-n", "-L", IsolationChain], Quick, ct)).ExitCode != 0)
             await ProcessRunner.RunAsync("iptables", ["-w", "-N", IsolationChain], Quick, ct);
         if ((await ProcessRunner.RunAsync("iptables", ["-w", "-C", "FORWARD", "-j", IsolationChain], Quick, ct)).ExitCode != 0)
@@ -140,5 +144,6 @@ public sealed class Network(string cniBin, string ipamDir, string bridgePrefix =
         foreach (var rule in new[] { same, others })
             if ((await ProcessRunner.RunAsync("iptables", ["-w", "-C", IsolationChain, .. rule], Quick, ct)).ExitCode != 0)
                 await ProcessRunner.CheckedAsync("iptables", ["-w", "-A", IsolationChain, .. rule], Quick, ct);
+        _isolated[bridge] = true;
     }
 }

@@ -44,12 +44,17 @@ public sealed class Runc(string stateRoot, string runc = "runc")
         foreach (var a in (string[])["sh", "-c", ShimScript, "shim", log, exitFile, runc, .. Global, "run", "--pid-file", pidFile, "--bundle", bundle, id])
             psi.ArgumentList.Add(a);
         using (Process.Start(psi)) { }
-        // runc writes the pid file once the container exists: then the OOM watcher can attach. Waiting on
-        // a file costs nothing, where asking `runc state` every few milliseconds costs a process each time.
+        // runc writes the pid file once the container exists. Waiting on a file costs nothing, where asking
+        // `runc state` every few milliseconds from the start costs a process each time.
         var deadline = DateTime.UtcNow + Quick;
         while (DateTime.UtcNow < deadline && !File.Exists(pidFile) && !File.Exists(exitFile))
             await Task.Delay(2, ct);
-        if (File.Exists(pidFile) && !File.Exists(exitFile))
+        // Then a few `runc state` calls until it runs: the OOM watcher subscribes to a running container
+        // (subscribing while it was still "created" missed OOM kills on CI).
+        while (DateTime.UtcNow < deadline && File.Exists(pidFile) && !File.Exists(exitFile)
+               && await StateAsync(id, ct) is { Status: not "running" and not "stopped" })
+            await Task.Delay(2, ct);
+        if (!File.Exists(exitFile) && await StateAsync(id, ct) is { Status: "running" })
             WatchEvents(id, bundle);
     }
 
