@@ -11,7 +11,7 @@ using Platform.NodeAgent.Runtime;
 namespace Platform.NodeAgent.Instances;
 
 /// <summary>What the agent keeps on disk per instance ({bundle}/instance.json), enough to adopt and tear it down after a restart.</summary>
-public sealed record InstanceRecord(DesiredInstance Desired, int Slot, int HostPort, DateTime? StartedAt);
+public sealed record InstanceRecord(DesiredInstance Desired, int Slot, int HostPort, DateTime? StartedAt, IReadOnlyList<string>? Layers = null);
 
 /// <summary>Where the agent keeps things and how it runs them (from <see cref="AgentOptions"/>).</summary>
 public sealed record RuntimeSettings(
@@ -141,6 +141,7 @@ public sealed partial class InstanceManager
     public async Task RunAsync(CancellationToken ct)
     {
         var lastSample = DateTime.MinValue;
+        var lastCollect = _clock.GetUtcNow().UtcDateTime;   // not right after a start: adopted records first
         while (!ct.IsCancellationRequested)
         {
             try
@@ -152,6 +153,11 @@ public sealed partial class InstanceManager
                     lastSample = now;
                     Sample();
                     RotateLogs();
+                }
+                if (now - lastCollect >= CollectEvery && _desired is not null)
+                {
+                    lastCollect = now;
+                    CollectImages(now);
                 }
             }
             catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException)
@@ -268,7 +274,7 @@ public sealed partial class InstanceManager
 
             Directory.CreateDirectory(t.Bundle);
             File.SetUnixFileMode(t.Bundle, (UnixFileMode)0b111_001_001);   // 0711: the mapped root traverses it
-            var record = t.Record with { HostPort = AllocatePort(t.Id) };
+            var record = t.Record with { HostPort = AllocatePort(t.Id), Layers = image.Layers };
             t.Record = record;
             await SaveAsync(t, ct);   // before anything is set up, so a crash mid-way can still be torn down
             var rootfs = await _rootfs.MountAsync(t.Bundle, image.Layers, hostStart, ct);
@@ -444,6 +450,58 @@ public sealed partial class InstanceManager
         return (uid, gid);
     }
 
+    /// <summary>How often unused images are collected, and how long an unused layer is kept (a redeploy soon after reuses it).</summary>
+    public static readonly TimeSpan CollectEvery = TimeSpan.FromMinutes(5);
+    public static readonly TimeSpan UnusedGrace = TimeSpan.FromMinutes(10);
+    private readonly Dictionary<string, DateTime> _unusedSince = [];
+
+    /// <summary>
+    /// Deletes unpacked layers and their id-shifted copies that no instance on this node uses and that
+    /// have been seen unused for <see cref="UnusedGrace"/> (by this process: after an agent restart the
+    /// grace starts again). Never while a start
+    /// is in flight (it may be about to use one), never before the first desired state.
+    /// </summary>
+    public int CollectImages(DateTime now)
+    {
+        if (_instances.Values.Any(t => t.Busy)) return 0;
+        var used = _instances.Values.SelectMany(t => t.Record.Layers ?? []).Select(d => d.Replace("sha256:", "")).ToHashSet();
+        if (_instances.Values.Any(t => t.Record.Layers is null && t.State != InstanceStates.Failed))
+            return 0;   // a record from before layers were recorded: cannot tell what it uses
+        var removed = 0;
+        var layerRoot = Path.Combine(_settings.DataDir, "layers", "sha256");
+        var shiftedRoot = Path.Combine(_settings.DataDir, "rootfs", "shifted");
+        var candidates = (Directory.Exists(layerRoot) ? Directory.GetDirectories(layerRoot) : [])
+            .Concat(Directory.Exists(shiftedRoot) ? Directory.GetDirectories(shiftedRoot).SelectMany(Directory.GetDirectories) : []);
+        foreach (var dir in candidates)
+        {
+            var hex = Path.GetFileName(dir);
+            if (hex.Contains('.')) continue;   // a folder being made (…tmp-…)
+            if (used.Contains(hex) || !_unusedSince.TryGetValue(dir, out var since))
+            {
+                if (used.Contains(hex)) _unusedSince.Remove(dir);
+                else _unusedSince[dir] = now;
+                continue;
+            }
+            if (now - since < UnusedGrace) continue;
+            _unusedSince.Remove(dir);
+            try
+            {
+                Directory.Delete(dir, recursive: true);
+                removed++;
+            }
+            catch (IOException e)
+            {
+                LogLoopFailed(_log, e.Message);
+            }
+        }
+        if (removed > 0)
+        {
+            foreach (var (image, _) in _images) _images.TryRemove(image, out _);   // pulled again (and unpacked) when next needed
+            LogCollected(_log, removed);
+        }
+        return removed;
+    }
+
     /// <summary>CPU (millicores over the last interval) and memory of every running instance, from its cgroup.</summary>
     private void Sample()
     {
@@ -518,6 +576,9 @@ public sealed partial class InstanceManager
 
     [LoggerMessage(EventId = 24, Level = LogLevel.Information, Message = "Stopped and removed {Id}")]
     private static partial void LogRemoved(ILogger logger, string id);
+
+    [LoggerMessage(EventId = 26, Level = LogLevel.Information, Message = "Collected {Count} unused layer folder(s)")]
+    private static partial void LogCollected(ILogger logger, int count);
 
     [LoggerMessage(EventId = 25, Level = LogLevel.Warning, Message = "Reconcile step failed: {Reason}")]
     private static partial void LogLoopFailed(ILogger logger, string reason);
