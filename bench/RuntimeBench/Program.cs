@@ -110,6 +110,8 @@ try
 
     await network.RemoveBridgeAsync(new ProjectNetwork("pbr0", "10.99.0.0/24"), CancellationToken.None);
 
+    var idle = Rss(agent.Id);
+
     // 100 instances on one node.
     // A quarter core each would not fit 100 on 2 cores: the scheduler places by the limits asked.
     var manyClock = Stopwatch.StartNew();
@@ -124,9 +126,8 @@ try
         return answers.All(a => a);
     }, 300, $"{many} instances serving", TimeSpan.FromMilliseconds(100));
     var manySeconds = manyClock.Elapsed.TotalSeconds;
-    var status = await File.ReadAllLinesAsync($"/proc/{agent.Id}/status");
-    long Kib(string key) => long.Parse(status.First(l => l.StartsWith(key)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
-    var (rss, peak) = (Kib("VmRSS:") / 1024.0, Kib("VmHWM:") / 1024.0);
+    var busy = Rss(agent.Id);
+    var (rss, peak) = (busy.Rss, busy.Peak);
     await Scale(0);
     await Until(() => Task.FromResult(Directory.GetDirectories(Path.Combine(agentDir, "instances")).Length == 0), 300, "teardown");
 
@@ -139,6 +140,7 @@ try
     Console.WriteLine("|---|---|---|---|");
     Console.WriteLine($"| | {manySeconds:F1} s | {rss:F0} / {peak:F0} MiB | ≤ 20 s, ≤ 80 MiB |");
     Console.WriteLine();
+    Console.WriteLine($"agent RSS with 0 instances: {idle.Rss:F0} MiB (anonymous {idle.Anon:F0}, files {idle.Files:F0}); with {many}: {busy.Rss:F0} MiB (anonymous {busy.Anon:F0}, files {busy.Files:F0})");
     Console.WriteLine($"platform runs (ms): {string.Join(", ", platform.Select(v => v.ToString("F0")))}");
     Console.WriteLine($"raw runs (ms): {string.Join(", ", direct.Select(v => v.ToString("F0")))}");
 
@@ -156,6 +158,13 @@ finally
 {
     foreach (var p in processes.Where(p => !p.HasExited)) { p.Kill(entireProcessTree: true); p.WaitForExit(); }
     Console.Error.WriteLine($"==> logs kept in {work} (api.log, agent.log); remove it with rm -rf when done");
+}
+
+static (double Rss, double Peak, double Anon, double Files) Rss(int pid)
+{
+    var status = File.ReadAllLines($"/proc/{pid}/status");
+    double Kib(string key) => long.Parse(status.First(l => l.StartsWith(key)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
+    return (Kib("VmRSS:"), Kib("VmHWM:"), Kib("RssAnon:"), Kib("RssFile:") + Kib("RssShmem:"));
 }
 
 static int FreePort()

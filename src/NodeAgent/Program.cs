@@ -4,9 +4,9 @@ using Microsoft.Extensions.Options;
 
 [assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
 
-// The node agent: joins the cluster and reports its capacity (AgentService). Its runtime parts
-// (layer store, root file systems, runc, CNI) are in place and tested; the reconcile loop that runs
-// the instances the Api assigns is the next step of issue 4 (docs/architecture.md, "Nodes").
+// The node agent: joins the cluster, long-polls the instances placed on its node and runs them through
+// runc and CNI (AgentService, InstanceManager); docs/architecture.md, "Nodes". Under systemd it
+// reports readiness and stopping (Type=notify) and logs without colour codes.
 namespace Platform.NodeAgent
 {
     /// <summary>Entry point (named, so test projects can reference the agent beside the Api's Program).</summary>
@@ -19,6 +19,7 @@ namespace Platform.NodeAgent
             builder.Services.AddSingleton<IValidateOptions<AgentOptions>, AgentOptionsValidator>();
             builder.Services.AddSingleton(TimeProvider.System);
             builder.Services.AddHostedService<AgentService>();
+            builder.Services.AddSystemd();
             await builder.Build().RunAsync();
         }
     }
