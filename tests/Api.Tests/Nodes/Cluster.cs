@@ -196,6 +196,11 @@ public sealed class Cluster : IAsyncDisposable
             await WaitAsync(() => Task.FromResult(_agents.All(a => !Directory.Exists(Path.Combine(a.Env["Agent__DataDir"], "instances"))
                 || Directory.GetDirectories(Path.Combine(a.Env["Agent__DataDir"], "instances")).Length == 0)), 60, "agents to tear down");
         }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // Never mask the test's own failure with the clean-up's.
+            Console.Error.WriteLine($"cluster clean-up: {e.Message}\n{AgentLogs()}");
+        }
         finally
         {
             foreach (var a in _agents)

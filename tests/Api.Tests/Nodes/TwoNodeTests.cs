@@ -15,8 +15,10 @@ public sealed class TwoNodeTests : IAsyncLifetime
 {
     private readonly string _run = Guid.NewGuid().ToString("N")[..4];
     private readonly List<string> _namespaces = [];
-    private static readonly IPAddress[] HostEnds = [IPAddress.Parse("10.213.1.1"), IPAddress.Parse("10.213.2.1")];
-    private static readonly string[] NodeEnds = ["10.213.1.2", "10.213.2.2"];
+    // Fresh /30 links each run, so that whatever a failed run left behind cannot collide.
+    private static readonly int Octet = Random.Shared.Next(1, 250);
+    private static readonly IPAddress[] HostEnds = [IPAddress.Parse($"10.213.{Octet}.1"), IPAddress.Parse($"10.213.{Octet + 1}.1")];
+    private static readonly string[] NodeEnds = [$"10.213.{Octet}.2", $"10.213.{Octet + 1}.2"];
 
     private static async Task IpAsync(params string[] args) => (await Run.ToolAsync("ip", args)).EnsureSuccess("ip " + string.Join(' ', args));
 
@@ -70,5 +72,22 @@ public sealed class TwoNodeTests : IAsyncLifetime
         await cluster.Admin.PatchAsJsonAsync($"{cluster.Apps}/spread", new { instances = 2 }).ShouldBeAsync(HttpStatusCode.OK);
         var left = await cluster.WaitForInstancesAsync("spread", 2);
         Assert.Equal(2, left.Select(i => i.GetProperty("node").GetString()).Distinct().Count());
+
+        // node1 goes silent: once NotReady, its replica is placed on node0. When node1 comes back, it
+        // stops what was moved away: the app never runs more replicas than it asked for.
+        var moved = left.Single(i => i.GetProperty("node").GetString() == "node1").GetProperty("id").GetString()!;
+        await cluster.KillAgentAsync("node1");
+        await Cluster.WaitAsync(async () => await cluster.NodeStateAsync("node1") == "NotReady", 30, "node1 NotReady");
+        await Cluster.WaitAsync(async () =>
+        {
+            var now = await cluster.InstancesAsync("spread");
+            return now.Count == 2 && now.All(i => i.GetProperty("node").GetString() == "node0" && i.GetProperty("state").GetString() == "Running");
+        }, 60, () => "both replicas running on node0\n" + cluster.AgentLogs());
+        Assert.True(Directory.Exists(Path.Combine(cluster.AgentDataDir("node1"), "instances", moved)), "the silent node still runs its old container");
+        cluster.RestartAgent("node1");
+        await Cluster.WaitAsync(async () => await cluster.NodeStateAsync("node1") == "Ready", 30, "node1 Ready again");
+        await Cluster.WaitAsync(() => Task.FromResult(!Directory.Exists(Path.Combine(cluster.AgentDataDir("node1"), "instances", moved))), 30,
+            "node1 to stop the replica that was moved away");
+        Assert.Equal(2, (await cluster.InstancesAsync("spread")).Count);
     }
 }
