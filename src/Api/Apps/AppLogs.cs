@@ -46,7 +46,7 @@ public static class AppLogs
         var client = clients.CreateClient("agents");
         var readers = sources.Select(src => Task.Run(async () =>
         {
-            var prefix = src.Id.ToString("N")[..8];
+            var prefix = src.Id.ToString("N")[^8..];   // the random end: v7 ids made together share their start
             try
             {
                 if (src.Address is null || src.ControlPort is null || src.ControlKey is null)
