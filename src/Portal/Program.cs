@@ -1,20 +1,106 @@
-using System.Net;
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.AspNetCore.Authentication.OpenIdConnect;
+using Microsoft.IdentityModel.Protocols.OpenIdConnect;
+using MudBlazor.Services;
+using Platform.Portal.Api;
+using Platform.Portal.Components;
 
-// The Portal host. At this stage it serves a landing page pointing at the Api's sign-in; the Blazor
-// (MudBlazor) Portal signing in through OIDC as client `platform-portal` arrives with the Portal issue.
+// The Portal: a Blazor Web App (interactive server) with MudBlazor. People sign in through the Api's
+// OpenID Connect server (code + PKCE as the public client `platform-portal`); the Portal keeps their
+// tokens in its encrypted auth cookie, refreshes the access token before it expires, and calls the
+// Api's REST API with it — it never touches the database.
 var builder = WebApplication.CreateBuilder(args);
-var app = builder.Build();
-var apiUrl = app.Configuration["Portal:ApiUrl"] ?? "http://localhost:5080";
+var apiUrl = (builder.Configuration["Portal:ApiUrl"] ?? "http://localhost:5080").TrimEnd('/');
+var dataDir = builder.Configuration["Portal:DataDir"];
+if (!string.IsNullOrEmpty(dataDir))
+    builder.Services.AddDataProtection().PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(dataDir, "portal-keys")));
 
-app.MapGet("/healthz", () => "Healthy");
-app.MapGet("/", () => Results.Content($$"""
-    <!DOCTYPE html>
-    <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-    <title>Platform</title>
-    <style>body{font:16px/1.5 system-ui,sans-serif;max-width:640px;margin:10vh auto;padding:0 16px}a{color:#5b5bd6}</style></head>
-    <body><h1>Platform</h1>
-    <p>The control plane answers at <a href="{{WebUtility.HtmlEncode(apiUrl)}}/openapi/v1.json">{{WebUtility.HtmlEncode(apiUrl)}}</a>.</p>
-    <p>Sign in: <a href="{{WebUtility.HtmlEncode(apiUrl)}}/account/login">{{WebUtility.HtmlEncode(apiUrl)}}/account/login</a></p>
-    </body></html>
-    """, "text/html; charset=utf-8"));
+builder.Services.AddRazorComponents().AddInteractiveServerComponents();
+builder.Services.AddMudServices();
+builder.Services.AddHttpContextAccessor();
+builder.Services.AddTransient<AccessTokenHandler>();
+builder.Services.AddHttpClient<IPlatformApi, PlatformApi>(c => c.BaseAddress = new Uri(apiUrl + "/")).AddHttpMessageHandler<AccessTokenHandler>();
+builder.Services.AddHttpClient("oidc");
+builder.Services.AddCascadingAuthenticationState();
+
+builder.Services.AddAuthentication(o =>
+    {
+        o.DefaultScheme = CookieAuthenticationDefaults.AuthenticationScheme;
+        o.DefaultChallengeScheme = OpenIdConnectDefaults.AuthenticationScheme;
+    })
+    .AddCookie(o =>
+    {
+        o.Cookie.Name = "platform.portal";
+        o.Cookie.SameSite = SameSiteMode.Lax;
+        o.SlidingExpiration = true;
+        o.Events.OnValidatePrincipal = RefreshIfExpiring;
+    })
+    .AddOpenIdConnect(o =>
+    {
+        o.Authority = apiUrl;
+        o.RequireHttpsMetadata = !apiUrl.StartsWith("http://", StringComparison.Ordinal);
+        o.ClientId = "platform-portal";
+        o.ResponseType = OpenIdConnectResponseType.Code;
+        o.UsePkce = true;
+        o.SaveTokens = true;
+        o.MapInboundClaims = false;
+        o.GetClaimsFromUserInfoEndpoint = false;
+        o.Scope.Clear();
+        foreach (var s in new[] { "openid", "profile", "email", "offline_access", "platform" }) o.Scope.Add(s);
+        o.TokenValidationParameters.NameClaimType = "email";
+        o.SignedOutRedirectUri = "/";
+    });
+builder.Services.AddAuthorization();
+
+var app = builder.Build();
+app.UseExceptionHandler("/error", createScopeForErrors: true);
+app.UseStaticFiles();
+app.UseAuthentication();
+app.UseAuthorization();
+app.UseAntiforgery();
+
+app.MapGet("/healthz", () => "Healthy").AllowAnonymous();
+app.MapGet("/signin", (string? returnUrl) => Results.Challenge(new AuthenticationProperties { RedirectUri = LocalOnly(returnUrl) },
+    [OpenIdConnectDefaults.AuthenticationScheme]));
+app.MapPost("/signout", () => Results.SignOut(new AuthenticationProperties { RedirectUri = "/" },
+    [CookieAuthenticationDefaults.AuthenticationScheme, OpenIdConnectDefaults.AuthenticationScheme])).RequireAuthorization();
+app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
 app.Run();
+
+static string LocalOnly(string? url) => url is { Length: > 0 } && url.StartsWith('/') && !url.StartsWith("//", StringComparison.Ordinal) ? url : "/";
+
+// Silent refresh: when the access token has less than two minutes left, the refresh token buys a new
+// one before the request goes on; a refused refresh signs the person out (their session ended at the Api).
+static async Task RefreshIfExpiring(CookieValidatePrincipalContext context)
+{
+    var expiresAt = context.Properties.GetTokenValue("expires_at");
+    var refresh = context.Properties.GetTokenValue("refresh_token");
+    if (expiresAt is null || refresh is null
+        || DateTimeOffset.Parse(expiresAt, CultureInfo.InvariantCulture) - DateTimeOffset.UtcNow > TimeSpan.FromMinutes(2))
+        return;
+    var services = context.HttpContext.RequestServices;
+    var oidc = services.GetRequiredService<Microsoft.Extensions.Options.IOptionsMonitor<OpenIdConnectOptions>>().Get(OpenIdConnectDefaults.AuthenticationScheme);
+    var configuration = await oidc.ConfigurationManager!.GetConfigurationAsync(context.HttpContext.RequestAborted);
+    using var response = await services.GetRequiredService<IHttpClientFactory>().CreateClient("oidc").PostAsync(configuration.TokenEndpoint,
+        new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "refresh_token", ["client_id"] = oidc.ClientId!, ["refresh_token"] = refresh,
+        }), context.HttpContext.RequestAborted);
+    if (!response.IsSuccessStatusCode)
+    {
+        context.RejectPrincipal();
+        await context.HttpContext.SignOutAsync(CookieAuthenticationDefaults.AuthenticationScheme);
+        return;
+    }
+    using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync(context.HttpContext.RequestAborted));
+    var root = json.RootElement;
+    context.Properties.UpdateTokenValue("access_token", root.GetProperty("access_token").GetString()!);
+    if (root.TryGetProperty("refresh_token", out var r)) context.Properties.UpdateTokenValue("refresh_token", r.GetString()!);
+    context.Properties.UpdateTokenValue("expires_at",
+        DateTimeOffset.UtcNow.AddSeconds(root.GetProperty("expires_in").GetInt32()).ToString("o", CultureInfo.InvariantCulture));
+    context.ShouldRenew = true;
+}

@@ -1,0 +1,134 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.AspNetCore.Authentication;
+using Platform.Contracts;
+
+namespace Platform.Portal.Api;
+
+/// <summary>An answer of the Api that is not a success, read from its problem details.</summary>
+public sealed class ApiProblem(HttpStatusCode status, string title, string? detail, IReadOnlyDictionary<string, string[]> errors)
+    : Exception(detail ?? title)
+{
+    public HttpStatusCode Status { get; } = status;
+    public string Title { get; } = title;
+    public string? Detail { get; } = detail;
+    /// <summary>Messages per field (camelCase, as the Api names them), shown next to the field.</summary>
+    public IReadOnlyDictionary<string, string[]> Errors { get; } = errors;
+    public bool IsForbidden => Status == HttpStatusCode.Forbidden;
+    public bool IsNotFound => Status == HttpStatusCode.NotFound;
+
+    public string? For(string field) => Errors.TryGetValue(field, out var m) ? string.Join(" ", m) : null;
+
+    public static async Task<ApiProblem> ReadAsync(HttpResponseMessage response, CancellationToken ct)
+    {
+        var errors = new Dictionary<string, string[]>(StringComparer.OrdinalIgnoreCase);
+        string title = response.ReasonPhrase ?? response.StatusCode.ToString();
+        string? detail = null;
+        try
+        {
+            using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct));
+            var root = json.RootElement;
+            if (root.TryGetProperty("title", out var t) && t.ValueKind == JsonValueKind.String) title = t.GetString()!;
+            if (root.TryGetProperty("detail", out var d) && d.ValueKind == JsonValueKind.String) detail = d.GetString();
+            if (root.TryGetProperty("errors", out var e) && e.ValueKind == JsonValueKind.Object)
+                foreach (var p in e.EnumerateObject())
+                    errors[p.Name] = p.Value.ValueKind == JsonValueKind.Array ? p.Value.EnumerateArray().Select(x => x.ToString()).ToArray() : [p.Value.ToString()];
+        }
+        catch (JsonException)
+        {
+            // Not problem details: the status line says enough.
+        }
+        return new ApiProblem(response.StatusCode, title, detail, errors);
+    }
+}
+
+/// <summary>What the Portal asks of the Api: its REST API only, with the signed-in person's token (no database).</summary>
+public interface IPlatformApi
+{
+    Task<MeResponse> MeAsync(CancellationToken ct = default);
+    Task<IReadOnlyList<TeamSummary>> TeamsAsync(CancellationToken ct = default);
+    Task<TeamResponse> TeamAsync(string team, CancellationToken ct = default);
+    Task<IReadOnlyList<ProjectSummary>> ProjectsAsync(string team, CancellationToken ct = default);
+    Task<ProjectResponse> ProjectAsync(string team, string project, CancellationToken ct = default);
+    Task<IReadOnlyList<AppResponse>> AppsAsync(string team, string project, CancellationToken ct = default);
+    Task<AppResponse> AppAsync(string team, string project, string app, CancellationToken ct = default);
+    Task<AppResponse> CreateAppAsync(string team, string project, CreateAppRequest request, CancellationToken ct = default);
+    Task<AppResponse> UpdateAppAsync(string team, string project, string app, UpdateAppRequest request, CancellationToken ct = default);
+    Task DeleteAppAsync(string team, string project, string app, CancellationToken ct = default);
+    Task<IReadOnlyList<InstanceResponse>> InstancesAsync(string team, string project, string app, CancellationToken ct = default);
+    Task<string> LogsAsync(string team, string project, string app, int tail, CancellationToken ct = default);
+    Task<IReadOnlyList<ImageRepositoryResponse>> ImagesAsync(string team, CancellationToken ct = default);
+    Task<IReadOnlyList<TokenResponse>> TokensAsync(CancellationToken ct = default);
+    Task<CreatedTokenResponse> CreateTokenAsync(CreateTokenRequest request, CancellationToken ct = default);
+    Task RevokeTokenAsync(string id, CancellationToken ct = default);
+    Task<IReadOnlyList<NodeResponse>> NodesAsync(CancellationToken ct = default);
+}
+
+/// <summary>Attaches the signed-in person's access token (kept in the Portal's auth cookie) to every call.</summary>
+public sealed class AccessTokenHandler(IHttpContextAccessor http) : DelegatingHandler
+{
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
+    {
+        if (http.HttpContext is { } context && await context.GetTokenAsync("access_token") is { } token)
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return await base.SendAsync(request, ct);
+    }
+}
+
+public sealed class PlatformApi(HttpClient http) : IPlatformApi
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    private async Task<T> GetAsync<T>(string path, CancellationToken ct)
+    {
+        using var response = await http.GetAsync(path, ct);
+        if (!response.IsSuccessStatusCode) throw await ApiProblem.ReadAsync(response, ct);
+        return (await response.Content.ReadFromJsonAsync<T>(Json, ct))!;
+    }
+
+    private async Task<T> SendAsync<T>(HttpMethod method, string path, object? body, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(method, path) { Content = body is null ? null : JsonContent.Create(body, options: Json) };
+        using var response = await http.SendAsync(request, ct);
+        if (!response.IsSuccessStatusCode) throw await ApiProblem.ReadAsync(response, ct);
+        return response.StatusCode == HttpStatusCode.NoContent ? default! : (await response.Content.ReadFromJsonAsync<T>(Json, ct))!;
+    }
+
+    private static string E(string s) => Uri.EscapeDataString(s);
+    private static string Apps(string team, string project) => $"api/v1/teams/{E(team)}/projects/{E(project)}/apps";
+
+    public Task<MeResponse> MeAsync(CancellationToken ct = default) => GetAsync<MeResponse>("api/v1/me", ct);
+    public async Task<IReadOnlyList<TeamSummary>> TeamsAsync(CancellationToken ct = default) => (await GetAsync<Page<TeamSummary>>("api/v1/teams?limit=200", ct)).Items;
+    public Task<TeamResponse> TeamAsync(string team, CancellationToken ct = default) => GetAsync<TeamResponse>($"api/v1/teams/{E(team)}", ct);
+    public async Task<IReadOnlyList<ProjectSummary>> ProjectsAsync(string team, CancellationToken ct = default) =>
+        (await GetAsync<Page<ProjectSummary>>($"api/v1/teams/{E(team)}/projects?limit=200", ct)).Items;
+    public Task<ProjectResponse> ProjectAsync(string team, string project, CancellationToken ct = default) =>
+        GetAsync<ProjectResponse>($"api/v1/teams/{E(team)}/projects/{E(project)}", ct);
+    public async Task<IReadOnlyList<AppResponse>> AppsAsync(string team, string project, CancellationToken ct = default) =>
+        (await GetAsync<Page<AppResponse>>(Apps(team, project) + "?limit=200", ct)).Items;
+    public Task<AppResponse> AppAsync(string team, string project, string app, CancellationToken ct = default) =>
+        GetAsync<AppResponse>($"{Apps(team, project)}/{E(app)}", ct);
+    public Task<AppResponse> CreateAppAsync(string team, string project, CreateAppRequest request, CancellationToken ct = default) =>
+        SendAsync<AppResponse>(HttpMethod.Post, Apps(team, project), request, ct);
+    public Task<AppResponse> UpdateAppAsync(string team, string project, string app, UpdateAppRequest request, CancellationToken ct = default) =>
+        SendAsync<AppResponse>(HttpMethod.Patch, $"{Apps(team, project)}/{E(app)}", request, ct);
+    public Task DeleteAppAsync(string team, string project, string app, CancellationToken ct = default) =>
+        SendAsync<object>(HttpMethod.Delete, $"{Apps(team, project)}/{E(app)}", null, ct);
+    public async Task<IReadOnlyList<InstanceResponse>> InstancesAsync(string team, string project, string app, CancellationToken ct = default) =>
+        (await GetAsync<Page<InstanceResponse>>($"{Apps(team, project)}/{E(app)}/instances", ct)).Items;
+    public async Task<string> LogsAsync(string team, string project, string app, int tail, CancellationToken ct = default)
+    {
+        using var response = await http.GetAsync($"{Apps(team, project)}/{E(app)}/logs?tail={tail}", ct);
+        if (!response.IsSuccessStatusCode) throw await ApiProblem.ReadAsync(response, ct);
+        return await response.Content.ReadAsStringAsync(ct);
+    }
+    public async Task<IReadOnlyList<ImageRepositoryResponse>> ImagesAsync(string team, CancellationToken ct = default) =>
+        (await GetAsync<Page<ImageRepositoryResponse>>($"api/v1/teams/{E(team)}/images", ct)).Items;
+    public async Task<IReadOnlyList<TokenResponse>> TokensAsync(CancellationToken ct = default) => (await GetAsync<Page<TokenResponse>>("api/v1/me/tokens", ct)).Items;
+    public Task<CreatedTokenResponse> CreateTokenAsync(CreateTokenRequest request, CancellationToken ct = default) =>
+        SendAsync<CreatedTokenResponse>(HttpMethod.Post, "api/v1/me/tokens", request, ct);
+    public Task RevokeTokenAsync(string id, CancellationToken ct = default) => SendAsync<object>(HttpMethod.Delete, $"api/v1/me/tokens/{E(id)}", null, ct);
+    public async Task<IReadOnlyList<NodeResponse>> NodesAsync(CancellationToken ct = default) => (await GetAsync<Page<NodeResponse>>("api/v1/nodes", ct)).Items;
+}

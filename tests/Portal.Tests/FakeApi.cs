@@ -1,0 +1,80 @@
+using System.Net;
+using Platform.Contracts;
+using Platform.Portal.Api;
+
+namespace Platform.Portal.Tests;
+
+/// <summary>
+/// The Api as page tests need it: each call answers from the data set here, throws the problem set
+/// here, or waits on <see cref="Gate"/> (to see a page while it loads). Records what pages sent.
+/// </summary>
+public sealed class FakeApi : IPlatformApi
+{
+    public TaskCompletionSource? Gate { get; set; }
+    public ApiProblem? Problem { get; set; }
+    public List<TeamSummary> Teams { get; } = [];
+    public Dictionary<string, List<ProjectSummary>> Projects { get; } = [];
+    public Dictionary<string, List<AppResponse>> Apps { get; } = [];
+    public List<InstanceResponse> Instances { get; } = [];
+    public List<TokenResponse> Tokens { get; } = [];
+    public List<NodeResponse> Nodes { get; } = [];
+    public List<object> Sent { get; } = [];
+    public Func<object, ApiProblem?>? Refuse { get; set; }
+
+    public static ApiProblem Forbidden() => new(HttpStatusCode.Forbidden, "Forbidden.", "Only platform admins list nodes.", new Dictionary<string, string[]>());
+    public static ApiProblem NotFound() => new(HttpStatusCode.NotFound, "Not found.", "App 'gone' was not found.", new Dictionary<string, string[]>());
+    public static ApiProblem Broken() => new(HttpStatusCode.InternalServerError, "Internal Server Error", null, new Dictionary<string, string[]>());
+    public static ApiProblem Invalid(string field, string message) =>
+        new((HttpStatusCode)422, "The request is not valid.", $"{field}: {message}", new Dictionary<string, string[]> { [field] = [message] });
+
+    public static QuotaItem Q(long used, long? limit) => new(limit, used);
+    public static ProjectResponse Project(string team, string name) =>
+        new(name, team, DateTime.UtcNow, "developer", new ProjectQuotaResponse(Q(256, 1024), Q(250, 1000), Q(1, 4), Q(1, 5)));
+    public static AppResponse App(string team, string project, string name, int running, int desired, string? message = null) =>
+        new(name, project, team, "library/hello:latest", desired, 64, 100, 8080, new Dictionary<string, string>(), "/",
+            $"http://{name}-{project}-{team}.apps.localhost:8080", null, DateTime.UtcNow, DateTime.UtcNow, new AppStatus(running, desired, message));
+
+    private async Task<T> Answer<T>(Func<T> value)
+    {
+        if (Gate is not null) await Gate.Task;
+        if (Problem is not null) throw Problem;
+        return value();
+    }
+
+    private Task<T> Send<T>(object body, Func<T> value)
+    {
+        Sent.Add(body);
+        return Refuse?.Invoke(body) is { } p ? Task.FromException<T>(p) : Answer(value);
+    }
+
+    public Task<MeResponse> MeAsync(CancellationToken ct = default) => Answer(() => new MeResponse("u", "dev@example.com", false, []));
+    public Task<IReadOnlyList<TeamSummary>> TeamsAsync(CancellationToken ct = default) => Answer<IReadOnlyList<TeamSummary>>(() => Teams);
+    public Task<TeamResponse> TeamAsync(string team, CancellationToken ct = default) => throw new NotSupportedException();
+    public Task<IReadOnlyList<ProjectSummary>> ProjectsAsync(string team, CancellationToken ct = default) =>
+        Answer<IReadOnlyList<ProjectSummary>>(() => Projects.GetValueOrDefault(team) ?? []);
+    public Task<ProjectResponse> ProjectAsync(string team, string project, CancellationToken ct = default) => Answer(() => Project(team, project));
+    public Task<IReadOnlyList<AppResponse>> AppsAsync(string team, string project, CancellationToken ct = default) =>
+        Answer<IReadOnlyList<AppResponse>>(() => Apps.GetValueOrDefault($"{team}/{project}") ?? []);
+    public Task<AppResponse> AppAsync(string team, string project, string app, CancellationToken ct = default) =>
+        Answer(() => Apps.GetValueOrDefault($"{team}/{project}")?.FirstOrDefault(a => a.Name == app) ?? throw NotFound());
+    public Task<AppResponse> CreateAppAsync(string team, string project, CreateAppRequest request, CancellationToken ct = default) =>
+        Send(request, () => App(team, project, request.Name!, 0, request.Instances ?? 1));
+    public Task<AppResponse> UpdateAppAsync(string team, string project, string app, UpdateAppRequest request, CancellationToken ct = default) =>
+        Send(request, () => App(team, project, app, 0, request.Instances ?? 1));
+    public Task DeleteAppAsync(string team, string project, string app, CancellationToken ct = default) => Send(app, () => 0);
+    public Task<IReadOnlyList<InstanceResponse>> InstancesAsync(string team, string project, string app, CancellationToken ct = default) =>
+        Answer<IReadOnlyList<InstanceResponse>>(() => Instances);
+    public Task<string> LogsAsync(string team, string project, string app, int tail, CancellationToken ct = default) =>
+        Answer(() => "[0123abcd] serving on port 8080\n");
+    public Task<IReadOnlyList<ImageRepositoryResponse>> ImagesAsync(string team, CancellationToken ct = default) =>
+        Answer<IReadOnlyList<ImageRepositoryResponse>>(() => [new ImageRepositoryResponse($"{team}/web/shop", "web", [new ImageTagResponse("v1", "sha256:00", 1, DateTime.UtcNow)])]);
+    public Task<IReadOnlyList<TokenResponse>> TokensAsync(CancellationToken ct = default) => Answer<IReadOnlyList<TokenResponse>>(() => Tokens);
+    public Task<CreatedTokenResponse> CreateTokenAsync(CreateTokenRequest request, CancellationToken ct = default) =>
+        Send(request, () =>
+        {
+            Tokens.Add(new TokenResponse("t1", request.Name!, "plat_abc", DateTime.UtcNow, DateTime.UtcNow.AddDays(30), null, null));
+            return new CreatedTokenResponse("t1", request.Name!, "plat_abcdefSECRET", DateTime.UtcNow.AddDays(30));
+        });
+    public Task RevokeTokenAsync(string id, CancellationToken ct = default) => Send(id, () => 0);
+    public Task<IReadOnlyList<NodeResponse>> NodesAsync(CancellationToken ct = default) => Answer<IReadOnlyList<NodeResponse>>(() => Nodes);
+}

@@ -1,0 +1,158 @@
+using Microsoft.Extensions.DependencyInjection;
+using MudBlazor;
+using MudBlazor.Services;
+using Platform.Contracts;
+using Platform.Portal.Api;
+using Platform.Portal.Components.Pages;
+
+namespace Platform.Portal.Tests;
+
+/// <summary>Each page's states — loading, empty, error, forbidden, populated — rendered with bUnit against a fake Api.</summary>
+public sealed class PageTests : IAsyncLifetime
+{
+    private readonly FakeApi _api = new();
+    private readonly BunitContext _bunit = new();
+
+    public PageTests()
+    {
+        _bunit.JSInterop.Mode = JSRuntimeMode.Loose;
+        _bunit.Services.AddMudServices();
+        _bunit.Services.AddSingleton<IPlatformApi>(_api);
+        _bunit.Render<MudPopoverProvider>();
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // MudBlazor's services are IAsyncDisposable only: the context goes asynchronously.
+    public Task DisposeAsync() => _bunit.DisposeAsync().AsTask();
+
+    private IRenderedComponent<T> Render<T>(Action<ComponentParameterCollectionBuilder<T>>? parameters = null) where T : Microsoft.AspNetCore.Components.IComponent =>
+        parameters is null ? _bunit.Render<T>() : _bunit.Render<T>(parameters);
+
+    /// <summary>The input a MudBlazor field renders for <paramref name="label"/> (through the label's for attribute).</summary>
+    private static AngleSharp.Dom.IElement Input<T>(IRenderedComponent<T> page, string label) where T : Microsoft.AspNetCore.Components.IComponent
+    {
+        var id = page.FindAll("label").First(l => l.TextContent.Trim() == label).GetAttribute("for");
+        return page.Find($"[id='{id}']");
+    }
+
+    [Fact]
+    public void The_dashboard_shows_a_progress_bar_while_loading_then_the_teams_projects_and_apps_with_their_state()
+    {
+        _api.Gate = new TaskCompletionSource();
+        _api.Teams.Add(new TeamSummary("acme", DateTime.UtcNow, "developer"));
+        _api.Projects["acme"] = [new ProjectSummary("web", "acme", DateTime.UtcNow), new ProjectSummary("empty", "acme", DateTime.UtcNow)];
+        _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "shop", 2, 2), FakeApi.App("acme", "web", "api", 0, 1, "1 instance(s) wait for a Ready node")];
+
+        var page = Render<Dashboard>();
+        Assert.NotEmpty(page.FindAll("[aria-label='Loading']"));
+
+        _api.Gate.SetResult();
+        page.WaitForAssertion(() => Assert.Contains("acme", page.Markup));
+        Assert.Contains("running 2/2", page.Markup);
+        Assert.Contains("waiting 0/1", page.Markup);
+        Assert.Contains("create one from an image", page.Markup);   // the empty project says what to do next
+        Assert.NotNull(page.Find("a[href='/teams/acme/projects/web/apps/shop']"));
+    }
+
+    [Fact]
+    public void The_dashboard_says_what_to_do_when_there_is_no_team()
+    {
+        var page = Render<Dashboard>();
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='empty']")));
+    }
+
+    [Fact]
+    public void The_dashboard_reports_an_error_and_a_refusal()
+    {
+        _api.Problem = FakeApi.Broken();
+        var broken = Render<Dashboard>();
+        broken.WaitForAssertion(() => Assert.NotNull(broken.Find("[data-testid='error']")));
+
+        _api.Problem = FakeApi.Forbidden();
+        var refused = Render<Dashboard>();
+        refused.WaitForAssertion(() => Assert.NotNull(refused.Find("[data-testid='forbidden']")));
+    }
+
+    [Fact]
+    public void The_app_page_shows_status_url_instances_with_exit_reasons_and_logs()
+    {
+        _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "shop", 1, 2)];
+        _api.Instances.Add(new InstanceResponse("0123456789abcdef0123456789abcdef", "node1", "Running", 0, null, null, null, "acme/web/shop@sha256:00", 1, DateTime.UtcNow, DateTime.UtcNow, 12, 8 << 20));
+        _api.Instances.Add(new InstanceResponse("fedcba9876543210fedcba9876543210", "node2", "Restarting", 3, 137, "OOMKilled", null, "acme/web/shop@sha256:00", 1, DateTime.UtcNow, null, 0, 0));
+
+        var page = Render<AppPage>(p => p.Add(x => x.Team, "acme").Add(x => x.Project, "web").Add(x => x.Name, "shop"));
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='instances']")));
+        Assert.Equal("http://shop-web-acme.apps.localhost:8080", page.Find("[data-testid='app-url']").TextContent.Trim());
+        Assert.Contains("starting 1/2", page.Markup);
+        Assert.Contains("137 (OOMKilled)", page.Markup);
+        Assert.Contains("node2", page.Markup);
+        Assert.Contains("serving on port 8080", page.Find("[data-testid='logs']").TextContent);
+    }
+
+    [Fact]
+    public void The_app_page_says_when_the_app_is_gone_or_hidden()
+    {
+        var gone = Render<AppPage>(p => p.Add(x => x.Team, "acme").Add(x => x.Project, "web").Add(x => x.Name, "gone"));
+        gone.WaitForAssertion(() => Assert.NotNull(gone.Find("[data-testid='not-found']")));
+
+        _api.Problem = FakeApi.Forbidden();
+        var hidden = Render<AppPage>(p => p.Add(x => x.Team, "acme").Add(x => x.Project, "web").Add(x => x.Name, "shop"));
+        hidden.WaitForAssertion(() => Assert.NotNull(hidden.Find("[data-testid='forbidden']")));
+    }
+
+    [Fact]
+    public void Scaling_shows_the_Apis_refusal_next_to_the_instances_field()
+    {
+        _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "shop", 1, 1)];
+        _api.Refuse = body => body is UpdateAppRequest { Instances: > 4 } ? FakeApi.Invalid("instances", "quota exceeded: asked 9, 3 left") : null;
+        var page = Render<AppPage>(p => p.Add(x => x.Team, "acme").Add(x => x.Project, "web").Add(x => x.Name, "shop"));
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='no-instances']")));
+
+        Input(page, "Instances").Change("9");
+        page.FindAll("button").First(b => b.TextContent.Trim() == "Scale").Click();
+        page.WaitForAssertion(() => Assert.Contains("quota exceeded: asked 9, 3 left", page.Markup));
+        Assert.Equal(9, Assert.IsType<UpdateAppRequest>(_api.Sent.Single()).Instances);
+    }
+
+    [Fact]
+    public void The_project_page_lists_apps_warns_about_quota_before_submitting_and_puts_problems_next_to_fields()
+    {
+        var page = Render<ProjectPage>(p => p.Add(x => x.Team, "acme").Add(x => x.Project, "web"));
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='no-apps']")));
+        Assert.Contains("256 / 1024", page.Find("[data-testid='quota']").TextContent);
+
+        // 8 × 128 MiB does not fit the 768 MiB left: said before submitting.
+        Input(page, "Instances").Change("8");
+        page.WaitForAssertion(() => Assert.Contains("has 768 MiB left", page.Find("[data-testid='quota-warning']").TextContent));
+
+        _api.Refuse = _ => FakeApi.Invalid("image", "'other/p/x' belongs to another team");
+        page.FindAll("button").First(b => b.TextContent.Trim() == "Create app").Click();
+        page.WaitForAssertion(() => Assert.Contains("belongs to another team", page.Markup));
+        Assert.IsType<CreateAppRequest>(_api.Sent.Single());
+    }
+
+    [Fact]
+    public void Tokens_are_listed_and_a_new_one_is_shown_once()
+    {
+        var page = Render<Tokens>();
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='empty']")));
+        Input(page, "Name").Change("ci");
+        page.FindAll("button").First(b => b.TextContent.Trim() == "Create token").Click();
+        page.WaitForAssertion(() => Assert.Contains("plat_abcdefSECRET", page.Find("[data-testid='new-token']").TextContent));
+        Assert.Contains("ci", page.Find("[data-testid='tokens']").TextContent);
+    }
+
+    [Fact]
+    public void Nodes_show_usage_for_admins_and_a_refusal_for_others()
+    {
+        _api.Nodes.Add(new NodeResponse("node1", DateTime.UtcNow, DateTime.UtcNow, "Ready", "10.0.0.5", "1.0", new(4096, 2000), new(3840, 1900), new(512, 250), 3));
+        var page = Render<Nodes>();
+        page.WaitForAssertion(() => Assert.Contains("node1", page.Find("[data-testid='nodes']").TextContent));
+        Assert.Contains("512 / 3840 MiB", page.Markup);
+
+        _api.Problem = FakeApi.Forbidden();
+        var refused = Render<Nodes>();
+        refused.WaitForAssertion(() => Assert.NotNull(refused.Find("[data-testid='forbidden']")));
+    }
+}
