@@ -49,7 +49,7 @@ public sealed class FakeApi : IPlatformApi
 
     public Task<MeResponse> MeAsync(CancellationToken ct = default) => Answer(() => new MeResponse("u", "dev@example.com", false, []));
     public Task<IReadOnlyList<TeamSummary>> TeamsAsync(CancellationToken ct = default) => Answer<IReadOnlyList<TeamSummary>>(() => Teams);
-    public Task<TeamResponse> TeamAsync(string team, CancellationToken ct = default) => throw new NotSupportedException();
+    public Task<TeamResponse> TeamAsync(string team, CancellationToken ct = default) => Answer(() => Team(team));
     public Task<IReadOnlyList<ProjectSummary>> ProjectsAsync(string team, CancellationToken ct = default) =>
         Answer<IReadOnlyList<ProjectSummary>>(() => Projects.GetValueOrDefault(team) ?? []);
     public Task<ProjectResponse> ProjectAsync(string team, string project, CancellationToken ct = default) => Answer(() => Project(team, project));
@@ -77,4 +77,22 @@ public sealed class FakeApi : IPlatformApi
         });
     public Task RevokeTokenAsync(string id, CancellationToken ct = default) => Send(id, () => 0);
     public Task<IReadOnlyList<NodeResponse>> NodesAsync(CancellationToken ct = default) => Answer<IReadOnlyList<NodeResponse>>(() => Nodes);
+    public Task<JoinTokenResponse> CreateJoinTokenAsync(CancellationToken ct = default) => Send("join", () => new JoinTokenResponse("platjoin_x", DateTime.UtcNow.AddDays(1)));
+    public List<UserResponse> Users { get; } = [];
+    public Task<IReadOnlyList<UserResponse>> UsersAsync(CancellationToken ct = default) => Answer<IReadOnlyList<UserResponse>>(() => Users);
+    public Task<UserResponse> CreateUserAsync(CreateUserRequest request, CancellationToken ct = default) =>
+        Send(request, () => { var u = new UserResponse("u" + Users.Count, request.Email!, request.PlatformAdmin, DateTime.UtcNow, false); Users.Add(u); return u; });
+    public Task<TeamResponse> CreateTeamAsync(CreateTeamRequest request, CancellationToken ct = default) => Send(request, () => Team(request.Name!));
+    public Task<TeamQuotaResponse> SetTeamQuotaAsync(string team, TeamQuotaRequest request, CancellationToken ct = default) => Send(request, () => Team(team).Quota);
+    public List<MemberResponse> Members { get; } = [];
+    public Task<IReadOnlyList<MemberResponse>> MembersAsync(string team, CancellationToken ct = default) => Answer<IReadOnlyList<MemberResponse>>(() => Members);
+    public Task<MemberResponse> SetMemberAsync(string team, string email, string role, CancellationToken ct = default) =>
+        Send((email, role), () => { var m = new MemberResponse(email, role, null); Members.Add(m); return m; });
+    public Task RemoveMemberAsync(string team, string email, CancellationToken ct = default) => Send(email, () => 0);
+    public Task<ProjectResponse> CreateProjectAsync(string team, CreateProjectRequest request, CancellationToken ct = default) => Send(request, () => Project(team, request.Name!));
+    public Task<IReadOnlyList<AuditEventResponse>> AuditAsync(string team, CancellationToken ct = default) =>
+        Answer<IReadOnlyList<AuditEventResponse>>(() => [new AuditEventResponse(1, DateTime.UtcNow, "owner@example.com", "apps.create", team, "apps/shop", "ok", 201)]);
+    public string? MyRole { get; set; } = "owner";
+    public TeamResponse Team(string name) => new(name, DateTime.UtcNow, MyRole,
+        new TeamQuotaResponse(Q(512, 4096), Q(500, 4000), Q(2, 10), Q(1, 10), Q(1, 5), Q(0, 10), Q(0, 2), 0));
 }

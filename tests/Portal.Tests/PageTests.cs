@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using MudBlazor;
 using MudBlazor.Services;
@@ -18,6 +19,8 @@ public sealed class PageTests : IAsyncLifetime
         _bunit.JSInterop.Mode = JSRuntimeMode.Loose;
         _bunit.Services.AddMudServices();
         _bunit.Services.AddSingleton<IPlatformApi>(_api);
+        _bunit.Services.AddSingleton<Microsoft.Extensions.Configuration.IConfiguration>(new Microsoft.Extensions.Configuration.ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["Portal:ApiUrl"] = "http://api.example:5080" }).Build());
         _bunit.Render<MudPopoverProvider>();
     }
 
@@ -153,6 +156,60 @@ public sealed class PageTests : IAsyncLifetime
 
         _api.Problem = FakeApi.Forbidden();
         var refused = Render<Nodes>();
+        refused.WaitForAssertion(() => Assert.NotNull(refused.Find("[data-testid='forbidden']")));
+    }
+
+    [Fact]
+    public void The_team_page_shows_quota_bars_members_and_audit_and_hides_admin_actions_from_a_viewer()
+    {
+        _api.Projects["acme"] = [new ProjectSummary("web", "acme", DateTime.UtcNow)];
+        _api.Members.Add(new MemberResponse("dev@example.com", "developer", null));
+        var page = Render<TeamPage>(p => p.Add(x => x.Team, "acme"));
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='members']")));
+        Assert.Contains("Memory: 512 of 4096 MiB", page.Find("[data-testid='team-quota']").TextContent);
+        Assert.Contains("apps.create", page.Find("[data-testid='audit']").TextContent);
+        Assert.Contains(page.FindAll("button"), b => b.TextContent.Trim() == "Create project");
+
+        Input(page, "Email of an existing user").Change("new@example.com");
+        page.FindAll("button").First(b => b.TextContent.Trim() == "Add or change").Click();
+        page.WaitForAssertion(() => Assert.Contains("new@example.com", page.Find("[data-testid='members']").TextContent));
+
+        _api.MyRole = "viewer";
+        var viewer = Render<TeamPage>(p => p.Add(x => x.Team, "acme"));
+        viewer.WaitForAssertion(() => Assert.NotNull(viewer.Find("[data-testid='members']")));
+        Assert.DoesNotContain(viewer.FindAll("button"), b => b.TextContent.Trim() is "Create project" or "Add or change" or "Remove");
+        Assert.Empty(viewer.FindAll("[data-testid='audit']"));
+    }
+
+    [Fact]
+    public void Admins_create_teams_and_users_and_see_the_Apis_problems_next_to_the_fields()
+    {
+        _api.Teams.Add(new TeamSummary("acme", DateTime.UtcNow, null));
+        var teams = Render<AdminTeams>();
+        teams.WaitForAssertion(() => Assert.Contains("acme", teams.Markup));
+        _api.Refuse = body => body is CreateTeamRequest ? FakeApi.Invalid("name", "must be a DNS label") : null;
+        Input(teams, "Team name").Change("Bad Name");
+        teams.FindAll("button").First(b => b.TextContent.Trim() == "Create team").Click();
+        teams.WaitForAssertion(() => Assert.Contains("must be a DNS label", teams.Markup));
+
+        var users = Render<AdminUsers>();
+        users.WaitForAssertion(() => Assert.NotNull(users.Find("[data-testid='users']")));
+        _api.Refuse = null;
+        Input(users, "Email").Change("dev@example.com");
+        Input(users, "Password").Change("long-enough-pw");
+        users.FindAll("button").First(b => b.TextContent.Trim() == "Create user").Click();
+        users.WaitForAssertion(() => Assert.Contains("dev@example.com", users.Find("[data-testid='users']").TextContent));
+    }
+
+    [Fact]
+    public void The_images_page_lists_repositories_and_tags_with_push_instructions()
+    {
+        var page = Render<Images>(p => p.Add(x => x.Team, "acme"));
+        page.WaitForAssertion(() => Assert.Contains("acme/web/shop", page.Find("[data-testid='images']").TextContent));
+        Assert.Contains("docker login", page.Markup);
+
+        _api.Problem = FakeApi.Forbidden();
+        var refused = Render<Images>(p => p.Add(x => x.Team, "other"));
         refused.WaitForAssertion(() => Assert.NotNull(refused.Find("[data-testid='forbidden']")));
     }
 }

@@ -64,6 +64,16 @@ public interface IPlatformApi
     Task<CreatedTokenResponse> CreateTokenAsync(CreateTokenRequest request, CancellationToken ct = default);
     Task RevokeTokenAsync(string id, CancellationToken ct = default);
     Task<IReadOnlyList<NodeResponse>> NodesAsync(CancellationToken ct = default);
+    Task<JoinTokenResponse> CreateJoinTokenAsync(CancellationToken ct = default);
+    Task<IReadOnlyList<UserResponse>> UsersAsync(CancellationToken ct = default);
+    Task<UserResponse> CreateUserAsync(CreateUserRequest request, CancellationToken ct = default);
+    Task<TeamResponse> CreateTeamAsync(CreateTeamRequest request, CancellationToken ct = default);
+    Task<TeamQuotaResponse> SetTeamQuotaAsync(string team, TeamQuotaRequest request, CancellationToken ct = default);
+    Task<IReadOnlyList<MemberResponse>> MembersAsync(string team, CancellationToken ct = default);
+    Task<MemberResponse> SetMemberAsync(string team, string email, string role, CancellationToken ct = default);
+    Task RemoveMemberAsync(string team, string email, CancellationToken ct = default);
+    Task<ProjectResponse> CreateProjectAsync(string team, CreateProjectRequest request, CancellationToken ct = default);
+    Task<IReadOnlyList<AuditEventResponse>> AuditAsync(string team, CancellationToken ct = default);
 }
 
 /// <summary>Attaches the signed-in person's access token (kept in the Portal's auth cookie) to every call.</summary>
@@ -131,4 +141,23 @@ public sealed class PlatformApi(HttpClient http) : IPlatformApi
         SendAsync<CreatedTokenResponse>(HttpMethod.Post, "api/v1/me/tokens", request, ct);
     public Task RevokeTokenAsync(string id, CancellationToken ct = default) => SendAsync<object>(HttpMethod.Delete, $"api/v1/me/tokens/{E(id)}", null, ct);
     public async Task<IReadOnlyList<NodeResponse>> NodesAsync(CancellationToken ct = default) => (await GetAsync<Page<NodeResponse>>("api/v1/nodes", ct)).Items;
+    public Task<JoinTokenResponse> CreateJoinTokenAsync(CancellationToken ct = default) =>
+        SendAsync<JoinTokenResponse>(HttpMethod.Post, "api/v1/nodes/join-tokens", new CreateJoinTokenRequest(null), ct);
+    public async Task<IReadOnlyList<UserResponse>> UsersAsync(CancellationToken ct = default) => (await GetAsync<Page<UserResponse>>("api/v1/users?limit=200", ct)).Items;
+    public Task<UserResponse> CreateUserAsync(CreateUserRequest request, CancellationToken ct = default) =>
+        SendAsync<UserResponse>(HttpMethod.Post, "api/v1/users", request, ct);
+    public Task<TeamResponse> CreateTeamAsync(CreateTeamRequest request, CancellationToken ct = default) =>
+        SendAsync<TeamResponse>(HttpMethod.Post, "api/v1/teams", request, ct);
+    public Task<TeamQuotaResponse> SetTeamQuotaAsync(string team, TeamQuotaRequest request, CancellationToken ct = default) =>
+        SendAsync<TeamQuotaResponse>(HttpMethod.Put, $"api/v1/teams/{E(team)}/quota", request, ct);
+    public async Task<IReadOnlyList<MemberResponse>> MembersAsync(string team, CancellationToken ct = default) =>
+        (await GetAsync<Page<MemberResponse>>($"api/v1/teams/{E(team)}/members", ct)).Items;
+    public Task<MemberResponse> SetMemberAsync(string team, string email, string role, CancellationToken ct = default) =>
+        SendAsync<MemberResponse>(HttpMethod.Put, $"api/v1/teams/{E(team)}/members/{E(email)}", new MemberRequest(role), ct);
+    public Task RemoveMemberAsync(string team, string email, CancellationToken ct = default) =>
+        SendAsync<object>(HttpMethod.Delete, $"api/v1/teams/{E(team)}/members/{E(email)}", null, ct);
+    public Task<ProjectResponse> CreateProjectAsync(string team, CreateProjectRequest request, CancellationToken ct = default) =>
+        SendAsync<ProjectResponse>(HttpMethod.Post, $"api/v1/teams/{E(team)}/projects", request, ct);
+    public async Task<IReadOnlyList<AuditEventResponse>> AuditAsync(string team, CancellationToken ct = default) =>
+        (await GetAsync<Page<AuditEventResponse>>($"api/v1/teams/{E(team)}/audit?limit=50", ct)).Items;
 }
