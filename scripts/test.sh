@@ -17,6 +17,7 @@ for tool in skopeo umoci buildah runc iptables; do command -v $tool >/dev/null |
 command -v ip >/dev/null || need+=(iproute2)
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 [ -f /usr/share/containers/seccomp.json ] || need+=(golang-github-containers-common)
+[ -x /usr/bin/chromium ] || need+=(chromium)   # the Portal's browser tests (Playwright drives it; never `playwright install`)
 [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q static || need+=(busybox-static file)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
@@ -61,5 +62,6 @@ projects=$(find tests -name '*.Tests.csproj' -o -name 'Platform.UnitTests.csproj
 reported=$(grep -cE '(Passed|Failed)! +- Failed:' "$WORK/test.log" || true)
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi           # a crash with no summary still fails
 if [ "$reported" -lt "$projects" ]; then failed=$((failed + projects - reported)); fi
+[ -d "$WORK/screenshots" ] && log "browser screenshots of failures: $WORK/screenshots"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -14,6 +14,9 @@ using Platform.Portal.Components;
 // tokens in its encrypted auth cookie, refreshes the access token before it expires, and calls the
 // Api's REST API with it — it never touches the database.
 var builder = WebApplication.CreateBuilder(args);
+// Static web assets (MudBlazor's CSS and JS, blazor.web.js) straight from the build output, as
+// scripts/run.sh runs it, whatever the environment.
+builder.WebHost.UseStaticWebAssets();
 var apiUrl = (builder.Configuration["Portal:ApiUrl"] ?? "http://localhost:5080").TrimEnd('/');
 var dataDir = builder.Configuration["Portal:DataDir"];
 if (!string.IsNullOrEmpty(dataDir))
@@ -58,7 +61,7 @@ builder.Services.AddAuthorization();
 
 var app = builder.Build();
 app.UseExceptionHandler("/error", createScopeForErrors: true);
-app.UseStaticFiles();
+app.MapStaticAssets();
 app.UseAuthentication();
 app.UseAuthorization();
 app.UseAntiforgery();

@@ -34,7 +34,7 @@ public sealed class Cluster : IAsyncDisposable
     }
 
     /// <summary>Heartbeats every second, NotReady after 6 s, a placement pass every second.</summary>
-    public static async Task<Cluster> StartAsync(IReadOnlyList<IPAddress>? listen = null)
+    public static async Task<Cluster> StartAsync(IReadOnlyList<IPAddress>? listen = null, IDictionary<string, string?>? settings = null)
     {
         Assert.True(Environment.UserName == "root", "runtime tests need root; CI runs as root");
         var host = new PlatformHost(Provider.Sqlite, dataDir: Path.Combine("/var/tmp", "platform-cluster-tests", Guid.NewGuid().ToString("N")[..8]),
@@ -43,7 +43,7 @@ public sealed class Cluster : IAsyncDisposable
                 ["Platform:Nodes:HeartbeatSeconds"] = "1",
                 ["Platform:Nodes:NotReadyAfterSeconds"] = "6",
                 ["Platform:Nodes:ReconcileSeconds"] = "1",
-            }, listen: listen);
+            }.Concat(settings ?? new Dictionary<string, string?>()).ToDictionary(), listen: listen);
         var cluster = new Cluster(host);
         var script = Path.Combine(RegistryFixture.RepoRoot, "scripts", "make-base-image.sh");
         (await Run.ToolAsync(script, [cluster.Registry, PlatformHost.AdminToken, cluster.Layout])).EnsureSuccess("make-base-image.sh");
@@ -190,9 +190,18 @@ public sealed class Cluster : IAsyncDisposable
     {
         try
         {
-            var apps = await Admin.GetFromJsonAsync<JsonElement>(Apps);
-            foreach (var a in apps.GetProperty("items").EnumerateArray())
-                await Admin.DeleteAsync($"{Apps}/{a.GetProperty("name").GetString()}");
+            // Every app of every team (tests make their own teams too), so that no container outlives the test.
+            var teams = await Admin.GetFromJsonAsync<JsonElement>("/api/v1/teams?limit=200");
+            foreach (var team in teams.GetProperty("items").EnumerateArray().Select(t => t.GetProperty("name").GetString()))
+            {
+                var projects = await Admin.GetFromJsonAsync<JsonElement>($"/api/v1/teams/{team}/projects?limit=200");
+                foreach (var project in projects.GetProperty("items").EnumerateArray().Select(p => p.GetProperty("name").GetString()))
+                {
+                    var apps = await Admin.GetFromJsonAsync<JsonElement>($"/api/v1/teams/{team}/projects/{project}/apps?limit=200");
+                    foreach (var a in apps.GetProperty("items").EnumerateArray())
+                        await Admin.DeleteAsync($"/api/v1/teams/{team}/projects/{project}/apps/{a.GetProperty("name").GetString()}");
+                }
+            }
             await WaitAsync(() => Task.FromResult(_agents.All(a => !Directory.Exists(Path.Combine(a.Env["Agent__DataDir"], "instances"))
                 || Directory.GetDirectories(Path.Combine(a.Env["Agent__DataDir"], "instances")).Length == 0)), 60, "agents to tear down");
         }

@@ -1,0 +1,202 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Playwright;
+using Platform.Api.Tests.Infrastructure;
+using Platform.Api.Tests.Nodes;
+using Platform.Api.Tests.Registry;
+
+namespace Platform.Api.Tests.Portal;
+
+/// <summary>
+/// The whole stack driven through the Portal in Debian's Chromium (Playwright): the Api with its
+/// registry and router, the Portal process, one real node agent running containers. A platform admin
+/// signs in, creates a team with its quota and a user; that user signs in, creates a project and an
+/// app from library/hello, sees it Running, opens its URL through the router, scales it to 2, sees two
+/// instances and deletes it. Screenshots of a failure are kept in .test-run/screenshots.
+/// </summary>
+[Collection("runtime")]
+public sealed class JourneyTests
+{
+    private static int FreePort()
+    {
+        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)s.LocalEndPoint!).Port;
+    }
+
+    private static Process StartPortal(Uri api, string portalUrl, string dataDir)
+    {
+        var configuration = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
+        var dll = Path.Combine(RegistryFixture.RepoRoot, "src", "Portal", "bin", configuration, "net10.0", "Platform.Portal.dll");
+        var psi = new ProcessStartInfo("dotnet", [dll, "--urls", portalUrl, "--contentRoot", Path.Combine(RegistryFixture.RepoRoot, "src", "Portal")])
+        {
+            UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true,
+        };
+        psi.Environment["Portal__ApiUrl"] = api.ToString().TrimEnd('/');
+        psi.Environment["Portal__DataDir"] = dataDir;
+        var p = Process.Start(psi)!;
+        var log = Path.Combine(dataDir, "portal.log");
+        Directory.CreateDirectory(dataDir);
+        _ = Task.Run(async () => { while (await p.StandardOutput.ReadLineAsync() is { } l) await File.AppendAllTextAsync(log, l + "\n"); });
+        _ = Task.Run(async () => { while (await p.StandardError.ReadLineAsync() is { } l) await File.AppendAllTextAsync(log, l + "\n"); });
+        return p;
+    }
+
+    /// <summary>Opens a Portal page and waits until it is interactive (its Blazor circuit connected).</summary>
+    private static async Task OpenAsync(IPage page, string url)
+    {
+        await page.GotoAsync(url);
+        await Live(page);
+    }
+
+    private static Task Live(IPage page) =>
+        page.GetByTestId("interactive").WaitForAsync(new() { State = WaitForSelectorState.Attached });
+
+    private static async Task SignInAsync(IPage page, string portal, string email, string password)
+    {
+        await page.GotoAsync(portal + "/signin");   // the Api's sign-in page, not a Portal page
+        await page.FillAsync("#email", email);
+        await page.FillAsync("#password", password);
+        await page.ClickAsync("button[type=submit]");
+        await page.WaitForURLAsync(portal + "/", new() { Timeout = 30_000 });
+        await Live(page);
+        await Assertions.Expect(page.GetByText(email)).ToBeVisibleAsync();
+    }
+
+    private static async Task SignOutAsync(IPage page)
+    {
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign out" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Link, new() { Name = "Sign in" }).First).ToBeVisibleAsync();
+    }
+
+    /// <summary>A MudBlazor text field by its label (the label's for= names the input).</summary>
+    private static ILocator Field(IPage page, string label) => page.GetByLabel(label, new() { Exact = true });
+
+    [Fact]
+    public async Task An_admin_and_a_developer_deploy_scale_open_and_delete_an_app_through_the_Portal()
+    {
+        Assert.True(File.Exists("/usr/bin/chromium"), "Debian's chromium is installed by scripts/test.sh");
+        var portalPort = FreePort();
+        var portal = $"http://127.0.0.1:{portalPort}";
+        await using var cluster = await Cluster.StartAsync(settings: new Dictionary<string, string?> { ["Platform:Portal:Url"] = portal });
+        await cluster.StartAgentAsync("e2e-node");
+        var portalProcess = StartPortal(cluster.Host.BaseAddress, portal, Path.Combine(cluster.Host.DataDir, "portal"));
+        var screenshots = Path.Combine(RegistryFixture.RepoRoot, ".test-run", "screenshots");
+        var home = Path.Combine(cluster.Host.DataDir, "chromium-home");
+        Directory.CreateDirectory(home);
+        IPlaywright? playwright = null;
+        IBrowser? browser = null;
+        IPage? page = null;
+        try
+        {
+            await Cluster.WaitAsync(async () =>
+            {
+                try { using var c = new HttpClient(); return (await c.GetAsync(portal + "/healthz")).IsSuccessStatusCode; }
+                catch (HttpRequestException) { return false; }
+            }, 60, "the Portal");
+
+            playwright = await Microsoft.Playwright.Playwright.CreateAsync();
+            browser = await playwright.Chromium.LaunchAsync(new()
+            {
+                ExecutablePath = "/usr/bin/chromium", Headless = true,
+                Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+                Env = new Dictionary<string, string> { ["HOME"] = home, ["XDG_CONFIG_HOME"] = home, ["XDG_CACHE_HOME"] = home },
+            });
+            var context = await browser.NewContextAsync();
+            context.SetDefaultTimeout(30_000);
+            page = await context.NewPageAsync();
+
+            // The platform admin: a team, its quota, a user who becomes the team's admin.
+            await SignInAsync(page, portal, PlatformHost.AdminEmail, PlatformHost.AdminPassword);
+            await OpenAsync(page, portal + "/admin/teams");
+            await Field(page, "Team name").FillAsync("e2e");
+            await page.GetByRole(AriaRole.Button, new() { Name = "Create team" }).ClickAsync();
+            await Assertions.Expect(page.GetByRole(AriaRole.Link, new() { Name = "e2e" })).ToBeVisibleAsync();
+            var team = page.GetByTestId("team-e2e");
+            await team.GetByLabel("Memory (MiB)", new() { Exact = true }).FillAsync("2048");
+            await team.GetByRole(AriaRole.Button, new() { Name = "Save quota" }).ClickAsync();
+            await Assertions.Expect(page.GetByText("Quota of e2e saved")).ToBeVisibleAsync();
+
+            await OpenAsync(page, portal + "/admin/users");
+            await Field(page, "Email").FillAsync("dev@e2e.test");
+            await Field(page, "Password").FillAsync("dev-password-123");
+            await page.GetByRole(AriaRole.Button, new() { Name = "Create user" }).ClickAsync();
+            await Assertions.Expect(page.GetByTestId("users")).ToContainTextAsync("dev@e2e.test");
+
+            await OpenAsync(page, portal + "/teams/e2e");
+            await Assertions.Expect(page.GetByTestId("team-quota")).ToContainTextAsync("of 2048 MiB");
+            await Field(page, "Email of an existing user").FillAsync("dev@e2e.test");
+            await page.GetByLabel("Role").ClickAsync();
+            await page.GetByRole(AriaRole.Option, new() { Name = "admin", Exact = true }).ClickAsync();
+            await page.GetByRole(AriaRole.Button, new() { Name = "Add or change" }).ClickAsync();
+            await Assertions.Expect(page.GetByTestId("members")).ToContainTextAsync("dev@e2e.test");
+            await SignOutAsync(page);
+
+            // The team's new admin: a project, an app from the registry, running, through the router.
+            await SignInAsync(page, portal, "dev@e2e.test", "dev-password-123");
+            await OpenAsync(page, portal + "/teams/e2e");
+            await Field(page, "New project").FillAsync("web");
+            await page.GetByRole(AriaRole.Button, new() { Name = "Create project" }).ClickAsync();
+            await Assertions.Expect(page.GetByText("Project web created")).ToBeVisibleAsync();
+            await OpenAsync(page, portal + "/teams/e2e/projects/web");
+            await Field(page, "Name").FillAsync("hello");
+            await Field(page, "Image").FillAsync("library/hello:latest");
+            await Field(page, "Memory (MiB)").FillAsync("64");
+            await Field(page, "Environment (KEY=value, one per line)").FillAsync("GREETING=from the portal");
+            await page.GetByRole(AriaRole.Button, new() { Name = "Create app" }).ClickAsync();
+            await page.WaitForURLAsync(portal + "/teams/e2e/projects/web/apps/hello");
+            await Assertions.Expect(page.GetByText("running 1/1")).ToBeVisibleAsync(new() { Timeout = 60_000 });
+
+            var url = await page.GetByTestId("app-url").InnerTextAsync();
+            var routed = await context.NewPageAsync();
+            var seen = "";
+            await Cluster.WaitAsync(async () =>
+            {
+                var response = await routed.GotoAsync(url);
+                seen = $"{response?.Status}: {await routed.ContentAsync()}";
+                return response?.Status == 200 && seen.Contains("Hello from hello (from the portal)");
+            }, 30, () => $"the app through the router in the browser at {url} (last: {seen})");
+            await routed.CloseAsync();
+
+            await Field(page, "Instances").FillAsync("2");
+            await Field(page, "Instances").PressAsync("Tab");
+            await page.GetByRole(AriaRole.Button, new() { Name = "Scale" }).ClickAsync();
+            await Assertions.Expect(page.GetByText("running 2/2")).ToBeVisibleAsync(new() { Timeout = 60_000 });
+            await Assertions.Expect(page.GetByTestId("instances").Locator("tbody tr")).ToHaveCountAsync(2);
+            await Assertions.Expect(page.GetByTestId("logs")).ToContainTextAsync("serving on port 8080");
+
+            await page.GetByRole(AriaRole.Button, new() { Name = "Delete app" }).ClickAsync();
+            await page.GetByRole(AriaRole.Button, new() { Name = "Delete", Exact = true }).ClickAsync();
+            await page.WaitForURLAsync(portal + "/teams/e2e/projects/web");
+            await Assertions.Expect(page.GetByTestId("no-apps")).ToBeVisibleAsync();
+        }
+        catch
+        {
+            if (page is not null)
+            {
+                try
+                {
+                    Directory.CreateDirectory(screenshots);
+                    await page.ScreenshotAsync(new() { Path = Path.Combine(screenshots, $"journey-{DateTime.UtcNow:HHmmss}.png"), FullPage = true });
+                    await File.WriteAllTextAsync(Path.Combine(screenshots, $"journey-{DateTime.UtcNow:HHmmss}.html"), await page.ContentAsync());
+                }
+                catch (PlaywrightException e)
+                {
+                    Console.Error.WriteLine("no screenshot: " + e.Message);
+                }
+            }
+            var portalLog = Path.Combine(cluster.Host.DataDir, "portal", "portal.log");
+            if (File.Exists(portalLog)) Console.Error.WriteLine("--- portal.log\n" + string.Join("\n", File.ReadLines(portalLog).TakeLast(40)));
+            throw;
+        }
+        finally
+        {
+            try { if (browser is not null) await browser.CloseAsync(); }
+            catch (PlaywrightException) { }
+            playwright?.Dispose();
+            portalProcess.Kill(entireProcessTree: true);
+            await portalProcess.WaitForExitAsync();
+        }
+    }
+}
