@@ -73,7 +73,7 @@ if ! curl -fs -u "admin:$ADMIN_TOKEN" "$API_URL/v2/library/hello/tags/list" >/de
 fi
 
 echo "==> starting the Portal on $PORTAL_URL"
-Portal__ApiUrl=$API_URL \
+Portal__ApiUrl=$API_URL Portal__DataDir=$DATA \
   dotnet src/Portal/bin/Release/net10.0/Platform.Portal.dll --urls "http://0.0.0.0:$PORTAL_PORT" --contentRoot "$ROOT/src/Portal" \
   >>"$DATA/logs/portal.log" 2>&1 &
 pids+=($!)
