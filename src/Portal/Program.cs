@@ -106,4 +106,6 @@ static async Task RefreshIfExpiring(CookieValidatePrincipalContext context)
     context.Properties.UpdateTokenValue("expires_at",
         DateTimeOffset.UtcNow.AddSeconds(root.GetProperty("expires_in").GetInt32()).ToString("o", CultureInfo.InvariantCulture));
     context.ShouldRenew = true;
+    services.GetRequiredService<ILoggerFactory>().CreateLogger("Platform.Portal.Tokens")
+        .LogInformation("Refreshed the access token of {User}", context.Principal?.Identity?.Name);
 }

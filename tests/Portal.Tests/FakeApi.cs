@@ -52,7 +52,9 @@ public sealed class FakeApi : IPlatformApi
     public Task<TeamResponse> TeamAsync(string team, CancellationToken ct = default) => Answer(() => Team(team));
     public Task<IReadOnlyList<ProjectSummary>> ProjectsAsync(string team, CancellationToken ct = default) =>
         Answer<IReadOnlyList<ProjectSummary>>(() => Projects.GetValueOrDefault(team) ?? []);
-    public Task<ProjectResponse> ProjectAsync(string team, string project, CancellationToken ct = default) => Answer(() => Project(team, project));
+    public string? ProjectRole { get; set; } = "developer";
+    public Task<ProjectResponse> ProjectAsync(string team, string project, CancellationToken ct = default) =>
+        Answer(() => Project(team, project) with { MyRole = ProjectRole });
     public Task<IReadOnlyList<AppResponse>> AppsAsync(string team, string project, CancellationToken ct = default) =>
         Answer<IReadOnlyList<AppResponse>>(() => Apps.GetValueOrDefault($"{team}/{project}") ?? []);
     public Task<AppResponse> AppAsync(string team, string project, string app, CancellationToken ct = default) =>
@@ -90,6 +92,9 @@ public sealed class FakeApi : IPlatformApi
         Send((email, role), () => { var m = new MemberResponse(email, role, null); Members.Add(m); return m; });
     public Task RemoveMemberAsync(string team, string email, CancellationToken ct = default) => Send(email, () => 0);
     public Task<ProjectResponse> CreateProjectAsync(string team, CreateProjectRequest request, CancellationToken ct = default) => Send(request, () => Project(team, request.Name!));
+    public Task<MemberResponse> SetProjectMemberAsync(string team, string project, string email, string role, CancellationToken ct = default) =>
+        Send((email, role), () => { var m = new MemberResponse(email, role, project); Members.Add(m); return m; });
+    public Task RemoveProjectMemberAsync(string team, string project, string email, CancellationToken ct = default) => Send(email, () => 0);
     public Task<IReadOnlyList<AuditEventResponse>> AuditAsync(string team, CancellationToken ct = default) =>
         Answer<IReadOnlyList<AuditEventResponse>>(() => [new AuditEventResponse(1, DateTime.UtcNow, "owner@example.com", "apps.create", team, "apps/shop", "ok", 201)]);
     public string? MyRole { get; set; } = "owner";

@@ -212,4 +212,18 @@ public sealed class PageTests : IAsyncLifetime
         var refused = Render<Images>(p => p.Add(x => x.Team, "other"));
         refused.WaitForAssertion(() => Assert.NotNull(refused.Find("[data-testid='forbidden']")));
     }
+
+    [Fact]
+    public void A_viewer_sees_apps_but_no_create_scale_or_delete()
+    {
+        _api.ProjectRole = "viewer";
+        _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "shop", 1, 1)];
+        var project = Render<ProjectPage>(p => p.Add(x => x.Team, "acme").Add(x => x.Project, "web"));
+        project.WaitForAssertion(() => Assert.NotNull(project.Find("[data-testid='read-only']")));
+        Assert.DoesNotContain(project.FindAll("button"), b => b.TextContent.Trim() == "Create app");
+
+        var app = Render<AppPage>(p => p.Add(x => x.Team, "acme").Add(x => x.Project, "web").Add(x => x.Name, "shop"));
+        app.WaitForAssertion(() => Assert.NotNull(app.Find("[data-testid='app-url']")));
+        Assert.DoesNotContain(app.FindAll("button"), b => b.TextContent.Trim() is "Scale" or "Delete app");
+    }
 }

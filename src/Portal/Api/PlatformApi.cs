@@ -73,6 +73,8 @@ public interface IPlatformApi
     Task<MemberResponse> SetMemberAsync(string team, string email, string role, CancellationToken ct = default);
     Task RemoveMemberAsync(string team, string email, CancellationToken ct = default);
     Task<ProjectResponse> CreateProjectAsync(string team, CreateProjectRequest request, CancellationToken ct = default);
+    Task<MemberResponse> SetProjectMemberAsync(string team, string project, string email, string role, CancellationToken ct = default);
+    Task RemoveProjectMemberAsync(string team, string project, string email, CancellationToken ct = default);
     Task<IReadOnlyList<AuditEventResponse>> AuditAsync(string team, CancellationToken ct = default);
 }
 
@@ -158,6 +160,10 @@ public sealed class PlatformApi(HttpClient http) : IPlatformApi
         SendAsync<object>(HttpMethod.Delete, $"api/v1/teams/{E(team)}/members/{E(email)}", null, ct);
     public Task<ProjectResponse> CreateProjectAsync(string team, CreateProjectRequest request, CancellationToken ct = default) =>
         SendAsync<ProjectResponse>(HttpMethod.Post, $"api/v1/teams/{E(team)}/projects", request, ct);
+    public Task<MemberResponse> SetProjectMemberAsync(string team, string project, string email, string role, CancellationToken ct = default) =>
+        SendAsync<MemberResponse>(HttpMethod.Put, $"api/v1/teams/{E(team)}/projects/{E(project)}/members/{E(email)}", new MemberRequest(role), ct);
+    public Task RemoveProjectMemberAsync(string team, string project, string email, CancellationToken ct = default) =>
+        SendAsync<object>(HttpMethod.Delete, $"api/v1/teams/{E(team)}/projects/{E(project)}/members/{E(email)}", null, ct);
     public async Task<IReadOnlyList<AuditEventResponse>> AuditAsync(string team, CancellationToken ct = default) =>
         (await GetAsync<Page<AuditEventResponse>>($"api/v1/teams/{E(team)}/audit?limit=50", ct)).Items;
 }

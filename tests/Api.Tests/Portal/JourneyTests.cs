@@ -79,7 +79,12 @@ public sealed class JourneyTests
         Assert.True(File.Exists("/usr/bin/chromium"), "Debian's chromium is installed by scripts/test.sh");
         var portalPort = FreePort();
         var portal = $"http://127.0.0.1:{portalPort}";
-        await using var cluster = await Cluster.StartAsync(settings: new Dictionary<string, string?> { ["Platform:Portal:Url"] = portal });
+        // Access tokens of 90 s: every Portal page load finds less than two minutes left, so the journey runs
+        // on silently refreshed tokens throughout (a broken refresh signs the person out and fails it).
+        await using var cluster = await Cluster.StartAsync(settings: new Dictionary<string, string?>
+        {
+            ["Platform:Portal:Url"] = portal, ["Platform:AccessTokenLifetime"] = "00:01:30",
+        });
         await cluster.StartAgentAsync("e2e-node");
         var portalProcess = StartPortal(cluster.Host.BaseAddress, portal, Path.Combine(cluster.Host.DataDir, "portal"));
         var screenshots = Path.Combine(RegistryFixture.RepoRoot, ".test-run", "screenshots");
@@ -170,6 +175,7 @@ public sealed class JourneyTests
             await page.GetByRole(AriaRole.Button, new() { Name = "Delete", Exact = true }).ClickAsync();
             await page.WaitForURLAsync(portal + "/teams/e2e/projects/web");
             await Assertions.Expect(page.GetByTestId("no-apps")).ToBeVisibleAsync();
+            Assert.Contains("Refreshed the access token of dev@e2e.test", await File.ReadAllTextAsync(Path.Combine(cluster.Host.DataDir, "portal", "portal.log")));
         }
         catch
         {
