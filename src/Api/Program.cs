@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Platform.Api.Git;
 using Platform.Api.Identity;
 using Platform.Api.Infrastructure;
 using Platform.Api.Jobs;
@@ -43,6 +44,7 @@ app.MapLoginPage();
 app.MapOidc();
 app.MapPlatformApi();
 app.MapRegistry();
+app.MapGitHosting();
 app.UsePlatformJobs();
 app.MapGet("/", () => Results.Redirect("/openapi/v1.json")).ExcludeFromDescription();
 

@@ -183,7 +183,7 @@ public static partial class AppsApi
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
         string team, string project, string app, AccessService access, PlatformDbContext db, QuotaService quotas,
-        PlacementService placement, ClusterSignals signals, CancellationToken ct)
+        PlacementService placement, ClusterSignals signals, IOptions<PlatformOptions> options, CancellationToken ct)
     {
         var s = await ScopeAsync(team, project, Permission.AppWrite, access, ct);
         if (s.Problem is { } p) return p;
@@ -200,6 +200,9 @@ public static partial class AppsApi
         await placement.TouchAsync(nodes, ct);
         await tx.CommitAsync(ct);
         signals.Signal(nodes, routes: true);
+        // Its git repository (apps built from source) goes with it.
+        var repository = Path.Combine(options.Value.FullDataDir, "git", a.Id.ToString("N") + ".git");
+        if (Directory.Exists(repository)) Directory.Delete(repository, recursive: true);
         return TypedResults.NoContent();
     }
 

@@ -1,0 +1,186 @@
+using System.Diagnostics;
+using System.Text;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Platform.Api.Access;
+using Platform.Api.Identity;
+using Platform.Api.Infrastructure;
+using Platform.Contracts;
+using Platform.Data;
+
+namespace Platform.Api.Git;
+
+/// <summary>
+/// Git hosting: each app built from source (created without <c>image</c>) has a bare repository under
+/// {DataDir}/git/{app id}.git, served at <c>/git/{team}/{project}/{app}.git</c> by the real
+/// <c>git http-backend</c> (smart HTTP, protocol v2, chunked and gzip bodies) as a CGI. Basic auth with
+/// any user name and a personal access token; viewers fetch, developers push, everyone else sees 404.
+/// </summary>
+public static partial class GitHosting
+{
+    public static IEndpointRouteBuilder MapGitHosting(this IEndpointRouteBuilder app)
+    {
+        app.Map("/git/{team}/{project}/{repo}/{**path}", ServeAsync).ExcludeFromDescription().DisableAntiforgery();
+        return app;
+    }
+
+    private static async Task ServeAsync(string team, string project, string repo, string? path, HttpContext http,
+        PlatformDbContext db, AccessService access, TimeProvider clock, IOptions<PlatformOptions> options, ILoggerFactory loggers)
+    {
+        var log = loggers.CreateLogger("Platform.Api.Git");
+        if (!repo.EndsWith(".git", StringComparison.Ordinal) || !Names.IsDns1123Label(repo[..^4]))
+        {
+            http.Response.StatusCode = StatusCodes.Status404NotFound;
+            return;
+        }
+        var appName = repo[..^4];
+        var service = http.Request.Query["service"].ToString();
+        var pushing = path == "git-receive-pack" || service == "git-receive-pack";
+        if (path is not ("info/refs" or "git-upload-pack" or "git-receive-pack" or "HEAD"))
+        {
+            http.Response.StatusCode = StatusCodes.Status404NotFound;
+            return;
+        }
+
+        // Basic with any user name and a personal access token, as git sends it after a 401.
+        var token = PatAuthenticationHandler.ReadToken(http.Request.Headers.Authorization.ToString());
+        var found = token is null ? null : await PersonalAccessTokenLookup.FindAsync(db, token, clock, http.RequestAborted);
+        if (found is null)
+        {
+            http.Response.Headers.WWWAuthenticate = "Basic realm=\"platform git\", charset=\"UTF-8\"";
+            http.Response.StatusCode = StatusCodes.Status401Unauthorized;
+            await http.Response.WriteAsync("Sign in with any user name and a personal access token as the password.\n");
+            return;
+        }
+        http.Items[AccessService.CallerItem] = new Caller(found.UserId, found.Email, found.IsPlatformAdmin);
+
+        // Viewers fetch; developers push; a team or project the caller cannot see is 404, as in the API.
+        var t = await access.TeamAsync(team, Permission.TeamRead, http.RequestAborted);
+        var problem = t.Problem;
+        App? app = null;
+        if (problem is null)
+        {
+            var p = await access.ProjectAsync(t.Value!, project, pushing ? Permission.AppWrite : Permission.AppRead, http.RequestAborted);
+            problem = p.Problem;
+            if (problem is null)
+                app = await db.Apps.AsNoTracking().FirstOrDefaultAsync(a => a.ProjectId == p.Value!.Id && a.Name == appName, http.RequestAborted);
+        }
+        if (problem is not null || app is null || app.Image is not null)
+        {
+            http.Response.StatusCode = problem?.StatusCode ?? StatusCodes.Status404NotFound;
+            await http.Response.WriteAsync(problem?.StatusCode == 403
+                ? "You may fetch from this repository but not push to it (developers push).\n"
+                : $"No repository at /git/{team}/{project}/{repo}.\n");
+            return;
+        }
+
+        var root = Path.Combine(options.Value.FullDataDir, "git");
+        var bare = Path.Combine(root, app.Id.ToString("N") + ".git");
+        await EnsureRepositoryAsync(bare, http.RequestAborted);
+        if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
+            size.MaxRequestBodySize = null;   // pushes are as large as the repository
+        await CgiAsync(http, root, $"/{app.Id:N}.git/{path}", found.Email, log);
+    }
+
+    private static readonly SemaphoreSlim InitLock = new(1, 1);
+
+    private static async Task EnsureRepositoryAsync(string bare, CancellationToken ct)
+    {
+        if (Directory.Exists(bare)) return;
+        await InitLock.WaitAsync(ct);
+        try
+        {
+            if (Directory.Exists(bare)) return;
+            var temp = bare + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
+            await RunGitAsync(["init", "--bare", "--initial-branch=main", temp], ct);
+            await RunGitAsync(["--git-dir", temp, "config", "http.receivepack", "true"], ct);
+            await RunGitAsync(["--git-dir", temp, "config", "receive.denyNonFastForwards", "false"], ct);
+            Directory.Move(temp, bare);
+        }
+        finally
+        {
+            InitLock.Release();
+        }
+    }
+
+    private static async Task RunGitAsync(string[] args, CancellationToken ct)
+    {
+        var psi = new ProcessStartInfo("git") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var process = Process.Start(psi)!;
+        var stderr = process.StandardError.ReadToEndAsync(ct);
+        await process.StandardOutput.ReadToEndAsync(ct);
+        await process.WaitForExitAsync(ct);
+        if (process.ExitCode != 0) throw new InvalidOperationException($"git {args[0]} failed: {await stderr}");
+    }
+
+    /// <summary>Runs <c>git http-backend</c> as a CGI: request body to stdin, CGI headers parsed, the rest streamed.</summary>
+    private static async Task CgiAsync(HttpContext http, string root, string pathInfo, string user, ILogger log)
+    {
+        var psi = new ProcessStartInfo("git", ["http-backend"])
+        {
+            UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
+        };
+        var env = psi.Environment;
+        env["GIT_PROJECT_ROOT"] = root;
+        env["GIT_HTTP_EXPORT_ALL"] = "1";
+        env["PATH_INFO"] = pathInfo;
+        env["REQUEST_METHOD"] = http.Request.Method;
+        env["QUERY_STRING"] = http.Request.QueryString.HasValue ? http.Request.QueryString.Value![1..] : "";
+        env["CONTENT_TYPE"] = http.Request.ContentType ?? "";
+        if (http.Request.ContentLength is { } length) env["CONTENT_LENGTH"] = length.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        env["REMOTE_USER"] = user;
+        env["REMOTE_ADDR"] = http.Connection.RemoteIpAddress?.ToString() ?? "";
+        if (http.Request.Headers["Git-Protocol"].ToString() is { Length: > 0 } protocol) env["GIT_PROTOCOL"] = protocol;
+        if (http.Request.Headers.ContentEncoding.ToString() is { Length: > 0 } encoding) env["HTTP_CONTENT_ENCODING"] = encoding;
+
+        using var process = Process.Start(psi)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        var feed = Task.Run(async () =>
+        {
+            try { await http.Request.Body.CopyToAsync(process.StandardInput.BaseStream, http.RequestAborted); }
+            catch (Exception e) when (e is IOException or OperationCanceledException) { }
+            finally { process.StandardInput.Close(); }
+        });
+
+        // CGI headers up to the blank line; "Status:" sets the code.
+        var output = process.StandardOutput.BaseStream;
+        var header = new StringBuilder();
+        var status = StatusCodes.Status200OK;
+        var headers = new List<(string, string)>();
+        while (true)
+        {
+            var line = await ReadLineAsync(output, http.RequestAborted);
+            if (line is null || line.Length == 0) break;
+            var colon = line.IndexOf(':');
+            if (colon <= 0) continue;
+            var (name, value) = (line[..colon].Trim(), line[(colon + 1)..].Trim());
+            if (name.Equals("Status", StringComparison.OrdinalIgnoreCase)) status = int.Parse(value.Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+            else headers.Add((name, value));
+        }
+        http.Response.StatusCode = status;
+        foreach (var (name, value) in headers) http.Response.Headers.Append(name, value);
+        await output.CopyToAsync(http.Response.Body, http.RequestAborted);
+        await feed;
+        await process.WaitForExitAsync(http.RequestAborted);
+        if (process.ExitCode != 0) LogBackendFailed(log, pathInfo, process.ExitCode, (await stderr).Trim());
+    }
+
+    /// <summary>One CGI header line, read byte by byte so the body that follows stays in the stream.</summary>
+    private static async Task<string?> ReadLineAsync(Stream stream, CancellationToken ct)
+    {
+        var bytes = new List<byte>();
+        var one = new byte[1];
+        while (await stream.ReadAsync(one, ct) == 1)
+        {
+            if (one[0] == '\n') return Encoding.ASCII.GetString(bytes.ToArray()).TrimEnd('\r');
+            bytes.Add(one[0]);
+            if (bytes.Count > 8192) break;
+        }
+        return bytes.Count == 0 ? null : Encoding.ASCII.GetString(bytes.ToArray());
+    }
+
+    [LoggerMessage(EventId = 60, Level = LogLevel.Warning, Message = "git http-backend for {Path} exited with {ExitCode}: {Error}")]
+    private static partial void LogBackendFailed(ILogger logger, string path, int exitCode, string error);
+}
