@@ -39,3 +39,7 @@ public sealed record NodeStatusReport(IReadOnlyList<InstanceReport>? Instances);
 public sealed record InstanceResponse(
     string Id, string Node, string State, int Restarts, int? ExitCode, string? Reason, string? Message,
     string Image, int Generation, DateTime CreatedAt, DateTime? StartedAt, long UsedCpuMillicores, long UsedMemoryBytes);
+
+/// <summary>A build of an app's commit (Queued → Running → Succeeded | Failed), with the image it made.</summary>
+public sealed record BuildResponse(
+    int Number, string Commit, string State, string? Reason, string? ImageDigest, DateTime CreatedAt, DateTime? StartedAt, DateTime? FinishedAt);

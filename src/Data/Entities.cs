@@ -94,6 +94,9 @@ public sealed class App
     public Project? Project { get; set; }
     public required string Name { get; set; }
     public string? Image { get; set; }
+    /// <summary>Built from its own git repository (created without an image); its builds set <see cref="Image"/>.</summary>
+    public bool FromSource { get; set; }
+    public bool HasRepository => FromSource || Image is null;
     public int Instances { get; set; }
     public int MemoryMiB { get; set; }
     public int CpuMillicores { get; set; }
@@ -106,6 +109,23 @@ public sealed class App
     public string? SchedulingMessage { get; set; }
     public DateTime CreatedAt { get; set; }
     public DateTime UpdatedAt { get; set; }
+}
+
+/// <summary>A build of an app's commit into an image (BuildJob), from Queued to Succeeded, Failed or Cancelled.</summary>
+public sealed class Build
+{
+    public Guid Id { get; set; }
+    public Guid AppId { get; set; }
+    public App? App { get; set; }
+    public int Number { get; set; }
+    public required string Commit { get; set; }
+    public required string State { get; set; }
+    public string? Reason { get; set; }
+    public string? ImageDigest { get; set; }
+    public string? CreatedBy { get; set; }
+    public DateTime CreatedAt { get; set; }
+    public DateTime? StartedAt { get; set; }
+    public DateTime? FinishedAt { get; set; }
 }
 
 /// <summary>

@@ -17,6 +17,7 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
     public DbSet<NodeJoinToken> NodeJoinTokens => Set<NodeJoinToken>();
     public DbSet<Node> Nodes => Set<Node>();
     public DbSet<Instance> Instances => Set<Instance>();
+    public DbSet<Build> Builds => Set<Build>();
     public DbSet<AuditEvent> AuditEvents => Set<AuditEvent>();
     public DbSet<RegistryRepository> RegistryRepositories => Set<RegistryRepository>();
     public DbSet<RegistryBlob> RegistryBlobs => Set<RegistryBlob>();
@@ -77,6 +78,7 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
             e.Property(a => a.Image).HasMaxLength(512);
             e.Property(a => a.HealthCheckPath).HasMaxLength(Quantities.MaxHealthCheckPathLength);
             e.Property(a => a.SchedulingMessage).HasMaxLength(512);
+            e.Ignore(a => a.HasRepository);
             e.HasIndex(a => new { a.ProjectId, a.Name }).IsUnique();
             e.HasOne(a => a.Project).WithMany().HasForeignKey(a => a.ProjectId).OnDelete(DeleteBehavior.Cascade);
             e.Property(a => a.Env).HasConversion(
@@ -112,6 +114,18 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
             e.Property(n => n.Name).HasMaxLength(Names.MaxLabelLength);
             e.HasIndex(n => n.Name).IsUnique();
             e.Property(n => n.ControlKey).HasMaxLength(128);
+        });
+
+        builder.Entity<Build>(e =>
+        {
+            e.ToTable("builds");
+            e.HasOne(b => b.App).WithMany().HasForeignKey(b => b.AppId).OnDelete(DeleteBehavior.Cascade);
+            e.HasIndex(b => new { b.AppId, b.Number }).IsUnique();
+            e.Property(b => b.Commit).HasMaxLength(64);
+            e.Property(b => b.State).HasMaxLength(16);
+            e.Property(b => b.Reason).HasMaxLength(1024);
+            e.Property(b => b.ImageDigest).HasMaxLength(80);
+            e.Property(b => b.CreatedBy).HasMaxLength(64);
         });
 
         builder.Entity<Instance>(e =>

@@ -88,6 +88,7 @@ public static partial class AppsApi
             ProjectId = scope.Project.Id,
             Name = body.Name!,
             Image = body.Image,
+            FromSource = body.Image is null,
             Instances = body.Instances ?? DefaultInstances,
             MemoryMiB = body.MemoryMiB ?? DefaultMemoryMiB,
             CpuMillicores = body.CpuMillicores ?? DefaultCpuMillicores,
@@ -278,7 +279,7 @@ public static partial class AppsApi
         var ingress = http.RequestServices.GetService<Routing.Router>()?.Address is { } bound && new Uri(options.Ingress.Url).Port == 0
             ? bound : new Uri(options.Ingress.Url);
         var url = $"{ingress.Scheme}://{a.Name}-{project}-{team}.{options.Ingress.Domain}{(ingress.IsDefaultPort ? "" : ":" + ingress.Port)}";
-        var gitUrl = a.Image is null ? $"{http.Request.Scheme}://{http.Request.Host}/git/{team}/{project}/{a.Name}.git" : null;
+        var gitUrl = a.HasRepository ? $"{http.Request.Scheme}://{http.Request.Host}/git/{team}/{project}/{a.Name}.git" : null;
         var env = scope.SeesSecrets ? a.Env : a.Env.ToDictionary(e => e.Key, _ => Masked);
         return new AppResponse(a.Name, project, team, a.Image, a.Instances, a.MemoryMiB, a.CpuMillicores, a.Port,
             env, a.HealthCheckPath, url, gitUrl, a.CreatedAt, a.UpdatedAt,

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Hangfire;
 using System.Text;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.EntityFrameworkCore;
@@ -66,7 +67,7 @@ public static partial class GitHosting
             if (problem is null)
                 app = await db.Apps.AsNoTracking().FirstOrDefaultAsync(a => a.ProjectId == p.Value!.Id && a.Name == appName, http.RequestAborted);
         }
-        if (problem is not null || app is null || app.Image is not null)
+        if (problem is not null || app is null || !app.HasRepository)
         {
             http.Response.StatusCode = problem?.StatusCode ?? StatusCodes.Status404NotFound;
             await http.Response.WriteAsync(problem?.StatusCode == 403
@@ -80,7 +81,39 @@ public static partial class GitHosting
         await EnsureRepositoryAsync(bare, http.RequestAborted);
         if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
             size.MaxRequestBodySize = null;   // pushes are as large as the repository
+        var receiving = path == "git-receive-pack" && HttpMethods.IsPost(http.Request.Method);
+        var before = receiving ? await HeadAsync(bare, http.RequestAborted) : null;
         await CgiAsync(http, root, $"/{app.Id:N}.git/{path}", found.Email, log);
+        if (!receiving) return;
+
+        // A push that moved the default branch queues a build of that commit.
+        var after = await HeadAsync(bare, CancellationToken.None);
+        if (after is null || after == before) return;
+        var number = (await db.Builds.Where(b => b.AppId == app.Id).MaxAsync(b => (int?)b.Number, CancellationToken.None) ?? 0) + 1;
+        var build = new Build
+        {
+            Id = Guid.CreateVersion7(), AppId = app.Id, Number = number, Commit = after, State = Builds.BuildStates.Queued,
+            CreatedBy = found.UserId, CreatedAt = clock.GetUtcNow().UtcDateTime,
+        };
+        db.Builds.Add(build);
+        await db.SaveChangesAsync(CancellationToken.None);
+        http.RequestServices.GetRequiredService<IBackgroundJobClient>()
+            .Enqueue<Builds.BuildJob>(j => j.RunAsync(build.Id, CancellationToken.None));
+        LogQueued(log, team, project, appName, number, after);
+    }
+
+    public const string DefaultBranch = "refs/heads/main";
+
+    private static async Task<string?> HeadAsync(string bare, CancellationToken ct)
+    {
+        var psi = new ProcessStartInfo("git", ["--git-dir", bare, "rev-parse", "--verify", "--quiet", DefaultBranch])
+        {
+            UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true,
+        };
+        using var process = Process.Start(psi)!;
+        var output = await process.StandardOutput.ReadToEndAsync(ct);
+        await process.WaitForExitAsync(ct);
+        return process.ExitCode == 0 ? output.Trim() : null;
     }
 
     private static readonly SemaphoreSlim InitLock = new(1, 1);
@@ -180,6 +213,9 @@ public static partial class GitHosting
         }
         return bytes.Count == 0 ? null : Encoding.ASCII.GetString(bytes.ToArray());
     }
+
+    [LoggerMessage(EventId = 61, Level = LogLevel.Information, Message = "Push to {Team}/{Project}/{App}: build #{Number} of {Commit} queued")]
+    private static partial void LogQueued(ILogger logger, string team, string project, string app, int number, string commit);
 
     [LoggerMessage(EventId = 60, Level = LogLevel.Warning, Message = "git http-backend for {Path} exited with {ExitCode}: {Error}")]
     private static partial void LogBackendFailed(ILogger logger, string path, int exitCode, string error);

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Options;
 using Platform.Api.Access;
 using Platform.Api.Apps;
+using Platform.Api.Builds;
 using Platform.Api.Audit;
 using Platform.Api.Identity;
 using Platform.Api.Nodes;
@@ -69,6 +70,7 @@ public static class ApiSetup
         api.MapAuditApi();
         api.MapNodesApi();
         api.MapImagesApi();
+        api.MapBuildsApi();
 
         app.MapGroup("/api/v1").AllowAnonymous().AddEndpointFilter<AuditFilter>().WithTags("Nodes").MapNodeJoin();
         // Node agents' own endpoints: their client-credentials token, no person, no audit of routine reports.

@@ -39,10 +39,11 @@ public static class Jobs
         builder.Services.AddHangfireServer(o =>
         {
             o.WorkerCount = Math.Max(2, Environment.ProcessorCount);
-            o.Queues = ["default"];
+            o.Queues = ["builds", "default"];
             o.ServerName = $"{Environment.MachineName}:{Environment.ProcessId}";
         });
         builder.Services.AddScoped<Housekeeping>();
+        builder.Services.AddScoped<Builds.BuildJob>();
         return builder;
     }
 

@@ -126,6 +126,11 @@ public abstract class AuthorizationMatrixTests(PlatformHost host) : IAsyncLifeti
             () => Admin.PostAsJsonAsync(apps, new { name = "tmp", instances = 0 }));
         yield return new("GET", "/api/v1/teams/{team}/projects/{project}/apps/{app}/instances", () => $"{apps}/a1/instances", null, seeTeam);
         yield return new("GET", "/api/v1/teams/{team}/projects/{project}/apps/{app}/logs", () => $"{apps}/a1/logs", null, seeTeam);
+        yield return new("GET", "/api/v1/teams/{team}/projects/{project}/apps/{app}/builds", () => $"{apps}/a1/builds", null, seeTeam);
+        yield return new("GET", "/api/v1/teams/{team}/projects/{project}/apps/{app}/builds/{number:int}", () => $"{apps}/a1/builds/1", null,
+            [404, 404, 404, 404, 404, 404, 404, 401]);
+        yield return new("GET", "/api/v1/teams/{team}/projects/{project}/apps/{app}/builds/{number:int}/log", () => $"{apps}/a1/builds/1/log", null,
+            [404, 404, 404, 404, 404, 404, 404, 401]);
         yield return new("GET", "/api/v1/teams/{team}/audit", () => $"{teams}/{t}/audit", null, [200, 200, 200, 403, 403, 403, 404, 401]);
         yield return new("GET", "/api/v1/teams/{team}/images", () => $"{teams}/{t}/images", null, seeTeam);
         yield return new("GET", "/api/v1/audit", () => "/api/v1/audit", null, paOnly);
