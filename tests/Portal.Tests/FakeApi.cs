@@ -95,6 +95,11 @@ public sealed class FakeApi : IPlatformApi
     public Task<MemberResponse> SetProjectMemberAsync(string team, string project, string email, string role, CancellationToken ct = default) =>
         Send((email, role), () => { var m = new MemberResponse(email, role, project); Members.Add(m); return m; });
     public Task RemoveProjectMemberAsync(string team, string project, string email, CancellationToken ct = default) => Send(email, () => 0);
+    public List<BuildResponse> Builds { get; } = [];
+    public Task<IReadOnlyList<BuildResponse>> BuildsAsync(string team, string project, string app, CancellationToken ct = default) =>
+        Answer<IReadOnlyList<BuildResponse>>(() => Builds);
+    public Task<string> BuildLogAsync(string team, string project, string app, int number, CancellationToken ct = default) =>
+        Answer(() => $"STEP 1/2: FROM busybox\nbuild {number} log\n");
     public Task<IReadOnlyList<AuditEventResponse>> AuditAsync(string team, CancellationToken ct = default) =>
         Answer<IReadOnlyList<AuditEventResponse>>(() => [new AuditEventResponse(1, DateTime.UtcNow, "owner@example.com", "apps.create", team, "apps/shop", "ok", 201)]);
     public string? MyRole { get; set; } = "owner";

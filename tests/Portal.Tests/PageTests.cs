@@ -32,6 +32,10 @@ public sealed class PageTests : IAsyncLifetime
     private IRenderedComponent<T> Render<T>(Action<ComponentParameterCollectionBuilder<T>>? parameters = null) where T : Microsoft.AspNetCore.Components.IComponent =>
         parameters is null ? _bunit.Render<T>() : _bunit.Render<T>(parameters);
 
+    /// <summary>Clicks the button showing <paramref name="text"/>, again if a render replaced it meanwhile (MudBlazor re-renders as it settles).</summary>
+    private static void Click<T>(IRenderedComponent<T> page, string text) where T : Microsoft.AspNetCore.Components.IComponent =>
+        page.WaitForAssertion(() => page.FindAll("button").First(b => b.TextContent.Trim() == text).Click());
+
     /// <summary>The input a MudBlazor field renders for <paramref name="label"/> (through the label's for attribute).</summary>
     private static AngleSharp.Dom.IElement Input<T>(IRenderedComponent<T> page, string label) where T : Microsoft.AspNetCore.Components.IComponent
     {
@@ -113,7 +117,7 @@ public sealed class PageTests : IAsyncLifetime
         page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='no-instances']")));
 
         Input(page, "Instances").Input("9");   // the field binds as one types
-        page.FindAll("button").First(b => b.TextContent.Trim() == "Scale").Click();
+        Click(page, "Scale");
         page.WaitForAssertion(() => Assert.Contains("quota exceeded: asked 9, 3 left", page.Markup));
         Assert.Equal(9, Assert.IsType<UpdateAppRequest>(_api.Sent.Single()).Instances);
     }
@@ -130,7 +134,7 @@ public sealed class PageTests : IAsyncLifetime
         page.WaitForAssertion(() => Assert.Contains("has 768 MiB left", page.Find("[data-testid='quota-warning']").TextContent));
 
         _api.Refuse = _ => FakeApi.Invalid("image", "'other/p/x' belongs to another team");
-        page.FindAll("button").First(b => b.TextContent.Trim() == "Create app").Click();
+        Click(page, "Create app");
         page.WaitForAssertion(() => Assert.Contains("belongs to another team", page.Markup));
         Assert.IsType<CreateAppRequest>(_api.Sent.Single());
     }
@@ -141,7 +145,7 @@ public sealed class PageTests : IAsyncLifetime
         var page = Render<Tokens>();
         page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='empty']")));
         Input(page, "Name").Change("ci");
-        page.FindAll("button").First(b => b.TextContent.Trim() == "Create token").Click();
+        Click(page, "Create token");
         page.WaitForAssertion(() => Assert.Contains("plat_abcdefSECRET", page.Find("[data-testid='new-token']").TextContent));
         Assert.Contains("ci", page.Find("[data-testid='tokens']").TextContent);
     }
@@ -171,7 +175,7 @@ public sealed class PageTests : IAsyncLifetime
         Assert.Contains(page.FindAll("button"), b => b.TextContent.Trim() == "Create project");
 
         Input(page, "Email of an existing user").Change("new@example.com");
-        page.FindAll("button").First(b => b.TextContent.Trim() == "Add or change").Click();
+        Click(page, "Add or change");
         page.WaitForAssertion(() => Assert.Contains("new@example.com", page.Find("[data-testid='members']").TextContent));
 
         _api.MyRole = "viewer";
@@ -189,7 +193,7 @@ public sealed class PageTests : IAsyncLifetime
         teams.WaitForAssertion(() => Assert.Contains("acme", teams.Markup));
         _api.Refuse = body => body is CreateTeamRequest ? FakeApi.Invalid("name", "must be a DNS label") : null;
         Input(teams, "Team name").Change("Bad Name");
-        teams.FindAll("button").First(b => b.TextContent.Trim() == "Create team").Click();
+        Click(teams, "Create team");
         teams.WaitForAssertion(() => Assert.Contains("must be a DNS label", teams.Markup));
 
         var users = Render<AdminUsers>();
@@ -197,7 +201,7 @@ public sealed class PageTests : IAsyncLifetime
         _api.Refuse = null;
         Input(users, "Email").Change("dev@example.com");
         Input(users, "Password").Change("long-enough-pw");
-        users.FindAll("button").First(b => b.TextContent.Trim() == "Create user").Click();
+        Click(users, "Create user");
         users.WaitForAssertion(() => Assert.Contains("dev@example.com", users.Find("[data-testid='users']").TextContent));
     }
 
@@ -225,5 +229,21 @@ public sealed class PageTests : IAsyncLifetime
         var app = Render<AppPage>(p => p.Add(x => x.Team, "acme").Add(x => x.Project, "web").Add(x => x.Name, "shop"));
         app.WaitForAssertion(() => Assert.NotNull(app.Find("[data-testid='app-url']")));
         Assert.DoesNotContain(app.FindAll("button"), b => b.TextContent.Trim() is "Scale" or "Delete app");
+    }
+
+    [Fact]
+    public void An_app_built_from_git_shows_its_push_commands_builds_and_their_logs()
+    {
+        _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "site", 1, 1) with { GitUrl = "http://api.example:5080/git/acme/web/site.git" }];
+        var page = Render<AppPage>(p => p.Add(x => x.Team, "acme").Add(x => x.Project, "web").Add(x => x.Name, "site"));
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='no-builds']")));
+        Assert.Contains("git remote add platform http://api.example:5080/git/acme/web/site.git", page.Find("[data-testid='push-commands']").TextContent);
+
+        _api.Builds.Add(new BuildResponse(2, "0123456789abcdef", "Failed", "building at STEP \"RUN exit 3\": exit status 3", null, DateTime.UtcNow, DateTime.UtcNow, DateTime.UtcNow));
+        _api.Builds.Add(new BuildResponse(1, "fedcba9876543210", "Succeeded", null, "sha256:00", DateTime.UtcNow, DateTime.UtcNow, DateTime.UtcNow.AddSeconds(2)));
+        var built = Render<AppPage>(p => p.Add(x => x.Team, "acme").Add(x => x.Project, "web").Add(x => x.Name, "site"));
+        built.WaitForAssertion(() => Assert.Contains("exit status 3", built.Find("[data-testid='builds']").TextContent));
+        Click(built, "Log");
+        built.WaitForAssertion(() => Assert.Contains("build 2 log", built.Find("[data-testid='build-log']").TextContent));
     }
 }

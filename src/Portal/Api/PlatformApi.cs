@@ -76,6 +76,8 @@ public interface IPlatformApi
     Task<MemberResponse> SetProjectMemberAsync(string team, string project, string email, string role, CancellationToken ct = default);
     Task RemoveProjectMemberAsync(string team, string project, string email, CancellationToken ct = default);
     Task<IReadOnlyList<AuditEventResponse>> AuditAsync(string team, CancellationToken ct = default);
+    Task<IReadOnlyList<BuildResponse>> BuildsAsync(string team, string project, string app, CancellationToken ct = default);
+    Task<string> BuildLogAsync(string team, string project, string app, int number, CancellationToken ct = default);
 }
 
 /// <summary>Attaches the signed-in person's access token (kept in the Portal's auth cookie) to every call.</summary>
@@ -164,6 +166,14 @@ public sealed class PlatformApi(HttpClient http) : IPlatformApi
         SendAsync<MemberResponse>(HttpMethod.Put, $"api/v1/teams/{E(team)}/projects/{E(project)}/members/{E(email)}", new MemberRequest(role), ct);
     public Task RemoveProjectMemberAsync(string team, string project, string email, CancellationToken ct = default) =>
         SendAsync<object>(HttpMethod.Delete, $"api/v1/teams/{E(team)}/projects/{E(project)}/members/{E(email)}", null, ct);
+    public async Task<IReadOnlyList<BuildResponse>> BuildsAsync(string team, string project, string app, CancellationToken ct = default) =>
+        (await GetAsync<Page<BuildResponse>>($"{Apps(team, project)}/{E(app)}/builds", ct)).Items;
+    public async Task<string> BuildLogAsync(string team, string project, string app, int number, CancellationToken ct = default)
+    {
+        using var response = await http.GetAsync($"{Apps(team, project)}/{E(app)}/builds/{number}/log", ct);
+        if (!response.IsSuccessStatusCode) throw await ApiProblem.ReadAsync(response, ct);
+        return await response.Content.ReadAsStringAsync(ct);
+    }
     public async Task<IReadOnlyList<AuditEventResponse>> AuditAsync(string team, CancellationToken ct = default) =>
         (await GetAsync<Page<AuditEventResponse>>($"api/v1/teams/{E(team)}/audit?limit=50", ct)).Items;
 }
