@@ -17,9 +17,8 @@ public sealed record ExitInfo(int ExitCode, bool OomKilled)
 /// <c>runc run</c> and writes its exit code to a file: the shim outlives an agent restart, so the
 /// agent adopts running containers and still learns how they ended. A <c>runc events</c> watcher per
 /// running container records OOM kills (runc removes the cgroup, and its counters, at exit).
-/// Known limit: an OOM kill in the first few milliseconds, before the watcher subscribes, is
-/// reported as a plain exit 137 ("Error"); a native shim reading the cgroup before deletion (as conmon
-/// does) would close that window.
+/// The shim also reads the memory cgroup's OOM-kill counter once runc returns (runc runs with
+/// <c>--keep</c>, so the cgroup is still there), which catches OOM kills the watcher was too late for.
 /// </summary>
 public sealed class Runc(string stateRoot, string runc = "runc")
 {
@@ -28,7 +27,12 @@ public sealed class Runc(string stateRoot, string runc = "runc")
     private IEnumerable<string> Global => ["--root", stateRoot];
 
     // The shim's script is constant; the paths and the command arrive as positional parameters.
-    private const string ShimScript = "log=$1; exitfile=$2; shift 2; \"$@\" >>\"$log\" 2>&1 </dev/null; echo $? >\"$exitfile.tmp\" && mv \"$exitfile.tmp\" \"$exitfile\"";
+    // `runc run --keep` leaves the stopped container and its cgroup in place, so the shim reads the memory
+    // cgroup's OOM-kill counter after the exit — no race with a watcher — before recording the exit code.
+    private const string ShimScript =
+        "log=$1; exitfile=$2; oomfile=$3; shift 3; \"$@\" >>\"$log\" 2>&1 </dev/null; code=$?; "
+        + "if [ -n \"$oomfile\" ] && grep -qE '^oom_kill [1-9]' \"$oomfile\" 2>/dev/null; then : >\"${exitfile%/*}/oom\"; fi; "
+        + "echo $code >\"$exitfile.tmp\" && mv \"$exitfile.tmp\" \"$exitfile\"";
 
     /// <summary>Starts the container of <paramref name="bundle"/> detached from the agent; returns once runc reports it running.</summary>
     public async Task StartAsync(string id, string bundle, CancellationToken ct)
@@ -41,7 +45,7 @@ public sealed class Runc(string stateRoot, string runc = "runc")
         var pidFile = Path.Combine(bundle, "pid");
         File.Delete(pidFile);
         var psi = new ProcessStartInfo("setsid") { UseShellExecute = false };
-        foreach (var a in (string[])["sh", "-c", ShimScript, "shim", log, exitFile, runc, .. Global, "run", "--pid-file", pidFile, "--bundle", bundle, id])
+        foreach (var a in (string[])["sh", "-c", ShimScript, "shim", log, exitFile, OomCounterFile(bundle) ?? "", runc, .. Global, "run", "--keep", "--pid-file", pidFile, "--bundle", bundle, id])
             psi.ArgumentList.Add(a);
         using (Process.Start(psi)) { }
         // runc writes the pid file once the container exists. Waiting on a file costs nothing, where asking
@@ -56,6 +60,24 @@ public sealed class Runc(string stateRoot, string runc = "runc")
             await Task.Delay(2, ct);
         if (!File.Exists(exitFile) && await StateAsync(id, ct) is { Status: "running" })
             WatchEvents(id, bundle);
+    }
+
+    /// <summary>The file of the container's memory cgroup that counts OOM kills (v1 memory.oom_control, v2 memory.events).</summary>
+    private static string? OomCounterFile(string bundle)
+    {
+        try
+        {
+            using var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(bundle, "config.json")));
+            if (!config.RootElement.TryGetProperty("linux", out var linux) || !linux.TryGetProperty("cgroupsPath", out var p)) return null;
+            var path = p.GetString()!;
+            return CgroupStats.IsV2
+                ? Path.Combine(CgroupStats.PathOf("", path), "memory.events")
+                : Path.Combine(CgroupStats.PathOf("memory", path), "memory.oom_control");
+        }
+        catch (Exception e) when (e is IOException or JsonException)
+        {
+            return null;
+        }
     }
 
     /// <summary>
@@ -108,8 +130,9 @@ public sealed class Runc(string stateRoot, string runc = "runc")
             await Task.Delay(50, ct);
         if (await StateAsync(id, ct) is { Status: "running" })
             await ProcessRunner.RunAsync(runc, [.. Global, "kill", id, "KILL"], Quick, ct);
+        // Run with --keep, a stopped container stays until deleted (its shim has read the OOM counter by then).
         var gone = DateTime.UtcNow + Quick;
-        while (DateTime.UtcNow < gone && await StateAsync(id, ct) is not null)
+        while (DateTime.UtcNow < gone && await StateAsync(id, ct) is { Status: not "stopped" })
             await Task.Delay(20, ct);
         if (await StateAsync(id, ct) is not null)
             await ProcessRunner.RunAsync(runc, [.. Global, "delete", "--force", id], Quick, ct);

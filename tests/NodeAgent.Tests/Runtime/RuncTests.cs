@@ -103,6 +103,17 @@ public sealed class RuncTests : IAsyncLifetime
         Assert.DoesNotContain("survived", await File.ReadAllTextAsync(Path.Combine(bundle, "output.log")));
     }
 
+    /// <remarks>No sleep: the kill comes before any watcher could subscribe; the shim reads the cgroup's OOM counter after the exit.</remarks>
+    [Fact]
+    public async Task An_OOM_kill_right_at_start_is_reported_as_OOMKilled()
+    {
+        var id = "oom0-" + Guid.NewGuid().ToString("N")[..6];
+        var bundle = await StartAsync(id, ["sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' x); echo survived"], memoryMiB: 32);
+        var exit = await WaitExitAsync(bundle);
+        Assert.Equal(137, exit.ExitCode);
+        Assert.Equal("OOMKilled", exit.Reason);
+    }
+
     [Fact]
     public async Task A_fork_bomb_stops_at_the_pids_limit()
     {
