@@ -72,20 +72,23 @@ public sealed class PatAuthenticationHandler(
             var value = header[7..].Trim();
             return TokenSecrets.LooksLikePat(value) ? value : null;
         }
-        if (header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
+        return ReadBasic(header)?.Password;
+    }
+
+    /// <summary>User name and password of a Basic header; null when the header is not Basic or not decodable.</summary>
+    public static (string User, string Password)? ReadBasic(string header)
+    {
+        if (!header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase)) return null;
+        try
         {
-            try
-            {
-                var decoded = Encoding.UTF8.GetString(Convert.FromBase64String(header[6..].Trim()));
-                var colon = decoded.IndexOf(':');
-                return colon >= 0 ? decoded[(colon + 1)..] : null;
-            }
-            catch (FormatException)
-            {
-                return null;
-            }
+            var decoded = Encoding.UTF8.GetString(Convert.FromBase64String(header[6..].Trim()));
+            var colon = decoded.IndexOf(':');
+            return colon >= 0 ? (decoded[..colon], decoded[(colon + 1)..]) : null;
         }
-        return null;
+        catch (FormatException)
+        {
+            return null;
+        }
     }
 
     protected override Task HandleChallengeAsync(AuthenticationProperties properties)

@@ -81,20 +81,10 @@ public sealed class RegistryAuth(PlatformDbContext db, IDataProtectionProvider p
             : null;
 
     /// <summary>Basic with a node's client id (<c>node-…</c>) and secret, as agents pull.</summary>
-    private static (string ClientId, string Secret)? NodeCredentials(string header)
-    {
-        if (!header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase)) return null;
-        try
-        {
-            var decoded = Encoding.UTF8.GetString(Convert.FromBase64String(header[6..].Trim()));
-            var colon = decoded.IndexOf(':');
-            return colon > 0 && decoded.StartsWith("node-", StringComparison.Ordinal) ? (decoded[..colon], decoded[(colon + 1)..]) : null;
-        }
-        catch (FormatException)
-        {
-            return null;
-        }
-    }
+    private static (string ClientId, string Secret)? NodeCredentials(string header) =>
+        PatAuthenticationHandler.ReadBasic(header) is { } basic && basic.User.StartsWith("node-", StringComparison.Ordinal)
+            ? (basic.User, basic.Password)
+            : null;
 
     private async Task<RegistryCaller?> NodeAsync(string clientId, string? secret, CancellationToken ct)
     {
