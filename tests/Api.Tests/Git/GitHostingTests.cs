@@ -7,15 +7,8 @@ namespace Platform.Api.Tests.Git;
 /// <summary>Real git against the Api's smart-HTTP hosting: developers push, viewers clone but cannot push, others see nothing.</summary>
 public sealed class GitHostingTests
 {
-    private static async Task<Platform.NodeAgent.Runtime.ProcessRunner.Result> GitAsync(string home, string? cwd, params string[] args)
-    {
-        var env = new Dictionary<string, string>
-        {
-            ["HOME"] = home, ["GIT_TERMINAL_PROMPT"] = "0", ["GIT_CONFIG_NOSYSTEM"] = "1",
-            ["GIT_AUTHOR_NAME"] = "Dev", ["GIT_AUTHOR_EMAIL"] = "dev@example.com", ["GIT_COMMITTER_NAME"] = "Dev", ["GIT_COMMITTER_EMAIL"] = "dev@example.com",
-        };
-        return await Run.ToolAsync("git", cwd is null ? args : ["-C", cwd, .. args], env, TimeSpan.FromMinutes(1));
-    }
+    private static Task<Platform.NodeAgent.Runtime.ProcessRunner.Result> GitAsync(string home, string? cwd, params string[] args) =>
+        Run.GitAsync(home, cwd, args);
 
     [Fact]
     public async Task Developers_push_viewers_clone_but_cannot_push_and_others_see_nothing()

@@ -9,12 +9,8 @@ namespace Platform.Api.Tests.Nodes;
 [Collection("runtime")]
 public sealed class BuildTests
 {
-    private static async Task<Platform.NodeAgent.Runtime.ProcessRunner.Result> GitAsync(string home, string cwd, params string[] args) =>
-        await Run.ToolAsync("git", ["-C", cwd, .. args], new Dictionary<string, string>
-        {
-            ["HOME"] = home, ["GIT_TERMINAL_PROMPT"] = "0", ["GIT_AUTHOR_NAME"] = "Dev", ["GIT_AUTHOR_EMAIL"] = "dev@example.com",
-            ["GIT_COMMITTER_NAME"] = "Dev", ["GIT_COMMITTER_EMAIL"] = "dev@example.com",
-        }, TimeSpan.FromMinutes(2));
+    private static Task<Platform.NodeAgent.Runtime.ProcessRunner.Result> GitAsync(string home, string cwd, params string[] args) =>
+        Run.GitAsync(home, cwd, args, TimeSpan.FromMinutes(2));
 
     private static async Task<JsonElement> WaitForBuildAsync(Cluster cluster, string app, int number, string state)
     {

@@ -95,21 +95,10 @@ public sealed class Cluster : IAsyncDisposable
         await WaitAsync(async () => await NodeStateAsync(name) == "Ready", 60, $"node {name} Ready");
     }
 
-    private static Process Launch(Dictionary<string, string> env, string? netns)
-    {
-        var psi = netns is null
-            ? new ProcessStartInfo("dotnet", [NodeAgentTests.AgentDll()])
-            : new ProcessStartInfo("nsenter", ["--net=/var/run/netns/" + netns, "dotnet", NodeAgentTests.AgentDll()]);
-        psi.UseShellExecute = false;
-        psi.RedirectStandardOutput = psi.RedirectStandardError = true;
-        foreach (var (k, v) in env) psi.Environment[k] = v;
-        var process = Process.Start(psi)!;
-        var log = Path.Combine(env["Agent__DataDir"] + ".log");
-        Directory.CreateDirectory(Path.GetDirectoryName(log)!);
-        _ = Task.Run(async () => { while (await process.StandardOutput.ReadLineAsync() is { } l) await File.AppendAllTextAsync(log, l + "\n"); });
-        _ = Task.Run(async () => { while (await process.StandardError.ReadLineAsync() is { } l) await File.AppendAllTextAsync(log, l + "\n"); });
-        return process;
-    }
+    private static Process Launch(Dictionary<string, string> env, string? netns) =>
+        netns is null
+            ? Built.Start("dotnet", [NodeAgentTests.AgentDll()], env, env["Agent__DataDir"] + ".log")
+            : Built.Start("nsenter", ["--net=/var/run/netns/" + netns, "dotnet", NodeAgentTests.AgentDll()], env, env["Agent__DataDir"] + ".log");
 
     /// <summary>SIGKILL to the agent alone (its containers' shims are not its process tree's business).</summary>
     public async Task KillAgentAsync(string name)

@@ -10,27 +10,14 @@ namespace Platform.Api.Tests.Nodes;
 /// <summary>The real NodeAgent process against a real Api: join once, heartbeats, Ready and NotReady.</summary>
 public sealed class NodeAgentTests
 {
-    internal static string AgentDll()
-    {
-        var configuration = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
-        var dll = Path.Combine(RegistryFixture.RepoRoot, "src", "NodeAgent", "bin", configuration, "net10.0", "Platform.NodeAgent.dll");
-        Assert.True(File.Exists(dll), $"{dll} is built with the solution (dotnet build Platform.sln)");
-        return dll;
-    }
+    internal static string AgentDll() => Built.Dll("NodeAgent", "Platform.NodeAgent");
 
-    private static Process StartAgent(PlatformHost host, string name, string dataDir, string? joinToken)
-    {
-        var psi = new ProcessStartInfo("dotnet", [AgentDll()]) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.Environment["Agent__ApiUrl"] = host.BaseAddress.ToString();
-        psi.Environment["Agent__NodeName"] = name;
-        psi.Environment["Agent__DataDir"] = dataDir;
-        psi.Environment["Agent__JoinToken"] = joinToken ?? "";
-        psi.Environment["Agent__Address"] = "127.0.0.1";
-        var process = Process.Start(psi)!;
-        _ = process.StandardOutput.ReadToEndAsync();
-        _ = process.StandardError.ReadToEndAsync();
-        return process;
-    }
+    private static Process StartAgent(PlatformHost host, string name, string dataDir, string? joinToken) =>
+        Built.Start("dotnet", [AgentDll()], new Dictionary<string, string>
+        {
+            ["Agent__ApiUrl"] = host.BaseAddress.ToString(), ["Agent__NodeName"] = name, ["Agent__DataDir"] = dataDir,
+            ["Agent__JoinToken"] = joinToken ?? "", ["Agent__Address"] = "127.0.0.1",
+        }, logFile: null);
 
     private static async Task<JsonElement> WaitForStateAsync(PlatformHost host, string name, string state, int seconds)
     {

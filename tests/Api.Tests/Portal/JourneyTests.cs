@@ -25,23 +25,10 @@ public sealed class JourneyTests
         return ((IPEndPoint)s.LocalEndPoint!).Port;
     }
 
-    private static Process StartPortal(Uri api, string portalUrl, string dataDir)
-    {
-        var configuration = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
-        var dll = Path.Combine(RegistryFixture.RepoRoot, "src", "Portal", "bin", configuration, "net10.0", "Platform.Portal.dll");
-        var psi = new ProcessStartInfo("dotnet", [dll, "--urls", portalUrl, "--contentRoot", Path.Combine(RegistryFixture.RepoRoot, "src", "Portal")])
-        {
-            UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true,
-        };
-        psi.Environment["Portal__ApiUrl"] = api.ToString().TrimEnd('/');
-        psi.Environment["Portal__DataDir"] = dataDir;
-        var p = Process.Start(psi)!;
-        var log = Path.Combine(dataDir, "portal.log");
-        Directory.CreateDirectory(dataDir);
-        _ = Task.Run(async () => { while (await p.StandardOutput.ReadLineAsync() is { } l) await File.AppendAllTextAsync(log, l + "\n"); });
-        _ = Task.Run(async () => { while (await p.StandardError.ReadLineAsync() is { } l) await File.AppendAllTextAsync(log, l + "\n"); });
-        return p;
-    }
+    private static Process StartPortal(Uri api, string portalUrl, string dataDir) =>
+        Built.Start("dotnet", [Built.Dll("Portal", "Platform.Portal"), "--urls", portalUrl, "--contentRoot", Path.Combine(RegistryFixture.RepoRoot, "src", "Portal")],
+            new Dictionary<string, string> { ["Portal__ApiUrl"] = api.ToString().TrimEnd('/'), ["Portal__DataDir"] = dataDir },
+            Path.Combine(dataDir, "portal.log"));
 
     /// <summary>Opens a Portal page and waits until it is interactive (its Blazor circuit connected).</summary>
     private static async Task OpenAsync(IPage page, string url)
