@@ -19,6 +19,9 @@ public sealed class ApiProblem(HttpStatusCode status, string title, string? deta
     public bool IsForbidden => Status == HttpStatusCode.Forbidden;
     public bool IsNotFound => Status == HttpStatusCode.NotFound;
 
+    /// <summary>What talking to the Api can end in besides an answer: a problem, no connection, a time-out.</summary>
+    public static bool IsCallFailure(Exception e) => e is ApiProblem or HttpRequestException or TaskCanceledException;
+
     public string? For(string field) => Errors.TryGetValue(field, out var m) ? string.Join(" ", m) : null;
 
     public static async Task<ApiProblem> ReadAsync(HttpResponseMessage response, CancellationToken ct)
@@ -102,6 +105,13 @@ public sealed class PlatformApi(HttpClient http) : IPlatformApi
         return (await response.Content.ReadFromJsonAsync<T>(Json, ct))!;
     }
 
+    private async Task<string> GetTextAsync(string path, CancellationToken ct)
+    {
+        using var response = await http.GetAsync(path, ct);
+        if (!response.IsSuccessStatusCode) throw await ApiProblem.ReadAsync(response, ct);
+        return await response.Content.ReadAsStringAsync(ct);
+    }
+
     private async Task<T> SendAsync<T>(HttpMethod method, string path, object? body, CancellationToken ct)
     {
         using var request = new HttpRequestMessage(method, path) { Content = body is null ? null : JsonContent.Create(body, options: Json) };
@@ -132,12 +142,8 @@ public sealed class PlatformApi(HttpClient http) : IPlatformApi
         SendAsync<object>(HttpMethod.Delete, $"{Apps(team, project)}/{E(app)}", null, ct);
     public async Task<IReadOnlyList<InstanceResponse>> InstancesAsync(string team, string project, string app, CancellationToken ct = default) =>
         (await GetAsync<Page<InstanceResponse>>($"{Apps(team, project)}/{E(app)}/instances", ct)).Items;
-    public async Task<string> LogsAsync(string team, string project, string app, int tail, CancellationToken ct = default)
-    {
-        using var response = await http.GetAsync($"{Apps(team, project)}/{E(app)}/logs?tail={tail}", ct);
-        if (!response.IsSuccessStatusCode) throw await ApiProblem.ReadAsync(response, ct);
-        return await response.Content.ReadAsStringAsync(ct);
-    }
+    public Task<string> LogsAsync(string team, string project, string app, int tail, CancellationToken ct = default) =>
+        GetTextAsync($"{Apps(team, project)}/{E(app)}/logs?tail={tail}", ct);
     public async Task<IReadOnlyList<ImageRepositoryResponse>> ImagesAsync(string team, CancellationToken ct = default) =>
         (await GetAsync<Page<ImageRepositoryResponse>>($"api/v1/teams/{E(team)}/images", ct)).Items;
     public async Task<IReadOnlyList<TokenResponse>> TokensAsync(CancellationToken ct = default) => (await GetAsync<Page<TokenResponse>>("api/v1/me/tokens", ct)).Items;
@@ -168,12 +174,8 @@ public sealed class PlatformApi(HttpClient http) : IPlatformApi
         SendAsync<object>(HttpMethod.Delete, $"api/v1/teams/{E(team)}/projects/{E(project)}/members/{E(email)}", null, ct);
     public async Task<IReadOnlyList<BuildResponse>> BuildsAsync(string team, string project, string app, CancellationToken ct = default) =>
         (await GetAsync<Page<BuildResponse>>($"{Apps(team, project)}/{E(app)}/builds", ct)).Items;
-    public async Task<string> BuildLogAsync(string team, string project, string app, int number, CancellationToken ct = default)
-    {
-        using var response = await http.GetAsync($"{Apps(team, project)}/{E(app)}/builds/{number}/log", ct);
-        if (!response.IsSuccessStatusCode) throw await ApiProblem.ReadAsync(response, ct);
-        return await response.Content.ReadAsStringAsync(ct);
-    }
+    public Task<string> BuildLogAsync(string team, string project, string app, int number, CancellationToken ct = default) =>
+        GetTextAsync($"{Apps(team, project)}/{E(app)}/builds/{number}/log", ct);
     public async Task<IReadOnlyList<AuditEventResponse>> AuditAsync(string team, CancellationToken ct = default) =>
         (await GetAsync<Page<AuditEventResponse>>($"api/v1/teams/{E(team)}/audit?limit=50", ct)).Items;
 }

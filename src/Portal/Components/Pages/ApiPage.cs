@@ -35,7 +35,7 @@ public abstract class ApiPage : ComponentBase
             State = PageState.NotFound;
             Error = p.Detail ?? p.Title;
         }
-        catch (Exception e) when (e is ApiProblem or HttpRequestException or TaskCanceledException)
+        catch (Exception e) when (ApiProblem.IsCallFailure(e))
         {
             State = PageState.Error;
             Error = e.Message;
