@@ -106,14 +106,8 @@ public static partial class GitHosting
 
     private static async Task<string?> HeadAsync(string bare, CancellationToken ct)
     {
-        var psi = new ProcessStartInfo("git", ["--git-dir", bare, "rev-parse", "--verify", "--quiet", DefaultBranch])
-        {
-            UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true,
-        };
-        using var process = Process.Start(psi)!;
-        var output = await process.StandardOutput.ReadToEndAsync(ct);
-        await process.WaitForExitAsync(ct);
-        return process.ExitCode == 0 ? output.Trim() : null;
+        var (exit, output, _) = await GitAsync(["--git-dir", bare, "rev-parse", "--verify", "--quiet", DefaultBranch], ct);
+        return exit == 0 ? output.Trim() : null;
     }
 
     private static readonly SemaphoreSlim InitLock = new(1, 1);
@@ -139,13 +133,18 @@ public static partial class GitHosting
 
     private static async Task RunGitAsync(string[] args, CancellationToken ct)
     {
-        var psi = new ProcessStartInfo("git") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
+        var (exit, _, error) = await GitAsync(args, ct);
+        if (exit != 0) throw new InvalidOperationException($"git {args[0]} failed: {error}");
+    }
+
+    private static async Task<(int Exit, string Output, string Error)> GitAsync(string[] args, CancellationToken ct)
+    {
+        var psi = new ProcessStartInfo("git", args) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
         using var process = Process.Start(psi)!;
-        var stderr = process.StandardError.ReadToEndAsync(ct);
-        await process.StandardOutput.ReadToEndAsync(ct);
+        var error = process.StandardError.ReadToEndAsync(ct);
+        var output = await process.StandardOutput.ReadToEndAsync(ct);
         await process.WaitForExitAsync(ct);
-        if (process.ExitCode != 0) throw new InvalidOperationException($"git {args[0]} failed: {await stderr}");
+        return (process.ExitCode, output, await error);
     }
 
     /// <summary>Runs <c>git http-backend</c> as a CGI: request body to stdin, CGI headers parsed, the rest streamed.</summary>
