@@ -81,9 +81,6 @@ public sealed partial class AgentService(IOptions<AgentOptions> options, TimePro
     private DateTimeOffset _tokenExpires;
     private InstanceManager? _instances;
 
-    /// <summary>The reconcile loop (null until the node has joined).</summary>
-    public InstanceManager? Instances => _instances;
-
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var o = options.Value;

@@ -551,17 +551,6 @@ public sealed partial class InstanceManager
         return (running.Sum(t => t.CpuMillicores), running.Sum(t => t.MemoryBytes) / (1024 * 1024), running.Count);
     }
 
-    /// <summary>Stops and tears down every instance (tests and node draining; an agent restart does not call this).</summary>
-    public async Task RemoveAllAsync(CancellationToken ct)
-    {
-        _desired = new DesiredState(long.MaxValue, []);
-        foreach (var t in _instances.Values.ToList())
-        {
-            while (t.Busy) await Task.Delay(50, ct);
-            await RemoveAsync(t, ct);
-        }
-    }
-
     [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "Adopted running container {Id} (pid {Pid})")]
     private static partial void LogAdopted(ILogger logger, string id, int pid);
 
