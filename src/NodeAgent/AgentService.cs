@@ -86,8 +86,8 @@ public sealed partial class AgentService(IOptions<AgentOptions> options, TimePro
         var o = options.Value;
         _http.BaseAddress = _poll.BaseAddress = new Uri(o.ApiUrl!.TrimEnd('/') + "/");
         LogStarted(log, o.NodeName, o.ApiUrl);
-        var credentials = await RetryAsync(ct => LoadOrJoinAsync(o, ct), stoppingToken);
-        if (credentials is null) return;
+        var (joined, credentials) = await RetryAsync(ct => LoadOrJoinAsync(o, ct), stoppingToken);
+        if (!joined) return;
 
         var registry = new HttpClient { BaseAddress = _http.BaseAddress, Timeout = TimeSpan.FromMinutes(10) };
         var manager = new InstanceManager(o.Runtime() with { Registry = _http.BaseAddress.Authority },
@@ -107,15 +107,15 @@ public sealed partial class AgentService(IOptions<AgentOptions> options, TimePro
         LogStopped(log, o.NodeName);
     }
 
-    /// <summary>Runs <paramref name="step"/> until it succeeds, backing off from 1 s to 30 s; null at shutdown.</summary>
-    private async Task<T?> RetryAsync<T>(Func<CancellationToken, Task<T>> step, CancellationToken ct) where T : class
+    /// <summary>Runs <paramref name="step"/> until it succeeds, backing off from 1 s to 30 s; not Ok only at shutdown.</summary>
+    private async Task<(bool Ok, T Value)> RetryAsync<T>(Func<CancellationToken, Task<T>> step, CancellationToken ct)
     {
         var backoff = TimeSpan.FromSeconds(1);
         while (!ct.IsCancellationRequested)
         {
             try
             {
-                return await step(ct);
+                return (true, await step(ct));
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -129,15 +129,15 @@ public sealed partial class AgentService(IOptions<AgentOptions> options, TimePro
                 backoff = TimeSpan.FromSeconds(Math.Min(30, backoff.TotalSeconds * 2));
             }
         }
-        return null;
+        return (false, default!);
     }
 
     private async Task HeartbeatLoopAsync(AgentOptions o, Credentials c, CancellationToken ct)
     {
         while (!ct.IsCancellationRequested)
         {
-            var interval = await RetryAsync(async t => (object)await HeartbeatAsync(o, c, t), ct);
-            if (interval is not TimeSpan wait) return;
+            var (ok, wait) = await RetryAsync(t => HeartbeatAsync(o, c, t), ct);
+            if (!ok) return;
             await Task.Delay(wait, clock, ct).ContinueWith(_ => { }, CancellationToken.None);
         }
     }
@@ -146,19 +146,19 @@ public sealed partial class AgentService(IOptions<AgentOptions> options, TimePro
     {
         while (!ct.IsCancellationRequested)
         {
-            var state = await RetryAsync(async t =>
+            var (ok, desired) = await RetryAsync<DesiredState?>(async t =>
             {
                 var revision = manager.DesiredRevision;
                 using var request = new HttpRequestMessage(HttpMethod.Get, "api/v1/nodes/desired" + (revision is { } r ? $"?revision={r}" : ""));
                 request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await TokenAsync(c, t));
                 using var response = await _poll.SendAsync(request, t);
-                if (response.StatusCode == System.Net.HttpStatusCode.NotModified) return new object();
+                if (response.StatusCode == System.Net.HttpStatusCode.NotModified) return null;   // nothing changed within the poll
                 if (!response.IsSuccessStatusCode)
                     throw new InvalidOperationException($"The desired state was refused: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(t)}");
-                return (object)(await response.Content.ReadFromJsonAsync<DesiredState>(t))!;
+                return await response.Content.ReadFromJsonAsync<DesiredState>(t);
             }, ct);
-            if (state is null) return;
-            if (state is DesiredState desired)
+            if (!ok) return;
+            if (desired is not null)
             {
                 LogDesired(log, desired.Revision, desired.Instances.Count);
                 manager.SetDesired(desired);
@@ -189,7 +189,7 @@ public sealed partial class AgentService(IOptions<AgentOptions> options, TimePro
                 || usage && (Moved(s.UsedCpuMillicores, r.UsedCpuMillicores) || Moved(s.UsedMemoryBytes, r.UsedMemoryBytes))).ToList();
             if (usage) lastUsage = now;
             if (changed.Count == 0) continue;
-            var ok = await RetryAsync(async t =>
+            var (ok, _) = await RetryAsync(async t =>
             {
                 foreach (var batch in changed.Chunk(100))
                 {
@@ -199,9 +199,9 @@ public sealed partial class AgentService(IOptions<AgentOptions> options, TimePro
                     if (!response.IsSuccessStatusCode)
                         throw new InvalidOperationException($"The status report was refused: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(t)}");
                 }
-                return new object();
+                return true;
             }, ct);
-            if (ok is null) return;
+            if (!ok) return;
             if (full) { lastFull = now; sent.Clear(); }
             foreach (var r in changed) sent[r.Id] = r;
         }
