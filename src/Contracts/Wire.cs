@@ -29,7 +29,15 @@ public sealed record CreateTeamRequest(string? Name);
 
 
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
-public sealed record TeamQuotaRequest(long? MemoryMiB, long? CpuMillicores, long? Instances, long? Apps, long? Projects, long? RegistryGiB, long? ConcurrentBuilds);
+public sealed record TeamQuotaRequest(long? MemoryMiB, long? CpuMillicores, long? Instances, long? Apps, long? Projects, long? RegistryGiB, long? ConcurrentBuilds,
+    BuildLimitsRequest? Build = null);
+
+/// <summary>What one build of the team may use; an absent member keeps its value, 0 means the platform's default.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed record BuildLimitsRequest(long? MemoryMiB, long? CpuMillicores, long? Pids, long? TimeoutSeconds);
+
+/// <summary>The limits one build of the team runs under (the team's own or the platform's defaults).</summary>
+public sealed record BuildLimitsResponse(long MemoryMiB, long CpuMillicores, long Pids, long TimeoutSeconds);
 
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record ProjectQuotaRequest(long? MemoryMiB, long? CpuMillicores, long? Instances, long? Apps);
@@ -38,7 +46,8 @@ public sealed record ProjectQuotaRequest(long? MemoryMiB, long? CpuMillicores, l
 public sealed record QuotaItem(long? Limit, long Used);
 
 /// <summary>A team's limits and usage; <see cref="RegistryBytesUsed"/> is exact where <c>registryGiB.used</c> rounds up.</summary>
-public sealed record TeamQuotaResponse(QuotaItem MemoryMiB, QuotaItem CpuMillicores, QuotaItem Instances, QuotaItem Apps, QuotaItem Projects, QuotaItem RegistryGiB, QuotaItem ConcurrentBuilds, long RegistryBytesUsed);
+public sealed record TeamQuotaResponse(QuotaItem MemoryMiB, QuotaItem CpuMillicores, QuotaItem Instances, QuotaItem Apps, QuotaItem Projects, QuotaItem RegistryGiB, QuotaItem ConcurrentBuilds, long RegistryBytesUsed,
+    BuildLimitsResponse? Build = null);
 
 public sealed record ProjectQuotaResponse(QuotaItem MemoryMiB, QuotaItem CpuMillicores, QuotaItem Instances, QuotaItem Apps);
 
@@ -67,7 +76,11 @@ public sealed record CreateAppRequest(
     int? CpuMillicores,
     int? Port,
     Dictionary<string, string?>? Env,
-    string? HealthCheckPath);
+    string? HealthCheckPath,
+    string? SourceUrl = null,
+    string? Branch = null,
+    string? DockerfilePath = null,
+    string? WebhookSecret = null);
 
 /// <summary>A partial update: only the members present change (JSON merge-patch semantics for scalars).</summary>
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
@@ -78,7 +91,11 @@ public sealed record UpdateAppRequest(
     int? CpuMillicores,
     int? Port,
     Dictionary<string, string?>? Env,
-    string? HealthCheckPath);
+    string? HealthCheckPath,
+    string? SourceUrl = null,
+    string? Branch = null,
+    string? DockerfilePath = null,
+    string? WebhookSecret = null);
 
 public sealed record AppResponse(
     string Name,
@@ -95,7 +112,13 @@ public sealed record AppResponse(
     string? GitUrl,
     DateTime CreatedAt,
     DateTime UpdatedAt,
-    AppStatus? Status = null);
+    AppStatus? Status = null,
+    string? SourceUrl = null,
+    string? Branch = null,
+    string? DockerfilePath = null,
+    string? WebhookUrl = null,
+    /// <summary>Only in the response of the request that generated it (a source URL set without a secret): shown once.</summary>
+    string? WebhookSecret = null);
 
 /// <summary>How many instances run out of how many are wanted, and why not all when they do not.</summary>
 public sealed record AppStatus(int Running, int Desired, string? Message);

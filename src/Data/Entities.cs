@@ -44,6 +44,11 @@ public sealed class TeamQuota
     public long Projects { get; set; }
     public long RegistryGiB { get; set; }
     public long ConcurrentBuilds { get; set; }
+    // What one build of the team may use (a cgroup around the build) and how long it may take.
+    public long BuildMemoryMiB { get; set; }
+    public long BuildCpuMillicores { get; set; }
+    public long BuildPids { get; set; }
+    public long BuildTimeoutSeconds { get; set; }
 }
 
 public sealed class Project
@@ -96,7 +101,17 @@ public sealed class App
     public string? Image { get; set; }
     /// <summary>Built from its own git repository (created without an image); its builds set <see cref="Image"/>.</summary>
     public bool FromSource { get; set; }
-    public bool HasRepository => FromSource || Image is null;
+    public bool HasRepository => (FromSource || Image is null) && SourceUrl is null;
+    /// <summary>A repository hosted elsewhere (http(s) or ssh) built on its webhook's push events; null for the platform's own git.</summary>
+    public string? SourceUrl { get; set; }
+    /// <summary>The branch whose pushes build and deploy.</summary>
+    public string Branch { get; set; } = "main";
+    /// <summary>Where the Dockerfile is, relative to the repository's root.</summary>
+    public string DockerfilePath { get; set; } = "Dockerfile";
+    /// <summary>The webhook secret, protected with the Api's data-protection keys (HMAC needs it in clear when checking).</summary>
+    public string? WebhookSecret { get; set; }
+    /// <summary>Whose rights webhook builds use to push the image: the person who last set the source.</summary>
+    public string? SourceSetBy { get; set; }
     public int Instances { get; set; }
     public int MemoryMiB { get; set; }
     public int CpuMillicores { get; set; }
@@ -126,6 +141,31 @@ public sealed class Build
     public DateTime CreatedAt { get; set; }
     public DateTime? StartedAt { get; set; }
     public DateTime? FinishedAt { get; set; }
+    /// <summary>What started it: push (platform git), webhook, api (rebuild) or retry.</summary>
+    public string Trigger { get; set; } = "push";
+    /// <summary>The repository cloned for a webhook build (the app's source URL then); null for the platform's own git.</summary>
+    public string? Source { get; set; }
+    /// <summary>Written every few seconds by the job running it: a Running build whose heartbeat stopped lost its Api.</summary>
+    public DateTime? HeartbeatAt { get; set; }
+    public bool CancelRequested { get; set; }
+    /// <summary>How many times it was started (a build whose Api died is started again once).</summary>
+    public int Attempts { get; set; }
+}
+
+/// <summary>A version of an app: the image it ran from then on, and where that came from (a build, an image, a rollback).</summary>
+public sealed class Release
+{
+    public Guid Id { get; set; }
+    public Guid AppId { get; set; }
+    public App? App { get; set; }
+    public int Version { get; set; }
+    /// <summary>The image reference, pinned to a digest where the registry knew it.</summary>
+    public required string Image { get; set; }
+    public string? Commit { get; set; }
+    public int? BuildNumber { get; set; }
+    public required string Description { get; set; }
+    public string? CreatedBy { get; set; }
+    public DateTime CreatedAt { get; set; }
 }
 
 /// <summary>

@@ -18,6 +18,7 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
     public DbSet<Node> Nodes => Set<Node>();
     public DbSet<Instance> Instances => Set<Instance>();
     public DbSet<Build> Builds => Set<Build>();
+    public DbSet<Release> Releases => Set<Release>();
     public DbSet<AuditEvent> AuditEvents => Set<AuditEvent>();
     public DbSet<RegistryRepository> RegistryRepositories => Set<RegistryRepository>();
     public DbSet<RegistryBlob> RegistryBlobs => Set<RegistryBlob>();
@@ -78,6 +79,11 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
             e.Property(a => a.Image).HasMaxLength(512);
             e.Property(a => a.HealthCheckPath).HasMaxLength(Quantities.MaxHealthCheckPathLength);
             e.Property(a => a.SchedulingMessage).HasMaxLength(512);
+            e.Property(a => a.SourceUrl).HasMaxLength(2048);
+            e.Property(a => a.Branch).HasMaxLength(255);
+            e.Property(a => a.DockerfilePath).HasMaxLength(255);
+            e.Property(a => a.WebhookSecret).HasMaxLength(1024);
+            e.Property(a => a.SourceSetBy).HasMaxLength(64);
             e.Ignore(a => a.HasRepository);
             e.HasIndex(a => new { a.ProjectId, a.Name }).IsUnique();
             e.HasOne(a => a.Project).WithMany().HasForeignKey(a => a.ProjectId).OnDelete(DeleteBehavior.Cascade);
@@ -126,6 +132,20 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
             e.Property(b => b.Reason).HasMaxLength(1024);
             e.Property(b => b.ImageDigest).HasMaxLength(80);
             e.Property(b => b.CreatedBy).HasMaxLength(64);
+            e.Property(b => b.Trigger).HasMaxLength(16);
+            e.Property(b => b.Source).HasMaxLength(2048);
+            e.HasIndex(b => b.State);
+        });
+
+        builder.Entity<Release>(e =>
+        {
+            e.ToTable("releases");
+            e.HasOne(r => r.App).WithMany().HasForeignKey(r => r.AppId).OnDelete(DeleteBehavior.Cascade);
+            e.HasIndex(r => new { r.AppId, r.Version }).IsUnique();
+            e.Property(r => r.Image).HasMaxLength(512);
+            e.Property(r => r.Commit).HasMaxLength(64);
+            e.Property(r => r.Description).HasMaxLength(256);
+            e.Property(r => r.CreatedBy).HasMaxLength(64);
         });
 
         builder.Entity<Instance>(e =>

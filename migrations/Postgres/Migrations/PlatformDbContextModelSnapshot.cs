@@ -368,11 +368,21 @@ namespace Platform.Migrations.Postgres.Migrations
                         .ValueGeneratedOnAdd()
                         .HasColumnType("uuid");
 
+                    b.Property<string>("Branch")
+                        .IsRequired()
+                        .HasMaxLength(255)
+                        .HasColumnType("character varying(255)");
+
                     b.Property<int>("CpuMillicores")
                         .HasColumnType("integer");
 
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("DockerfilePath")
+                        .IsRequired()
+                        .HasMaxLength(255)
+                        .HasColumnType("character varying(255)");
 
                     b.Property<string>("Env")
                         .IsRequired()
@@ -414,8 +424,20 @@ namespace Platform.Migrations.Postgres.Migrations
                         .HasMaxLength(512)
                         .HasColumnType("character varying(512)");
 
+                    b.Property<string>("SourceSetBy")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<string>("SourceUrl")
+                        .HasMaxLength(2048)
+                        .HasColumnType("character varying(2048)");
+
                     b.Property<DateTime>("UpdatedAt")
                         .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("WebhookSecret")
+                        .HasMaxLength(1024)
+                        .HasColumnType("character varying(1024)");
 
                     b.HasKey("Id");
 
@@ -482,6 +504,12 @@ namespace Platform.Migrations.Postgres.Migrations
                     b.Property<Guid>("AppId")
                         .HasColumnType("uuid");
 
+                    b.Property<int>("Attempts")
+                        .HasColumnType("integer");
+
+                    b.Property<bool>("CancelRequested")
+                        .HasColumnType("boolean");
+
                     b.Property<string>("Commit")
                         .IsRequired()
                         .HasMaxLength(64)
@@ -497,6 +525,9 @@ namespace Platform.Migrations.Postgres.Migrations
                     b.Property<DateTime?>("FinishedAt")
                         .HasColumnType("timestamp with time zone");
 
+                    b.Property<DateTime?>("HeartbeatAt")
+                        .HasColumnType("timestamp with time zone");
+
                     b.Property<string>("ImageDigest")
                         .HasMaxLength(80)
                         .HasColumnType("character varying(80)");
@@ -508,6 +539,10 @@ namespace Platform.Migrations.Postgres.Migrations
                         .HasMaxLength(1024)
                         .HasColumnType("character varying(1024)");
 
+                    b.Property<string>("Source")
+                        .HasMaxLength(2048)
+                        .HasColumnType("character varying(2048)");
+
                     b.Property<DateTime?>("StartedAt")
                         .HasColumnType("timestamp with time zone");
 
@@ -516,7 +551,14 @@ namespace Platform.Migrations.Postgres.Migrations
                         .HasMaxLength(16)
                         .HasColumnType("character varying(16)");
 
+                    b.Property<string>("Trigger")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)");
+
                     b.HasKey("Id");
+
+                    b.HasIndex("State");
 
                     b.HasIndex("AppId", "Number")
                         .IsUnique();
@@ -1069,6 +1111,50 @@ namespace Platform.Migrations.Postgres.Migrations
                     b.ToTable("registry_uploads", (string)null);
                 });
 
+            modelBuilder.Entity("Platform.Data.Release", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid");
+
+                    b.Property<Guid>("AppId")
+                        .HasColumnType("uuid");
+
+                    b.Property<int?>("BuildNumber")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("Commit")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("CreatedBy")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<string>("Description")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)");
+
+                    b.Property<string>("Image")
+                        .IsRequired()
+                        .HasMaxLength(512)
+                        .HasColumnType("character varying(512)");
+
+                    b.Property<int>("Version")
+                        .HasColumnType("integer");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("AppId", "Version")
+                        .IsUnique();
+
+                    b.ToTable("releases", (string)null);
+                });
+
             modelBuilder.Entity("Platform.Data.Team", b =>
                 {
                     b.Property<Guid>("Id")
@@ -1362,6 +1448,17 @@ namespace Platform.Migrations.Postgres.Migrations
                         .IsRequired();
                 });
 
+            modelBuilder.Entity("Platform.Data.Release", b =>
+                {
+                    b.HasOne("Platform.Data.App", "App")
+                        .WithMany()
+                        .HasForeignKey("AppId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+
+                    b.Navigation("App");
+                });
+
             modelBuilder.Entity("Platform.Data.Team", b =>
                 {
                     b.OwnsOne("Platform.Data.TeamQuota", "Quota", b1 =>
@@ -1370,6 +1467,18 @@ namespace Platform.Migrations.Postgres.Migrations
                                 .HasColumnType("uuid");
 
                             b1.Property<long>("Apps")
+                                .HasColumnType("bigint");
+
+                            b1.Property<long>("BuildCpuMillicores")
+                                .HasColumnType("bigint");
+
+                            b1.Property<long>("BuildMemoryMiB")
+                                .HasColumnType("bigint");
+
+                            b1.Property<long>("BuildPids")
+                                .HasColumnType("bigint");
+
+                            b1.Property<long>("BuildTimeoutSeconds")
                                 .HasColumnType("bigint");
 
                             b1.Property<long>("ConcurrentBuilds")

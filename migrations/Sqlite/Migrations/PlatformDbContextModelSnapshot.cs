@@ -359,10 +359,20 @@ namespace Platform.Migrations.Sqlite.Migrations
                         .ValueGeneratedOnAdd()
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("Branch")
+                        .IsRequired()
+                        .HasMaxLength(255)
+                        .HasColumnType("TEXT");
+
                     b.Property<int>("CpuMillicores")
                         .HasColumnType("INTEGER");
 
                     b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("DockerfilePath")
+                        .IsRequired()
+                        .HasMaxLength(255)
                         .HasColumnType("TEXT");
 
                     b.Property<string>("Env")
@@ -405,7 +415,19 @@ namespace Platform.Migrations.Sqlite.Migrations
                         .HasMaxLength(512)
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("SourceSetBy")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("SourceUrl")
+                        .HasMaxLength(2048)
+                        .HasColumnType("TEXT");
+
                     b.Property<DateTime>("UpdatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("WebhookSecret")
+                        .HasMaxLength(1024)
                         .HasColumnType("TEXT");
 
                     b.HasKey("Id");
@@ -471,6 +493,12 @@ namespace Platform.Migrations.Sqlite.Migrations
                     b.Property<Guid>("AppId")
                         .HasColumnType("TEXT");
 
+                    b.Property<int>("Attempts")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<bool>("CancelRequested")
+                        .HasColumnType("INTEGER");
+
                     b.Property<string>("Commit")
                         .IsRequired()
                         .HasMaxLength(64)
@@ -486,6 +514,9 @@ namespace Platform.Migrations.Sqlite.Migrations
                     b.Property<DateTime?>("FinishedAt")
                         .HasColumnType("TEXT");
 
+                    b.Property<DateTime?>("HeartbeatAt")
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("ImageDigest")
                         .HasMaxLength(80)
                         .HasColumnType("TEXT");
@@ -497,6 +528,10 @@ namespace Platform.Migrations.Sqlite.Migrations
                         .HasMaxLength(1024)
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("Source")
+                        .HasMaxLength(2048)
+                        .HasColumnType("TEXT");
+
                     b.Property<DateTime?>("StartedAt")
                         .HasColumnType("TEXT");
 
@@ -505,7 +540,14 @@ namespace Platform.Migrations.Sqlite.Migrations
                         .HasMaxLength(16)
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("Trigger")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT");
+
                     b.HasKey("Id");
+
+                    b.HasIndex("State");
 
                     b.HasIndex("AppId", "Number")
                         .IsUnique();
@@ -1058,6 +1100,50 @@ namespace Platform.Migrations.Sqlite.Migrations
                     b.ToTable("registry_uploads", (string)null);
                 });
 
+            modelBuilder.Entity("Platform.Data.Release", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("AppId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<int?>("BuildNumber")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Commit")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("CreatedBy")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Description")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Image")
+                        .IsRequired()
+                        .HasMaxLength(512)
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("Version")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("AppId", "Version")
+                        .IsUnique();
+
+                    b.ToTable("releases", (string)null);
+                });
+
             modelBuilder.Entity("Platform.Data.Team", b =>
                 {
                     b.Property<Guid>("Id")
@@ -1351,6 +1437,17 @@ namespace Platform.Migrations.Sqlite.Migrations
                         .IsRequired();
                 });
 
+            modelBuilder.Entity("Platform.Data.Release", b =>
+                {
+                    b.HasOne("Platform.Data.App", "App")
+                        .WithMany()
+                        .HasForeignKey("AppId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+
+                    b.Navigation("App");
+                });
+
             modelBuilder.Entity("Platform.Data.Team", b =>
                 {
                     b.OwnsOne("Platform.Data.TeamQuota", "Quota", b1 =>
@@ -1359,6 +1456,18 @@ namespace Platform.Migrations.Sqlite.Migrations
                                 .HasColumnType("TEXT");
 
                             b1.Property<long>("Apps")
+                                .HasColumnType("INTEGER");
+
+                            b1.Property<long>("BuildCpuMillicores")
+                                .HasColumnType("INTEGER");
+
+                            b1.Property<long>("BuildMemoryMiB")
+                                .HasColumnType("INTEGER");
+
+                            b1.Property<long>("BuildPids")
+                                .HasColumnType("INTEGER");
+
+                            b1.Property<long>("BuildTimeoutSeconds")
                                 .HasColumnType("INTEGER");
 
                             b1.Property<long>("ConcurrentBuilds")

@@ -5,6 +5,8 @@ using Microsoft.Extensions.Options;
 using Platform.Api.Access;
 using Platform.Api.Infrastructure;
 using Platform.Api.Quotas;
+using Platform.Api.Releases;
+using Platform.Api.Builds;
 using Platform.Api.Scheduling;
 using Platform.Contracts;
 using Platform.Data;
@@ -70,7 +72,8 @@ public static partial class AppsApi
 
     private static async Task<Results<Created<AppResponse>, ProblemHttpResult>> CreateAsync(
         string team, string project, CreateAppRequest body, HttpContext http, AccessService access, PlatformDbContext db,
-        QuotaService quotas, PlacementService placement, IOptions<PlatformOptions> options, TimeProvider clock, CancellationToken ct)
+        QuotaService quotas, PlacementService placement, ReleaseService releases, WebhookSecrets secrets,
+        IOptions<PlatformOptions> options, TimeProvider clock, CancellationToken ct)
     {
         var s = await ScopeAsync(team, project, Permission.AppWrite, access, ct);
         if (s.Problem is { } p) return p;
@@ -80,6 +83,11 @@ public static partial class AppsApi
         Validate(errors, body.Image, body.Instances, body.MemoryMiB, body.CpuMillicores, body.Port, body.Env, body.HealthCheckPath);
         if (!errors.Any && body.Image is not null && ImageResolver.Eligibility(body.Image, team) is { } imageProblem)
             errors.Add("image", imageProblem);
+        ValidateSource(errors, body.SourceUrl, body.Branch, body.DockerfilePath, body.WebhookSecret);
+        if (body.Image is not null && (body.SourceUrl ?? body.Branch ?? body.DockerfilePath) is not null)
+            errors.Add("image", "an app runs an image or is built from source (sourceUrl, branch, dockerfilePath), not both.");
+        if (body.WebhookSecret is not null && body.SourceUrl is null)
+            errors.Add("webhookSecret", "is only used with sourceUrl (a repository hosted elsewhere).");
         if (errors.Any) return errors.ToProblem();
 
         var now = clock.GetUtcNow().UtcDateTime;
@@ -95,9 +103,19 @@ public static partial class AppsApi
             Port = body.Port ?? DefaultPort,
             Env = body.Env?.Where(e => e.Value is not null).ToDictionary(e => e.Key, e => e.Value!) ?? [],
             HealthCheckPath = body.HealthCheckPath ?? "/",
+            SourceUrl = body.SourceUrl,
+            Branch = body.Branch ?? "main",
+            DockerfilePath = body.DockerfilePath ?? "Dockerfile",
+            SourceSetBy = body.SourceUrl is null ? null : access.Caller.UserId,
             CreatedAt = now,
             UpdatedAt = now,
         };
+        string? shownSecret = null;
+        if (body.SourceUrl is not null)
+        {
+            shownSecret = body.WebhookSecret is null ? WebhookSecrets.New() : null;
+            app.WebhookSecret = secrets.Protect(body.WebhookSecret ?? shownSecret!);
+        }
 
         // Checked before the admission queue; a create racing for the same name meets the unique index.
         if (await db.Apps.AnyAsync(a => a.ProjectId == scope.Project.Id && a.Name == app.Name, ct))
@@ -110,12 +128,14 @@ public static partial class AppsApi
             return Problems.QuotaExceeded(await quotas.AdmitAsync(scope.Access.Team, scope.Project, footprint, ct));
         }
         db.Apps.Add(app);
+        if (app.Image is not null)
+            await releases.AddAsync(app, team, app.Image, $"Deployed image {app.Image}", null, null, access.Caller.UserId, ct);
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
         await placement.TryReconcileAsync([app.Id], ct);
         app.SchedulingMessage = await db.Apps.Where(x => x.Id == app.Id).Select(x => x.SchedulingMessage).FirstOrDefaultAsync(ct);
         return TypedResults.Created($"/api/v1/teams/{team}/projects/{project}/apps/{app.Name}",
-            ToResponse(app, scope, http, options.Value));
+            ToResponse(app, scope, http, options.Value) with { WebhookSecret = shownSecret });
     }
 
     private static async Task<Results<Ok<AppResponse>, ProblemHttpResult>> GetAsync(
@@ -131,7 +151,8 @@ public static partial class AppsApi
 
     private static async Task<Results<Ok<AppResponse>, ProblemHttpResult>> UpdateAsync(
         string team, string project, string app, UpdateAppRequest body, HttpContext http, AccessService access,
-        PlatformDbContext db, QuotaService quotas, PlacementService placement, IOptions<PlatformOptions> options, TimeProvider clock, CancellationToken ct)
+        PlatformDbContext db, QuotaService quotas, PlacementService placement, ReleaseService releases, WebhookSecrets secrets,
+        IOptions<PlatformOptions> options, TimeProvider clock, CancellationToken ct)
     {
         var s = await ScopeAsync(team, project, Permission.AppWrite, access, ct);
         if (s.Problem is { } p) return p;
@@ -140,6 +161,7 @@ public static partial class AppsApi
         Validate(errors, body.Image, body.Instances, body.MemoryMiB, body.CpuMillicores, body.Port, body.Env, body.HealthCheckPath);
         if (!errors.Any && body.Image is not null && ImageResolver.Eligibility(body.Image, team) is { } imageProblem)
             errors.Add("image", imageProblem);
+        ValidateSource(errors, body.SourceUrl, body.Branch, body.DockerfilePath, body.WebhookSecret);
         if (errors.Any) return errors.ToProblem();
 
         await using var tx = await quotas.BeginAdmissionAsync(scope.Access.Team.Id, ct);
@@ -154,8 +176,28 @@ public static partial class AppsApi
             return Problems.QuotaExceeded(await quotas.AdmitAsync(scope.Access.Team, scope.Project, after - before, ct));
         }
 
+        if (body.WebhookSecret is not null && (body.SourceUrl ?? a.SourceUrl) is null)
+            return Problems.Validation("webhookSecret", "is only used with sourceUrl (a repository hosted elsewhere).");
+        if ((body.SourceUrl ?? body.Branch ?? body.DockerfilePath) is not null && !a.FromSource)
+            return Problems.Validation("sourceUrl", "this app runs an image: create an app without an image to build from source.");
         var what = (a.Image, a.MemoryMiB, a.CpuMillicores, a.Port, Env: string.Join('\n', a.Env.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => e.Key + "=" + e.Value)));
+        if (body.Image is not null && body.Image != a.Image)
+            await releases.AddAsync(a, team, body.Image, $"Deployed image {body.Image}", null, null, access.Caller.UserId, ct);
         if (body.Image is not null) a.Image = body.Image;
+        string? shownSecret = null;
+        if (body.SourceUrl is not null && body.SourceUrl != a.SourceUrl)
+        {
+            a.SourceUrl = body.SourceUrl;
+            a.SourceSetBy = access.Caller.UserId;
+            if (body.WebhookSecret is null && a.WebhookSecret is null) shownSecret = WebhookSecrets.New();
+        }
+        if (body.WebhookSecret is not null || shownSecret is not null)
+        {
+            a.WebhookSecret = secrets.Protect(body.WebhookSecret ?? shownSecret!);
+            a.SourceSetBy = access.Caller.UserId;
+        }
+        a.Branch = body.Branch ?? a.Branch;
+        a.DockerfilePath = body.DockerfilePath ?? a.DockerfilePath;
         a.Instances = body.Instances ?? a.Instances;
         a.MemoryMiB = body.MemoryMiB ?? a.MemoryMiB;
         a.CpuMillicores = body.CpuMillicores ?? a.CpuMillicores;
@@ -179,7 +221,7 @@ public static partial class AppsApi
         await tx.CommitAsync(ct);
         await placement.TryReconcileAsync([a.Id], ct);
         a.SchedulingMessage = await db.Apps.Where(x => x.Id == a.Id).Select(x => x.SchedulingMessage).FirstOrDefaultAsync(ct);
-        return TypedResults.Ok(ToResponse(a, scope, http, options.Value, await RunningAsync(db, a, ct)));
+        return TypedResults.Ok(ToResponse(a, scope, http, options.Value, await RunningAsync(db, a, ct)) with { WebhookSecret = shownSecret });
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
@@ -204,6 +246,15 @@ public static partial class AppsApi
         // Its git repository (apps built from source) goes with it.
         var repository = Path.Combine(options.Value.FullDataDir, "git", a.Id.ToString("N") + ".git");
         if (Directory.Exists(repository)) Directory.Delete(repository, recursive: true);
+        // And its layer cache.
+        var storage = Builds.BuildJob.StoragePath(options.Value, a.Id);
+        if (Directory.Exists(storage))
+        {
+            var env = Builds.BuildJob.Config(storage, "localhost");
+            await Exec.RunAsync("buildah", ["rm", "--all"], CancellationToken.None, env);
+            await Exec.RunAsync("buildah", ["rmi", "--all", "--force"], CancellationToken.None, env);
+            try { Directory.Delete(storage, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
         return TypedResults.NoContent();
     }
 
@@ -265,6 +316,24 @@ public static partial class AppsApi
             errors.Add("healthCheckPath", $"must be a URL path starting with '/', without spaces or control characters, at most {Quantities.MaxHealthCheckPathLength} characters.");
     }
 
+    [GeneratedRegex(@"^(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,255}(?<!/)(?<!\.lock)$")]
+    private static partial Regex BranchName();
+
+    [GeneratedRegex(@"^(?!/)(?!.*(^|/)\.\.(/|$))[A-Za-z0-9._/@+-]{1,255}$")]
+    private static partial Regex RelativePath();
+
+    private static void ValidateSource(Problems.Errors errors, string? sourceUrl, string? branch, string? dockerfilePath, string? webhookSecret)
+    {
+        if (sourceUrl is not null && Builds.SourceUrls.SyntaxProblem(sourceUrl) is { } problem)
+            errors.Add("sourceUrl", problem);
+        if (branch is not null && (!BranchName().IsMatch(branch) || branch.StartsWith('-')))
+            errors.Add("branch", "must be a branch name such as 'main' or 'release/2.x' (letters, digits, '.', '_', '-', '/').");
+        if (dockerfilePath is not null && !RelativePath().IsMatch(dockerfilePath))
+            errors.Add("dockerfilePath", "must be a path inside the repository such as 'Dockerfile' or 'docker/web.Dockerfile' (no '..', not absolute).");
+        if (webhookSecret is not null && (webhookSecret.Length is < 16 or > 256 || webhookSecret.Any(char.IsControl)))
+            errors.Add("webhookSecret", "must be 16 to 256 characters without control characters.");
+    }
+
     private static string Printable(string s)
     {
         var cut = s.Length > 40 ? s[..40] + "…" : s;
@@ -281,8 +350,11 @@ public static partial class AppsApi
         var url = $"{ingress.Scheme}://{a.Name}-{project}-{team}.{options.Ingress.Domain}{(ingress.IsDefaultPort ? "" : ":" + ingress.Port)}";
         var gitUrl = a.HasRepository ? $"{http.Request.Scheme}://{http.Request.Host}/git/{team}/{project}/{a.Name}.git" : null;
         var env = scope.SeesSecrets ? a.Env : a.Env.ToDictionary(e => e.Key, _ => Masked);
+        var webhookUrl = a.SourceUrl is null ? null : $"{http.Request.Scheme}://{http.Request.Host}/hooks/{team}/{project}/{a.Name}";
         return new AppResponse(a.Name, project, team, a.Image, a.Instances, a.MemoryMiB, a.CpuMillicores, a.Port,
             env, a.HealthCheckPath, url, gitUrl, a.CreatedAt, a.UpdatedAt,
-            new AppStatus(running, a.Image is null ? 0 : a.Instances, a.SchedulingMessage));
+            new AppStatus(running, a.Image is null ? 0 : a.Instances, a.SchedulingMessage),
+            a.SourceUrl is null ? null : Builds.SourceUrls.Redact(a.SourceUrl), a.FromSource ? a.Branch : null,
+            a.FromSource ? a.DockerfilePath : null, webhookUrl);
     }
 }

@@ -1,3 +1,4 @@
+using System.Text;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -9,57 +10,181 @@ using Platform.Data;
 
 namespace Platform.Api.Builds;
 
-/// <summary>An app's builds, each build's state and its log (viewers and up).</summary>
-public static class BuildsApi
+/// <summary>An app's builds: list, start (developers), cancel (developers), each build's state and its log — kept, or followed live as Server-Sent Events.</summary>
+public static partial class BuildsApi
 {
     public static RouteGroupBuilder MapBuildsApi(this RouteGroupBuilder api)
     {
         const string builds = "/teams/{team}/projects/{project}/apps/{app}/builds";
         api.MapGet(builds, ListAsync).WithName("builds.list");
+        api.MapPost(builds, CreateAsync).WithName("builds.create");
         api.MapGet(builds + "/{number:int}", GetAsync).WithName("builds.get");
+        api.MapPost(builds + "/{number:int}/cancel", CancelAsync).WithName("builds.cancel");
         api.MapGet(builds + "/{number:int}/log", LogAsync).WithName("builds.log");
         return api;
     }
 
-    private static BuildResponse ToResponse(Build b) =>
-        new(b.Number, b.Commit, b.State, b.Reason, b.ImageDigest, b.CreatedAt, b.StartedAt, b.FinishedAt);
+    private static BuildResponse ToResponse(Build b, string? by) =>
+        new(b.Number, b.Commit, b.State, b.Reason, b.ImageDigest, b.CreatedAt, b.StartedAt, b.FinishedAt, b.Trigger, by, b.CancelRequested);
 
-    private static async Task<(App? App, ProblemHttpResult? Problem)> AppAsync(string team, string project, string app, AccessService access, PlatformDbContext db, CancellationToken ct)
+    private static async Task<(App? App, AppsApi.ProjectScope? Scope, ProblemHttpResult? Problem)> AppAsync(
+        string team, string project, string app, Permission permission, AccessService access, PlatformDbContext db, CancellationToken ct)
     {
-        var s = await AppsApi.ScopeAsync(team, project, Permission.AppRead, access, ct);
-        if (s.Problem is { } p) return (null, p);
+        var s = await AppsApi.ScopeAsync(team, project, permission, access, ct);
+        if (s.Problem is { } p) return (null, null, p);
         var a = await AppsApi.FindAsync(db, s.Value!.Project, app, ct);
-        return a is null ? (null, Problems.NotFound($"App '{app}'")) : (a, null);
+        return a is null ? (null, null, Problems.NotFound($"App '{app}'")) : (a, s.Value, null);
     }
 
     private static async Task<Results<Ok<Page<BuildResponse>>, ProblemHttpResult>> ListAsync(
         string team, string project, string app, AccessService access, PlatformDbContext db, CancellationToken ct)
     {
-        var (a, problem) = await AppAsync(team, project, app, access, db, ct);
+        var (a, _, problem) = await AppAsync(team, project, app, Permission.AppRead, access, db, ct);
         if (problem is not null) return problem;
-        var rows = await db.Builds.AsNoTracking().Where(b => b.AppId == a!.Id).OrderByDescending(b => b.Number).Take(100).ToListAsync(ct);
-        return TypedResults.Ok(new Page<BuildResponse>(rows.Select(ToResponse).ToList(), null));
+        var rows = await db.Builds.AsNoTracking().Where(b => b.AppId == a!.Id).OrderByDescending(b => b.Number).Take(100)
+            .Select(b => new { b, By = db.Users.Where(u => u.Id == b.CreatedBy).Select(u => u.Email).FirstOrDefault() }).ToListAsync(ct);
+        return TypedResults.Ok(new Page<BuildResponse>(rows.Select(r => ToResponse(r.b, r.By)).ToList(), null));
     }
 
     private static async Task<Results<Ok<BuildResponse>, ProblemHttpResult>> GetAsync(
         string team, string project, string app, int number, AccessService access, PlatformDbContext db, CancellationToken ct)
     {
-        var (a, problem) = await AppAsync(team, project, app, access, db, ct);
+        var (a, _, problem) = await AppAsync(team, project, app, Permission.AppRead, access, db, ct);
         if (problem is not null) return problem;
         var b = await db.Builds.AsNoTracking().FirstOrDefaultAsync(x => x.AppId == a!.Id && x.Number == number, ct);
-        return b is null ? Problems.NotFound($"Build #{number}") : TypedResults.Ok(ToResponse(b));
+        if (b is null) return Problems.NotFound($"Build #{number}");
+        return TypedResults.Ok(ToResponse(b, await db.Users.Where(u => u.Id == b.CreatedBy).Select(u => u.Email).FirstOrDefaultAsync(ct)));
     }
 
-    private static async Task<IResult> LogAsync(
-        string team, string project, string app, int number, AccessService access, PlatformDbContext db, IOptions<PlatformOptions> options, CancellationToken ct)
+    [System.Text.RegularExpressions.GeneratedRegex("^([0-9a-f]{40}|[0-9a-f]{64})$")]
+    private static partial System.Text.RegularExpressions.Regex CommitId();
+
+    /// <summary>Builds a commit again (or the head of the app's branch): after a failure outside the code, or to pick up a moved base image.</summary>
+    private static async Task<Results<Created<BuildResponse>, ProblemHttpResult>> CreateAsync(
+        string team, string project, string app, CreateBuildRequest? body, AccessService access, PlatformDbContext db, BuildQueue queue,
+        IOptions<PlatformOptions> options, CancellationToken ct)
     {
-        var (a, problem) = await AppAsync(team, project, app, access, db, ct);
+        var (a, _, problem) = await AppAsync(team, project, app, Permission.AppWrite, access, db, ct);
+        if (problem is not null) return problem;
+        if (!a!.FromSource) return Problems.Validation("app", "this app runs an image; only apps built from source have builds.");
+        var commit = body?.Commit;
+        if (commit is not null && !CommitId().IsMatch(commit))
+            return Problems.Validation("commit", "must be a full commit id (40 or 64 lowercase hexadecimal digits).");
+        if (a.SourceUrl is null)
+        {
+            var bare = Path.Combine(options.Value.FullDataDir, "git", a.Id.ToString("N") + ".git");
+            var found = Directory.Exists(bare)
+                ? await Exec.RunAsync("git", ["--git-dir", bare, "rev-parse", "--verify", "--quiet", (commit ?? "refs/heads/" + a.Branch) + "^{commit}"], ct)
+                : null;
+            if (found is not { Exit: 0 })
+                return Problems.Validation("commit", commit is null
+                    ? $"the repository has no branch '{a.Branch}' yet: push to it first."
+                    : $"commit {commit} is not in the app's repository.");
+            commit = found.Output.Trim();
+        }
+        else if (commit is null)
+        {
+            var last = await db.Builds.AsNoTracking().Where(b => b.AppId == a.Id).OrderByDescending(b => b.Number).Select(b => b.Commit).FirstOrDefaultAsync(ct);
+            if (last is null) return Problems.Validation("commit", "name the commit to build: the platform learns of commits from the webhook.");
+            commit = last;
+        }
+        var build = await queue.QueueAsync(a, commit, "api", a.SourceUrl, access.Caller.UserId, ct);
+        return TypedResults.Created($"/api/v1/teams/{team}/projects/{project}/apps/{app}/builds/{build.Number}", ToResponse(build, access.Caller.Email));
+    }
+
+    /// <summary>A queued build is cancelled at once; a running one within a second or two (its processes are killed).</summary>
+    private static async Task<Results<Accepted<BuildResponse>, ProblemHttpResult>> CancelAsync(
+        string team, string project, string app, int number, AccessService access, PlatformDbContext db, TimeProvider clock, CancellationToken ct)
+    {
+        var (a, _, problem) = await AppAsync(team, project, app, Permission.AppWrite, access, db, ct);
+        if (problem is not null) return problem;
+        var reason = $"Cancelled by {access.Caller.Email}.";
+        var now = clock.GetUtcNow().UtcDateTime;
+        await db.Builds.Where(b => b.AppId == a!.Id && b.Number == number && b.State == BuildStates.Queued)
+            .ExecuteUpdateAsync(s => s.SetProperty(b => b.State, BuildStates.Cancelled).SetProperty(b => b.CancelRequested, true)
+                .SetProperty(b => b.Reason, reason).SetProperty(b => b.FinishedAt, now), ct);
+        await db.Builds.Where(b => b.AppId == a!.Id && b.Number == number && b.State == BuildStates.Running)
+            .ExecuteUpdateAsync(s => s.SetProperty(b => b.CancelRequested, true).SetProperty(b => b.Reason, reason), ct);
+        var build = await db.Builds.AsNoTracking().FirstOrDefaultAsync(x => x.AppId == a!.Id && x.Number == number, ct);
+        if (build is null) return Problems.NotFound($"Build #{number}");
+        if (build.State is BuildStates.Succeeded or BuildStates.Failed)
+            return Problems.Conflict("number", $"Build #{number} already {build.State.ToLowerInvariant()}.");
+        return TypedResults.Accepted($"/api/v1/teams/{team}/projects/{project}/apps/{app}/builds/{number}", ToResponse(build, null));
+    }
+
+    /// <summary>
+    /// The build's log. As text: what is there now. As <c>text/event-stream</c>: what is there, then each
+    /// line as it is written (a <c>data:</c> event per line) until the build ends, then an <c>end</c> event
+    /// carrying its state. A reconnecting client sends <c>Last-Event-ID</c> (the byte offset) and misses nothing.
+    /// </summary>
+    private static async Task<IResult> LogAsync(
+        string team, string project, string app, int number, HttpContext http, AccessService access, PlatformDbContext db,
+        IOptions<PlatformOptions> options, CancellationToken ct)
+    {
+        var (a, _, problem) = await AppAsync(team, project, app, Permission.AppRead, access, db, ct);
         if (problem is not null) return problem;
         var b = await db.Builds.AsNoTracking().FirstOrDefaultAsync(x => x.AppId == a!.Id && x.Number == number, ct);
         if (b is null) return Problems.NotFound($"Build #{number}");
         var file = BuildJob.LogPath(options.Value, b.Id);
-        return File.Exists(file)
-            ? Results.Text(await File.ReadAllTextAsync(file, ct), "text/plain; charset=utf-8")
-            : Results.Text("", "text/plain; charset=utf-8");
+        var sse = http.Request.Headers.Accept.ToString().Contains("text/event-stream", StringComparison.OrdinalIgnoreCase);
+        if (!sse)
+            return File.Exists(file)
+                ? Results.Text(await File.ReadAllTextAsync(file, ct), "text/plain; charset=utf-8")
+                : Results.Text("", "text/plain; charset=utf-8");
+
+        long offset = long.TryParse(http.Request.Headers["Last-Event-ID"].ToString(), out var resume) && resume >= 0 ? resume : 0;
+        http.Response.ContentType = "text/event-stream";
+        http.Response.Headers.CacheControl = "no-cache";
+        http.Response.Headers["X-Accel-Buffering"] = "no";
+        var state = b.State;
+        var quietTicks = 0;
+        try
+        {
+            while (true)
+            {
+                var finished = BuildStates.IsFinished(state);
+                if (File.Exists(file))
+                {
+                    await using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                    if (stream.Length > offset)
+                    {
+                        stream.Seek(offset, SeekOrigin.Begin);
+                        var buffer = new byte[Math.Min(stream.Length - offset, 256 * 1024)];
+                        var n = await stream.ReadAsync(buffer, ct);
+                        var text = Encoding.UTF8.GetString(buffer, 0, n);
+                        var cut = text.LastIndexOf('\n');
+                        if (cut >= 0)
+                        {
+                            var complete = text[..(cut + 1)];
+                            offset += Encoding.UTF8.GetByteCount(complete);
+                            var events = new StringBuilder();
+                            foreach (var line in complete.Split('\n')[..^1])
+                                events.Append("id: ").Append(offset).Append('\n').Append("data: ").Append(line.TrimEnd('\r')).Append("\n\n");
+                            await http.Response.WriteAsync(events.ToString(), ct);
+                            await http.Response.Body.FlushAsync(ct);
+                            quietTicks = 0;
+                            continue;   // more may be there already
+                        }
+                    }
+                }
+                if (finished)
+                {
+                    await http.Response.WriteAsync($"event: end\ndata: {state}\n\n", ct);
+                    break;
+                }
+                await Task.Delay(250, ct);
+                if (++quietTicks % 4 == 0)
+                {
+                    state = await db.Builds.AsNoTracking().Where(x => x.Id == b.Id).Select(x => x.State).FirstAsync(ct);
+                    if (quietTicks % 60 == 0) await http.Response.WriteAsync(": keep-alive\n\n", ct);
+                    await http.Response.Body.FlushAsync(ct);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // the client went away
+        }
+        return Results.Empty;
     }
 }

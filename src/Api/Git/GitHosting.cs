@@ -82,31 +82,22 @@ public static partial class GitHosting
         if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
             size.MaxRequestBodySize = null;   // pushes are as large as the repository
         var receiving = path == "git-receive-pack" && HttpMethods.IsPost(http.Request.Method);
-        var before = receiving ? await HeadAsync(bare, http.RequestAborted) : null;
+        var before = receiving ? await HeadAsync(bare, "refs/heads/" + app.Branch, http.RequestAborted) : null;
         await CgiAsync(http, root, $"/{app.Id:N}.git/{path}", found.Email, log);
         if (!receiving) return;
 
         // A push that moved the default branch queues a build of that commit.
-        var after = await HeadAsync(bare, CancellationToken.None);
+        var after = await HeadAsync(bare, "refs/heads/" + app.Branch, CancellationToken.None);
         if (after is null || after == before) return;
-        var number = (await db.Builds.Where(b => b.AppId == app.Id).MaxAsync(b => (int?)b.Number, CancellationToken.None) ?? 0) + 1;
-        var build = new Build
-        {
-            Id = Guid.CreateVersion7(), AppId = app.Id, Number = number, Commit = after, State = Builds.BuildStates.Queued,
-            CreatedBy = found.UserId, CreatedAt = clock.GetUtcNow().UtcDateTime,
-        };
-        db.Builds.Add(build);
-        await db.SaveChangesAsync(CancellationToken.None);
-        http.RequestServices.GetRequiredService<IBackgroundJobClient>()
-            .Enqueue<Builds.BuildJob>(j => j.RunAsync(build.Id, CancellationToken.None));
+        var build = await http.RequestServices.GetRequiredService<Builds.BuildQueue>()
+            .QueueAsync(app, after, "push", null, found.UserId, CancellationToken.None);
+        var number = build.Number;
         LogQueued(log, team, project, appName, number, after);
     }
 
-    public const string DefaultBranch = "refs/heads/main";
-
-    private static async Task<string?> HeadAsync(string bare, CancellationToken ct)
+    private static async Task<string?> HeadAsync(string bare, string branch, CancellationToken ct)
     {
-        var (exit, output, _) = await GitAsync(["--git-dir", bare, "rev-parse", "--verify", "--quiet", DefaultBranch], ct);
+        var (exit, output, _) = await GitAsync(["--git-dir", bare, "rev-parse", "--verify", "--quiet", branch], ct);
         return exit == 0 ? output.Trim() : null;
     }
 
@@ -139,12 +130,8 @@ public static partial class GitHosting
 
     private static async Task<(int Exit, string Output, string Error)> GitAsync(string[] args, CancellationToken ct)
     {
-        var psi = new ProcessStartInfo("git", args) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
-        using var process = Process.Start(psi)!;
-        var error = process.StandardError.ReadToEndAsync(ct);
-        var output = await process.StandardOutput.ReadToEndAsync(ct);
-        await process.WaitForExitAsync(ct);
-        return (process.ExitCode, output, await error);
+        var r = await Exec.RunAsync("git", args, ct);
+        return (r.Exit, r.Output, r.Error);
     }
 
     /// <summary>Runs <c>git http-backend</c> as a CGI: request body to stdin, CGI headers parsed, the rest streamed.</summary>

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using Platform.Api.Access;
 using Platform.Api.Apps;
 using Platform.Api.Builds;
+using Platform.Api.Releases;
 using Platform.Api.Audit;
 using Platform.Api.Identity;
 using Platform.Api.Nodes;
@@ -71,6 +72,8 @@ public static class ApiSetup
         api.MapNodesApi();
         api.MapImagesApi();
         api.MapBuildsApi();
+        api.MapReleasesApi();
+        app.MapWebhooks();
 
         app.MapGroup("/api/v1").AllowAnonymous().AddEndpointFilter<AuditFilter>().WithTags("Nodes").MapNodeJoin();
         // Node agents' own endpoints: their client-credentials token, no person, no audit of routine reports.

@@ -18,6 +18,7 @@ public sealed class PlatformOptions
     public HousekeepingOptions Housekeeping { get; set; } = new();
     public RegistryOptions Registry { get; set; } = new();
     public NodesOptions Nodes { get; set; } = new();
+    public BuildsOptions Builds { get; set; } = new();
 
     /// <summary>
     /// The Api's public base URL, used as the OIDC issuer. Set it when the Api runs behind a load
@@ -75,6 +76,34 @@ public sealed class QuotaDefaults
     public long Projects { get; set; } = 5;
     public long RegistryGiB { get; set; } = 10;
     public long ConcurrentBuilds { get; set; } = 2;
+}
+
+/// <summary>How builds run; a team's quota can set its own limits (0 there means these).</summary>
+public sealed class BuildsOptions
+{
+    /// <summary>Builds this Api replica runs at once (its Hangfire workers on the "builds" queue; 0 runs none: a replica that only serves).</summary>
+    public int Workers { get; set; } = 4;
+    public long MemoryMiB { get; set; } = 2048;
+    public long CpuMillicores { get; set; } = 2000;
+    public long Pids { get; set; } = 1024;
+    public long TimeoutSeconds { get; set; } = 1800;
+    /// <summary>Name of the cgroup (under each controller's root) that holds one cgroup per running build.</summary>
+    public string CgroupName { get; set; } = "platform-builds";
+    /// <summary>A Running build whose job has not written a heartbeat for this long lost its Api: it is retried once, then failed.</summary>
+    public int StaleAfterSeconds { get; set; } = 30;
+    /// <summary>
+    /// "isolated" (default): RUN steps get their own network name-space behind NAT that reaches the internet but
+    /// not this machine's addresses nor private, loopback or link-local ones; "none": no network at all.
+    /// </summary>
+    public string Network { get; set; } = "isolated";
+    /// <summary>The build network's bridge and subnet (a /24; .1 is the bridge).</summary>
+    public string Bridge { get; set; } = "pbuild0";
+    public string Subnet { get; set; } = "10.255.254.0/24";
+    /// <summary>
+    /// Hosts (names or addresses) webhook builds may clone from although they resolve to private or
+    /// loopback addresses: an in-house git server. Everything else private is refused.
+    /// </summary>
+    public List<string> AllowedSourceHosts { get; set; } = [];
 }
 
 public sealed class HousekeepingOptions
@@ -139,6 +168,12 @@ public sealed class PlatformOptionsValidator : IValidateOptions<PlatformOptions>
             errors.Add("Platform:Nodes:HeartbeatSeconds must be at least 1 and below NotReadyAfterSeconds.");
         if (o.Housekeeping.AuditRetentionDays < 1)
             errors.Add("Platform:Housekeeping:AuditRetentionDays must be at least 1.");
+        if (o.Builds.Workers < 0 || o.Builds.MemoryMiB < 64 || o.Builds.CpuMillicores < 100 || o.Builds.Pids < 16 || o.Builds.TimeoutSeconds < 5)
+            errors.Add("Platform:Builds: Workers ≥ 0, MemoryMiB ≥ 64, CpuMillicores ≥ 100, Pids ≥ 16 and TimeoutSeconds ≥ 5.");
+        if (o.Builds.Network is not ("isolated" or "none"))
+            errors.Add("Platform:Builds:Network must be 'isolated' or 'none'.");
+        if (!Builds.BuildNetwork.TryParseSubnet(o.Builds.Subnet, out _))
+            errors.Add($"Platform:Builds:Subnet '{o.Builds.Subnet}' is not an IPv4 /24 such as 10.255.254.0/24.");
         if (o.AccessTokenLifetime <= TimeSpan.Zero)
             errors.Add("Platform:AccessTokenLifetime must be positive.");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

@@ -110,6 +110,13 @@ public static class TeamsApi
         Required(errors, "projects", body.Projects);
         Required(errors, "registryGiB", body.RegistryGiB);
         Required(errors, "concurrentBuilds", body.ConcurrentBuilds);
+        if (body.Build is { } b)   // 0 means the platform's default
+        {
+            errors.Range("build.memoryMiB", b.MemoryMiB is 0 ? null : b.MemoryMiB, 64, 1024 * 1024);
+            errors.Range("build.cpuMillicores", b.CpuMillicores is 0 ? null : b.CpuMillicores, 100, 1000 * 1000);
+            errors.Range("build.pids", b.Pids is 0 ? null : b.Pids, 16, 1_000_000);
+            errors.Range("build.timeoutSeconds", b.TimeoutSeconds is 0 ? null : b.TimeoutSeconds, 5, 24 * 3600);
+        }
         if (errors.Any) return errors.ToProblem();
 
         var q = t.Value!.Team.Quota;
@@ -120,6 +127,13 @@ public static class TeamsApi
         q.Projects = body.Projects!.Value;
         q.RegistryGiB = body.RegistryGiB!.Value;
         q.ConcurrentBuilds = body.ConcurrentBuilds!.Value;
+        if (body.Build is { } limits)
+        {
+            q.BuildMemoryMiB = limits.MemoryMiB ?? q.BuildMemoryMiB;
+            q.BuildCpuMillicores = limits.CpuMillicores ?? q.BuildCpuMillicores;
+            q.BuildPids = limits.Pids ?? q.BuildPids;
+            q.BuildTimeoutSeconds = limits.TimeoutSeconds ?? q.BuildTimeoutSeconds;
+        }
         // Lowering a quota below usage is allowed (as in Kubernetes): it blocks growth, never stops what runs.
         await db.SaveChangesAsync(ct);
         return TypedResults.Ok(await quotas.TeamReportAsync(t.Value.Team, ct));

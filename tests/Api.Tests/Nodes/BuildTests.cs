@@ -5,57 +5,117 @@ using Platform.Api.Tests.Infrastructure;
 
 namespace Platform.Api.Tests.Nodes;
 
-/// <summary>git push → buildah build → image in the registry → rollout → served by the router; a broken Dockerfile fails with its step named.</summary>
-[Collection("runtime")]
-public sealed class BuildTests
+/// <summary>
+/// git push → buildah build → image in the registry → release → rollout → served by the router; the cache,
+/// a broken Dockerfile, rollback. Real git, buildah, runc (CI runs as root).
+/// </summary>
+/// <summary>What build tests share: settings, a git working copy per app, waiting for builds.</summary>
+public static class BuildKit
 {
-    private static Task<Platform.NodeAgent.Runtime.ProcessRunner.Result> GitAsync(string home, string cwd, params string[] args) =>
-        Run.GitAsync(home, cwd, args, TimeSpan.FromMinutes(2));
+    /// <summary>Test builds use their own bridge and subnet, apart from a platform a developer runs on the same machine.</summary>
+    public static readonly Dictionary<string, string?> BuildSettings = new()
+    {
+        ["Platform:Builds:Bridge"] = "pbtst0",
+        ["Platform:Builds:Subnet"] = "10.255.253.0/24",
+        ["Platform:Builds:CgroupName"] = "platform-builds-tests",
+    };
 
-    private static async Task<JsonElement> WaitForBuildAsync(Cluster cluster, string app, int number, string state)
+    /// <summary>A local working copy of one app, pushed with plain git over HTTP with a personal access token.</summary>
+    public sealed class Source(string root, string remote)
+    {
+        private string Home => Path.Combine(root, "home");
+        public string Work => Path.Combine(root, "work");
+
+        public static async Task<Source> InitAsync(string root, string remote)
+        {
+            var s = new Source(root, remote);
+            Directory.CreateDirectory(s.Home);
+            Directory.CreateDirectory(s.Work);
+            (await Run.GitAsync(s.Home, s.Work, ["init", "--initial-branch=main"], TimeSpan.FromMinutes(1))).EnsureSuccess("git init");
+            return s;
+        }
+
+        /// <summary>Writes the files, commits and pushes; returns the commit id.</summary>
+        public async Task<string> PushAsync(IReadOnlyDictionary<string, string> files, string message)
+        {
+            foreach (var (name, text) in files) await File.WriteAllTextAsync(Path.Combine(Work, name), text);
+            (await Git("add", ".")).EnsureSuccess("git add");
+            (await Git("commit", "-m", message)).EnsureSuccess("git commit");
+            (await Git("push", remote, "main")).EnsureSuccess("git push");
+            return (await Git("rev-parse", "HEAD")).Stdout.Trim();
+        }
+
+        private Task<Platform.NodeAgent.Runtime.ProcessRunner.Result> Git(params string[] args) =>
+            Run.GitAsync(Home, Work, args, TimeSpan.FromMinutes(2));
+    }
+
+    public static async Task<Source> GitAppAsync(Cluster cluster, string name, object? extra = null)
+    {
+        var body = new Dictionary<string, object?> { ["name"] = name, ["instances"] = 1, ["memoryMiB"] = 64, ["port"] = 8080 };
+        if (extra is not null)
+            foreach (var p in extra.GetType().GetProperties()) body[p.Name] = p.GetValue(extra);
+        var app = await cluster.Admin.PostAsJsonAsync(cluster.Apps, body).ShouldBeAsync(HttpStatusCode.Created);
+        var remote = app.GetProperty("gitUrl").GetString()!.Replace("http://", $"http://admin:{PlatformHost.AdminToken}@");
+        return await Source.InitAsync(Path.Combine(cluster.Host.DataDir, "src-" + name), remote);
+    }
+
+    public static async Task<JsonElement> BuildAsync(Cluster cluster, string app, int number)
+    {
+        var list = await cluster.Admin.GetFromJsonAsync<JsonElement>($"{cluster.Apps}/{app}/builds");
+        return list.GetProperty("items").EnumerateArray().FirstOrDefault(b => b.GetProperty("number").GetInt32() == number);
+    }
+
+    public static async Task<JsonElement> WaitForBuildAsync(Cluster cluster, string app, int number, string state, int seconds = 180)
     {
         JsonElement build = default;
         await Cluster.WaitAsync(async () =>
         {
-            var list = await cluster.Admin.GetFromJsonAsync<JsonElement>($"{cluster.Apps}/{app}/builds");
-            build = list.GetProperty("items").EnumerateArray().FirstOrDefault(b => b.GetProperty("number").GetInt32() == number);
-            return build.ValueKind == JsonValueKind.Object && build.GetProperty("state").GetString() is "Succeeded" or "Failed";
-        }, 180, () => $"build #{number} of {app}: {build}");
+            build = await BuildAsync(cluster, app, number);
+            return build.ValueKind == JsonValueKind.Object && build.GetProperty("state").GetString() is "Succeeded" or "Failed" or "Cancelled";
+        }, seconds, () => $"build #{number} of {app}: {build}");
         var log = await cluster.Admin.GetStringAsync($"{cluster.Apps}/{app}/builds/{number}/log");
         Assert.True(build.GetProperty("state").GetString() == state, $"build #{number} is {build} — log:\n{log}");
         return build;
     }
 
-    [Fact]
-    public async Task A_pushed_Dockerfile_app_is_built_deployed_and_served_and_a_broken_one_fails_naming_its_step()
+    public static async Task WaitForStateAsync(Cluster cluster, string app, int number, string state, int seconds = 120)
     {
-        await using var cluster = await Cluster.StartAsync();
-        await cluster.StartAgentAsync("build-node");
-        var app = await cluster.Admin.PostAsJsonAsync(cluster.Apps, new { name = "site", instances = 1, memoryMiB = 64, port = 8080 })
-            .ShouldBeAsync(HttpStatusCode.Created);
-        var remote = app.GetProperty("gitUrl").GetString()!.Replace("http://", $"http://admin:{PlatformHost.AdminToken}@");
-        var home = Path.Combine(cluster.Host.DataDir, "home");
-        var work = Path.Combine(cluster.Host.DataDir, "site");
-        Directory.CreateDirectory(home);
-        Directory.CreateDirectory(work);
-        await File.WriteAllTextAsync(Path.Combine(work, "Dockerfile"), """
-            FROM busybox
-            WORKDIR /www
-            COPY index.html /www/index.html
-            RUN echo "built by the platform" > /www/built.txt
-            ENV GREETING=hi
-            EXPOSE 8080
-            CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
-            """);
-        await File.WriteAllTextAsync(Path.Combine(work, "index.html"), "version one\n");
-        (await GitAsync(home, work, "init", "--initial-branch=main")).EnsureSuccess("git init");
-        (await GitAsync(home, work, "add", ".")).EnsureSuccess("git add");
-        (await GitAsync(home, work, "commit", "-m", "one")).EnsureSuccess("git commit");
-        (await GitAsync(home, work, "push", remote, "main")).EnsureSuccess("git push");
-        var commit = (await GitAsync(home, work, "rev-parse", "HEAD")).Stdout.Trim();
+        JsonElement build = default;
+        await Cluster.WaitAsync(async () =>
+        {
+            build = await BuildAsync(cluster, app, number);
+            return build.ValueKind == JsonValueKind.Object && build.GetProperty("state").GetString() == state;
+        }, seconds, () => $"build #{number} of {app} {state}: {build}");
+    }
 
-        var build = await WaitForBuildAsync(cluster, "site", 1, "Succeeded");
+}
+
+[Collection("runtime")]
+public sealed class BuildTests
+{
+    private const string Dockerfile = """
+        FROM busybox
+        WORKDIR /www
+        RUN echo 'web:x:1000:1000:web:/www:/bin/sh' >> /etc/passwd && echo 'web:x:1000:' >> /etc/group
+        RUN echo "built by the platform" > /www/built.txt && chown -R web /www
+        COPY index.html /www/index.html
+        ENV GREETING=hi
+        USER web
+        EXPOSE 8080
+        CMD ["sh", "-c", "echo running as $(id -un) in $(pwd) with $GREETING; exec httpd -f -p 8080 -h /www"]
+        """;
+
+    [Fact]
+    public async Task A_pushed_Dockerfile_app_is_built_deployed_rebuilt_from_cache_and_rolled_back_and_a_broken_one_fails_naming_its_line()
+    {
+        await using var cluster = await Cluster.StartAsync(settings: BuildKit.BuildSettings);
+        await cluster.StartAgentAsync("build-node");
+        var source = await BuildKit.GitAppAsync(cluster, "site");
+        var commit = await source.PushAsync(new Dictionary<string, string> { ["Dockerfile"] = Dockerfile, ["index.html"] = "version one\n" }, "one");
+
+        var build = await BuildKit.WaitForBuildAsync(cluster, "site", 1, "Succeeded");
         Assert.Equal(commit, build.GetProperty("commit").GetString());
+        Assert.Equal("push", build.GetProperty("trigger").GetString());
         Assert.StartsWith("sha256:", build.GetProperty("imageDigest").GetString());
         await cluster.WaitForInstancesAsync("site", 1);
         await Cluster.WaitAsync(async () =>
@@ -65,15 +125,67 @@ public sealed class BuildTests
         }, 30, "version one through the router");
         using (var r = await cluster.ThroughRouterAsync("site", "/built.txt"))
             Assert.Equal("built by the platform\n", await r.Content.ReadAsStringAsync());
+        // USER, WORKDIR and ENV hold at run time: the server does not run as root.
+        await Cluster.WaitAsync(async () => (await cluster.Admin.GetStringAsync($"{cluster.Apps}/site/logs?tail=20")).Contains("running as web in /www with hi"),
+            20, "the app's log line saying who it runs as");
 
-        // A broken Dockerfile: the build fails with the failing step in its reason; the running version stays.
-        await File.WriteAllTextAsync(Path.Combine(work, "Dockerfile"), "FROM busybox\nRUN echo about to fail && exit 3\n");
-        (await GitAsync(home, work, "commit", "-am", "broken")).EnsureSuccess("git commit");
-        (await GitAsync(home, work, "push", remote, "main")).EnsureSuccess("git push");
-        var failed = await WaitForBuildAsync(cluster, "site", 2, "Failed");
-        Assert.Contains("exit 3", failed.GetProperty("reason").GetString());
-        Assert.Contains("about to fail", await cluster.Admin.GetStringAsync($"{cluster.Apps}/site/builds/2/log"));
+        // One file changed: the steps before COPY come from the cache, and the router serves the new content.
+        await source.PushAsync(new Dictionary<string, string> { ["index.html"] = "version two\n" }, "two");
+        await BuildKit.WaitForBuildAsync(cluster, "site", 2, "Succeeded");
+        var log2 = await cluster.Admin.GetStringAsync($"{cluster.Apps}/site/builds/2/log");
+        Assert.True(log2.Split('\n').Count(l => l.Contains("Using cache", StringComparison.Ordinal)) >= 2, log2);
+        await Cluster.WaitAsync(async () =>
+        {
+            using var r = await cluster.ThroughRouterAsync("site");
+            return r.StatusCode == HttpStatusCode.OK && await r.Content.ReadAsStringAsync() == "version two\n";
+        }, 60, "version two through the router");
+
+        var releases = await cluster.Admin.GetFromJsonAsync<JsonElement>($"{cluster.Apps}/site/releases");
+        var items = releases.GetProperty("items").EnumerateArray().ToList();
+        Assert.Equal([2, 1], items.Select(i => i.GetProperty("version").GetInt32()));
+        Assert.True(items[0].GetProperty("current").GetBoolean());
+        Assert.Equal(2, items[0].GetProperty("build").GetInt32());
+        Assert.Equal(PlatformHost.AdminEmail, items[0].GetProperty("createdBy").GetString());
+
+        // A broken Dockerfile: the build fails naming the line; the running version stays.
+        await source.PushAsync(new Dictionary<string, string> { ["Dockerfile"] = "FROM busybox\nRUN echo about to fail && exit 3\nCMD [\"true\"]\n" }, "broken");
+        var failed = await BuildKit.WaitForBuildAsync(cluster, "site", 3, "Failed");
+        var reason = failed.GetProperty("reason").GetString()!;
+        Assert.Contains("Dockerfile line 2", reason);
+        Assert.Contains("exit status 3", reason);
+        Assert.Contains("about to fail", await cluster.Admin.GetStringAsync($"{cluster.Apps}/site/builds/3/log"));
         using (var r = await cluster.ThroughRouterAsync("site"))
-            Assert.Equal("version one\n", await r.Content.ReadAsStringAsync());
+            Assert.Equal("version two\n", await r.Content.ReadAsStringAsync());
+
+        // A base image that is not there: said so.
+        await source.PushAsync(new Dictionary<string, string> { ["Dockerfile"] = "FROM nosuchbase\nCMD [\"true\"]\n" }, "missing base");
+        var missing = await BuildKit.WaitForBuildAsync(cluster, "site", 4, "Failed");
+        Assert.Contains("base image library/nosuchbase", missing.GetProperty("reason").GetString());
+
+        // Rollback to v1 is one call: a new release running v1's image.
+        var rollback = await cluster.Admin.PostAsync($"{cluster.Apps}/site/releases/1/rollback", null).ShouldBeAsync(HttpStatusCode.Created);
+        Assert.Equal(3, rollback.GetProperty("version").GetInt32());
+        Assert.Equal(items[1].GetProperty("image").GetString(), rollback.GetProperty("image").GetString());
+        await Cluster.WaitAsync(async () =>
+        {
+            using var r = await cluster.ThroughRouterAsync("site");
+            return r.StatusCode == HttpStatusCode.OK && await r.Content.ReadAsStringAsync() == "version one\n";
+        }, 60, "version one again after the rollback");
+        await cluster.Admin.PostAsync($"{cluster.Apps}/site/releases/9/rollback", null).ShouldBeAsync(HttpStatusCode.NotFound);
+
+        // A rebuild of the head through the API (no push), streamed as Server-Sent Events until it ends.
+        await source.PushAsync(new Dictionary<string, string> { ["Dockerfile"] = Dockerfile }, "fixed");
+        await BuildKit.WaitForBuildAsync(cluster, "site", 5, "Succeeded");
+        var rebuild = await cluster.Admin.PostAsJsonAsync($"{cluster.Apps}/site/builds", new { }).ShouldBeAsync(HttpStatusCode.Created);
+        Assert.Equal(6, rebuild.GetProperty("number").GetInt32());
+        Assert.Equal("api", rebuild.GetProperty("trigger").GetString());
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"{cluster.Apps}/site/builds/6/log");
+        request.Headers.Accept.ParseAdd("text/event-stream");
+        using var sse = await cluster.Admin.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal("text/event-stream", sse.Content.Headers.ContentType?.MediaType);
+        var events = await new StreamReader(await sse.Content.ReadAsStreamAsync()).ReadToEndAsync();
+        Assert.Contains("data: ==> building", events);
+        Assert.Contains("data: ==> release v", events);
+        Assert.EndsWith("event: end\ndata: Succeeded\n\n", events);
     }
 }

@@ -131,6 +131,14 @@ public abstract class AuthorizationMatrixTests(PlatformHost host) : IAsyncLifeti
             [404, 404, 404, 404, 404, 404, 404, 401]);
         yield return new("GET", "/api/v1/teams/{team}/projects/{project}/apps/{app}/builds/{number:int}/log", () => $"{apps}/a1/builds/1/log", null,
             [404, 404, 404, 404, 404, 404, 404, 401]);
+        // a1 is built from source and nothing was pushed yet: developers are told so (422), viewers may not start builds.
+        yield return new("POST", "/api/v1/teams/{team}/projects/{project}/apps/{app}/builds", () => $"{apps}/a1/builds", () => new { },
+            [422, 422, 422, 422, 403, 422, 404, 401]);
+        yield return new("POST", "/api/v1/teams/{team}/projects/{project}/apps/{app}/builds/{number:int}/cancel", () => $"{apps}/a1/builds/1/cancel", null,
+            [404, 404, 404, 404, 403, 404, 404, 401]);
+        yield return new("GET", "/api/v1/teams/{team}/projects/{project}/apps/{app}/releases", () => $"{apps}/a1/releases", null, seeTeam);
+        yield return new("POST", "/api/v1/teams/{team}/projects/{project}/apps/{app}/releases/{version:int}/rollback", () => $"{apps}/a1/releases/1/rollback", null,
+            [404, 404, 404, 404, 403, 404, 404, 401]);
         yield return new("GET", "/api/v1/teams/{team}/audit", () => $"{teams}/{t}/audit", null, [200, 200, 200, 403, 403, 403, 404, 401]);
         yield return new("GET", "/api/v1/teams/{team}/images", () => $"{teams}/{t}/images", null, seeTeam);
         yield return new("GET", "/api/v1/audit", () => "/api/v1/audit", null, paOnly);

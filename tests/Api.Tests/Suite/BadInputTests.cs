@@ -42,6 +42,18 @@ public abstract class BadInputTests(PlatformHost host) : IAsyncLifetime
             ["env"] = new Dictionary<string, string> { ["A"] = "b" }, ["healthCheckPath"] = "/",
         });
         yield return ("PATCH", $"/api/v1/teams/{t}/projects/p/apps/a", new() { ["instances"] = 1, ["memoryMiB"] = 64, ["env"] = new Dictionary<string, string> { ["A"] = "b" } });
+        yield return ("POST", $"/api/v1/teams/{t}/projects/p/apps", new()
+        {
+            ["name"] = "y", ["sourceUrl"] = "https://git.example.com/r.git", ["branch"] = "main", ["dockerfilePath"] = "Dockerfile",
+            ["webhookSecret"] = "0123456789abcdef",
+        });
+        yield return ("PATCH", $"/api/v1/teams/{t}/projects/p/apps/a", new() { ["branch"] = "main", ["dockerfilePath"] = "web/Dockerfile" });
+        yield return ("POST", $"/api/v1/teams/{t}/projects/p/apps/a/builds", new() { ["commit"] = new string('a', 40) });
+        yield return ("PUT", $"/api/v1/teams/{t}/quota", new()
+        {
+            ["memoryMiB"] = 1, ["cpuMillicores"] = 1, ["instances"] = 1, ["apps"] = 1, ["projects"] = 1, ["registryGiB"] = 1, ["concurrentBuilds"] = 1,
+            ["build"] = new { memoryMiB = 512, cpuMillicores = 1000, pids = 100, timeoutSeconds = 60 },
+        });
         yield return ("POST", "/api/v1/users", new() { ["email"] = "x@example.com", ["password"] = "long-enough-pw" });
         yield return ("POST", "/api/v1/me/tokens", new() { ["name"] = "n", ["expiresInDays"] = 1 });
         yield return ("POST", "/api/v1/nodes/join-tokens", new() { ["expiresInHours"] = 1 });

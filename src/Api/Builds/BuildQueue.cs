@@ -1,0 +1,36 @@
+using Hangfire;
+using Microsoft.EntityFrameworkCore;
+using Platform.Data;
+
+namespace Platform.Api.Builds;
+
+/// <summary>Creates numbered builds and hands them to Hangfire's "builds" queue (by id: the job reads the row).</summary>
+public sealed class BuildQueue(PlatformDbContext db, IBackgroundJobClient jobs, TimeProvider clock)
+{
+    public async Task<Build> QueueAsync(App app, string commit, string trigger, string? source, string? userId, CancellationToken ct)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var number = (await db.Builds.Where(b => b.AppId == app.Id).MaxAsync(b => (int?)b.Number, ct) ?? 0) + 1;
+            var build = new Build
+            {
+                Id = Guid.CreateVersion7(), AppId = app.Id, Number = number, Commit = commit, State = BuildStates.Queued,
+                Trigger = trigger, Source = source, CreatedBy = userId, CreatedAt = clock.GetUtcNow().UtcDateTime,
+            };
+            db.Builds.Add(build);
+            try
+            {
+                await db.SaveChangesAsync(ct);
+            }
+            catch (DbUpdateException) when (attempt < 3)
+            {
+                db.Entry(build).State = EntityState.Detached;   // two builds of one app queued at once took the same number
+                continue;
+            }
+            Enqueue(build.Id);
+            return build;
+        }
+    }
+
+    public void Enqueue(Guid build) => jobs.Enqueue<BuildJob>(j => j.RunAsync(build, CancellationToken.None));
+}

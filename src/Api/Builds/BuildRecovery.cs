@@ -1,0 +1,106 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Platform.Api.Infrastructure;
+using Platform.Data;
+
+namespace Platform.Api.Builds;
+
+/// <summary>
+/// No build stays Running after its Api died. At start (before this replica takes builds) and every few
+/// seconds: a Running build whose heartbeat is older than Platform:Builds:StaleAfterSeconds — or whose
+/// cgroup is still on this machine at start, so this process's predecessor ran it — has its leftover
+/// processes killed (its cgroup), its network name-space, scratch folder and half-made working containers
+/// removed, and is queued again once; a second loss fails it with a reason. Scratch folders and build
+/// name-spaces that belong to no build running here are removed at start.
+/// </summary>
+public sealed partial class BuildRecovery(IServiceScopeFactory scopes, IOptions<PlatformOptions> options, TimeProvider clock, ILogger<BuildRecovery> log)
+    : BackgroundService
+{
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (options.Value.Builds.Workers > 0)
+        {
+            try
+            {
+                await RecoverAsync(atStart: true, cancellationToken);
+            }
+            catch (Exception e) when (e is DbUpdateException or System.Data.Common.DbException or InvalidOperationException or IOException)
+            {
+                LogFailed(log, e.Message);
+            }
+        }
+        await base.StartAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken ct)
+    {
+        if (options.Value.Builds.Workers == 0) return;
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(Math.Max(1, options.Value.Builds.StaleAfterSeconds / 3)));
+        while (await timer.WaitForNextTickAsync(ct))
+        {
+            try
+            {
+                await RecoverAsync(atStart: false, ct);
+            }
+            catch (Exception e) when (e is DbUpdateException or System.Data.Common.DbException or InvalidOperationException or IOException)
+            {
+                LogFailed(log, e.Message);
+            }
+        }
+    }
+
+    public async Task RecoverAsync(bool atStart, CancellationToken ct)
+    {
+        var o = options.Value;
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<PlatformDbContext>();
+        var queue = scope.ServiceProvider.GetRequiredService<BuildQueue>();
+        var now = clock.GetUtcNow().UtcDateTime;
+        var staleBefore = now.AddSeconds(-o.Builds.StaleAfterSeconds);
+        var running = await db.Builds.AsNoTracking().Where(b => b.State == BuildStates.Running)
+            .Select(b => new { b.Id, b.AppId, b.Number, b.HeartbeatAt, b.Attempts }).ToListAsync(ct);
+        foreach (var b in running)
+        {
+            if (BuildJob.Local.ContainsKey(b.Id)) continue;
+            var ranHere = atStart && BuildCgroup.Existing(o.Builds.CgroupName, b.Id).Exists;
+            if (!ranHere && b.HeartbeatAt is { } beat && beat >= staleBefore) continue;
+
+            await BuildCgroup.Existing(o.Builds.CgroupName, b.Id).KillAndRemoveAsync();
+            await Exec.RunAsync("ip", ["netns", "delete", BuildNetwork.NamespaceOf(b.Id)], ct);
+            var scratch = BuildJob.ScratchPath(o, b.Id);
+            if (Directory.Exists(scratch)) Directory.Delete(scratch, recursive: true);
+            var storage = BuildJob.StoragePath(o, b.AppId);
+            if (Directory.Exists(storage) && !BuildJob.Local.Values.Contains(b.AppId))
+                await Exec.RunAsync("buildah", ["rm", "--all"], ct, BuildJob.Config(storage, "localhost"));
+
+            var retry = b.Attempts < 2;
+            var reason = "The Api running this build stopped twice during it: push again or start a build.";
+            var target = db.Builds.Where(x => x.Id == b.Id && x.State == BuildStates.Running && x.HeartbeatAt == b.HeartbeatAt);
+            var changed = retry
+                ? await target.ExecuteUpdateAsync(s => s.SetProperty(x => x.State, BuildStates.Queued).SetProperty(x => x.HeartbeatAt, (DateTime?)null), ct)
+                : await target.ExecuteUpdateAsync(s => s.SetProperty(x => x.State, BuildStates.Failed).SetProperty(x => x.Reason, reason).SetProperty(x => x.FinishedAt, now), ct);
+            if (changed == 0) continue;   // another replica took it, or it came back
+            var logFile = BuildJob.LogPath(o, b.Id);
+            Directory.CreateDirectory(Path.GetDirectoryName(logFile)!);
+            await File.AppendAllTextAsync(logFile, retry ? "==> the Api running this build stopped; retrying\n" : $"==> failed: {reason}\n", ct);
+            LogRecovered(log, b.Number, b.Id, retry ? "queued again" : "failed");
+            if (retry) queue.Enqueue(b.Id);
+        }
+
+        if (!atStart) return;
+        var scratchRoot = Path.Combine(o.FullDataDir, "scratch");
+        if (Directory.Exists(scratchRoot))
+            foreach (var dir in Directory.EnumerateDirectories(scratchRoot, "build-*"))
+                if (!Guid.TryParseExact(Path.GetFileName(dir)["build-".Length..], "N", out var id) || !BuildJob.Local.ContainsKey(id))
+                    Directory.Delete(dir, recursive: true);
+        if (o.Builds.Network == "isolated" && Environment.UserName == "root")
+            await BuildNetwork.RemoveLeftoversAsync(   // a build running anywhere on this machine has its cgroup
+                BuildCgroup.Present(o.Builds.CgroupName).Concat(BuildJob.Local.Keys).Select(BuildNetwork.NamespaceOf).ToHashSet(), ct);
+    }
+
+    [LoggerMessage(EventId = 72, Level = LogLevel.Warning, Message = "Build #{Number} ({Build}) lost its Api: {Outcome}")]
+    private static partial void LogRecovered(ILogger logger, int number, Guid build, string outcome);
+
+    [LoggerMessage(EventId = 73, Level = LogLevel.Warning, Message = "Build recovery failed: {Reason}")]
+    private static partial void LogFailed(ILogger logger, string reason);
+}
