@@ -83,7 +83,7 @@ public static partial class AppsApi
         Validate(errors, body.Image, body.Instances, body.MemoryMiB, body.CpuMillicores, body.Port, body.Env, body.HealthCheckPath);
         if (!errors.Any && body.Image is not null && ImageResolver.Eligibility(body.Image, team) is { } imageProblem)
             errors.Add("image", imageProblem);
-        ValidateSource(errors, body.SourceUrl, body.Branch, body.DockerfilePath, body.WebhookSecret);
+        ValidateSource(errors, body.SourceUrl, body.Branch, body.DockerfilePath, body.WebhookSecret, options.Value.Builds.AllowedSourceHosts);
         if (body.Image is not null && (body.SourceUrl ?? body.Branch ?? body.DockerfilePath) is not null)
             errors.Add("image", "an app runs an image or is built from source (sourceUrl, branch, dockerfilePath), not both.");
         if (body.WebhookSecret is not null && body.SourceUrl is null)
@@ -161,7 +161,7 @@ public static partial class AppsApi
         Validate(errors, body.Image, body.Instances, body.MemoryMiB, body.CpuMillicores, body.Port, body.Env, body.HealthCheckPath);
         if (!errors.Any && body.Image is not null && ImageResolver.Eligibility(body.Image, team) is { } imageProblem)
             errors.Add("image", imageProblem);
-        ValidateSource(errors, body.SourceUrl, body.Branch, body.DockerfilePath, body.WebhookSecret);
+        ValidateSource(errors, body.SourceUrl, body.Branch, body.DockerfilePath, body.WebhookSecret, options.Value.Builds.AllowedSourceHosts);
         if (errors.Any) return errors.ToProblem();
 
         await using var tx = await quotas.BeginAdmissionAsync(scope.Access.Team.Id, ct);
@@ -322,9 +322,9 @@ public static partial class AppsApi
     [GeneratedRegex(@"^(?!/)(?!.*(^|/)\.\.(/|$))[A-Za-z0-9._/@+-]{1,255}$")]
     private static partial Regex RelativePath();
 
-    private static void ValidateSource(Problems.Errors errors, string? sourceUrl, string? branch, string? dockerfilePath, string? webhookSecret)
+    private static void ValidateSource(Problems.Errors errors, string? sourceUrl, string? branch, string? dockerfilePath, string? webhookSecret, IReadOnlyCollection<string> allowedHosts)
     {
-        if (sourceUrl is not null && Builds.SourceUrls.SyntaxProblem(sourceUrl) is { } problem)
+        if (sourceUrl is not null && Builds.SourceUrls.SyntaxProblem(sourceUrl, allowedHosts) is { } problem)
             errors.Add("sourceUrl", problem);
         if (branch is not null && (!BranchName().IsMatch(branch) || branch.StartsWith('-')))
             errors.Add("branch", "must be a branch name such as 'main' or 'release/2.x' (letters, digits, '.', '_', '-', '/').");

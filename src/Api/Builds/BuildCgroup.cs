@@ -59,7 +59,6 @@ public sealed class BuildCgroup
             foreach (var dir in g.dirs) Directory.CreateDirectory(dir);
             var memory = g.dirs[0];
             File.WriteAllText(Path.Combine(memory, "memory.limit_in_bytes"), (limits.MemoryMiB * 1024 * 1024).ToString(CultureInfo.InvariantCulture));
-            TryWrite(Path.Combine(memory, "memory.memsw.limit_in_bytes"), (limits.MemoryMiB * 1024 * 1024).ToString(CultureInfo.InvariantCulture));
             File.WriteAllText(Path.Combine(g.dirs[1], "pids.max"), limits.Pids.ToString(CultureInfo.InvariantCulture));
             File.WriteAllText(Path.Combine(g.dirs[2], "cpu.cfs_period_us"), "100000");
             File.WriteAllText(Path.Combine(g.dirs[2], "cpu.cfs_quota_us"), (limits.CpuMillicores * 100).ToString(CultureInfo.InvariantCulture));
@@ -86,8 +85,12 @@ public sealed class BuildCgroup
     /// <summary>The files a shell writes its own pid to before it execs the build's command (every controller's procs file).</summary>
     public IEnumerable<string> ProcsFiles => dirs.Select(d => Path.Combine(d, "steps", "cgroup.procs"));
 
-    /// <summary>Whether the kernel killed something in the build for memory.</summary>
-    public bool OomKilled()
+    /// <summary>
+    /// Whether the kernel killed something in the build for memory. v2 counts OOM kills of the whole subtree in
+    /// memory.events; v1 counts them in the step's own cgroup, which runc has removed by now, so there: the
+    /// build's limit was hit (failcnt) and the step died of SIGKILL.
+    /// </summary>
+    public bool OomKilled(string error)
     {
         try
         {
@@ -97,9 +100,12 @@ public sealed class BuildCgroup
                 return events.Any(l => l.StartsWith("oom_kill ", StringComparison.Ordinal) && l != "oom_kill 0");
             }
             var memory = dirs[0];
-            var failcnt = File.ReadAllText(Path.Combine(memory, "memory.failcnt")).Trim();
+            var hit = File.ReadAllText(Path.Combine(memory, "memory.failcnt")).Trim() != "0"
+                || long.Parse(File.ReadAllText(Path.Combine(memory, "memory.max_usage_in_bytes")), CultureInfo.InvariantCulture)
+                    >= long.Parse(File.ReadAllText(Path.Combine(memory, "memory.limit_in_bytes")), CultureInfo.InvariantCulture) * 98 / 100;
             var control = File.ReadAllLines(Path.Combine(memory, "memory.oom_control"));
-            return control.Any(l => l.StartsWith("oom_kill ", StringComparison.Ordinal) && l != "oom_kill 0") || (failcnt != "0" && control.Contains("under_oom 1"));
+            return control.Any(l => l.StartsWith("oom_kill ", StringComparison.Ordinal) && l != "oom_kill 0")
+                || (hit && (error.Contains("137", StringComparison.Ordinal) || error.Contains("killed", StringComparison.OrdinalIgnoreCase)));
         }
         catch (IOException) { return false; }
         catch (UnauthorizedAccessException) { return false; }
@@ -138,10 +144,5 @@ public sealed class BuildCgroup
         try { lines = File.ReadAllLines(file); } catch (IOException) { yield break; }
         foreach (var l in lines)
             if (int.TryParse(l, CultureInfo.InvariantCulture, out var pid)) yield return pid;
-    }
-
-    private static void TryWrite(string file, string value)
-    {
-        try { if (File.Exists(file)) File.WriteAllText(file, value); } catch (IOException) { }
     }
 }

@@ -193,7 +193,7 @@ public sealed partial class BuildJob(
             try
             {
                 await StepAsync(output, cgroup, "buildah", ["bud", "--layers", "--isolation", "oci", "--runtime", "/usr/sbin/runc", .. networkArgs,
-                    "--cgroup-parent", cgroup.Parent, "--memory", limits.MemoryMiB + "m", "--cpu-period", "100000", "--cpu-quota", (limits.CpuMillicores * 100).ToString(),
+                    "--cgroup-parent", cgroup.Parent,   // the build's limits hold for the steps through the hierarchy, and its OOM counter sees them
                     "--tls-verify=false", "--creds", "build:" + token, "--pull", "-f", dockerfile, "-t", image, scratch], env, ct);
             }
             catch (BuildFailure f)
@@ -235,7 +235,7 @@ public sealed partial class BuildJob(
             }
             var (state, reason) = cancelled ? (BuildStates.Cancelled, "Cancelled.")
                 : e is OperationCanceledException ? (BuildStates.Failed, $"The build took longer than its time limit of {limits.TimeoutSeconds} s and was stopped.")
-                : cgroup?.OomKilled() == true ? (BuildStates.Failed, $"The build ran out of memory (limit {limits.MemoryMiB} MiB): {e.Message}")
+                : cgroup?.OomKilled(e.Message) == true ? (BuildStates.Failed, $"The build ran out of memory (limit {limits.MemoryMiB} MiB): {e.Message}")
                 : (BuildStates.Failed, e.Message);
             LogFailed(log, repository, build.Number, state, reason);
             var requested = await db.Builds.AsNoTracking().Where(b => b.Id == build.Id).Select(b => b.Reason).FirstOrDefaultAsync(CancellationToken.None);
@@ -372,6 +372,7 @@ public sealed partial class BuildJob(
         using var process = Process.Start(psi)!;
         process.StandardInput.Close();
         string? last = null;
+        var killed = false;
         async Task Pump(StreamReader reader)
         {
             while (await reader.ReadLineAsync(CancellationToken.None) is { } line)
@@ -379,6 +380,7 @@ public sealed partial class BuildJob(
                 if (line.Contains("plat_", StringComparison.Ordinal)) continue;   // never a token in a log
                 lock (output) output.WriteLine(line);
                 if (line.Contains("error", StringComparison.OrdinalIgnoreCase)) last = line;
+                if (line.Contains("exited on killed", StringComparison.Ordinal) || line.Contains("signal: killed", StringComparison.Ordinal)) killed = true;
             }
         }
         var pumps = Task.WhenAll(Pump(process.StandardOutput), Pump(process.StandardError));
@@ -394,7 +396,8 @@ public sealed partial class BuildJob(
         }
         await pumps;
         if (process.ExitCode != 0)
-            throw new BuildFailure(last ?? $"{file} {args.FirstOrDefault(a => !a.StartsWith('-') && !a.Contains('='))} exited with {process.ExitCode}");
+            throw new BuildFailure((last ?? $"{file} {args.FirstOrDefault(a => !a.StartsWith('-') && !a.Contains('='))} exited with {process.ExitCode}")
+                + (killed ? " (the step was killed)" : ""));
     }
 
     [LoggerMessage(EventId = 70, Level = LogLevel.Warning, Message = "Build #{Number} of {Repository} {State}: {Reason}")]

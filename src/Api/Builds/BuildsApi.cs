@@ -108,7 +108,7 @@ public static partial class BuildsApi
         var build = await db.Builds.AsNoTracking().FirstOrDefaultAsync(x => x.AppId == a!.Id && x.Number == number, ct);
         if (build is null) return Problems.NotFound($"Build #{number}");
         if (build.State is BuildStates.Succeeded or BuildStates.Failed)
-            return Problems.Conflict("number", $"Build #{number} already {build.State.ToLowerInvariant()}.");
+            return Problems.Conflict("number", $"Build #{number} already {build.State.ToLowerInvariant()}.", "The build has finished.");
         return TypedResults.Accepted($"/api/v1/teams/{team}/projects/{project}/apps/{app}/builds/{number}", ToResponse(build, null));
     }
 

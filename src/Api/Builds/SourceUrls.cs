@@ -13,7 +13,7 @@ namespace Platform.Api.Builds;
 public static class SourceUrls
 {
     /// <summary>Null when <paramref name="url"/> is an acceptable repository URL, else why not.</summary>
-    public static string? SyntaxProblem(string url)
+    public static string? SyntaxProblem(string url, IReadOnlyCollection<string>? allowedHosts = null)
     {
         if (url.Length > 2048) return "must be at most 2048 characters.";
         if (!Uri.TryCreate(url, UriKind.Absolute, out var uri)) return "must be an absolute http(s):// or ssh:// URL of a git repository.";
@@ -21,7 +21,8 @@ public static class SourceUrls
             return $"scheme '{uri.Scheme}' is not allowed: only http, https and ssh repositories are cloned.";
         if (string.IsNullOrEmpty(uri.Host)) return "must name a host.";
         if (url.Any(c => char.IsControl(c) || c == ' ')) return "must not contain spaces or control characters.";
-        if (IPAddress.TryParse(uri.Host.Trim('[', ']'), out var literal) && Forbidden(literal) is { } why)
+        if (IPAddress.TryParse(uri.Host.Trim('[', ']'), out var literal) && Forbidden(literal) is { } why
+            && allowedHosts?.Contains(uri.Host.Trim('[', ']'), StringComparer.OrdinalIgnoreCase) != true)
             return $"points to a {why} address.";
         return null;
     }

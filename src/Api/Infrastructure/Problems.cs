@@ -22,12 +22,12 @@ public static class Problems
             Detail = string.Join(" ", errors.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}")),
         });
 
-    public static ProblemHttpResult Conflict(string field, string message) =>
+    public static ProblemHttpResult Conflict(string field, string message, string title = "The name is taken.") =>
         TypedResults.Problem(new HttpValidationProblemDetails(new Dictionary<string, string[]> { [field] = [message] })
         {
             Status = StatusCodes.Status409Conflict,
             Type = ProblemTypes.Conflict,
-            Title = "The name is taken.",
+            Title = title,
             Detail = message,
         });
 
