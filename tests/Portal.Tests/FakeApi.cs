@@ -1,4 +1,6 @@
 using System.Net;
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
 using Platform.Contracts;
 using Platform.Portal.Api;
 
@@ -60,7 +62,17 @@ public sealed class FakeApi : IPlatformApi
     public Task<AppResponse> AppAsync(string team, string project, string app, CancellationToken ct = default) =>
         Answer(() => Apps.GetValueOrDefault($"{team}/{project}")?.FirstOrDefault(a => a.Name == app) ?? throw NotFound());
     public Task<AppResponse> CreateAppAsync(string team, string project, CreateAppRequest request, CancellationToken ct = default) =>
-        Send(request, () => App(team, project, request.Name!, 0, request.Instances ?? 1));
+        Send(request, () => request.SourceUrl is null
+            ? App(team, project, request.Name!, 0, request.Instances ?? 1)
+            : App(team, project, request.Name!, 0, request.Instances ?? 1) with
+            {
+                Image = null,
+                SourceUrl = request.SourceUrl,
+                Branch = request.Branch ?? "main",
+                DockerfilePath = request.DockerfilePath ?? "Dockerfile",
+                WebhookUrl = $"http://api.example:5080/hooks/{team}/{project}/{request.Name}",
+                WebhookSecret = request.WebhookSecret is null ? "whsec_ONCE" : null,
+            });
     public Task<AppResponse> UpdateAppAsync(string team, string project, string app, UpdateAppRequest request, CancellationToken ct = default) =>
         Send(request, () => App(team, project, app, 0, request.Instances ?? 1));
     public Task DeleteAppAsync(string team, string project, string app, CancellationToken ct = default) => Send(app, () => 0);
@@ -100,6 +112,39 @@ public sealed class FakeApi : IPlatformApi
         Answer<IReadOnlyList<BuildResponse>>(() => Builds);
     public Task<string> BuildLogAsync(string team, string project, string app, int number, CancellationToken ct = default) =>
         Answer(() => $"STEP 1/2: FROM busybox\nbuild {number} log\n");
+    /// <summary>The live build log: lines the test writes are streamed; completing the writer ends the build's log.</summary>
+    public Channel<string> BuildLogLines { get; set; } = Channel.CreateUnbounded<string>();
+    /// <summary>How many followers of the live log stopped because the page cancelled them.</summary>
+    public int FollowsCancelled { get; private set; }
+    public async IAsyncEnumerable<string> FollowBuildLogAsync(string team, string project, string app, int number, [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        using var cancelled = ct.Register(() => FollowsCancelled++);
+        if (Problem is not null) throw Problem;
+        await foreach (var line in BuildLogLines.Reader.ReadAllAsync(ct))
+            yield return line;
+    }
+    public Task<BuildResponse> StartBuildAsync(string team, string project, string app, string? commit = null, CancellationToken ct = default) =>
+        Send(new CreateBuildRequest(commit), () =>
+        {
+            var b = new BuildResponse(Builds.Count == 0 ? 1 : Builds.Max(x => x.Number) + 1, commit ?? new string('a', 40), "Queued", null, null, DateTime.UtcNow, null, null,
+                "api", "dev@example.com");
+            Builds.Insert(0, b);
+            return b;
+        });
+    public Task<BuildResponse> CancelBuildAsync(string team, string project, string app, int number, CancellationToken ct = default) =>
+        Send(("cancel", number), () => Builds.Single(b => b.Number == number) with { CancelRequested = true });
+    public List<ReleaseResponse> Releases { get; } = [];
+    public Task<IReadOnlyList<ReleaseResponse>> ListReleasesAsync(string team, string project, string app, CancellationToken ct = default) =>
+        Answer<IReadOnlyList<ReleaseResponse>>(() => Releases);
+    public Task<ReleaseResponse> RollbackAsync(string team, string project, string app, int version, CancellationToken ct = default) =>
+        Send(("rollback", version), () =>
+        {
+            var target = Releases.Single(r => r.Version == version);
+            var release = target with { Version = Releases.Max(r => r.Version) + 1, Description = $"Rollback to v{version}", CreatedAt = DateTime.UtcNow, Current = true };
+            for (var i = 0; i < Releases.Count; i++) Releases[i] = Releases[i] with { Current = false };
+            Releases.Insert(0, release);
+            return release;
+        });
     public Task<IReadOnlyList<AuditEventResponse>> AuditAsync(string team, CancellationToken ct = default) =>
         Answer<IReadOnlyList<AuditEventResponse>>(() => [new AuditEventResponse(1, DateTime.UtcNow, "owner@example.com", "apps.create", team, "apps/shop", "ok", 201)]);
     public string? MyRole { get; set; } = "owner";

@@ -13,6 +13,7 @@ public sealed class PageTests : IAsyncLifetime
 {
     private readonly FakeApi _api = new();
     private readonly BunitContext _bunit = new();
+    private readonly IRenderedComponent<MudDialogProvider> _dialogs;
 
     public PageTests()
     {
@@ -22,6 +23,7 @@ public sealed class PageTests : IAsyncLifetime
         _bunit.Services.AddSingleton<Microsoft.Extensions.Configuration.IConfiguration>(new Microsoft.Extensions.Configuration.ConfigurationBuilder()
             .AddInMemoryCollection(new Dictionary<string, string?> { ["Portal:ApiUrl"] = "http://api.example:5080" }).Build());
         _bunit.Render<MudPopoverProvider>();
+        _dialogs = _bunit.Render<MudDialogProvider>();
     }
 
     public Task InitializeAsync() => Task.CompletedTask;
@@ -35,6 +37,19 @@ public sealed class PageTests : IAsyncLifetime
     /// <summary>Clicks the button showing <paramref name="text"/>, again if a render replaced it meanwhile (MudBlazor re-renders as it settles).</summary>
     private static void Click<T>(IRenderedComponent<T> page, string text) where T : Microsoft.AspNetCore.Components.IComponent =>
         page.WaitForAssertion(() => page.FindAll("button").First(b => b.TextContent.Trim() == text).Click());
+
+    /// <summary>Opens the tab labelled <paramref name="text"/> of a MudTabs.</summary>
+    private static void OpenTab<T>(IRenderedComponent<T> page, string text) where T : Microsoft.AspNetCore.Components.IComponent =>
+        page.WaitForAssertion(() => page.FindAll(".mud-tab").First(t => t.TextContent.Trim() == text).Click());
+
+    private static IEnumerable<string> Buttons(AngleSharp.Dom.IElement element) => element.QuerySelectorAll("button").Select(b => b.TextContent.Trim());
+
+    private IRenderedComponent<AppPage> RenderApp(string name) =>
+        Render<AppPage>(p => p.Add(x => x.Team, "acme").Add(x => x.Project, "web").Add(x => x.Name, name));
+
+    private static BuildResponse Build(int number, string state, DateTime? finished = null) =>
+        new(number, $"{number:x2}23456789abcdef0123456789abcdef01234567", state, state == "Failed" ? "exit status 3" : null, null,
+            DateTime.UtcNow, state == "Queued" ? null : DateTime.UtcNow.AddSeconds(-90), finished, "webhook", "dev@example.com");
 
     /// <summary>The input a MudBlazor field renders for <paramref name="label"/> (through the label's for attribute).</summary>
     private static AngleSharp.Dom.IElement Input<T>(IRenderedComponent<T> page, string label) where T : Microsoft.AspNetCore.Components.IComponent
@@ -235,15 +250,213 @@ public sealed class PageTests : IAsyncLifetime
     public void An_app_built_from_git_shows_its_push_commands_builds_and_their_logs()
     {
         _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "site", 1, 1) with { GitUrl = "http://api.example:5080/git/acme/web/site.git" }];
-        var page = Render<AppPage>(p => p.Add(x => x.Team, "acme").Add(x => x.Project, "web").Add(x => x.Name, "site"));
+        var page = RenderApp("site");
+        OpenTab(page, "Builds");
         page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='no-builds']")));
         Assert.Contains("git remote add platform http://api.example:5080/git/acme/web/site.git", page.Find("[data-testid='push-commands']").TextContent);
 
         _api.Builds.Add(new BuildResponse(2, "0123456789abcdef", "Failed", "building at STEP \"RUN exit 3\": exit status 3", null, DateTime.UtcNow, DateTime.UtcNow, DateTime.UtcNow));
         _api.Builds.Add(new BuildResponse(1, "fedcba9876543210", "Succeeded", null, "sha256:00", DateTime.UtcNow, DateTime.UtcNow, DateTime.UtcNow.AddSeconds(2)));
-        var built = Render<AppPage>(p => p.Add(x => x.Team, "acme").Add(x => x.Project, "web").Add(x => x.Name, "site"));
+        var built = RenderApp("site");
+        OpenTab(built, "Builds");
         built.WaitForAssertion(() => Assert.Contains("exit status 3", built.Find("[data-testid='builds']").TextContent));
+        Assert.Contains("0123456789ab", built.Find("[data-testid='build-2']").TextContent);   // the commit, cut to 12
+        Assert.DoesNotContain("0123456789abc", built.Find("[data-testid='build-2']").TextContent);
         Click(built, "Log");
         built.WaitForAssertion(() => Assert.Contains("build 2 log", built.Find("[data-testid='build-log']").TextContent));
+        Assert.Empty(built.FindAll("[data-testid='following']"));   // a finished build's log is its whole text, not followed
+        Assert.Equal(0, _api.FollowsCancelled);
+    }
+
+    [Fact]
+    public void An_app_running_an_image_has_releases_but_no_builds_tab()
+    {
+        _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "shop", 1, 1)];
+        var page = RenderApp("shop");
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='app-url']")));
+        Assert.Equal(["Overview", "Releases"], page.FindAll(".mud-tab").Select(t => t.TextContent.Trim()));
+    }
+
+    [Fact]
+    public void The_builds_tab_lists_builds_with_Cancel_only_on_queued_and_running_ones_and_no_actions_for_a_viewer()
+    {
+        _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "site", 1, 1) with { GitUrl = "http://api.example:5080/git/acme/web/site.git", Branch = "main" }];
+        _api.Builds.AddRange([Build(4, "Queued"), Build(3, "Running"), Build(2, "Failed", DateTime.UtcNow), Build(1, "Succeeded", DateTime.UtcNow)]);
+        var page = RenderApp("site");
+        OpenTab(page, "Builds");
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='builds-table']")));
+
+        var running = page.Find("[data-testid='build-3']").TextContent;
+        Assert.Contains("Running", running);
+        Assert.Contains("03234567", running);
+        Assert.Contains("webhook", running);
+        Assert.Contains("dev@example.com", running);
+        Assert.Matches(@"1 min 3\d s…", running);   // still running: the time so far
+        Assert.Contains("exit status 3", page.Find("[data-testid='build-2']").TextContent);
+        Assert.Contains("Cancel", Buttons(page.Find("[data-testid='build-4']")));
+        Assert.Contains("Cancel", Buttons(page.Find("[data-testid='build-3']")));
+        Assert.DoesNotContain("Cancel", Buttons(page.Find("[data-testid='build-2']")));
+        Assert.DoesNotContain("Cancel", Buttons(page.Find("[data-testid='build-1']")));
+        Assert.Contains(page.FindAll("button"), b => b.TextContent.Trim() == "Rebuild");
+
+        page.WaitForAssertion(() => page.Find("[data-testid='build-3']").QuerySelectorAll("button").First(b => b.TextContent.Trim() == "Cancel").Click());
+        page.WaitForAssertion(() => Assert.Contains(("cancel", 3), _api.Sent.OfType<(string, int)>()));
+
+        Click(page, "Rebuild");
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='build-5']")));
+        Assert.Equal(new CreateBuildRequest(null), _api.Sent.OfType<CreateBuildRequest>().Single());
+
+        _api.ProjectRole = "viewer";
+        var viewer = RenderApp("site");
+        OpenTab(viewer, "Builds");
+        viewer.WaitForAssertion(() => Assert.NotNull(viewer.Find("[data-testid='builds-table']")));
+        Assert.DoesNotContain(viewer.FindAll("button"), b => b.TextContent.Trim() is "Cancel" or "Rebuild");
+        Assert.Contains(viewer.FindAll("button"), b => b.TextContent.Trim() == "Log");
+    }
+
+    [Fact]
+    public void The_build_log_follows_a_running_build_line_by_line_until_another_build_is_selected()
+    {
+        _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "site", 1, 1) with { GitUrl = "http://api.example:5080/git/acme/web/site.git", Branch = "main" }];
+        _api.Builds.AddRange([Build(2, "Running"), Build(1, "Succeeded", DateTime.UtcNow)]);
+        var page = RenderApp("site");
+        OpenTab(page, "Builds");
+
+        // The newest build runs: its log is followed without asking.
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='following']")));
+        Assert.True(_api.BuildLogLines.Writer.TryWrite("STEP 1/2: FROM busybox"));
+        Assert.True(_api.BuildLogLines.Writer.TryWrite("STEP 2/2: RUN make"));
+        page.WaitForAssertion(() => Assert.Equal("STEP 1/2: FROM busybox\nSTEP 2/2: RUN make\n", page.Find("[data-testid='build-log']").TextContent));
+        Assert.True(_api.BuildLogLines.Writer.TryWrite("compiling…"));
+        page.WaitForAssertion(() => Assert.EndsWith("RUN make\ncompiling…\n", page.Find("[data-testid='build-log']").TextContent));
+        Assert.Contains("Build #2 log", page.Find("[data-testid='build-log-panel']").TextContent);
+
+        // Another build: the live log stops, the finished build's whole log shows.
+        page.WaitForAssertion(() => page.Find("[data-testid='build-1']").QuerySelector("button")!.Click());
+        page.WaitForAssertion(() => Assert.Contains("build 1 log", page.Find("[data-testid='build-log']").TextContent));
+        Assert.DoesNotContain("compiling", page.Find("[data-testid='build-log']").TextContent);
+        Assert.Empty(page.FindAll("[data-testid='following']"));
+        Assert.Equal(1, _api.FollowsCancelled);
+    }
+
+    [Fact]
+    public void The_live_log_ends_with_the_build_and_stops_when_the_page_goes_away()
+    {
+        _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "site", 1, 1) with { GitUrl = "http://api.example:5080/git/acme/web/site.git", Branch = "main" }];
+        _api.Builds.Add(Build(1, "Running"));
+        var page = RenderApp("site");
+        OpenTab(page, "Builds");
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='following']")));
+
+        _api.Builds[0] = Build(1, "Succeeded", DateTime.UtcNow);
+        _api.BuildLogLines.Writer.TryWrite("done");
+        _api.BuildLogLines.Writer.Complete();   // the end event
+        page.WaitForAssertion(() => Assert.Empty(page.FindAll("[data-testid='following']")));
+        Assert.Contains("Succeeded", page.Find("[data-testid='build-1']").TextContent);   // the list is read again for the final state
+        Assert.Equal("done\n", page.Find("[data-testid='build-log']").TextContent);
+
+        _api.Builds[0] = Build(2, "Running");
+        _api.BuildLogLines = System.Threading.Channels.Channel.CreateUnbounded<string>();
+        var other = RenderApp("site");
+        OpenTab(other, "Builds");
+        other.WaitForAssertion(() => Assert.NotNull(other.Find("[data-testid='following']")));
+        OpenTab(other, "Overview");   // the Builds tab is disposed: its follower goes
+        other.WaitForAssertion(() => Assert.Equal(1, _api.FollowsCancelled));
+    }
+
+    [Fact]
+    public void An_app_built_from_a_hosted_repository_explains_its_webhook()
+    {
+        _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "site", 1, 1) with
+        {
+            Image = null, SourceUrl = "https://github.com/acme/site.git", Branch = "release", DockerfilePath = "docker/web.Dockerfile",
+            WebhookUrl = "http://api.example:5080/hooks/acme/web/site",
+        }];
+        var page = RenderApp("site");
+        OpenTab(page, "Builds");
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='webhook']")));
+        Assert.Equal("https://github.com/acme/site.git", page.Find("[data-testid='source-url']").TextContent);
+        Assert.Equal("http://api.example:5080/hooks/acme/web/site", page.Find("[data-testid='webhook-url']").TextContent);
+        var help = page.Find("[data-testid='source']").TextContent;
+        Assert.Contains("application/json", help);
+        Assert.Contains("Secret token", help);
+        Assert.Contains("docker/web.Dockerfile", help);
+        Assert.Contains("release", help);
+        Assert.Empty(page.FindAll("[data-testid='webhook-secret']"));   // shown once, at creation
+        Assert.Empty(page.FindAll("[data-testid='push-commands']"));
+    }
+
+    [Fact]
+    public void The_releases_tab_offers_Roll_back_on_earlier_releases_only_and_rolls_back_after_confirmation()
+    {
+        _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "shop", 1, 1)];
+        var digest = "acme/web/shop@sha256:" + new string('e', 64);
+        _api.Releases.AddRange([
+            new ReleaseResponse(3, digest, "0123456789abcdef0123456789abcdef01234567", 7, "Build #7 of 0123456", "dev@example.com", DateTime.UtcNow, true),
+            new ReleaseResponse(2, "library/hello:2", null, null, "Deployed image library/hello:2", "owner@example.com", DateTime.UtcNow.AddHours(-1), false),
+            new ReleaseResponse(1, "library/hello:1", null, null, "Deployed image library/hello:1", null, DateTime.UtcNow.AddHours(-2), false)]);
+        var page = RenderApp("shop");
+        OpenTab(page, "Releases");
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='releases-table']")));
+
+        var current = page.Find("[data-testid='release-3']");
+        Assert.NotNull(current.QuerySelector("[data-testid='current']"));
+        Assert.Contains("acme/web/shop@sha256:eeeeeeeeeeee…", current.TextContent);
+        Assert.DoesNotContain(new string('e', 13), current.TextContent);
+        Assert.Contains("build #7", current.TextContent);
+        Assert.DoesNotContain("Roll back", Buttons(current));
+        Assert.Null(page.Find("[data-testid='release-2']").QuerySelector("[data-testid='current']"));
+        Assert.Contains("Roll back", Buttons(page.Find("[data-testid='release-2']")));
+        Assert.Contains("Roll back", Buttons(page.Find("[data-testid='release-1']")));
+
+        page.WaitForAssertion(() => page.Find("[data-testid='release-1']").QuerySelector("button")!.Click());
+        _dialogs.WaitForAssertion(() => Assert.Contains("Roll shop back to v1", _dialogs.Markup));
+        Assert.Empty(_api.Sent);   // nothing before the confirmation
+        _dialogs.WaitForAssertion(() => _dialogs.FindAll("button").First(b => b.TextContent.Trim() == "Roll back").Click());
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='release-4']").QuerySelector("[data-testid='current']")));
+        Assert.Equal(("rollback", 1), Assert.IsType<(string, int)>(_api.Sent.Single()));
+        Assert.Contains("Rollback to v1", page.Find("[data-testid='release-4']").TextContent);
+        Assert.Contains("Roll back", Buttons(page.Find("[data-testid='release-3']")));   // no longer current
+    }
+
+    [Fact]
+    public void A_refused_rollback_says_why_and_a_viewer_cannot_roll_back()
+    {
+        _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "shop", 1, 1)];
+        _api.Releases.AddRange([
+            new ReleaseResponse(2, "library/hello:2", null, null, "Deployed image library/hello:2", null, DateTime.UtcNow, true),
+            new ReleaseResponse(1, "library/hello:1", null, null, "Deployed image library/hello:1", null, DateTime.UtcNow.AddHours(-1), false)]);
+        _api.Refuse = _ => FakeApi.Invalid("instances", "quota exceeded: asked 3, 1 left");
+        var page = RenderApp("shop");
+        OpenTab(page, "Releases");
+        page.WaitForAssertion(() => page.Find("[data-testid='release-1']").QuerySelector("button")!.Click());
+        _dialogs.WaitForAssertion(() => _dialogs.FindAll("button").First(b => b.TextContent.Trim() == "Roll back").Click());
+        page.WaitForAssertion(() => Assert.Contains("quota exceeded: asked 3, 1 left", _bunit.Services.GetRequiredService<ISnackbar>().ShownSnackbars.Single().Message));
+
+        _api.ProjectRole = "viewer";
+        var viewer = RenderApp("shop");
+        OpenTab(viewer, "Releases");
+        viewer.WaitForAssertion(() => Assert.NotNull(viewer.Find("[data-testid='releases-table']")));
+        Assert.DoesNotContain(viewer.FindAll("button"), b => b.TextContent.Trim() == "Roll back");
+    }
+
+    [Fact]
+    public void Creating_an_app_from_a_hosted_repository_shows_its_webhook_secret_once()
+    {
+        _api.Refuse = null;
+        var page = Render<ProjectPage>(p => p.Add(x => x.Team, "acme").Add(x => x.Project, "web"));
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='no-apps']")));
+        page.Find("input[type='checkbox']").Change(true);   // Build from git
+        page.WaitForAssertion(() => Input(page, "Source URL (GitHub/GitLab)").Change("https://github.com/acme/site.git"));
+        Input(page, "Name").Change("site");
+        Input(page, "Branch").Change("release");
+        Input(page, "Dockerfile path").Change("docker/web.Dockerfile");
+        Click(page, "Create app");
+
+        page.WaitForAssertion(() => Assert.Contains("whsec_ONCE", page.Find("[data-testid='webhook-secret']").TextContent));
+        var sent = Assert.IsType<CreateAppRequest>(_api.Sent.Single());
+        Assert.Equal(("site", null, "https://github.com/acme/site.git", "release", "docker/web.Dockerfile"), (sent.Name, sent.Image, sent.SourceUrl, sent.Branch, sent.DockerfilePath));
+        Assert.Contains("http://api.example:5080/hooks/acme/web/site", page.Find("[data-testid='webhook-url']").TextContent);
+        Assert.NotNull(page.Find("a[href='/teams/acme/projects/web/apps/site']"));
     }
 }

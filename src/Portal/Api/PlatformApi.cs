@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Microsoft.AspNetCore.Authentication;
 using Platform.Contracts;
@@ -81,6 +82,14 @@ public interface IPlatformApi
     Task<IReadOnlyList<AuditEventResponse>> AuditAsync(string team, CancellationToken ct = default);
     Task<IReadOnlyList<BuildResponse>> BuildsAsync(string team, string project, string app, CancellationToken ct = default);
     Task<string> BuildLogAsync(string team, string project, string app, int number, CancellationToken ct = default);
+    /// <summary>The build's log line by line: what is there, then each line as it is written, until the build ends.</summary>
+    IAsyncEnumerable<string> FollowBuildLogAsync(string team, string project, string app, int number, CancellationToken ct = default);
+    /// <summary>Builds again: <paramref name="commit"/>, or the head of the app's branch when null.</summary>
+    Task<BuildResponse> StartBuildAsync(string team, string project, string app, string? commit = null, CancellationToken ct = default);
+    Task<BuildResponse> CancelBuildAsync(string team, string project, string app, int number, CancellationToken ct = default);
+    Task<IReadOnlyList<ReleaseResponse>> ListReleasesAsync(string team, string project, string app, CancellationToken ct = default);
+    /// <summary>A new release running the image of release <paramref name="version"/>.</summary>
+    Task<ReleaseResponse> RollbackAsync(string team, string project, string app, int version, CancellationToken ct = default);
 }
 
 /// <summary>Attaches the signed-in person's access token (kept in the Portal's auth cookie) to every call.</summary>
@@ -176,6 +185,52 @@ public sealed class PlatformApi(HttpClient http) : IPlatformApi
         (await GetAsync<Page<BuildResponse>>($"{Apps(team, project)}/{E(app)}/builds", ct)).Items;
     public Task<string> BuildLogAsync(string team, string project, string app, int number, CancellationToken ct = default) =>
         GetTextAsync($"{Apps(team, project)}/{E(app)}/builds/{number}/log", ct);
+    public Task<BuildResponse> StartBuildAsync(string team, string project, string app, string? commit = null, CancellationToken ct = default) =>
+        SendAsync<BuildResponse>(HttpMethod.Post, $"{Apps(team, project)}/{E(app)}/builds", new CreateBuildRequest(commit), ct);
+    public Task<BuildResponse> CancelBuildAsync(string team, string project, string app, int number, CancellationToken ct = default) =>
+        SendAsync<BuildResponse>(HttpMethod.Post, $"{Apps(team, project)}/{E(app)}/builds/{number}/cancel", null, ct);
+    public async Task<IReadOnlyList<ReleaseResponse>> ListReleasesAsync(string team, string project, string app, CancellationToken ct = default) =>
+        (await GetAsync<Page<ReleaseResponse>>($"{Apps(team, project)}/{E(app)}/releases", ct)).Items;
+    public Task<ReleaseResponse> RollbackAsync(string team, string project, string app, int version, CancellationToken ct = default) =>
+        SendAsync<ReleaseResponse>(HttpMethod.Post, $"{Apps(team, project)}/{E(app)}/releases/{version}/rollback", null, ct);
+
+    /// <summary>
+    /// Reads the log as Server-Sent Events: a <c>data:</c> event per line (multi-line data joined with '\n'),
+    /// comments (keep-alives) skipped, and the <c>end</c> event (the build's final state) ending it.
+    /// </summary>
+    public async IAsyncEnumerable<string> FollowBuildLogAsync(string team, string project, string app, int number,
+        [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"{Apps(team, project)}/{E(app)}/builds/{number}/log");
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
+        // Headers only: the body is read as it comes, and HttpClient's time-out does not cover it.
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+        if (!response.IsSuccessStatusCode) throw await ApiProblem.ReadAsync(response, ct);
+        await using var stream = await response.Content.ReadAsStreamAsync(ct);
+        using var reader = new StreamReader(stream);
+        string? kind = null;
+        var data = new List<string>();
+        while (await reader.ReadLineAsync(ct) is { } line)
+        {
+            if (line.Length == 0)
+            {
+                // A blank line dispatches the event gathered so far.
+                if (kind == "end") yield break;
+                if (data.Count > 0 && kind is null or "message") yield return string.Join('\n', data);
+                kind = null;
+                data.Clear();
+                continue;
+            }
+            if (line[0] == ':') continue;
+            var colon = line.IndexOf(':');
+            var field = colon < 0 ? line : line[..colon];
+            var value = colon < 0 ? "" : line[(colon + 1)..];
+            if (value.StartsWith(' ')) value = value[1..];
+            if (field == "event") kind = value;
+            else if (field == "data") data.Add(value);
+        }
+    }
+
     public async Task<IReadOnlyList<AuditEventResponse>> AuditAsync(string team, CancellationToken ct = default) =>
         (await GetAsync<Page<AuditEventResponse>>($"api/v1/teams/{E(team)}/audit?limit=50", ct)).Items;
 }
