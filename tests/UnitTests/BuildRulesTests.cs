@@ -1,0 +1,99 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using Platform.Api.Builds;
+
+namespace Platform.UnitTests;
+
+/// <summary>Which repositories a build may clone, how webhook signatures are checked, how buildah's errors read to people.</summary>
+public sealed class BuildRulesTests
+{
+    [Theory]
+    [InlineData("https://github.com/acme/web.git")]
+    [InlineData("http://git.example.com:8080/acme/web.git")]
+    [InlineData("ssh://git@github.com/acme/web.git")]
+    [InlineData("https://token:x@gitlab.com/acme/web.git")]
+    [InlineData("https://93.184.216.34/acme/web.git")]
+    public void Public_http_and_ssh_repositories_are_accepted(string url) => Assert.Null(SourceUrls.SyntaxProblem(url));
+
+    [Theory]
+    [InlineData("file:///etc/passwd", "scheme")]
+    [InlineData("git://github.com/acme/web.git", "scheme")]
+    [InlineData("ftp://example.com/web.git", "scheme")]
+    [InlineData("ext::sh -c id", "scheme")]
+    [InlineData("/srv/git/web.git", "scheme")]
+    [InlineData("https://127.0.0.1/web.git", "loopback")]
+    [InlineData("https://[::1]/web.git", "loopback")]
+    [InlineData("https://10.0.0.5/web.git", "private")]
+    [InlineData("https://172.20.1.1/web.git", "private")]
+    [InlineData("https://192.168.1.10/web.git", "private")]
+    [InlineData("http://169.254.169.254/latest/meta-data", "link-local")]
+    [InlineData("https://[fe80::1]/web.git", "link-local")]
+    [InlineData("https://[fd00::1]/web.git", "private")]
+    [InlineData("https://100.64.0.1/web.git", "shared")]
+    [InlineData("https://0.0.0.0/web.git", "unspecified")]
+    [InlineData("https://[::ffff:10.0.0.1]/web.git", "private")]
+    public void Local_and_non_git_urls_are_refused_saying_why(string url, string why) =>
+        Assert.Contains(why, SourceUrls.SyntaxProblem(url));
+
+    [Fact]
+    public void An_allowed_in_house_host_may_be_private()
+    {
+        Assert.Null(SourceUrls.SyntaxProblem("https://10.0.0.5/web.git", ["10.0.0.5"]));
+        Assert.NotNull(SourceUrls.SyntaxProblem("https://10.0.0.6/web.git", ["10.0.0.5"]));
+    }
+
+    [Fact]
+    public async Task Names_are_checked_on_what_they_resolve_to()
+    {
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => SourceUrls.CheckAddressesAsync("http://localhost/web.git", [], CancellationToken.None));
+        Assert.Contains("loopback", e.Message);
+        Assert.Equal([IPAddress.Loopback], await SourceUrls.CheckAddressesAsync("http://127.0.0.1/web.git", ["127.0.0.1"], CancellationToken.None));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => SourceUrls.CheckAddressesAsync("file:///etc", ["127.0.0.1"], CancellationToken.None));
+    }
+
+    [Fact]
+    public void Credentials_never_show()
+    {
+        Assert.Equal("https://***@gitlab.com/acme/web.git", SourceUrls.Redact("https://oauth2:glpat-secret@gitlab.com/acme/web.git"));
+        Assert.Equal("https://gitlab.com/acme/web.git", SourceUrls.Redact("https://gitlab.com/acme/web.git"));
+    }
+
+    [Fact]
+    public void A_GitHub_signature_is_the_HMAC_of_the_exact_body()
+    {
+        var body = Encoding.UTF8.GetBytes("""{"ref":"refs/heads/main"}""");
+        var good = "sha256=" + Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes("s3cret-s3cret-s3cret"), body));
+        Assert.True(Webhooks.GitHubSignatureMatches(good, "s3cret-s3cret-s3cret", body));
+        Assert.True(Webhooks.GitHubSignatureMatches(good.ToUpperInvariant().Replace("SHA256=", "sha256="), "s3cret-s3cret-s3cret", body));
+        Assert.False(Webhooks.GitHubSignatureMatches(good, "another-secret-value", body));
+        Assert.False(Webhooks.GitHubSignatureMatches(good, "s3cret-s3cret-s3cret", [.. body, (byte)' ']));
+        Assert.False(Webhooks.GitHubSignatureMatches(good.Replace("sha256=", "sha1="), "s3cret-s3cret-s3cret", body));
+        Assert.False(Webhooks.GitHubSignatureMatches("", "s3cret-s3cret-s3cret", body));
+    }
+
+    [Fact]
+    public void A_failed_step_is_named_by_its_Dockerfile_line()
+    {
+        const string dockerfile = "FROM busybox\nWORKDIR /app\nRUN  make   all\nCMD [\"app\"]\n";
+        var reason = BuildJob.Explain("""Error: building at STEP "RUN make all": while running runtime: exit status 2""", dockerfile, "reg:5000");
+        Assert.Equal("Dockerfile line 3: RUN make all — exit status 2", reason);
+    }
+
+    [Fact]
+    public void A_missing_base_image_is_said_in_words()
+    {
+        var reason = BuildJob.Explain(
+            "Error: creating build container: initializing source docker://reg:5000/library/nosuch:latest: reading manifest latest in reg:5000/library/nosuch: manifest unknown",
+            "FROM nosuch\n", "reg:5000");
+        Assert.StartsWith("The base image library/nosuch was not found in the platform registry", reason);
+    }
+
+    [Fact]
+    public void Short_base_names_resolve_to_the_platform_library_and_full_names_stay()
+    {
+        Assert.Equal("FROM reg:5000/library/busybox\nRUN x\n", BuildJob.ResolveShortNames("FROM busybox\nRUN x\n", "reg:5000"));
+        Assert.Equal("FROM reg:5000/library/alpine:3 AS base\n", BuildJob.ResolveShortNames("FROM alpine:3 AS base\n", "reg:5000"));
+        Assert.Equal("FROM reg:5000/team/p/app:1\n", BuildJob.ResolveShortNames("FROM reg:5000/team/p/app:1\n", "reg:5000"));
+    }
+}
