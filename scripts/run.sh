@@ -22,6 +22,8 @@ for tool in skopeo umoci curl file; do command -v $tool >/dev/null || need+=($to
 for tool in runc iptables ip; do command -v $tool >/dev/null || need+=($([ $tool = ip ] && echo iproute2 || echo $tool)); done
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 [ -f /usr/share/containers/seccomp.json ] || need+=(golang-github-containers-common)
+# Apps built from source: git (hosting and clones) and buildah (the builds).
+for tool in git buildah; do command -v $tool >/dev/null || need+=($tool); done
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then echo "Please install: ${need[*]} (apt-get install ${need[*]})"; exit 1; fi
   echo "==> installing ${need[*]}"

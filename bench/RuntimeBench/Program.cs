@@ -6,6 +6,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Platform.NodeAgent.Runtime;
+using static BenchKit;
 
 [assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
 
@@ -131,7 +132,6 @@ try
     await Scale(0);
     await Until(() => Task.FromResult(Directory.GetDirectories(Path.Combine(agentDir, "instances")).Length == 0), 300, "teardown");
 
-    double Median(List<double> v) { var s = v.Order().ToList(); return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2; }
     Console.WriteLine($"| Instance start, image cached ({rounds} rounds, median) | platform (scale 0→1 → first 200 via router) | raw runc run + CNI ADD → first 200 | ratio | goal |");
     Console.WriteLine("|---|---|---|---|---|");
     Console.WriteLine($"| | {Median(platform):F0} ms | {Median(direct):F0} ms | {Median(platform) / Median(direct):F2}× | ≤ 1.5× |");
@@ -165,46 +165,4 @@ static (double Rss, double Peak, double Anon, double Files) Rss(int pid)
     var status = File.ReadAllLines($"/proc/{pid}/status");
     double Kib(string key) => long.Parse(status.First(l => l.StartsWith(key)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
     return (Kib("VmRSS:"), Kib("VmHWM:"), Kib("RssAnon:"), Kib("RssFile:") + Kib("RssShmem:"));
-}
-
-static int FreePort()
-{
-    using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-    s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-    return ((IPEndPoint)s.LocalEndPoint!).Port;
-}
-
-static Process Start(string dll, Dictionary<string, string> env, string log)
-{
-    var psi = new ProcessStartInfo("dotnet", [dll]) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-    foreach (var (k, v) in env) psi.Environment[k] = v;
-    var p = Process.Start(psi)!;
-    _ = Task.Run(async () => { while (await p.StandardOutput.ReadLineAsync() is { } l) await File.AppendAllTextAsync(log, l + "\n"); });
-    _ = Task.Run(async () => { while (await p.StandardError.ReadLineAsync() is { } l) await File.AppendAllTextAsync(log, l + "\n"); });
-    return p;
-}
-
-static Task<ProcessRunner.Result> Tool(string file, params string[] args) => ProcessRunner.RunAsync(file, args, TimeSpan.FromMinutes(5), CancellationToken.None);
-
-static async Task<string> Check(Task<ProcessRunner.Result> run)
-{
-    var r = await run;
-    return r.ExitCode == 0 ? r.Stdout : throw new InvalidOperationException($"exit {r.ExitCode}: {r.Stderr}");
-}
-
-static async Task<T?> Try<T>(Func<Task<T>> call) where T : class
-{
-    try { return await call(); }
-    catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { return null; }
-}
-
-static async Task Until(Func<Task<bool>> condition, int seconds, string what, TimeSpan? every = null)
-{
-    var deadline = DateTime.UtcNow.AddSeconds(seconds);
-    while (DateTime.UtcNow < deadline)
-    {
-        if (await condition()) return;
-        await Task.Delay(every ?? TimeSpan.FromMilliseconds(5));
-    }
-    throw new TimeoutException($"timed out waiting for {what}");
 }

@@ -264,7 +264,7 @@ public sealed partial class BuildJob(
         ["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new",
     };
 
-    /// <summary>Every second: the heartbeat, and whether someone asked to cancel.</summary>
+    /// <summary>Every second: the heartbeat, and whether someone asked to cancel (or deleted the app).</summary>
     private async Task WatchAsync(Guid build, Action cancel, CancellationToken ct)
     {
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
@@ -278,7 +278,8 @@ public sealed partial class BuildJob(
                 {
                     await db.Builds.Where(b => b.Id == build && b.State == BuildStates.Running)
                         .ExecuteUpdateAsync(s => s.SetProperty(b => b.HeartbeatAt, clock.GetUtcNow().UtcDateTime), ct);
-                    if (await db.Builds.AsNoTracking().AnyAsync(b => b.Id == build && b.CancelRequested, ct))
+                    // Cancelled, or gone with its app: stop.
+                    if (!await db.Builds.AsNoTracking().AnyAsync(b => b.Id == build && !b.CancelRequested, ct))
                     {
                         cancel();
                         return;

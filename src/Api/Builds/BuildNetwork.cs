@@ -62,8 +62,8 @@ public sealed class BuildNetwork(string bridge, string subnet)
         await EnsureAsync(ct);
         var host = Enumerable.Range(2, 253).FirstOrDefault(h => Leases.TryAdd(h, build));
         if (host == 0) throw new InvalidOperationException("The build network has no free address: too many builds run on this machine at once.");
-        var name = "pb-" + build.ToString("N")[..12];
-        var veth = "pbv" + build.ToString("N")[..10];
+        var name = NamespaceOf(build);
+        var veth = "pbv" + build.ToString("N")[^10..];
         var lease = new Lease(this, name, host);
         try
         {
@@ -97,7 +97,8 @@ public sealed class BuildNetwork(string bridge, string subnet)
         }
     }
 
-    public static string NamespaceOf(Guid build) => "pb-" + build.ToString("N")[..12];
+    /// <summary>The build's name-space: from the id's random end (a version 7 id begins with its millisecond).</summary>
+    public static string NamespaceOf(Guid build) => "pb-" + build.ToString("N")[^12..];
 
     /// <summary>Bridge, forwarding, NAT and the firewall chain; idempotent (checked rules are not added twice).</summary>
     private async Task EnsureAsync(CancellationToken ct)
