@@ -157,6 +157,11 @@ public sealed partial class BuildJob(
             cgroup = BuildCgroup.Create(o.Builds.CgroupName, build.Id, limits);
             var ct = stop.Token;
             if (Directory.Exists(scratch)) Directory.Delete(scratch, recursive: true);
+            // The checkout, and beside it runc's state and buildah's temporary bundles: a killed build leaves
+            // no container records in the machine's runc root nor bundles in /var/tmp.
+            var checkout = Path.Combine(scratch, "src");
+            var runtimeRoot = Path.Combine(scratch, "runc");
+            Directory.CreateDirectory(Path.Combine(scratch, "tmp"));
             if (build.Source is { } source)
             {
                 var addresses = await SourceUrls.CheckAddressesAsync(source, o.Builds.AllowedSourceHosts, ct);
@@ -166,22 +171,23 @@ public sealed partial class BuildJob(
                 string[] safe = ["-c", "protocol.allow=never", "-c", "protocol.http.allow=always", "-c", "protocol.https.allow=always",
                     "-c", "protocol.ssh.allow=always", "-c", "http.followRedirects=false", "-c", "core.hooksPath=/dev/null",
                     "-c", $"http.curloptResolve={uri.IdnHost}:{port}:{string.Join(',', addresses.Select(a => a.ToString()))}"];
-                await StepAsync(output, cgroup, "git", [.. safe, "clone", "--quiet", "--no-checkout", "--", source, scratch], GitEnv, ct);
+                await StepAsync(output, cgroup, "git", [.. safe, "clone", "--quiet", "--no-checkout", "--", source, checkout], GitEnv, ct);
             }
             else
             {
                 var bare = Path.Combine(o.FullDataDir, "git", app.Id.ToString("N") + ".git");
-                await StepAsync(output, cgroup, "git", ["clone", "--quiet", "--no-checkout", bare, scratch], GitEnv, ct);
+                await StepAsync(output, cgroup, "git", ["clone", "--quiet", "--no-checkout", bare, checkout], GitEnv, ct);
             }
-            await StepAsync(output, cgroup, "git", ["-C", scratch, "-c", "core.hooksPath=/dev/null", "checkout", "--quiet", build.Commit, "--"], GitEnv, ct);
-            var dockerfile = Path.GetFullPath(Path.Combine(scratch, app.DockerfilePath));
-            if (!dockerfile.StartsWith(scratch + "/", StringComparison.Ordinal) || !File.Exists(dockerfile) || new FileInfo(dockerfile).LinkTarget is not null)
+            await StepAsync(output, cgroup, "git", ["-C", checkout, "-c", "core.hooksPath=/dev/null", "checkout", "--quiet", build.Commit, "--"], GitEnv, ct);
+            var dockerfile = Path.GetFullPath(Path.Combine(checkout, app.DockerfilePath));
+            if (!dockerfile.StartsWith(checkout + "/", StringComparison.Ordinal) || !File.Exists(dockerfile) || new FileInfo(dockerfile).LinkTarget is not null)
                 throw new BuildFailure($"There is no Dockerfile at '{app.DockerfilePath}' in commit {build.Commit[..12]}.");
             var registry = RegistryHost();
             var original = await File.ReadAllTextAsync(dockerfile, ct);
             await File.WriteAllTextAsync(dockerfile, ResolveShortNames(original, registry), ct);
 
             var env = Config(storage, registry);
+            env["TMPDIR"] = Path.Combine(scratch, "tmp");
             var image = $"{registry}/{repository}:{build.Commit}";
             string[] networkArgs;
             if (o.Builds.Network == "isolated")
@@ -193,8 +199,9 @@ public sealed partial class BuildJob(
             try
             {
                 await StepAsync(output, cgroup, "buildah", ["bud", "--layers", "--isolation", "oci", "--runtime", "/usr/sbin/runc", .. networkArgs,
+                    "--runtime-flag", "root=" + runtimeRoot,
                     "--cgroup-parent", cgroup.Parent,   // the build's limits hold for the steps through the hierarchy, and its OOM counter sees them
-                    "--tls-verify=false", "--creds", "build:" + token, "--pull", "-f", dockerfile, "-t", image, scratch], env, ct);
+                    "--tls-verify=false", "--creds", "build:" + token, "--pull", "-f", dockerfile, "-t", image, checkout], env, ct);
             }
             catch (BuildFailure f)
             {

@@ -15,13 +15,16 @@ namespace Platform.Api.Tests.Nodes;
 [Collection("runtime")]
 public sealed class BuildIsolationTests
 {
-    private static async Task<Cluster> StartAsync(IDictionary<string, string?>? more = null) =>
-        await Cluster.StartAsync(settings: BuildKit.BuildSettings.Concat(more ?? new Dictionary<string, string?>()).ToDictionary());
+    private static async Task<Cluster> StartAsync(IDictionary<string, string?>? more = null, Provider provider = Provider.Sqlite) =>
+        await Cluster.StartAsync(settings: BuildKit.BuildSettings.Concat(more ?? new Dictionary<string, string?>()).ToDictionary(), provider: provider);
 
-    [Fact]
-    public async Task A_team_runs_at_most_its_concurrent_builds_in_order_and_cancel_time_and_memory_limits_stop_builds()
+    /// <summary>On both databases: the claim (count, order, advisory lock on PostgreSQL) is SQL that differs between them.</summary>
+    [Theory]
+    [InlineData(Provider.Sqlite)]
+    [InlineData(Provider.Postgres)]
+    public async Task A_team_runs_at_most_its_concurrent_builds_in_order_and_cancel_time_and_memory_limits_stop_builds(Provider provider)
     {
-        await using var cluster = await StartAsync();
+        await using var cluster = await StartAsync(provider: provider);
         await cluster.Admin.PutAsJsonAsync($"/api/v1/teams/{Cluster.Team}/quota", new
         {
             memoryMiB = 8192, cpuMillicores = 8000, instances = 50, apps = 50, projects = 5, registryGiB = 5, concurrentBuilds = 2,

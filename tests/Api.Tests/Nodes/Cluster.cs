@@ -34,10 +34,10 @@ public sealed class Cluster : IAsyncDisposable
     }
 
     /// <summary>Heartbeats every second, NotReady after 6 s, a placement pass every second.</summary>
-    public static async Task<Cluster> StartAsync(IReadOnlyList<IPAddress>? listen = null, IDictionary<string, string?>? settings = null)
+    public static async Task<Cluster> StartAsync(IReadOnlyList<IPAddress>? listen = null, IDictionary<string, string?>? settings = null, Provider provider = Provider.Sqlite)
     {
         Assert.True(Environment.UserName == "root", "runtime tests need root; CI runs as root");
-        var host = new PlatformHost(Provider.Sqlite, dataDir: Path.Combine("/var/tmp", "platform-cluster-tests", Guid.NewGuid().ToString("N")[..8]),
+        var host = new PlatformHost(provider, dataDir: Path.Combine("/var/tmp", "platform-cluster-tests", Guid.NewGuid().ToString("N")[..8]),
             settings: new Dictionary<string, string?>
             {
                 ["Platform:Nodes:HeartbeatSeconds"] = "1",
