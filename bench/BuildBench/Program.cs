@@ -155,6 +155,17 @@ try
 finally
 {
     await Tool("runc", "delete", "-f", "hand-bench");
+    // The app goes first, so the agent stops its container before it is stopped itself.
+    if ((await Try(() => http.DeleteAsync($"{Apps}/site")))?.IsSuccessStatusCode == true)
+        try
+        {
+            await Until(async () => !Directory.Exists(Path.Combine(work, "agent", "instances")) || !Directory.EnumerateDirectories(Path.Combine(work, "agent", "instances")).Any(),
+                30, "the agent to stop the app", TimeSpan.FromMilliseconds(200));
+        }
+        catch (TimeoutException e)
+        {
+            Console.Error.WriteLine(e.Message);
+        }
     foreach (var p in processes) { try { p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } }
     Console.Error.WriteLine($"==> logs kept in {work} (api.log, agent.log); remove it with rm -rf when done");
 }
