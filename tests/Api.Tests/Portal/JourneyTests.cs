@@ -61,7 +61,7 @@ public sealed class JourneyTests
     private static ILocator Field(IPage page, string label) => page.GetByLabel(label, new() { Exact = true });
 
     [Fact]
-    public async Task An_admin_and_a_developer_deploy_scale_open_and_delete_an_app_through_the_Portal()
+    public async Task An_admin_and_a_developer_deploy_scale_open_delete_and_build_from_git_through_the_Portal()
     {
         Assert.True(File.Exists("/usr/bin/chromium"), "Debian's chromium is installed by scripts/test.sh");
         var portalPort = FreePort();
@@ -162,6 +162,43 @@ public sealed class JourneyTests
             await page.GetByRole(AriaRole.Button, new() { Name = "Delete", Exact = true }).ClickAsync();
             await page.WaitForURLAsync(portal + "/teams/e2e/projects/web");
             await Assertions.Expect(page.GetByTestId("no-apps")).ToBeVisibleAsync();
+
+            // From git: the app is created in the Portal, the code pushed with plain git, and the build
+            // followed in the Builds tab to its release, which the Releases tab shows as current.
+            await Field(page, "Name").FillAsync("site");
+            await page.GetByText("Build from git instead of running an image").ClickAsync();
+            await Field(page, "Memory (MiB)").FillAsync("64");
+            await page.GetByRole(AriaRole.Button, new() { Name = "Create app" }).ClickAsync();
+            await page.WaitForURLAsync(portal + "/teams/e2e/projects/web/apps/site");
+            await page.GetByRole(AriaRole.Tab, new() { Name = "Builds" }).ClickAsync();
+            await Assertions.Expect(page.GetByTestId("push-commands")).ToContainTextAsync("/git/e2e/web/site.git");
+            var token = await cluster.Host.UserTokenAsync("dev@e2e.test", "dev-password-123");
+            var work = Path.Combine(cluster.Host.DataDir, "site-src");
+            Directory.CreateDirectory(work);
+            var source = await Nodes.BuildKit.Source.InitAsync(work, $"{cluster.Host.BaseAddress}git/e2e/web/site.git".Replace("http://", $"http://dev:{token}@"));
+            await source.PushAsync(new Dictionary<string, string>
+            {
+                ["Dockerfile"] = "FROM busybox\nRUN mkdir -p /www && echo 'hello from git' > /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+            }, "first");
+            var build = page.GetByTestId("build-1");
+            await Assertions.Expect(build).ToContainTextAsync("Succeeded", new() { Timeout = 120_000 });
+            await Assertions.Expect(build).ToContainTextAsync("dev@e2e.test");
+            await build.GetByRole(AriaRole.Button, new() { Name = "Show the log of build 1" }).ClickAsync();
+            await Assertions.Expect(page.GetByTestId("build-log")).ToContainTextAsync("==> release v1");
+            await page.GetByRole(AriaRole.Tab, new() { Name = "Releases" }).ClickAsync();
+            await Assertions.Expect(page.GetByTestId("release-1")).ToContainTextAsync("Build #1");
+            await Assertions.Expect(page.GetByTestId("release-1").GetByTestId("current")).ToBeVisibleAsync();
+            await page.GetByRole(AriaRole.Tab, new() { Name = "Overview" }).ClickAsync();
+            await Assertions.Expect(page.GetByText("running 1/1")).ToBeVisibleAsync(new() { Timeout = 60_000 });
+            var siteUrl = await page.GetByTestId("app-url").InnerTextAsync();
+            var site = await context.NewPageAsync();
+            await Cluster.WaitAsync(async () =>
+            {
+                var response = await site.GotoAsync(siteUrl);
+                seen = $"{response?.Status}: {await site.ContentAsync()}";
+                return response?.Status == 200 && seen.Contains("hello from git");
+            }, 30, () => $"the built app through the router at {siteUrl} (last: {seen})");
+            await site.CloseAsync();
             Assert.Contains("Refreshed the access token of dev@e2e.test", await File.ReadAllTextAsync(Path.Combine(cluster.Host.DataDir, "portal", "portal.log")));
         }
         catch
