@@ -137,11 +137,9 @@ public sealed partial class BuildJob(
         var token = TokenSecrets.NewSecret(TokenSecrets.PatPrefix);
         var pat = new PersonalAccessToken
         {
-            UserId = build.CreatedBy!, Name = $"build {repository} #{build.Number}", Prefix = token[..12], Hash = TokenSecrets.Hash(token),
+            UserId = build.CreatedBy ?? "", Name = $"build {repository} #{build.Number}", Prefix = token[..12], Hash = TokenSecrets.Hash(token),
             CreatedAt = clock.GetUtcNow().UtcDateTime, ExpiresAt = clock.GetUtcNow().UtcDateTime.AddSeconds(limits.TimeoutSeconds + 600),
         };
-        db.PersonalAccessTokens.Add(pat);
-        await db.SaveChangesAsync(shutdown);
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
         stop.CancelAfter(TimeSpan.FromSeconds(limits.TimeoutSeconds));
@@ -154,6 +152,11 @@ public sealed partial class BuildJob(
         try
         {
             await output.WriteLineAsync($"==> building {repository} #{build.Number} at {build.Commit} (memory {limits.MemoryMiB} MiB, CPU {limits.CpuMillicores}m, {limits.Pids} processes, {limits.TimeoutSeconds} s)");
+            // The build pulls and pushes with the rights of the person who started it (for webhooks: who set the source).
+            if (build.CreatedBy is null || !await db.Users.AnyAsync(u => u.Id == build.CreatedBy, shutdown))
+                throw new BuildFailure("Nobody's rights to use: the person who started this build (for a webhook, who set the app's source) no longer exists. Set the source again.");
+            db.PersonalAccessTokens.Add(pat);
+            await db.SaveChangesAsync(shutdown);
             cgroup = BuildCgroup.Create(o.Builds.CgroupName, build.Id, limits);
             var ct = stop.Token;
             if (Directory.Exists(scratch)) Directory.Delete(scratch, recursive: true);
@@ -215,22 +218,29 @@ public sealed partial class BuildJob(
 
             // From here on the build is done: a cancel or time limit no longer applies.
             watching.Cancel();
+            // The release, the app's new image and the build's success: one transaction.
             db.ChangeTracker.Clear();
-            var tracked = await db.Apps.FirstAsync(a => a.Id == app.Id, CancellationToken.None);
-            var release = await releases.AddAsync(tracked, team.Name, $"{repository}@{digest}",
-                $"Build #{build.Number} of {build.Commit[..12]}", build.Commit, build.Number, build.CreatedBy, CancellationToken.None);
-            tracked.Image = release.Image;
-            tracked.Generation++;
-            tracked.UpdatedAt = clock.GetUtcNow().UtcDateTime;
-            await db.Builds.Where(b => b.Id == build.Id).ExecuteUpdateAsync(s => s
-                .SetProperty(b => b.State, BuildStates.Succeeded).SetProperty(b => b.ImageDigest, digest)
-                .SetProperty(b => b.FinishedAt, clock.GetUtcNow().UtcDateTime), CancellationToken.None);
-            await db.SaveChangesAsync(CancellationToken.None);
-            await output.WriteLineAsync($"==> release v{release.Version}");
+            await using (var tx = await db.Database.BeginTransactionAsync(CancellationToken.None))
+            {
+                var tracked = await db.Apps.FirstOrDefaultAsync(a => a.Id == app.Id, CancellationToken.None)
+                    ?? throw new BuildFailure("The app was deleted during the build.");
+                var release = await releases.AddAsync(tracked, team.Name, $"{repository}@{digest}",
+                    $"Build #{build.Number} of {build.Commit[..12]}", build.Commit, build.Number, build.CreatedBy, CancellationToken.None);
+                tracked.Image = release.Image;
+                tracked.Generation++;
+                tracked.UpdatedAt = clock.GetUtcNow().UtcDateTime;
+                await db.SaveChangesAsync(CancellationToken.None);
+                await db.Builds.Where(b => b.Id == build.Id).ExecuteUpdateAsync(s => s
+                    .SetProperty(b => b.State, BuildStates.Succeeded).SetProperty(b => b.ImageDigest, digest)
+                    .SetProperty(b => b.FinishedAt, clock.GetUtcNow().UtcDateTime), CancellationToken.None);
+                await tx.CommitAsync(CancellationToken.None);
+                await output.WriteLineAsync($"==> release v{release.Version}");
+            }
             await placement.TryReconcileAsync([app.Id], CancellationToken.None);
         }
-        catch (Exception e) when (e is BuildFailure or InvalidOperationException or IOException or UnauthorizedAccessException or OperationCanceledException)
+        catch (Exception e) when (e is BuildFailure or InvalidOperationException or IOException or UnauthorizedAccessException or OperationCanceledException or DbUpdateException)
         {
+            db.ChangeTracker.Clear();
             watching.Cancel();
             await watcher;
             if (shutdown.IsCancellationRequested)
