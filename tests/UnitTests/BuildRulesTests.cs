@@ -96,4 +96,28 @@ public sealed class BuildRulesTests
         Assert.Equal("FROM reg:5000/library/alpine:3 AS base\n", BuildJob.ResolveShortNames("FROM alpine:3 AS base\n", "reg:5000"));
         Assert.Equal("FROM reg:5000/team/p/app:1\n", BuildJob.ResolveShortNames("FROM reg:5000/team/p/app:1\n", "reg:5000"));
     }
+
+    [Fact]
+    public void A_build_log_keeps_the_steps_output_up_to_its_limit_and_the_platforms_lines_always()
+    {
+        var path = Path.Combine(Path.GetTempPath(), "build-log-" + Guid.NewGuid().ToString("N") + ".log");
+        try
+        {
+            using (var log = new BuildLog(path, 64 * 1024))
+            {
+                log.Say("building");
+                for (var i = 0; i < 10_000; i++) log.Step(new string('x', 100));
+                log.Say("failed: because");
+            }
+            var lines = File.ReadAllLines(path);
+            Assert.True(new FileInfo(path).Length < 64 * 1024 + 300, $"{new FileInfo(path).Length} bytes");
+            Assert.Equal("==> building", lines[0]);
+            Assert.Contains(lines, l => l.StartsWith("==> the log reached", StringComparison.Ordinal));
+            Assert.Equal("==> failed: because", lines[^1]);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
 }

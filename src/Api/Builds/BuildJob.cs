@@ -148,10 +148,10 @@ public sealed partial class BuildJob(
         var watcher = WatchAsync(build.Id, () => { cancelled = true; stop.Cancel(); }, watching.Token);
         BuildCgroup? cgroup = null;
         BuildNetwork.Lease? lease = null;
-        await using var output = new StreamWriter(new FileStream(logFile, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
+        using var output = new BuildLog(logFile, o.Builds.MaxLogBytes);
         try
         {
-            await output.WriteLineAsync($"==> building {repository} #{build.Number} at {build.Commit} (memory {limits.MemoryMiB} MiB, CPU {limits.CpuMillicores}m, {limits.Pids} processes, {limits.TimeoutSeconds} s)");
+            output.Say($"building {repository} #{build.Number} at {build.Commit} (memory {limits.MemoryMiB} MiB, CPU {limits.CpuMillicores}m, {limits.Pids} processes, {limits.TimeoutSeconds} s)");
             // The build pulls and pushes with the rights of the person who started it (for webhooks: who set the source).
             if (build.CreatedBy is null || !await db.Users.AnyAsync(u => u.Id == build.CreatedBy, shutdown))
                 throw new BuildFailure("Nobody's rights to use: the person who started this build (for a webhook, who set the app's source) no longer exists. Set the source again.");
@@ -169,7 +169,7 @@ public sealed partial class BuildJob(
             {
                 var addresses = await SourceUrls.CheckAddressesAsync(source, o.Builds.AllowedSourceHosts, ct);
                 var uri = new Uri(source);
-                await output.WriteLineAsync($"==> cloning {SourceUrls.Redact(source)} ({string.Join(", ", addresses.Select(a => a.ToString()))})");
+                output.Say($"cloning {SourceUrls.Redact(source)} ({string.Join(", ", addresses.Select(a => a.ToString()))})");
                 var port = uri.IsDefaultPort ? (uri.Scheme == "https" ? 443 : uri.Scheme == "ssh" ? 22 : 80) : uri.Port;
                 string[] safe = ["-c", "protocol.allow=never", "-c", "protocol.http.allow=always", "-c", "protocol.https.allow=always",
                     "-c", "protocol.ssh.allow=always", "-c", "http.followRedirects=false", "-c", "core.hooksPath=/dev/null",
@@ -214,7 +214,8 @@ public sealed partial class BuildJob(
             await StepAsync(output, cgroup, "buildah", ["push", "--tls-verify=false", "--creds", "build:" + token, "--digestfile", digestFile,
                 image, "docker://" + image], env, ct);
             var digest = (await File.ReadAllTextAsync(digestFile, ct)).Trim();
-            await output.WriteLineAsync($"==> pushed {repository}@{digest}; rolling out");
+            output.Say($"pushed {repository}@{digest}; rolling out");
+            await PruneAsync(app.Id, registry, repository, build.Commit, env);
 
             // From here on the build is done: a cancel or time limit no longer applies.
             watching.Cancel();
@@ -234,7 +235,7 @@ public sealed partial class BuildJob(
                     .SetProperty(b => b.State, BuildStates.Succeeded).SetProperty(b => b.ImageDigest, digest)
                     .SetProperty(b => b.FinishedAt, clock.GetUtcNow().UtcDateTime), CancellationToken.None);
                 await tx.CommitAsync(CancellationToken.None);
-                await output.WriteLineAsync($"==> release v{release.Version}");
+                output.Say($"release v{release.Version}");
             }
             await placement.TryReconcileAsync([app.Id], CancellationToken.None);
         }
@@ -246,7 +247,7 @@ public sealed partial class BuildJob(
             if (shutdown.IsCancellationRequested)
             {
                 // The Api is stopping: the build is handed to the recovery (retried on a running replica).
-                await output.WriteLineAsync("==> the Api stopped during the build; it will be retried");
+                output.Say("the Api stopped during the build; it will be retried");
                 await db.Builds.Where(b => b.Id == build.Id).ExecuteUpdateAsync(s => s.SetProperty(b => b.HeartbeatAt, DateTime.UnixEpoch), CancellationToken.None);
                 return;
             }
@@ -261,7 +262,7 @@ public sealed partial class BuildJob(
                 .SetProperty(b => b.State, state)
                 .SetProperty(b => b.Reason, reason.Length > 1000 ? reason[..1000] : reason)
                 .SetProperty(b => b.FinishedAt, clock.GetUtcNow().UtcDateTime), CancellationToken.None);
-            await output.WriteLineAsync($"==> {state.ToLowerInvariant()}: {reason}");
+            output.Say($"{state.ToLowerInvariant()}: {reason}");
         }
         finally
         {
@@ -273,6 +274,22 @@ public sealed partial class BuildJob(
                 .ExecuteUpdateAsync(s => s.SetProperty(t => t.RevokedAt, clock.GetUtcNow().UtcDateTime), CancellationToken.None);
             if (Directory.Exists(scratch)) Directory.Delete(scratch, recursive: true);
         }
+    }
+
+    /// <summary>
+    /// The app's layer cache keeps the images of its last two successful builds (and their cached steps):
+    /// older ones are removed, so the cache does not grow with every build. Best effort.
+    /// </summary>
+    private async Task PruneAsync(Guid app, string registry, string repository, string commit, Dictionary<string, string> env)
+    {
+        var keep = await db.Builds.AsNoTracking().Where(b => b.AppId == app && b.State == BuildStates.Succeeded)
+            .OrderByDescending(b => b.Number).Select(b => b.Commit).Take(1).ToListAsync(CancellationToken.None);
+        keep.Add(commit);
+        var listed = await Exec.RunAsync("buildah", ["images", "--noheading", "--format", "{{.Name}}:{{.Tag}}"], CancellationToken.None, env);
+        var prefix = $"{registry}/{repository}:";
+        foreach (var image in listed.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            if (image.StartsWith(prefix, StringComparison.Ordinal) && !keep.Contains(image[prefix.Length..]))
+                await Exec.RunAsync("buildah", ["rmi", image], CancellationToken.None, env);
     }
 
     private static readonly Dictionary<string, string> GitEnv = new()
@@ -378,7 +395,7 @@ public sealed partial class BuildJob(
     /// Runs one step inside the build's cgroup (a shell joins it, then execs the step) with its output appended to
     /// the build log as it comes; a failure names the step's last error. Cancelling kills the step's processes.
     /// </summary>
-    private static async Task StepAsync(StreamWriter output, BuildCgroup? cgroup, string file, string[] args, Dictionary<string, string>? env, CancellationToken ct)
+    private static async Task StepAsync(BuildLog output, BuildCgroup? cgroup, string file, string[] args, Dictionary<string, string>? env, CancellationToken ct)
     {
         var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
         psi.ArgumentList.Add("-c");
@@ -396,7 +413,7 @@ public sealed partial class BuildJob(
             while (await reader.ReadLineAsync(CancellationToken.None) is { } line)
             {
                 if (line.Contains("plat_", StringComparison.Ordinal)) continue;   // never a token in a log
-                lock (output) output.WriteLine(line);
+                output.Step(line);
                 if (line.Contains("error", StringComparison.OrdinalIgnoreCase)) last = line;
                 if (line.Contains("exited on killed", StringComparison.Ordinal) || line.Contains("signal: killed", StringComparison.Ordinal)) killed = true;
             }

@@ -91,6 +91,8 @@ public sealed class BuildsOptions
     public string CgroupName { get; set; } = "platform-builds";
     /// <summary>A Running build whose job has not written a heartbeat for this long lost its Api: it is retried once, then failed.</summary>
     public int StaleAfterSeconds { get; set; } = 30;
+    /// <summary>A build's log keeps at most this much of its steps' output.</summary>
+    public long MaxLogBytes { get; set; } = 16L * 1024 * 1024;
     /// <summary>
     /// "isolated" (default): RUN steps get their own network name-space behind NAT that reaches the internet but
     /// not this machine's addresses nor private, loopback or link-local ones; "none": no network at all.
@@ -170,6 +172,8 @@ public sealed class PlatformOptionsValidator : IValidateOptions<PlatformOptions>
             errors.Add("Platform:Housekeeping:AuditRetentionDays must be at least 1.");
         if (o.Builds.Workers < 0 || o.Builds.MemoryMiB < 64 || o.Builds.CpuMillicores < 100 || o.Builds.Pids < 16 || o.Builds.TimeoutSeconds < 5)
             errors.Add("Platform:Builds: Workers ≥ 0, MemoryMiB ≥ 64, CpuMillicores ≥ 100, Pids ≥ 16 and TimeoutSeconds ≥ 5.");
+        if (o.Builds.MaxLogBytes < 64 * 1024)
+            errors.Add("Platform:Builds:MaxLogBytes must be at least 64 KiB.");
         if (o.Builds.Network is not ("isolated" or "none"))
             errors.Add("Platform:Builds:Network must be 'isolated' or 'none'.");
         if (!Builds.BuildNetwork.TryParseSubnet(o.Builds.Subnet, out _))

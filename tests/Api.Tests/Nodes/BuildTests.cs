@@ -187,5 +187,11 @@ public sealed class BuildTests
         Assert.Contains("data: ==> building", events);
         Assert.Contains("data: ==> release v", events);
         Assert.EndsWith("event: end\ndata: Succeeded\n\n", events);
+        // Older builds' images were pruned from the app's cache, the steps of the last ones were not.
+        Assert.Contains("Using cache", events);
+        var storage = Directory.EnumerateDirectories(Path.Combine(cluster.Host.DataDir, "buildah")).Single();   // the app's own cache
+        var images = (await Run.ToolAsync("env", [$"CONTAINERS_STORAGE_CONF={storage}/storage.conf", "buildah", "images", "--noheading", "--format", "{{.Name}}:{{.Tag}}"]))
+            .EnsureSuccess("buildah images").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(i => i.Contains("/rt/web/site:")).ToList();
+        Assert.True(images.Count <= 2, string.Join("\n", images));
     }
 }
