@@ -18,28 +18,41 @@ public sealed partial class RegistryService(
     private DateTime Now => clock.GetUtcNow().UtcDateTime;
     public const long GiB = 1024L * 1024 * 1024;
 
+    /// <summary>Repository creation, one at a time in this process: a push uploads its layers in parallel, and each would create it.</summary>
+    private static readonly SemaphoreSlim CreateLock = new(1, 1);
+
     private async Task<RegistryRepository?> RepositoryAsync(RegistryNames.Parsed name, bool create, CancellationToken ct)
     {
         var repo = await db.RegistryRepositories.FirstOrDefaultAsync(r => r.Name == name.Name, ct);
         if (repo is not null || !create) return repo;
-        Guid? teamId = null, projectId = null;
-        if (!name.IsLibrary)
-        {
-            var project = await db.Projects.Where(p => p.Name == name.Project && p.Team!.Name == name.Team)
-                .Select(p => new { p.Id, p.TeamId }).FirstAsync(ct);
-            (teamId, projectId) = (project.TeamId, project.Id);
-        }
-        repo = new RegistryRepository { Name = name.Name, TeamId = teamId, ProjectId = projectId, CreatedAt = Now };
-        db.RegistryRepositories.Add(repo);
+        await CreateLock.WaitAsync(ct);
         try
         {
-            await db.SaveChangesAsync(ct);
-            return repo;
+            repo = await db.RegistryRepositories.FirstOrDefaultAsync(r => r.Name == name.Name, ct);
+            if (repo is not null) return repo;
+            Guid? teamId = null, projectId = null;
+            if (!name.IsLibrary)
+            {
+                var project = await db.Projects.Where(p => p.Name == name.Project && p.Team!.Name == name.Team)
+                    .Select(p => new { p.Id, p.TeamId }).FirstAsync(ct);
+                (teamId, projectId) = (project.TeamId, project.Id);
+            }
+            repo = new RegistryRepository { Name = name.Name, TeamId = teamId, ProjectId = projectId, CreatedAt = Now };
+            db.RegistryRepositories.Add(repo);
+            try
+            {
+                await db.SaveChangesAsync(ct);
+                return repo;
+            }
+            catch (DbUpdateException)
+            {
+                db.ChangeTracker.Clear();   // created by a push on another replica
+                return await db.RegistryRepositories.FirstAsync(r => r.Name == name.Name, ct);
+            }
         }
-        catch (DbUpdateException)
+        finally
         {
-            db.ChangeTracker.Clear();   // created by a concurrent push
-            return await db.RegistryRepositories.FirstAsync(r => r.Name == name.Name, ct);
+            CreateLock.Release();
         }
     }
 
