@@ -211,6 +211,12 @@ public sealed class PageTests : IAsyncLifetime
         Click(teams, "Create team");
         teams.WaitForAssertion(() => Assert.Contains("must be a DNS label", teams.Markup));
 
+        // The build limits are part of the team's quota: sent with it.
+        _api.Refuse = null;
+        Input(teams, "Build time limit (s)").Change("600");
+        Click(teams, "Save quota");
+        teams.WaitForAssertion(() => Assert.Contains(_api.Sent, b => b is TeamQuotaRequest { Build.TimeoutSeconds: 600 }));
+
         var users = Render<AdminUsers>();
         users.WaitForAssertion(() => Assert.NotNull(users.Find("[data-testid='users']")));
         _api.Refuse = null;
