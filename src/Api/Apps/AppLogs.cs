@@ -28,11 +28,9 @@ public static class AppLogs
             await Problems.Validation("tail", $"must be between 0 and {MaxTail}.").ExecuteAsync(http);
             return;
         }
-        var s = await AppsApi.ScopeAsync(team, project, Permission.AppRead, access, ct);
-        if (s.Problem is { } p) { await p.ExecuteAsync(http); return; }
-        var a = await AppsApi.FindAsync(db, s.Value!.Project, app, ct);
-        if (a is null) { await Problems.NotFound($"App '{app}'").ExecuteAsync(http); return; }
-        var sources = await db.Instances.AsNoTracking().Where(i => i.AppId == a.Id)
+        var (a, _, problem) = await AppsApi.AppAsync(team, project, app, Permission.AppRead, access, db, ct);
+        if (problem is not null) { await problem.ExecuteAsync(http); return; }
+        var sources = await db.Instances.AsNoTracking().Where(i => i.AppId == a!.Id)
             .Select(i => new { i.Id, i.Node!.Address, i.Node.ControlPort, i.Node.ControlKey }).ToListAsync(ct);
 
         var sse = http.Request.Headers.Accept.ToString().Contains("text/event-stream", StringComparison.OrdinalIgnoreCase);

@@ -44,6 +44,16 @@ public static partial class AppsApi
         return new ProjectScope(t.Value!, pr.Value!);
     }
 
+    /// <summary>An app as the caller may use it: the scope's problem (404/403), a 404 for an unknown app, or the app and its scope.</summary>
+    internal static async Task<(App? App, ProjectScope? Scope, ProblemHttpResult? Problem)> AppAsync(
+        string team, string project, string app, Permission permission, AccessService access, PlatformDbContext db, CancellationToken ct)
+    {
+        var s = await ScopeAsync(team, project, permission, access, ct);
+        if (s.Problem is { } p) return (null, null, p);
+        var a = await FindAsync(db, s.Value!.Project, app, ct);
+        return a is null ? (null, null, Problems.NotFound($"App '{app}'")) : (a, s.Value, null);
+    }
+
     internal sealed record ProjectScope(TeamAccess Access, Project Project)
     {
         public bool SeesSecrets => Access.Can(Permission.SecretsRead, Project);
@@ -142,11 +152,9 @@ public static partial class AppsApi
         string team, string project, string app, HttpContext http, AccessService access, PlatformDbContext db,
         IOptions<PlatformOptions> options, CancellationToken ct)
     {
-        var s = await ScopeAsync(team, project, Permission.AppRead, access, ct);
-        if (s.Problem is { } p) return p;
-        var a = await FindAsync(db, s.Value!.Project, app, ct);
-        if (a is null) return Problems.NotFound($"App '{app}'");
-        return TypedResults.Ok(ToResponse(a, s.Value, http, options.Value, await RunningAsync(db, a, ct)));
+        var (a, scope, problem) = await AppAsync(team, project, app, Permission.AppRead, access, db, ct);
+        if (problem is not null) return problem;
+        return TypedResults.Ok(ToResponse(a!, scope!, http, options.Value, await RunningAsync(db, a!, ct)));
     }
 
     private static async Task<Results<Ok<AppResponse>, ProblemHttpResult>> UpdateAsync(
@@ -244,28 +252,19 @@ public static partial class AppsApi
         await tx.CommitAsync(ct);
         signals.Signal(nodes, routes: true);
         // Its git repository (apps built from source) goes with it.
-        var repository = Path.Combine(options.Value.FullDataDir, "git", a.Id.ToString("N") + ".git");
+        var repository = Git.GitHosting.RepositoryPath(options.Value, a.Id);
         if (Directory.Exists(repository)) Directory.Delete(repository, recursive: true);
         // And its layer cache.
-        var storage = Builds.BuildJob.StoragePath(options.Value, a.Id);
-        if (Directory.Exists(storage))
-        {
-            var env = Builds.BuildJob.Config(storage, "localhost");
-            await Exec.RunAsync("buildah", ["rm", "--all"], CancellationToken.None, env);
-            await Exec.RunAsync("buildah", ["rmi", "--all", "--force"], CancellationToken.None, env);
-            try { Directory.Delete(storage, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-        }
+        await BuildJob.RemoveStorageAsync(options.Value, a.Id);
         return TypedResults.NoContent();
     }
 
     private static async Task<Results<Ok<Page<InstanceResponse>>, ProblemHttpResult>> InstancesAsync(
         string team, string project, string app, AccessService access, PlatformDbContext db, CancellationToken ct)
     {
-        var s = await ScopeAsync(team, project, Permission.AppRead, access, ct);
-        if (s.Problem is { } p) return p;
-        var a = await FindAsync(db, s.Value!.Project, app, ct);
-        if (a is null) return Problems.NotFound($"App '{app}'");
-        var rows = await db.Instances.AsNoTracking().Where(i => i.AppId == a.Id)
+        var (a, _, problem) = await AppAsync(team, project, app, Permission.AppRead, access, db, ct);
+        if (problem is not null) return problem;
+        var rows = await db.Instances.AsNoTracking().Where(i => i.AppId == a!.Id)
             .Select(i => new { i, Node = i.Node!.Name }).ToListAsync(ct);
         return TypedResults.Ok(new Page<InstanceResponse>(rows.OrderBy(r => r.i.CreatedAt).ThenBy(r => r.i.Id).Select(r => new InstanceResponse(
             r.i.Id.ToString("N"), r.Node, r.i.State, r.i.Restarts, r.i.ExitCode, r.i.Reason, r.i.Message,

@@ -178,8 +178,7 @@ public sealed partial class BuildJob(
             }
             else
             {
-                var bare = Path.Combine(o.FullDataDir, "git", app.Id.ToString("N") + ".git");
-                await StepAsync(output, cgroup, "git", ["clone", "--quiet", "--no-checkout", bare, checkout], GitEnv, ct);
+                await StepAsync(output, cgroup, "git", ["clone", "--quiet", "--no-checkout", Git.GitHosting.RepositoryPath(o, app.Id), checkout], GitEnv, ct);
             }
             await StepAsync(output, cgroup, "git", ["-C", checkout, "-c", "core.hooksPath=/dev/null", "checkout", "--quiet", build.Commit, "--"], GitEnv, ct);
             var dockerfile = Path.GetFullPath(Path.Combine(checkout, app.DockerfilePath));
@@ -310,10 +309,11 @@ public sealed partial class BuildJob(
             {
                 try
                 {
-                    await db.Builds.Where(b => b.Id == build && b.State == BuildStates.Running)
-                        .ExecuteUpdateAsync(s => s.SetProperty(b => b.HeartbeatAt, clock.GetUtcNow().UtcDateTime), ct);
-                    // Cancelled, or gone with its app: stop.
-                    if (!await db.Builds.AsNoTracking().AnyAsync(b => b.Id == build && !b.CancelRequested, ct))
+                    // One statement: the heartbeat (while Running), and no row when it was cancelled or went with its app.
+                    var now = clock.GetUtcNow().UtcDateTime;
+                    var alive = await db.Builds.Where(b => b.Id == build && !b.CancelRequested).ExecuteUpdateAsync(s => s
+                        .SetProperty(b => b.HeartbeatAt, b => b.State == BuildStates.Running ? now : b.HeartbeatAt), ct);
+                    if (alive == 0)
                     {
                         cancel();
                         return;
@@ -383,12 +383,32 @@ public sealed partial class BuildJob(
         File.WriteAllText(Path.Combine(root, "registries.conf"),
             $"unqualified-search-registries = []\n[[registry]]\nlocation = \"{registry}\"\ninsecure = true\n");
         File.WriteAllText(Path.Combine(root, "containers.conf"), "[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n");
-        return new()
-        {
-            ["CONTAINERS_STORAGE_CONF"] = Path.Combine(root, "storage.conf"),
-            ["CONTAINERS_REGISTRIES_CONF"] = Path.Combine(root, "registries.conf"),
-            ["CONTAINERS_CONF"] = Path.Combine(root, "containers.conf"),
-        };
+        return StorageEnv(root);
+    }
+
+    /// <summary>The environment that points buildah at an app's storage, as the app's builds configured it.</summary>
+    private static Dictionary<string, string> StorageEnv(string root) => new()
+    {
+        ["CONTAINERS_STORAGE_CONF"] = Path.Combine(root, "storage.conf"),
+        ["CONTAINERS_REGISTRIES_CONF"] = Path.Combine(root, "registries.conf"),
+        ["CONTAINERS_CONF"] = Path.Combine(root, "containers.conf"),
+    };
+
+    /// <summary>Removes buildah's working containers from an app's storage (those a killed build left); its images stay as the cache.</summary>
+    public static async Task RemoveWorkingContainersAsync(PlatformOptions options, Guid app)
+    {
+        var storage = StoragePath(options, app);
+        if (Directory.Exists(storage)) await Exec.RunAsync("buildah", ["rm", "--all"], CancellationToken.None, StorageEnv(storage));
+    }
+
+    /// <summary>Removes an app's whole layer cache (the app was deleted).</summary>
+    public static async Task RemoveStorageAsync(PlatformOptions options, Guid app)
+    {
+        var storage = StoragePath(options, app);
+        if (!Directory.Exists(storage)) return;
+        await RemoveWorkingContainersAsync(options, app);
+        await Exec.RunAsync("buildah", ["rmi", "--all", "--force"], CancellationToken.None, StorageEnv(storage));
+        try { Directory.Delete(storage, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
     /// <summary>

@@ -32,23 +32,17 @@ public sealed class BuildNetwork(string bridge, string subnet)
         return true;
     }
 
-    private string Prefix
-    {
-        get
-        {
-            TryParseSubnet(subnet, out var p);
-            return $"{p.A}.{p.B}.{p.C}";
-        }
-    }
+    /// <summary>The subnet's first three octets (the options validator has checked it is a /24).</summary>
+    private readonly string prefix = TryParseSubnet(subnet, out var p) ? $"{p.A}.{p.B}.{p.C}" : throw new ArgumentException($"'{subnet}' is not a /24", nameof(subnet));
 
     /// <summary>The bridge's address: this machine, as a build sees it.</summary>
-    public string Gateway => Prefix + ".1";
+    public string Gateway => prefix + ".1";
 
     /// <summary>A build's network name-space, ready; dispose removes it.</summary>
     public sealed class Lease(BuildNetwork network, string name, int host) : IAsyncDisposable
     {
         public string Path => "/var/run/netns/" + name;
-        public string Address => $"{network.Prefix}.{host}";
+        public string Address => $"{network.prefix}.{host}";
 
         public async ValueTask DisposeAsync()
         {

@@ -5,8 +5,14 @@ using Platform.Data;
 namespace Platform.Api.Builds;
 
 /// <summary>Creates numbered builds and hands them to Hangfire's "builds" queue (by id: the job reads the row).</summary>
-public sealed class BuildQueue(PlatformDbContext db, IBackgroundJobClient jobs, TimeProvider clock)
+public sealed partial class BuildQueue(PlatformDbContext db, IBackgroundJobClient jobs, TimeProvider clock)
 {
+    [System.Text.RegularExpressions.GeneratedRegex("^([0-9a-f]{40}|[0-9a-f]{64})$")]
+    private static partial System.Text.RegularExpressions.Regex CommitId();
+
+    /// <summary>A full commit id (SHA-1 or SHA-256), as builds record them.</summary>
+    public static bool IsCommitId(string value) => CommitId().IsMatch(value);
+
     public async Task<Build> QueueAsync(App app, string commit, string trigger, string? source, string? userId, CancellationToken ct)
     {
         for (var attempt = 0; ; attempt++)

@@ -69,9 +69,7 @@ public sealed partial class BuildRecovery(IServiceScopeFactory scopes, IOptions<
             await Exec.RunAsync("ip", ["netns", "delete", BuildNetwork.NamespaceOf(b.Id)], ct);
             var scratch = BuildJob.ScratchPath(o, b.Id);
             if (Directory.Exists(scratch)) Directory.Delete(scratch, recursive: true);
-            var storage = BuildJob.StoragePath(o, b.AppId);
-            if (Directory.Exists(storage) && !BuildJob.Local.Values.Contains(b.AppId))
-                await Exec.RunAsync("buildah", ["rm", "--all"], ct, BuildJob.Config(storage, "localhost"));
+            if (!BuildJob.Local.Values.Contains(b.AppId)) await BuildJob.RemoveWorkingContainersAsync(o, b.AppId);
 
             var retry = b.Attempts < 2;
             var reason = "The Api running this build stopped twice during it: push again or start a build.";

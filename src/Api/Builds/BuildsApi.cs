@@ -11,7 +11,7 @@ using Platform.Data;
 namespace Platform.Api.Builds;
 
 /// <summary>An app's builds: list, start (developers), cancel (developers), each build's state and its log — kept, or followed live as Server-Sent Events.</summary>
-public static partial class BuildsApi
+public static class BuildsApi
 {
     public static RouteGroupBuilder MapBuildsApi(this RouteGroupBuilder api)
     {
@@ -27,19 +27,10 @@ public static partial class BuildsApi
     private static BuildResponse ToResponse(Build b, string? by) =>
         new(b.Number, b.Commit, b.State, b.Reason, b.ImageDigest, b.CreatedAt, b.StartedAt, b.FinishedAt, b.Trigger, by, b.CancelRequested);
 
-    private static async Task<(App? App, AppsApi.ProjectScope? Scope, ProblemHttpResult? Problem)> AppAsync(
-        string team, string project, string app, Permission permission, AccessService access, PlatformDbContext db, CancellationToken ct)
-    {
-        var s = await AppsApi.ScopeAsync(team, project, permission, access, ct);
-        if (s.Problem is { } p) return (null, null, p);
-        var a = await AppsApi.FindAsync(db, s.Value!.Project, app, ct);
-        return a is null ? (null, null, Problems.NotFound($"App '{app}'")) : (a, s.Value, null);
-    }
-
     private static async Task<Results<Ok<Page<BuildResponse>>, ProblemHttpResult>> ListAsync(
         string team, string project, string app, AccessService access, PlatformDbContext db, CancellationToken ct)
     {
-        var (a, _, problem) = await AppAsync(team, project, app, Permission.AppRead, access, db, ct);
+        var (a, _, problem) = await AppsApi.AppAsync(team, project, app, Permission.AppRead, access, db, ct);
         if (problem is not null) return problem;
         var rows = await db.Builds.AsNoTracking().Where(b => b.AppId == a!.Id).OrderByDescending(b => b.Number).Take(100)
             .Select(b => new { b, By = db.Users.Where(u => u.Id == b.CreatedBy).Select(u => u.Email).FirstOrDefault() }).ToListAsync(ct);
@@ -49,38 +40,32 @@ public static partial class BuildsApi
     private static async Task<Results<Ok<BuildResponse>, ProblemHttpResult>> GetAsync(
         string team, string project, string app, int number, AccessService access, PlatformDbContext db, CancellationToken ct)
     {
-        var (a, _, problem) = await AppAsync(team, project, app, Permission.AppRead, access, db, ct);
+        var (a, _, problem) = await AppsApi.AppAsync(team, project, app, Permission.AppRead, access, db, ct);
         if (problem is not null) return problem;
         var b = await db.Builds.AsNoTracking().FirstOrDefaultAsync(x => x.AppId == a!.Id && x.Number == number, ct);
         if (b is null) return Problems.NotFound($"Build #{number}");
         return TypedResults.Ok(ToResponse(b, await db.Users.Where(u => u.Id == b.CreatedBy).Select(u => u.Email).FirstOrDefaultAsync(ct)));
     }
 
-    [System.Text.RegularExpressions.GeneratedRegex("^([0-9a-f]{40}|[0-9a-f]{64})$")]
-    private static partial System.Text.RegularExpressions.Regex CommitId();
-
     /// <summary>Builds a commit again (or the head of the app's branch): after a failure outside the code, or to pick up a moved base image.</summary>
     private static async Task<Results<Created<BuildResponse>, ProblemHttpResult>> CreateAsync(
         string team, string project, string app, CreateBuildRequest? body, AccessService access, PlatformDbContext db, BuildQueue queue,
         IOptions<PlatformOptions> options, CancellationToken ct)
     {
-        var (a, _, problem) = await AppAsync(team, project, app, Permission.AppWrite, access, db, ct);
+        var (a, _, problem) = await AppsApi.AppAsync(team, project, app, Permission.AppWrite, access, db, ct);
         if (problem is not null) return problem;
         if (!a!.FromSource) return Problems.Validation("app", "this app runs an image; only apps built from source have builds.");
         var commit = body?.Commit;
-        if (commit is not null && !CommitId().IsMatch(commit))
+        if (commit is not null && !BuildQueue.IsCommitId(commit))
             return Problems.Validation("commit", "must be a full commit id (40 or 64 lowercase hexadecimal digits).");
         if (a.SourceUrl is null)
         {
-            var bare = Path.Combine(options.Value.FullDataDir, "git", a.Id.ToString("N") + ".git");
-            var found = Directory.Exists(bare)
-                ? await Exec.RunAsync("git", ["--git-dir", bare, "rev-parse", "--verify", "--quiet", (commit ?? "refs/heads/" + a.Branch) + "^{commit}"], ct)
-                : null;
-            if (found is not { Exit: 0 })
+            var found = await Git.GitHosting.ResolveAsync(Git.GitHosting.RepositoryPath(options.Value, a.Id), commit ?? "refs/heads/" + a.Branch, ct);
+            if (found is null)
                 return Problems.Validation("commit", commit is null
                     ? $"the repository has no branch '{a.Branch}' yet: push to it first."
                     : $"commit {commit} is not in the app's repository.");
-            commit = found.Output.Trim();
+            commit = found;
         }
         else if (commit is null)
         {
@@ -96,7 +81,7 @@ public static partial class BuildsApi
     private static async Task<Results<Accepted<BuildResponse>, ProblemHttpResult>> CancelAsync(
         string team, string project, string app, int number, AccessService access, PlatformDbContext db, TimeProvider clock, CancellationToken ct)
     {
-        var (a, _, problem) = await AppAsync(team, project, app, Permission.AppWrite, access, db, ct);
+        var (a, _, problem) = await AppsApi.AppAsync(team, project, app, Permission.AppWrite, access, db, ct);
         if (problem is not null) return problem;
         var reason = $"Cancelled by {access.Caller.Email}.";
         var now = clock.GetUtcNow().UtcDateTime;
@@ -121,7 +106,7 @@ public static partial class BuildsApi
         string team, string project, string app, int number, HttpContext http, AccessService access, PlatformDbContext db,
         IOptions<PlatformOptions> options, CancellationToken ct)
     {
-        var (a, _, problem) = await AppAsync(team, project, app, Permission.AppRead, access, db, ct);
+        var (a, _, problem) = await AppsApi.AppAsync(team, project, app, Permission.AppRead, access, db, ct);
         if (problem is not null) return problem;
         var b = await db.Builds.AsNoTracking().FirstOrDefaultAsync(x => x.AppId == a!.Id && x.Number == number, ct);
         if (b is null) return Problems.NotFound($"Build #{number}");

@@ -61,9 +61,9 @@ public static class SourceUrls
     /// </summary>
     public static async Task<IPAddress[]> CheckAddressesAsync(string url, IReadOnlyCollection<string> allowedHosts, CancellationToken ct)
     {
-        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https" or "ssh") || string.IsNullOrEmpty(uri.Host))
-            throw new InvalidOperationException($"The source URL {Redact(url)} is not an http(s):// or ssh:// repository URL.");
-        var host = uri.Host.Trim('[', ']');
+        if (SyntaxProblem(url, allowedHosts) is { } problem)
+            throw new InvalidOperationException($"Refused to clone {Redact(url)}: the URL {problem}");
+        var host = new Uri(url).Host.Trim('[', ']');
         IPAddress[] addresses;
         try
         {

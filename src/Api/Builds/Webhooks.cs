@@ -85,7 +85,7 @@ public static partial class Webhooks
         }
         if (@ref != "refs/heads/" + target!.Branch)
             return Results.Accepted(value: new { message = $"Push to '{@ref}' ignored: the app builds '{target.Branch}'." });
-        if (commit is null || !CommitId().IsMatch(commit))
+        if (commit is null || !BuildQueue.IsCommitId(commit))
             return Problems.Validation("after", "must be the pushed commit's id (40 or 64 hexadecimal digits).");
         if (commit.All(ch => ch == '0'))
             return Results.Accepted(value: new { message = "Branch deletion ignored." });
@@ -118,9 +118,6 @@ public static partial class Webhooks
         }
         return buffer.ToArray();
     }
-
-    [System.Text.RegularExpressions.GeneratedRegex("^([0-9a-f]{40}|[0-9a-f]{64})$")]
-    private static partial System.Text.RegularExpressions.Regex CommitId();
 
     [LoggerMessage(EventId = 75, Level = LogLevel.Warning, Message = "Webhook for {Team}/{Project}/{App} refused: unknown app or bad signature")]
     private static partial void LogRefused(ILogger logger, string team, string project, string app);

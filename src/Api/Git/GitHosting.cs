@@ -77,17 +77,17 @@ public static partial class GitHosting
         }
 
         var root = Path.Combine(options.Value.FullDataDir, "git");
-        var bare = Path.Combine(root, app.Id.ToString("N") + ".git");
+        var bare = RepositoryPath(options.Value, app.Id);
         await EnsureRepositoryAsync(bare, http.RequestAborted);
         if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
             size.MaxRequestBodySize = null;   // pushes are as large as the repository
         var receiving = path == "git-receive-pack" && HttpMethods.IsPost(http.Request.Method);
-        var before = receiving ? await HeadAsync(bare, "refs/heads/" + app.Branch, http.RequestAborted) : null;
+        var before = receiving ? await ResolveAsync(bare, "refs/heads/" + app.Branch, http.RequestAborted) : null;
         await CgiAsync(http, root, $"/{app.Id:N}.git/{path}", found.Email, log);
         if (!receiving) return;
 
         // A push that moved the default branch queues a build of that commit.
-        var after = await HeadAsync(bare, "refs/heads/" + app.Branch, CancellationToken.None);
+        var after = await ResolveAsync(bare, "refs/heads/" + app.Branch, CancellationToken.None);
         if (after is null || after == before) return;
         var build = await http.RequestServices.GetRequiredService<Builds.BuildQueue>()
             .QueueAsync(app, after, "push", null, found.UserId, CancellationToken.None);
@@ -95,10 +95,15 @@ public static partial class GitHosting
         LogQueued(log, team, project, appName, number, after);
     }
 
-    private static async Task<string?> HeadAsync(string bare, string branch, CancellationToken ct)
+    /// <summary>Where an app built from the platform's git keeps its bare repository.</summary>
+    public static string RepositoryPath(PlatformOptions options, Guid app) => Path.Combine(options.FullDataDir, "git", app.ToString("N") + ".git");
+
+    /// <summary>The commit a revision (branch, commit id) names in a bare repository, or null when it names none.</summary>
+    public static async Task<string?> ResolveAsync(string bare, string revision, CancellationToken ct)
     {
-        var (exit, output, _) = await GitAsync(["--git-dir", bare, "rev-parse", "--verify", "--quiet", branch], ct);
-        return exit == 0 ? output.Trim() : null;
+        if (!Directory.Exists(bare)) return null;
+        var r = await Exec.RunAsync("git", ["--git-dir", bare, "rev-parse", "--verify", "--quiet", revision + "^{commit}"], ct);
+        return r.Exit == 0 ? r.Output.Trim() : null;
     }
 
     private static readonly SemaphoreSlim InitLock = new(1, 1);
@@ -111,27 +116,15 @@ public static partial class GitHosting
         {
             if (Directory.Exists(bare)) return;
             var temp = bare + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
-            await RunGitAsync(["init", "--bare", "--initial-branch=main", temp], ct);
-            await RunGitAsync(["--git-dir", temp, "config", "http.receivepack", "true"], ct);
-            await RunGitAsync(["--git-dir", temp, "config", "receive.denyNonFastForwards", "false"], ct);
+            (await Exec.RunAsync("git", ["init", "--bare", "--initial-branch=main", temp], ct)).EnsureSuccess("git init");
+            (await Exec.RunAsync("git", ["--git-dir", temp, "config", "http.receivepack", "true"], ct)).EnsureSuccess("git config");
+            (await Exec.RunAsync("git", ["--git-dir", temp, "config", "receive.denyNonFastForwards", "false"], ct)).EnsureSuccess("git config");
             Directory.Move(temp, bare);
         }
         finally
         {
             InitLock.Release();
         }
-    }
-
-    private static async Task RunGitAsync(string[] args, CancellationToken ct)
-    {
-        var (exit, _, error) = await GitAsync(args, ct);
-        if (exit != 0) throw new InvalidOperationException($"git {args[0]} failed: {error}");
-    }
-
-    private static async Task<(int Exit, string Output, string Error)> GitAsync(string[] args, CancellationToken ct)
-    {
-        var r = await Exec.RunAsync("git", args, ct);
-        return (r.Exit, r.Output, r.Error);
     }
 
     /// <summary>Runs <c>git http-backend</c> as a CGI: request body to stdin, CGI headers parsed, the rest streamed.</summary>

@@ -24,11 +24,9 @@ public static class ReleasesApi
     private static async Task<Results<Ok<Page<ReleaseResponse>>, ProblemHttpResult>> ListAsync(
         string team, string project, string app, AccessService access, PlatformDbContext db, CancellationToken ct)
     {
-        var s = await AppsApi.ScopeAsync(team, project, Permission.AppRead, access, ct);
-        if (s.Problem is { } p) return p;
-        var a = await AppsApi.FindAsync(db, s.Value!.Project, app, ct);
-        if (a is null) return Problems.NotFound($"App '{app}'");
-        var rows = await db.Releases.AsNoTracking().Where(r => r.AppId == a.Id).OrderByDescending(r => r.Version).Take(100)
+        var (a, _, problem) = await AppsApi.AppAsync(team, project, app, Permission.AppRead, access, db, ct);
+        if (problem is not null) return problem;
+        var rows = await db.Releases.AsNoTracking().Where(r => r.AppId == a!.Id).OrderByDescending(r => r.Version).Take(100)
             .Select(r => new { r, By = db.Users.Where(u => u.Id == r.CreatedBy).Select(u => u.Email).FirstOrDefault() }).ToListAsync(ct);
         var current = rows.Count == 0 ? 0 : rows[0].r.Version;
         return TypedResults.Ok(new Page<ReleaseResponse>(rows.Select(x => ToResponse(x.r, x.By, current)).ToList(), null));
