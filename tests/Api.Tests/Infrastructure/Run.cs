@@ -7,6 +7,14 @@ namespace Platform.Api.Tests.Infrastructure;
 /// <summary>Runs a real tool (skopeo, buildah, git…) through the agent's <see cref="ProcessRunner"/>, with a test's defaults.</summary>
 public static class Run
 {
+    /// <summary>A loopback port nothing listens on now, for a process the test starts.</summary>
+    public static int FreePort()
+    {
+        using var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        s.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        return ((System.Net.IPEndPoint)s.LocalEndPoint!).Port;
+    }
+
     public static Task<ProcessRunner.Result> ToolAsync(string file, IEnumerable<string> args, IDictionary<string, string>? env = null, TimeSpan? timeout = null) =>
         ProcessRunner.RunAsync(file, args, timeout ?? TimeSpan.FromMinutes(3), CancellationToken.None, env);
 

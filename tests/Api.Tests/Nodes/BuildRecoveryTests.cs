@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Text.Json;
 using Platform.Api.Tests.Infrastructure;
 using Platform.Api.Tests.Registry;
@@ -13,15 +12,6 @@ namespace Platform.Api.Tests.Nodes;
 [Collection("runtime")]
 public sealed class BuildRecoveryTests
 {
-    private static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
-
     private static Process StartApi(string dataDir, int port) => Built.Start("dotnet", [Built.Dll("Api", "Platform.Api"), "--urls", $"http://127.0.0.1:{port}",
             "--contentRoot", Path.Combine(RegistryFixture.RepoRoot, "src", "Api")],
         new Dictionary<string, string>
@@ -53,7 +43,7 @@ public sealed class BuildRecoveryTests
         Assert.True(Environment.UserName == "root", "build tests need root; CI runs as root");
         var dataDir = Path.Combine("/var/tmp", "platform-recovery-tests", Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(dataDir);
-        var port = FreePort();
+        var port = Run.FreePort();
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", PlatformHost.AdminToken);
         var api = StartApi(dataDir, port);

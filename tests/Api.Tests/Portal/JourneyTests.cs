@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using Microsoft.Playwright;
 using Platform.Api.Tests.Infrastructure;
 using Platform.Api.Tests.Nodes;
@@ -18,13 +17,6 @@ namespace Platform.Api.Tests.Portal;
 [Collection("runtime")]
 public sealed class JourneyTests
 {
-    private static int FreePort()
-    {
-        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)s.LocalEndPoint!).Port;
-    }
-
     private static Process StartPortal(Uri api, string portalUrl, string dataDir) =>
         Built.Start("dotnet", [Built.Dll("Portal", "Platform.Portal"), "--urls", portalUrl, "--contentRoot", Path.Combine(RegistryFixture.RepoRoot, "src", "Portal")],
             new Dictionary<string, string> { ["Portal__ApiUrl"] = api.ToString().TrimEnd('/'), ["Portal__DataDir"] = dataDir },
@@ -64,7 +56,7 @@ public sealed class JourneyTests
     public async Task An_admin_and_a_developer_deploy_scale_open_delete_and_build_from_git_through_the_Portal()
     {
         Assert.True(File.Exists("/usr/bin/chromium"), "Debian's chromium is installed by scripts/test.sh");
-        var portalPort = FreePort();
+        var portalPort = Run.FreePort();
         var portal = $"http://127.0.0.1:{portalPort}";
         // Access tokens of 90 s: every Portal page load finds less than two minutes left, so the journey runs
         // on silently refreshed tokens throughout (a broken refresh signs the person out and fails it).
@@ -140,16 +132,21 @@ public sealed class JourneyTests
             await page.WaitForURLAsync(portal + "/teams/e2e/projects/web/apps/hello");
             await Assertions.Expect(page.GetByText("running 1/1")).ToBeVisibleAsync(new() { Timeout = 60_000 });
 
-            var url = await page.GetByTestId("app-url").InnerTextAsync();
-            var routed = await context.NewPageAsync();
-            var seen = "";
-            await Cluster.WaitAsync(async () =>
+            // The app's URL as the page shows it, opened in a tab of its own until it answers with the expected text.
+            async Task OpenAppAsync(string expected)
             {
-                var response = await routed.GotoAsync(url);
-                seen = $"{response?.Status}: {await routed.ContentAsync()}";
-                return response?.Status == 200 && seen.Contains("Hello from hello (from the portal)");
-            }, 30, () => $"the app through the router in the browser at {url} (last: {seen})");
-            await routed.CloseAsync();
+                var url = await page.GetByTestId("app-url").InnerTextAsync();
+                var routed = await context.NewPageAsync();
+                var seen = "";
+                await Cluster.WaitAsync(async () =>
+                {
+                    var response = await routed.GotoAsync(url);
+                    seen = $"{response?.Status}: {await routed.ContentAsync()}";
+                    return response?.Status == 200 && seen.Contains(expected);
+                }, 30, () => $"'{expected}' through the router in the browser at {url} (last: {seen})");
+                await routed.CloseAsync();
+            }
+            await OpenAppAsync("Hello from hello (from the portal)");
 
             await Field(page, "Instances").FillAsync("2");
             await Field(page, "Instances").PressAsync("Tab");
@@ -190,15 +187,7 @@ public sealed class JourneyTests
             await Assertions.Expect(page.GetByTestId("release-1").GetByTestId("current")).ToBeVisibleAsync();
             await page.GetByRole(AriaRole.Tab, new() { Name = "Overview" }).ClickAsync();
             await Assertions.Expect(page.GetByText("running 1/1")).ToBeVisibleAsync(new() { Timeout = 60_000 });
-            var siteUrl = await page.GetByTestId("app-url").InnerTextAsync();
-            var site = await context.NewPageAsync();
-            await Cluster.WaitAsync(async () =>
-            {
-                var response = await site.GotoAsync(siteUrl);
-                seen = $"{response?.Status}: {await site.ContentAsync()}";
-                return response?.Status == 200 && seen.Contains("hello from git");
-            }, 30, () => $"the built app through the router at {siteUrl} (last: {seen})");
-            await site.CloseAsync();
+            await OpenAppAsync("hello from git");
             Assert.Contains("Refreshed the access token of dev@e2e.test", await File.ReadAllTextAsync(Path.Combine(cluster.Host.DataDir, "portal", "portal.log")));
         }
         catch
