@@ -82,12 +82,26 @@ pids+=($!)
 
 echo "==> starting a local node agent"
 [ "$(id -u)" -eq 0 ] || echo "    (not root: the node joins, but cannot run containers — runc, cgroups and CNI need root)"
+# The containers' mapped users must be able to pass every folder above the node's data (a clone under
+# /root, mode 0700, is not): then the node keeps its data under /var/lib, one folder per clone.
+NODE_DATA=$DATA/node
+closed=""; dir=/
+for part in $(echo "$DATA" | tr '/' ' '); do
+  dir=${dir%/}/$part
+  [ -d "$dir" ] || break
+  [ -z "$closed" ] && [ $(( 0$(stat -c %a "$dir") & 1 )) -eq 0 ] && closed=$dir
+done
+if [ -n "$closed" ]; then
+  NODE_DATA=/var/lib/platform/node-$(printf '%s' "$DATA" | sha256sum | cut -c1-12)
+  mkdir -p "$NODE_DATA" && chmod 0755 /var/lib/platform
+  echo "    ($closed is closed to others: the node's data is in $NODE_DATA)"
+fi
 join_token=""
-if [ ! -f "$DATA/node/credentials.json" ]; then   # first start: the agent exchanges a join token for its own credentials
+if [ ! -f "$NODE_DATA/credentials.json" ]; then   # first start: the agent exchanges a join token for its own credentials
   join_token=$(curl -fsS -X POST -H "Authorization: Bearer $ADMIN_TOKEN" -H 'content-type: application/json' -d '{}' \
     "$API_URL/api/v1/nodes/join-tokens" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 fi
-Agent__ApiUrl=$API_URL Agent__DataDir=$DATA/node Agent__NodeName=local Agent__JoinToken=$join_token \
+Agent__ApiUrl=$API_URL Agent__DataDir=$NODE_DATA Agent__NodeName=local Agent__JoinToken=$join_token \
   dotnet src/NodeAgent/bin/Release/net10.0/Platform.NodeAgent.dll \
   >>"$DATA/logs/node.log" 2>&1 &
 pids+=($!)

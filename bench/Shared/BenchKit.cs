@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using Platform.NodeAgent.Runtime;
+using Platform.Host.Processes;
 
 /// <summary>What the benchmark harnesses share: processes, tools, waiting, medians.</summary>
 public static class BenchKit
@@ -28,9 +28,9 @@ public static class BenchKit
         return p;
     }
 
-    public static Task<ProcessRunner.Result> Tool(string file, params string[] args) => ProcessRunner.RunAsync(file, args, TimeSpan.FromMinutes(5), CancellationToken.None);
+    public static Task<ProcessResult> Tool(string file, params string[] args) => ProcessRunner.RunAsync(file, args, CancellationToken.None, TimeSpan.FromMinutes(5));
 
-    public static async Task<string> Check(Task<ProcessRunner.Result> run)
+    public static async Task<string> Check(Task<ProcessResult> run)
     {
         var r = await run;
         return r.ExitCode == 0 ? r.Stdout : throw new InvalidOperationException($"exit {r.ExitCode}: {r.Stderr}");

@@ -8,7 +8,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Platform.NodeAgent.Instances;
+using Platform.NodeAgent.Runtime;
 
 namespace Platform.NodeAgent;
 
@@ -23,7 +23,7 @@ public sealed class ControlServer : IAsyncDisposable
     public string Key { get; } = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
     public int Port { get; private set; }
 
-    public async Task StartAsync(string address, int port, InstanceManager instances, CancellationToken ct)
+    public async Task StartAsync(string address, int port, IContainerRuntime instances, CancellationToken ct)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -47,7 +47,7 @@ public sealed class ControlServer : IAsyncDisposable
         });
         _app.MapGet("/v1/instances/{id:guid}/logs", async (Guid id, int? tail, bool? follow, HttpContext context) =>
         {
-            var bundle = instances.BundleOf(id);
+            var bundle = instances.LogFolderOf(id);
             if (bundle is null) return Results.NotFound();
             context.Response.ContentType = "text/plain; charset=utf-8";
             await context.Response.StartAsync(context.RequestAborted);

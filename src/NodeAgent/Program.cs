@@ -5,7 +5,8 @@ using Microsoft.Extensions.Options;
 [assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
 
 // The node agent: joins the cluster, long-polls the instances placed on its node and runs them through
-// runc and CNI (AgentService, InstanceManager); docs/architecture.md, "Nodes". Under systemd it
+// runc and CNI (AgentService: Sync/ the loop and the diff, Instances/ one worker per instance, Runtime/ the
+// seam to runc, CNI and overlay roots); docs/architecture.md, "Node agent". Under systemd it
 // reports readiness and stopping (Type=notify) and logs without colour codes.
 namespace Platform.NodeAgent
 {
@@ -14,7 +15,7 @@ namespace Platform.NodeAgent
     {
         public static async Task Main(string[] args)
         {
-            var builder = Host.CreateApplicationBuilder(args);
+            var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(args);
             builder.Services.AddOptions<AgentOptions>().BindConfiguration(AgentOptions.Section).ValidateOnStart();
             builder.Services.AddSingleton<IValidateOptions<AgentOptions>, AgentOptionsValidator>();
             builder.Services.AddSingleton(TimeProvider.System);

@@ -121,6 +121,7 @@ public static class ProcessRunner
     {
         var buffer = new char[8192];
         var line = new StringBuilder();
+        // newline: whether the line ended in one (a piece cut at MaxLine did not: the capture keeps the text as it was).
         void Emit(bool newline)
         {
             var text = line.ToString();
@@ -141,7 +142,7 @@ public static class ProcessRunner
                     else
                     {
                         line.Append(c);
-                        if (line.Length >= spec.MaxLine) Emit(newline: true);
+                        if (line.Length >= spec.MaxLine) Emit(newline: false);
                     }
                 }
             }

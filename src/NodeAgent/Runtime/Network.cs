@@ -1,5 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Platform.Host.Linux;
+using Platform.Host.Processes;
 
 namespace Platform.NodeAgent.Runtime;
 
@@ -58,25 +60,27 @@ public sealed class Network(string cniBin, string ipamDir, string bridgePrefix =
         conf["cniVersion"] = "1.0.0";
         conf["name"] = network;
         if (prevResult is not null) conf["prevResult"] = prevResult.DeepClone();
-        var env = new Dictionary<string, string>
+        var env = new Dictionary<string, string?>
         {
             ["CNI_COMMAND"] = command, ["CNI_CONTAINERID"] = id, ["CNI_NETNS"] = nsPath, ["CNI_IFNAME"] = "eth0", ["CNI_PATH"] = cniBin,
         };
         var type = plugin["type"]!.GetValue<string>();
-        var r = await ProcessRunner.RunAsync(Path.Combine(cniBin, type), [], Quick, ct, env, conf.ToJsonString());
+        var r = await ProcessRunner.RunAsync(Path.Combine(cniBin, type), [], ct, Quick, env, conf.ToJsonString());
         if (r.ExitCode != 0)
             throw new InvalidOperationException($"CNI {type} {command} failed: {r.Stdout.Trim()} {r.Stderr.Trim()}");
         return command == "ADD" && r.Stdout.Length > 0 ? JsonNode.Parse(r.Stdout)!.AsObject() : null;
     }
 
+    /// <summary>The network name-space of an instance's container.</summary>
+    public static string NamespaceOf(string containerId) => "plat-" + containerId;
+
     private static JsonObject Loopback => new() { ["type"] = "loopback" };
 
     public async Task<Attachment> AttachAsync(string instanceId, ProjectNetwork net, int? hostPort, int containerPort, CancellationToken ct)
     {
-        var ns = "plat-" + instanceId;
-        var nsPath = "/var/run/netns/" + ns;
-        if (!File.Exists(nsPath))
-            await ProcessRunner.CheckedAsync("ip", ["netns", "add", ns], Quick, ct);
+        var ns = NamespaceOf(instanceId);
+        var nsPath = NetworkNamespaces.PathOf(ns);
+        await NetworkNamespaces.AddAsync(ns, ct);
         try
         {
             var config = Config(net, hostPort, containerPort);
@@ -99,8 +103,8 @@ public sealed class Network(string cniBin, string ipamDir, string bridgePrefix =
     /// <summary>DEL in reverse order while the name-space still exists, then the name-space. Safe to repeat.</summary>
     public async Task DetachAsync(string instanceId, ProjectNetwork net, int? hostPort, int containerPort, CancellationToken ct)
     {
-        var ns = "plat-" + instanceId;
-        var nsPath = "/var/run/netns/" + ns;
+        var ns = NamespaceOf(instanceId);
+        var nsPath = NetworkNamespaces.PathOf(ns);
         var resultFile = Path.Combine(ipamDir, $"{instanceId}.result.json");
         var prev = File.Exists(resultFile) ? JsonNode.Parse(await File.ReadAllTextAsync(resultFile, ct))!.AsObject() : null;
         var plugins = Config(net, hostPort, containerPort)["plugins"]!.AsArray().Select(p => p!.AsObject()).Reverse().ToList();
@@ -114,7 +118,7 @@ public sealed class Network(string cniBin, string ipamDir, string bridgePrefix =
         {
             try { await PluginAsync("DEL", Loopback, net.Bridge, instanceId, nsPath, null, ct); }
             catch (InvalidOperationException e) { errors.Add(e.Message); }
-            await ProcessRunner.CheckedAsync("ip", ["netns", "del", ns], Quick, ct);
+            await NetworkNamespaces.DeleteAsync(ns, ct);
         }
         File.Delete(resultFile);
         if (errors.Count > 0) throw new InvalidOperationException(string.Join("; ", errors));
@@ -127,23 +131,20 @@ public sealed class Network(string cniBin, string ipamDir, string bridgePrefix =
         string[] same = ["-i", net.Bridge, "-o", net.Bridge, "-j", "RETURN"];
         string[] others = ["-i", net.Bridge, "-o", bridgePrefix + "+", "-j", "DROP"];
         foreach (var rule in new[] { same, others })
-            while ((await ProcessRunner.RunAsync("iptables", ["-w", "-D", IsolationChain, .. rule], Quick, ct)).ExitCode == 0) { }
-        await ProcessRunner.RunAsync("ip", ["link", "del", net.Bridge], Quick, ct);
+            await Iptables.DeleteRuleAsync(null, IsolationChain, rule, ct);
+        await ProcessRunner.RunAsync("ip", ["link", "del", net.Bridge], ct, Quick);
     }
 
     /// <summary>Traffic entering from a platform bridge may leave only through the same bridge or towards the host's uplinks.</summary>
     private async Task IsolateAsync(string bridge, CancellationToken ct)
     {
         if (_isolated.ContainsKey(bridge)) return;
-        if ((await ProcessRunner.RunAsync("iptables", ["-w", "-n", "-L", IsolationChain], Quick, ct)).ExitCode != 0)
-            await ProcessRunner.RunAsync("iptables", ["-w", "-N", IsolationChain], Quick, ct);
-        if ((await ProcessRunner.RunAsync("iptables", ["-w", "-C", "FORWARD", "-j", IsolationChain], Quick, ct)).ExitCode != 0)
-            await ProcessRunner.CheckedAsync("iptables", ["-w", "-I", "FORWARD", "1", "-j", IsolationChain], Quick, ct);
+        await Iptables.EnsureChainAsync(null, IsolationChain, ct);
+        await Iptables.EnsureRuleAsync(null, "FORWARD", ["-j", IsolationChain], first: true, ct);
         string[] same = ["-i", bridge, "-o", bridge, "-j", "RETURN"];
         string[] others = ["-i", bridge, "-o", bridgePrefix + "+", "-j", "DROP"];
         foreach (var rule in new[] { same, others })
-            if ((await ProcessRunner.RunAsync("iptables", ["-w", "-C", IsolationChain, .. rule], Quick, ct)).ExitCode != 0)
-                await ProcessRunner.CheckedAsync("iptables", ["-w", "-A", IsolationChain, .. rule], Quick, ct);
+            await Iptables.EnsureRuleAsync(null, IsolationChain, rule, first: false, ct);
         _isolated[bridge] = true;
     }
 }

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Platform.Host.Processes;
 using Platform.NodeAgent.Images;
 
 namespace Platform.NodeAgent.Runtime;
@@ -25,8 +26,10 @@ public sealed partial class Rootfs(LayerStore layers, string root)
         try
         {
             // cp -a keeps modes, links, whiteout devices and the opaque xattrs; then shift every owner.
-            await ProcessRunner.CheckedAsync("cp", ["-a", "--", source, work], Slow, ct);
-            var owners = await ProcessRunner.CheckedAsync("find", [work, "-printf", "%U %G %p\\0"], Slow, ct);
+            await ProcessRunner.CheckedAsync("cp", ["-a", "--", source, work], ct, Slow);
+            var owners = await ProcessRunner.RunAsync(new ProcessSpec("find", [work, "-printf", "%U %G %p\\0"]) { Timeout = Slow, MaxCapture = 256 << 20 }, ct);
+            owners.EnsureSuccess("find");
+            if (owners.Truncated) throw new InvalidOperationException($"layer {digest} has too many files to shift");
             foreach (var line in owners.Stdout.Split('\0', StringSplitOptions.RemoveEmptyEntries))
             {
                 var parts = line.Split(' ', 3);
@@ -47,7 +50,7 @@ public sealed partial class Rootfs(LayerStore layers, string root)
         }
         catch
         {
-            if (Directory.Exists(work)) await ProcessRunner.RunAsync("rm", ["-rf", "--", work], Slow, CancellationToken.None);
+            if (Directory.Exists(work)) await ProcessRunner.RunAsync("rm", ["-rf", "--", work], CancellationToken.None, Slow);
             throw;
         }
     }
@@ -67,7 +70,7 @@ public sealed partial class Rootfs(LayerStore layers, string root)
             if (lchown(d, hostStart, hostStart) != 0) throw new IOException($"lchown '{d}' failed");
         if (await IsMountedAsync(rootfs, ct)) return rootfs;
         await ProcessRunner.CheckedAsync("mount", ["-t", "overlay", "overlay",
-            "-o", $"lowerdir={string.Join(':', lowers)},upperdir={upper},workdir={work}", rootfs], TimeSpan.FromSeconds(30), ct);
+            "-o", $"lowerdir={string.Join(':', lowers)},upperdir={upper},workdir={work}", rootfs], ct);
         return rootfs;
     }
 
@@ -75,7 +78,7 @@ public sealed partial class Rootfs(LayerStore layers, string root)
     {
         var rootfs = Path.Combine(bundle, "rootfs");
         if (await IsMountedAsync(rootfs, ct))
-            await ProcessRunner.CheckedAsync("umount", [rootfs], TimeSpan.FromSeconds(30), ct);
+            await ProcessRunner.CheckedAsync("umount", [rootfs], ct);
     }
 
     public static async Task<bool> IsMountedAsync(string path, CancellationToken ct)

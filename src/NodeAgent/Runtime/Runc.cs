@@ -1,16 +1,11 @@
-using System.Diagnostics;
 using System.Text.Json;
+using Platform.Host.Linux;
+using Platform.Host.Processes;
 
 namespace Platform.NodeAgent.Runtime;
 
 /// <summary>What runc reports of a container.</summary>
 public sealed record RuncState(string Id, string Status, int Pid);
-
-/// <summary>How an instance ended: its exit code, and whether the kernel's OOM killer ended it.</summary>
-public sealed record ExitInfo(int ExitCode, bool OomKilled)
-{
-    public string Reason => OomKilled ? "OOMKilled" : ExitCode == 0 ? "Completed" : "Error";
-}
 
 /// <summary>
 /// runc, driven per instance. Each instance runs under a tiny shim, <c>setsid sh</c>, that waits for
@@ -20,8 +15,10 @@ public sealed record ExitInfo(int ExitCode, bool OomKilled)
 /// The shim also reads the memory cgroup's OOM-kill counter once runc returns (runc runs with
 /// <c>--keep</c>, so the cgroup is still there), which catches OOM kills the watcher was too late for.
 /// </summary>
-public sealed class Runc(string stateRoot, string runc = "runc")
+public sealed class Runc(string stateRoot, TimeProvider clock, string runc = "runc")
 {
+    public Runc(string stateRoot) : this(stateRoot, TimeProvider.System) { }
+
     private static readonly TimeSpan Quick = TimeSpan.FromSeconds(30);
 
     private IEnumerable<string> Global => ["--root", stateRoot];
@@ -34,32 +31,75 @@ public sealed class Runc(string stateRoot, string runc = "runc")
         + "if [ -n \"$oomfile\" ] && grep -qE '^oom_kill [1-9]' \"$oomfile\" 2>/dev/null; then : >\"${exitfile%/*}/oom\"; fi; "
         + "echo $code >\"$exitfile.tmp\" && mv \"$exitfile.tmp\" \"$exitfile\"";
 
-    /// <summary>Starts the container of <paramref name="bundle"/> detached from the agent; returns once runc reports it running.</summary>
+    /// <summary>
+    /// Starts the container of <paramref name="bundle"/> detached from the agent; returns once runc reports it
+    /// running, or once it ran and ended at once (the exit code tells). When runc could not create it at all
+    /// (a mount refused, a bad spec) this throws with runc's own words, and leaves no container behind: a
+    /// container id runc half-registered would make every later try fail with "container … already exists".
+    /// </summary>
     public async Task StartAsync(string id, string bundle, CancellationToken ct)
     {
         Directory.CreateDirectory(stateRoot);
+        await ForgetAsync(id, ct);   // a stopped or half-made container of an earlier try
         var log = Path.Combine(bundle, "output.log");
         var exitFile = Path.Combine(bundle, "exit-code");
         File.Delete(exitFile);
         File.Delete(Path.Combine(bundle, "oom"));
         var pidFile = Path.Combine(bundle, "pid");
         File.Delete(pidFile);
-        var psi = new ProcessStartInfo("setsid") { UseShellExecute = false };
-        foreach (var a in (string[])["sh", "-c", ShimScript, "shim", log, exitFile, OomCounterFile(bundle) ?? "", runc, .. Global, "run", "--keep", "--pid-file", pidFile, "--bundle", bundle, id])
-            psi.ArgumentList.Add(a);
-        using (Process.Start(psi)) { }
+        var logStart = File.Exists(log) ? new FileInfo(log).Length : 0;
+        ProcessRunner.StartDetached(new ProcessSpec("setsid",
+            ["sh", "-c", ShimScript, "shim", log, exitFile, OomCounterFile(bundle) ?? "", runc, .. Global, "run", "--keep", "--pid-file", pidFile, "--bundle", bundle, id]));
         // runc writes the pid file once the container exists. Waiting on a file costs nothing, where asking
         // `runc state` every few milliseconds from the start costs a process each time.
-        var deadline = DateTime.UtcNow + Quick;
-        while (DateTime.UtcNow < deadline && !File.Exists(pidFile) && !File.Exists(exitFile))
-            await Task.Delay(2, ct);
+        var deadline = clock.GetUtcNow() + Quick;
+        while (clock.GetUtcNow() < deadline && !File.Exists(pidFile) && !File.Exists(exitFile))
+            await Task.Delay(TimeSpan.FromMilliseconds(2), clock, ct);
+        if (!File.Exists(pidFile))
+        {
+            var why = File.Exists(exitFile) ? RuncError(log, logStart) : $"runc did not create the container within {Quick.TotalSeconds:0} s";
+            await ForgetAsync(id, CancellationToken.None);
+            throw new InvalidOperationException($"runc could not start the container: {why}");
+        }
         // Then a few `runc state` calls until it runs: the OOM watcher subscribes to a running container
         // (subscribing while it was still "created" missed OOM kills on CI).
-        while (DateTime.UtcNow < deadline && File.Exists(pidFile) && !File.Exists(exitFile)
+        while (clock.GetUtcNow() < deadline && !File.Exists(exitFile)
                && await StateAsync(id, ct) is { Status: not "running" and not "stopped" })
-            await Task.Delay(2, ct);
+            await Task.Delay(TimeSpan.FromMilliseconds(2), clock, ct);
         if (!File.Exists(exitFile) && await StateAsync(id, ct) is { Status: "running" })
             WatchEvents(id, bundle);
+    }
+
+    /// <summary>What runc wrote to the log since <paramref name="from"/>: its last error line, without the JSON log wrapping.</summary>
+    private static string RuncError(string log, long from)
+    {
+        try
+        {
+            using var f = new FileStream(log, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            f.Seek(Math.Min(from, f.Length), SeekOrigin.Begin);
+            var text = new StreamReader(f).ReadToEnd();
+            if (text.Length > 8192) text = text[^8192..];
+            // runc's own lines (time=… level=fatal|error msg="…"): their messages, the fatal ones (the cause) first.
+            var lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            var errors = lines.Where(l => l.Contains("level=fatal", StringComparison.Ordinal))
+                .Concat(lines.Where(l => l.Contains("level=error", StringComparison.Ordinal)))
+                .Select(l => l.IndexOf("msg=", StringComparison.Ordinal) is var at and >= 0 ? l[(at + 4)..].Trim('"') : l).ToList();
+            var why = errors.Count > 0 ? string.Join("; ", errors) : lines.LastOrDefault() ?? "runc exited";
+            return why.Length > 1000 ? why[..1000] : why;
+        }
+        catch (IOException)
+        {
+            return "runc exited";
+        }
+    }
+
+    /// <summary>Deletes the container under this state root, and runc's folder for it when runc left one it cannot read.</summary>
+    public async Task ForgetAsync(string id, CancellationToken ct)
+    {
+        await ProcessRunner.RunAsync(runc, [.. Global, "delete", "--force", id], ct);
+        var dir = Path.Combine(stateRoot, id);
+        if (Directory.Exists(dir) && await StateAsync(id, ct) is null)
+            Directory.Delete(dir, recursive: true);
     }
 
     /// <summary>The file of the container's memory cgroup that counts OOM kills (v1 memory.oom_control, v2 memory.events).</summary>
@@ -70,9 +110,7 @@ public sealed class Runc(string stateRoot, string runc = "runc")
             using var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(bundle, "config.json")));
             if (!config.RootElement.TryGetProperty("linux", out var linux) || !linux.TryGetProperty("cgroupsPath", out var p)) return null;
             var path = p.GetString()!;
-            return CgroupStats.IsV2
-                ? Path.Combine(CgroupStats.PathOf("", path), "memory.events")
-                : Path.Combine(CgroupStats.PathOf("memory", path), "memory.oom_control");
+            return Cgroups.OomCounterFile(path);
         }
         catch (Exception e) when (e is IOException or JsonException)
         {
@@ -87,24 +125,24 @@ public sealed class Runc(string stateRoot, string runc = "runc")
     /// </summary>
     public void WatchEvents(string id, string bundle)
     {
-        var psi = new ProcessStartInfo(runc) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in (string[])[.. Global, "events", "--interval", "10m", id]) psi.ArgumentList.Add(a);
-        var process = Process.Start(psi)!;
+        var oom = Path.Combine(bundle, "oom");
+        var watcher = ProcessRunner.Start(new ProcessSpec(runc, [.. Global, "events", "--interval", "10m", id])
+        {
+            Timeout = Timeout.InfiniteTimeSpan, MaxCapture = 64 * 1024,
+            OnLine = (line, stderr) =>
+            {
+                if (!stderr && line.Contains("\"type\":\"oom\"", StringComparison.Ordinal)) File.WriteAllText(oom, "1");
+            },
+        });
         _ = Task.Run(async () =>
         {
-            using (process)
-            {
-                _ = process.StandardError.ReadToEndAsync();
-                while (await process.StandardOutput.ReadLineAsync() is { } line)
-                    if (line.Contains("\"type\":\"oom\"", StringComparison.Ordinal))
-                        await File.WriteAllTextAsync(Path.Combine(bundle, "oom"), "1");
-            }
+            await using (watcher) await watcher.WaitAsync(CancellationToken.None);   // runc events ends with the container
         });
     }
 
     public async Task<RuncState?> StateAsync(string id, CancellationToken ct)
     {
-        var r = await ProcessRunner.RunAsync(runc, [.. Global, "state", id], Quick, ct);
+        var r = await ProcessRunner.RunAsync(runc, [.. Global, "state", id], ct, Quick);
         if (r.ExitCode != 0) return null;
         using var json = JsonDocument.Parse(r.Stdout);
         return new RuncState(id, json.RootElement.GetProperty("status").GetString()!, json.RootElement.GetProperty("pid").GetInt32());
@@ -113,7 +151,7 @@ public sealed class Runc(string stateRoot, string runc = "runc")
     /// <summary>All containers under this state root (what an agent adopts after a restart).</summary>
     public async Task<IReadOnlyList<RuncState>> ListAsync(CancellationToken ct)
     {
-        var r = await ProcessRunner.CheckedAsync(runc, [.. Global, "list", "--format", "json"], Quick, ct);
+        var r = await ProcessRunner.CheckedAsync(runc, [.. Global, "list", "--format", "json"], ct, Quick);
         if (string.IsNullOrWhiteSpace(r.Stdout) || r.Stdout.Trim() == "null") return [];
         using var json = JsonDocument.Parse(r.Stdout);
         return json.RootElement.EnumerateArray()
@@ -121,26 +159,29 @@ public sealed class Runc(string stateRoot, string runc = "runc")
             .ToList();
     }
 
-    /// <summary>SIGTERM, then SIGKILL after <paramref name="grace"/> (PID 1 may ignore SIGTERM, as busybox httpd does).</summary>
+    /// <summary>
+    /// SIGTERM, then SIGKILL after <paramref name="grace"/> (PID 1 may ignore SIGTERM, as busybox httpd does),
+    /// then the container is deleted. Nothing happens when there is no container.
+    /// </summary>
     public async Task StopAsync(string id, TimeSpan grace, CancellationToken ct)
     {
-        await ProcessRunner.RunAsync(runc, [.. Global, "kill", id, "TERM"], Quick, ct);
-        var deadline = DateTime.UtcNow + grace;
-        while (DateTime.UtcNow < deadline && await StateAsync(id, ct) is { Status: "running" })
-            await Task.Delay(50, ct);
+        if (await StateAsync(id, ct) is null)
+        {
+            await ForgetAsync(id, ct);
+            return;
+        }
+        await ProcessRunner.RunAsync(runc, [.. Global, "kill", id, "TERM"], ct, Quick);
+        var deadline = clock.GetUtcNow() + grace;
+        while (clock.GetUtcNow() < deadline && await StateAsync(id, ct) is { Status: "running" })
+            await Task.Delay(TimeSpan.FromMilliseconds(50), clock, ct);
         if (await StateAsync(id, ct) is { Status: "running" })
-            await ProcessRunner.RunAsync(runc, [.. Global, "kill", id, "KILL"], Quick, ct);
+            await ProcessRunner.RunAsync(runc, [.. Global, "kill", id, "KILL"], ct, Quick);
         // Run with --keep, a stopped container stays until deleted (its shim has read the OOM counter by then).
-        var gone = DateTime.UtcNow + Quick;
-        while (DateTime.UtcNow < gone && await StateAsync(id, ct) is { Status: not "stopped" })
-            await Task.Delay(20, ct);
-        if (await StateAsync(id, ct) is not null)
-            await ProcessRunner.RunAsync(runc, [.. Global, "delete", "--force", id], Quick, ct);
+        var gone = clock.GetUtcNow() + Quick;
+        while (clock.GetUtcNow() < gone && await StateAsync(id, ct) is { Status: not "stopped" })
+            await Task.Delay(TimeSpan.FromMilliseconds(20), clock, ct);
+        await ForgetAsync(id, ct);
     }
-
-    /// <summary>Removes a stopped container's state (before it runs again under the same id).</summary>
-    public Task DeleteAsync(string id, CancellationToken ct) =>
-        ProcessRunner.RunAsync(runc, [.. Global, "delete", "--force", id], Quick, ct);
 
     /// <summary>How the instance of <paramref name="bundle"/> ended, or null while it runs.</summary>
     public static ExitInfo? Exit(string bundle)

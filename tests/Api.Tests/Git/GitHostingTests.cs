@@ -7,7 +7,7 @@ namespace Platform.Api.Tests.Git;
 /// <summary>Real git against the Api's smart-HTTP hosting: developers push, viewers clone but cannot push, others see nothing.</summary>
 public sealed class GitHostingTests
 {
-    private static Task<Platform.NodeAgent.Runtime.ProcessRunner.Result> GitAsync(string home, string? cwd, params string[] args) =>
+    private static Task<Platform.Host.Processes.ProcessResult> GitAsync(string home, string? cwd, params string[] args) =>
         Run.GitAsync(home, cwd, args);
 
     [Fact]

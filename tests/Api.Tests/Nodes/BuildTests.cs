@@ -45,7 +45,7 @@ public static class BuildKit
             return (await Git("rev-parse", "HEAD")).Stdout.Trim();
         }
 
-        private Task<Platform.NodeAgent.Runtime.ProcessRunner.Result> Git(params string[] args) =>
+        private Task<Platform.Host.Processes.ProcessResult> Git(params string[] args) =>
             Run.GitAsync(Home, Work, args, TimeSpan.FromMinutes(2));
     }
 

@@ -100,7 +100,7 @@ public sealed class RuntimeTests : IAsyncLifetime
             Assert.DoesNotContain(id, mounts);
             Assert.False(File.Exists("/var/run/netns/plat-" + id), "network name-space left");
             Assert.DoesNotContain($"--dport {port} ", nat);
-            Assert.False(CgroupStats.Exists($"platform-tests-{Node}/{id}"), "cgroup left");
+            Assert.False(Platform.Host.Linux.Cgroups.Exists($"platform-tests-{Node}/{id}"), "cgroup left");
         }
         var leases = Directory.GetFiles(Path.Combine(AgentDir, "ipam"), "*", SearchOption.AllDirectories).Select(File.ReadAllText).ToList();
         Assert.DoesNotContain(leases, l => ids.Any(l.Contains));
@@ -144,7 +144,7 @@ public sealed class RuntimeTests : IAsyncLifetime
         var spin = (await _cluster.WaitForInstancesAsync("spin", 1))[0].GetProperty("id").GetString()!;
         await Task.Delay(2000);
 
-        var pids = long.Parse(await File.ReadAllTextAsync(Path.Combine(CgroupStats.PathOf("pids", $"platform-tests-{Node}/{bomb}"), "pids.current")));
+        var pids = long.Parse(await File.ReadAllTextAsync(Path.Combine(Platform.Host.Linux.Cgroups.PathOf("pids", $"platform-tests-{Node}/{bomb}"), "pids.current")));
         Assert.InRange(pids, 1, 64);
         using (var r = await _cluster.ThroughRouterAsync("neighbour"))
         {
@@ -154,10 +154,10 @@ public sealed class RuntimeTests : IAsyncLifetime
 
         // 250 millicores: a spinning loop gets a quarter of a CPU, within 15 %.
         var cgroup = $"platform-tests-{Node}/{spin}";
-        var before = CgroupStats.Read(cgroup)!.Value.CpuNanos;
+        var before = Platform.Host.Linux.Cgroups.Usage(cgroup)!.Value.CpuNanos;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         await Task.Delay(3000);
-        var used = (CgroupStats.Read(cgroup)!.Value.CpuNanos - before) / (double)clock.Elapsed.Ticks / 100 * 1000;
+        var used = (Platform.Host.Linux.Cgroups.Usage(cgroup)!.Value.CpuNanos - before) / (double)clock.Elapsed.Ticks / 100 * 1000;
         Assert.InRange(used, 250 * 0.85, 250 * 1.15);
         // …and the agent reports that usage to the Api.
         await Cluster.WaitAsync(async () => (await _cluster.InstancesAsync("spin"))[0].GetProperty("usedCpuMillicores").GetInt64() is > 150 and < 350,

@@ -60,7 +60,7 @@ public abstract class RegistryFixture(Provider provider) : IAsyncLifetime
 
     public HttpClient Basic(string pat) => RegistryHttp.Basic(Host, pat);
 
-    public Task<Platform.NodeAgent.Runtime.ProcessRunner.Result> SkopeoAsync(params string[] args) =>
+    public Task<Platform.Host.Processes.ProcessResult> SkopeoAsync(params string[] args) =>
         Run.ToolAsync("skopeo", ["--insecure-policy", .. args]);
 }
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Platform.Host.Processes;
 using Platform.NodeAgent.Runtime;
 
 namespace Platform.NodeAgent.Tests.Runtime;
@@ -32,7 +33,7 @@ public sealed class RuncTests : IAsyncLifetime
         foreach (var applet in new[] { "sh", "echo", "sleep", "cat", "head", "id", "ls", "grep", "tr", "wc", "test", "[", "httpd", "wget", "hostname", "timeout" })
             File.CreateSymbolicLink(Path.Combine(_rootfs, "bin", applet), "busybox");
         // runc 1.1.5 cannot id-map mounts: the root file system is owned by the mapped range.
-        await ProcessRunner.CheckedAsync("chown", ["-R", "-h", $"{HostIdStart}:{HostIdStart}", _rootfs], TimeSpan.FromSeconds(30), CancellationToken.None);
+        await ProcessRunner.CheckedAsync("chown", ["-R", "-h", $"{HostIdStart}:{HostIdStart}", _rootfs], CancellationToken.None, TimeSpan.FromSeconds(30));
     }
 
     public async Task DisposeAsync()
@@ -80,7 +81,7 @@ public sealed class RuncTests : IAsyncLifetime
         var bundle = await StartAsync(id, ["sh", "-c", "id -u; sleep 30"]);
         var state = await _runc.StateAsync(id, CancellationToken.None);
         Assert.Equal("running", state?.Status);
-        var hostUid = (await ProcessRunner.CheckedAsync("ps", ["-o", "uid=", "-p", state!.Pid.ToString()], TimeSpan.FromSeconds(5), CancellationToken.None)).Stdout.Trim();
+        var hostUid = (await ProcessRunner.CheckedAsync("ps", ["-o", "uid=", "-p", state!.Pid.ToString()], CancellationToken.None, TimeSpan.FromSeconds(5))).Stdout.Trim();
         Assert.Equal(HostIdStart.ToString(), hostUid);
         await WaitForLogAsync(bundle, "0");
         await _runc.StopAsync(id, TimeSpan.FromSeconds(1), CancellationToken.None);
@@ -112,6 +113,37 @@ public sealed class RuncTests : IAsyncLifetime
         var exit = await WaitExitAsync(bundle);
         Assert.Equal(137, exit.ExitCode);
         Assert.Equal("OOMKilled", exit.Reason);
+    }
+
+    [Fact]
+    public async Task A_start_runc_refuses_says_why_and_leaves_nothing_that_blocks_the_next_try()
+    {
+        var id = "fail-" + Guid.NewGuid().ToString("N")[..6];
+        var bundle = Path.Combine(_dir, "bundles", id);
+        Directory.CreateDirectory(bundle);
+        File.SetUnixFileMode(bundle, (UnixFileMode)0b111_001_001);
+        JsonObject Spec() => RuntimeSpec.Build(new InstanceSpec
+        {
+            Id = id, RootfsPath = _rootfs, Args = ["sh", "-c", "echo second try; sleep 30"], HostIdStart = HostIdStart,
+            MemoryBytes = 64 << 20, CpuMillicores = 500, PidsLimit = 64, CgroupsPath = $"platform-tests/{id}",
+        }, SeccompProfile);
+        var refused = Spec();
+        refused["mounts"]!.AsArray().Add(new JsonObject
+        {
+            ["destination"] = "/data", ["type"] = "bind", ["source"] = Path.Combine(_dir, "no-such-folder"), ["options"] = new JsonArray("rbind", "ro"),
+        });
+        await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), refused.ToJsonString());
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => _runc.StartAsync(id, bundle, CancellationToken.None));
+        Assert.Contains("runc could not start the container", e.Message);
+        Assert.True(e.Message.Contains("no-such-folder"), e.Message + "\n" + await File.ReadAllTextAsync(Path.Combine(bundle, "output.log")));
+        Assert.DoesNotContain(await _runc.ListAsync(CancellationToken.None), c => c.Id == id);
+
+        // The same id, a spec that works: it runs (before, every retry failed with "container with given ID already exists").
+        await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), Spec().ToJsonString());
+        await _runc.StartAsync(id, bundle, CancellationToken.None);
+        Assert.Equal("running", (await _runc.StateAsync(id, CancellationToken.None))?.Status);
+        await WaitForLogAsync(bundle, "second try");
+        await _runc.StopAsync(id, TimeSpan.Zero, CancellationToken.None);
     }
 
     [Fact]
@@ -185,7 +217,7 @@ public sealed class RuncTests : IAsyncLifetime
             Assert.Equal(0, exit.ExitCode);
             var written = Path.Combine(bundle, "upper", "tmp", "w");
             Assert.Equal("written\n", await File.ReadAllTextAsync(written));
-            var owner = (await ProcessRunner.CheckedAsync("stat", ["-c", "%u", written], TimeSpan.FromSeconds(5), CancellationToken.None)).Stdout.Trim();
+            var owner = (await ProcessRunner.CheckedAsync("stat", ["-c", "%u", written], CancellationToken.None, TimeSpan.FromSeconds(5))).Stdout.Trim();
             Assert.Equal(HostIdStart.ToString(), owner);
             Assert.False(File.Exists(Path.Combine(store.PathOf(Digest(bottom)), "tmp", "w")));   // the shared layer is untouched
         }
@@ -222,12 +254,12 @@ public sealed class RuncTests : IAsyncLifetime
             if (body is null)
                 Assert.Fail($"no answer from {attachA1.Address}: state {await _runc.StateAsync(a1, CancellationToken.None)}; output: " +
                     await File.ReadAllTextAsync(Path.Combine(server, "output.log")) + "; addresses: " +
-                    (await ProcessRunner.RunAsync("ip", ["-n", attachA1.Namespace, "addr"], TimeSpan.FromSeconds(5), CancellationToken.None)).Stdout
-                    + "; listening: " + (await ProcessRunner.RunAsync("ip", ["netns", "exec", attachA1.Namespace, "ss", "-ltnp"], TimeSpan.FromSeconds(5), CancellationToken.None)).Stdout
-                    + "; filter: " + (await ProcessRunner.RunAsync("iptables", ["-w", "-S"], TimeSpan.FromSeconds(5), CancellationToken.None)).Stdout
-                    + "; nat: " + (await ProcessRunner.RunAsync("iptables", ["-w", "-t", "nat", "-S"], TimeSpan.FromSeconds(5), CancellationToken.None)).Stdout
-                    + "; routes: " + (await ProcessRunner.RunAsync("ip", ["route"], TimeSpan.FromSeconds(5), CancellationToken.None)).Stdout
-                    + "; inside: " + (await ProcessRunner.RunAsync("ip", ["netns", "exec", attachA1.Namespace, "busybox", "wget", "-T", "2", "-O-", "http://127.0.0.1:8080/"], TimeSpan.FromSeconds(5), CancellationToken.None)));
+                    (await ProcessRunner.RunAsync("ip", ["-n", attachA1.Namespace, "addr"], CancellationToken.None, TimeSpan.FromSeconds(5))).Stdout
+                    + "; listening: " + (await ProcessRunner.RunAsync("ip", ["netns", "exec", attachA1.Namespace, "ss", "-ltnp"], CancellationToken.None, TimeSpan.FromSeconds(5))).Stdout
+                    + "; filter: " + (await ProcessRunner.RunAsync("iptables", ["-w", "-S"], CancellationToken.None, TimeSpan.FromSeconds(5))).Stdout
+                    + "; nat: " + (await ProcessRunner.RunAsync("iptables", ["-w", "-t", "nat", "-S"], CancellationToken.None, TimeSpan.FromSeconds(5))).Stdout
+                    + "; routes: " + (await ProcessRunner.RunAsync("ip", ["route"], CancellationToken.None, TimeSpan.FromSeconds(5))).Stdout
+                    + "; inside: " + (await ProcessRunner.RunAsync("ip", ["netns", "exec", attachA1.Namespace, "busybox", "wget", "-T", "2", "-O-", "http://127.0.0.1:8080/"], CancellationToken.None, TimeSpan.FromSeconds(5))));
             Assert.Equal("hello from the container", body);
 
             var sameProject = await StartAsync(a2, ["sh", "-c", $"timeout 3 wget -q -O- http://{attachA1.Address}:8080/ && echo reached"], netns: attachA2.NamespacePath);
@@ -248,9 +280,9 @@ public sealed class RuncTests : IAsyncLifetime
             await network.DetachAsync(b1, projectB, null, 8080, CancellationToken.None);
             await RemoveBridgesAsync(projectA.Bridge, projectB.Bridge);
         }
-        var namespaces = (await ProcessRunner.CheckedAsync("ip", ["netns", "list"], TimeSpan.FromSeconds(5), CancellationToken.None)).Stdout;
+        var namespaces = (await ProcessRunner.CheckedAsync("ip", ["netns", "list"], CancellationToken.None, TimeSpan.FromSeconds(5))).Stdout;
         Assert.DoesNotContain(suffix, namespaces);
-        var nat = (await ProcessRunner.CheckedAsync("iptables", ["-w", "-t", "nat", "-S"], TimeSpan.FromSeconds(5), CancellationToken.None)).Stdout;
+        var nat = (await ProcessRunner.CheckedAsync("iptables", ["-w", "-t", "nat", "-S"], CancellationToken.None, TimeSpan.FromSeconds(5))).Stdout;
         Assert.DoesNotContain(attachA1.Address, nat);
         Assert.DoesNotContain(a1, nat);
         Assert.DoesNotContain($"dport {attachA1.HostPort}", nat);
@@ -264,9 +296,9 @@ public sealed class RuncTests : IAsyncLifetime
         var t = TimeSpan.FromSeconds(5);
         foreach (var bridge in bridges)
         {
-            await ProcessRunner.RunAsync("ip", ["link", "del", bridge], t, CancellationToken.None);
-            await ProcessRunner.RunAsync("iptables", ["-w", "-D", Network.IsolationChain, "-i", bridge, "-o", bridge, "-j", "RETURN"], t, CancellationToken.None);
-            await ProcessRunner.RunAsync("iptables", ["-w", "-D", Network.IsolationChain, "-i", bridge, "-o", "plt+", "-j", "DROP"], t, CancellationToken.None);
+            await ProcessRunner.RunAsync("ip", ["link", "del", bridge], CancellationToken.None, t);
+            await ProcessRunner.RunAsync("iptables", ["-w", "-D", Network.IsolationChain, "-i", bridge, "-o", bridge, "-j", "RETURN"], CancellationToken.None, t);
+            await ProcessRunner.RunAsync("iptables", ["-w", "-D", Network.IsolationChain, "-i", bridge, "-o", "plt+", "-j", "DROP"], CancellationToken.None, t);
         }
     }
 

@@ -1,7 +1,6 @@
 using System.Text.Json;
-using Platform.NodeAgent.Runtime;
 
-namespace Platform.NodeAgent.Instances;
+namespace Platform.NodeAgent.Runtime;
 
 /// <summary>
 /// Each project on this node gets a slot, kept in {DataDir}/projects.json: the slot picks the project's

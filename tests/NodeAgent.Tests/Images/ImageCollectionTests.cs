@@ -1,8 +1,7 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Platform.NodeAgent.Images;
-using Platform.NodeAgent.Instances;
 
-namespace Platform.NodeAgent.Tests.Instances;
+namespace Platform.NodeAgent.Tests.Images;
 
 /// <summary>Unused layers (and their id-shifted copies) go after a grace period; layers in use and fresh ones stay.</summary>
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
@@ -15,8 +14,7 @@ public sealed class ImageCollectionTests : IDisposable
     [Fact]
     public void Layers_no_instance_uses_are_collected_after_the_grace_period_with_their_shifted_copies()
     {
-        var settings = new RuntimeSettings(_dir, "platform-gc-tests", "pgc", "/usr/lib/cni", 40000, 100, TimeSpan.FromSeconds(1), 1, 1 << 20, 64);
-        var manager = new InstanceManager(settings, () => throw new InvalidOperationException("no pulls here"), TimeProvider.System, NullLogger.Instance);
+        var collector = new ImageCollector(AgentLayout.For(_dir), NullLogger.Instance);
         var unused = new string('a', 64);
         var layer = Path.Combine(_dir, "layers", "sha256", unused);
         var shifted = Path.Combine(_dir, "rootfs", "shifted", "1000000", unused);
@@ -24,10 +22,10 @@ public sealed class ImageCollectionTests : IDisposable
         foreach (var d in new[] { layer, shifted, making }) Directory.CreateDirectory(d);
 
         var now = DateTime.UtcNow;
-        Assert.Equal(0, manager.CollectImages(now));                                            // first seen unused: the grace starts
-        Assert.Equal(0, manager.CollectImages(now + InstanceManager.UnusedGrace / 2));
+        Assert.Equal(0, collector.CollectNow([], now));                                            // first seen unused: the grace starts
+        Assert.Equal(0, collector.CollectNow([], now + ImageCollector.UnusedGrace / 2));
         Assert.True(Directory.Exists(layer));
-        Assert.Equal(2, manager.CollectImages(now + InstanceManager.UnusedGrace));                // the layer and its shifted copy
+        Assert.Equal(2, collector.CollectNow([], now + ImageCollector.UnusedGrace));                // the layer and its shifted copy
         Assert.False(Directory.Exists(layer));
         Assert.False(Directory.Exists(shifted));
         Assert.True(Directory.Exists(making), "a layer being unpacked is never collected");

@@ -1,0 +1,123 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Platform.Contracts;
+
+namespace Platform.NodeAgent.ControlPlane;
+
+/// <summary>The node's credentials: the client the join token was exchanged for.</summary>
+public sealed record Credentials(string NodeName, string ClientId, string ClientSecret, string TokenEndpoint);
+
+/// <summary>
+/// The agent's calls to the Api: joining once (the join token is exchanged for the node's own client
+/// credentials, kept in the data folder, mode 0600), access tokens (client credentials, renewed a minute
+/// before they expire), heartbeats, the desired-state long-poll and status reports.
+/// </summary>
+public sealed partial class ControlPlaneClient(Uri api, AgentLayout layout, TimeProvider clock, ILogger log) : IDisposable
+{
+    private readonly HttpClient _http = new() { BaseAddress = api, Timeout = TimeSpan.FromSeconds(30) };
+    private readonly HttpClient _poll = new() { BaseAddress = api, Timeout = TimeSpan.FromSeconds(90) };
+    private readonly Lock _lock = new();
+    private string? _token;
+    private DateTimeOffset _tokenExpires;
+
+    public Credentials? Credentials { get; private set; }
+
+    /// <summary>Forgets the access token (after a failure: the next call fetches a new one).</summary>
+    public void Reset()
+    {
+        lock (_lock) _token = null;
+    }
+
+    public async Task<Credentials> LoadOrJoinAsync(string? joinToken, string nodeName, CancellationToken ct)
+    {
+        var file = layout.Credentials;
+        if (File.Exists(file))
+            return Credentials = JsonSerializer.Deserialize<Credentials>(await File.ReadAllTextAsync(file, ct))!;
+        if (string.IsNullOrEmpty(joinToken))
+            throw new InvalidOperationException("This node has not joined yet: set Agent:JoinToken (POST /api/v1/nodes/join-tokens).");
+        var response = await _http.PostAsJsonAsync("api/v1/nodes/join", new NodeJoinRequest(joinToken, nodeName), ct);
+        if (!response.IsSuccessStatusCode)
+            throw new InvalidOperationException($"Joining failed: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(ct)}");
+        var joined = (await response.Content.ReadFromJsonAsync<NodeJoinResponse>(ct))!;
+        var credentials = new Credentials(joined.NodeName, joined.ClientId, joined.ClientSecret, joined.TokenEndpoint);
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        var temp = file + ".tmp";
+        await File.WriteAllTextAsync(temp, JsonSerializer.Serialize(credentials), ct);
+        File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        File.Move(temp, file, overwrite: true);
+        LogJoined(log, joined.NodeName);
+        return Credentials = credentials;
+    }
+
+    private async Task<string> TokenAsync(CancellationToken ct)
+    {
+        lock (_lock)
+            if (_token is not null && clock.GetUtcNow() < _tokenExpires) return _token;
+        var c = Credentials ?? throw new InvalidOperationException("the node has not joined");
+        var response = await _http.PostAsync("connect/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials", ["client_id"] = c.ClientId, ["client_secret"] = c.ClientSecret, ["scope"] = "platform",
+        }), ct);
+        if (!response.IsSuccessStatusCode)
+            throw new InvalidOperationException($"The token endpoint refused the node's credentials: {(int)response.StatusCode}");
+        using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct));
+        var token = json.RootElement.GetProperty("access_token").GetString()!;
+        lock (_lock)
+        {
+            _token = token;
+            _tokenExpires = clock.GetUtcNow().AddSeconds(json.RootElement.GetProperty("expires_in").GetInt32() - 60);
+        }
+        return token;
+    }
+
+    private async Task<HttpResponseMessage> SendAsync(HttpClient client, HttpMethod method, string path, HttpContent? content, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(method, path) { Content = content };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await TokenAsync(ct));
+        return await client.SendAsync(request, ct);
+    }
+
+    private static async Task EnsureAsync(HttpResponseMessage response, string what, CancellationToken ct)
+    {
+        if (!response.IsSuccessStatusCode)
+            throw new InvalidOperationException($"The {what} was refused: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(ct)}");
+    }
+
+    /// <summary>Sends a heartbeat; returns how long to wait before the next one.</summary>
+    public async Task<TimeSpan> HeartbeatAsync(NodeHeartbeat beat, CancellationToken ct)
+    {
+        using var response = await SendAsync(_http, HttpMethod.Post, "api/v1/nodes/heartbeat", JsonContent.Create(beat), ct);
+        await EnsureAsync(response, "heartbeat", ct);
+        var answer = (await response.Content.ReadFromJsonAsync<NodeHeartbeatResponse>(ct))!;
+        return TimeSpan.FromSeconds(Math.Max(1, answer.HeartbeatSeconds));
+    }
+
+    /// <summary>The desired state once it is newer than <paramref name="revision"/>, or null when the long-poll ended with nothing new.</summary>
+    public async Task<DesiredState?> DesiredAsync(long? revision, CancellationToken ct)
+    {
+        using var response = await SendAsync(_poll, HttpMethod.Get, "api/v1/nodes/desired" + (revision is { } r ? $"?revision={r}" : ""), null, ct);
+        if (response.StatusCode == System.Net.HttpStatusCode.NotModified) return null;
+        await EnsureAsync(response, "desired state", ct);
+        return await response.Content.ReadFromJsonAsync<DesiredState>(ct);
+    }
+
+    public async Task ReportAsync(IReadOnlyList<InstanceReport> reports, CancellationToken ct)
+    {
+        foreach (var batch in reports.Chunk(100))
+        {
+            using var response = await SendAsync(_http, HttpMethod.Post, "api/v1/nodes/status", JsonContent.Create(new NodeStatusReport(batch)), ct);
+            await EnsureAsync(response, "status report", ct);
+        }
+    }
+
+    public void Dispose()
+    {
+        _http.Dispose();
+        _poll.Dispose();
+    }
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Joined the cluster as node {Node}")]
+    private static partial void LogJoined(ILogger logger, string node);
+}

@@ -1,0 +1,20 @@
+using Platform.Contracts;
+
+namespace Platform.NodeAgent.Instances;
+
+/// <summary>
+/// What an <see cref="InstanceWorker"/> last published of its instance: immutable, so the sync loop, the
+/// status reporter and the control server read it without locks while the worker alone changes state.
+/// <see cref="NextAttempt"/> is when an exited or failed instance is tried again.
+/// </summary>
+public sealed record InstanceSnapshot(
+    DesiredInstance Desired, string State, int Restarts, int? ExitCode, string? Reason, string? Message,
+    int? HostPort, DateTime? StartedAt, DateTime? NextAttempt = null, bool Removing = false, bool Removed = false)
+{
+    public Guid Id => Desired.Id;
+
+    public bool Running => State == InstanceStates.Running;
+
+    public InstanceReport Report(long cpuMillicores, long memoryBytes) =>
+        new(Id, State, Restarts, ExitCode, Reason, Message, HostPort, Running ? StartedAt : null, Running ? cpuMillicores : 0, Running ? memoryBytes : 0);
+}

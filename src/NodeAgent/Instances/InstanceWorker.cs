@@ -1,0 +1,266 @@
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Platform.Contracts;
+using Platform.NodeAgent.Runtime;
+using Platform.NodeAgent.Sync;
+
+namespace Platform.NodeAgent.Instances;
+
+/// <summary>
+/// The one owner of one instance's state (as Nomad's alloc runner and kubelet's pod worker are): it
+/// starts the container, watches it exit, backs off and restarts it, and removes it when told. The sync
+/// loop talks to it only through commands on its channel (<see cref="Update"/>, <see cref="Remove"/>) and
+/// reads only the <see cref="Snapshot"/> it publishes after every change. All its waiting (exit, back-off)
+/// is on the runtime and the <see cref="TimeProvider"/>, so tests drive it with an in-memory runtime and a
+/// fake clock. When the agent stops, the worker stops with it and leaves the container running: the next
+/// agent adopts it.
+/// </summary>
+public sealed partial class InstanceWorker
+{
+    private abstract record Command;
+    private sealed record UpdateCommand(DesiredInstance Desired) : Command;
+    private sealed record RemoveCommand : Command;
+
+    private enum Phase { Start, Run, Wait }
+
+    private readonly Channel<Command> _commands = Channel.CreateUnbounded<Command>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly IContainerRuntime _runtime;
+    private readonly TimeProvider _clock;
+    private readonly ILogger _log;
+    private readonly Action<InstanceSnapshot> _changed;
+    private volatile InstanceSnapshot _snapshot;
+
+    // Owned by RunAsync alone.
+    private DesiredInstance _desired;
+    private Phase _phase;
+    private string _state;
+    private int _restarts;
+    private int _failuresInARow;
+    private int? _exitCode;
+    private string? _reason;
+    private string? _message;
+    private int? _hostPort;
+    private DateTime? _startedAt;
+    private DateTime _nextAttempt;
+
+    private InstanceWorker(DesiredInstance desired, Phase phase, string state, IContainerRuntime runtime, TimeProvider clock, ILogger log, Action<InstanceSnapshot> changed)
+    {
+        _desired = desired;
+        _phase = phase;
+        _state = state;
+        _runtime = runtime;
+        _clock = clock;
+        _log = log;
+        _changed = changed;
+        _snapshot = new InstanceSnapshot(desired, state, 0, null, null, null, null, null);
+    }
+
+    /// <summary>A worker for an instance new to this node: it starts it.</summary>
+    public static InstanceWorker New(DesiredInstance desired, IContainerRuntime runtime, TimeProvider clock, ILogger log, Action<InstanceSnapshot> changed) =>
+        new(desired, Phase.Start, InstanceStates.Pending, runtime, clock, log, changed);
+
+    /// <summary>A worker for what a previous run of the agent left: a running container is adopted, never restarted.</summary>
+    public static InstanceWorker Adopt(RecoveredInstance found, IContainerRuntime runtime, TimeProvider clock, ILogger log, Action<InstanceSnapshot> changed)
+    {
+        var w = new InstanceWorker(found.Desired, Phase.Run, InstanceStates.Running, runtime, clock, log, changed)
+        {
+            _hostPort = found.HostPort > 0 ? found.HostPort : null, _startedAt = found.StartedAt,
+        };
+        switch (found.State)
+        {
+            case RecoveredState.Exited:
+                w.Exited(found.Exit!);
+                w._phase = Phase.Wait;
+                break;
+            case RecoveredState.Interrupted:
+                w._phase = Phase.Wait;
+                w._state = InstanceStates.Failed;
+                w._message = "the agent stopped while the instance was starting";
+                w._nextAttempt = clock.GetUtcNow().UtcDateTime;
+                break;
+        }
+        w._snapshot = w.Current();
+        return w;
+    }
+
+    public Guid Id => _desired.Id;
+
+    /// <summary>The state the worker last published.</summary>
+    public InstanceSnapshot Snapshot => _snapshot;
+
+    /// <summary>Run the instance as <paramref name="desired"/> says (a change of what it runs starts it afresh).</summary>
+    public void Update(DesiredInstance desired) => _commands.Writer.TryWrite(new UpdateCommand(desired));
+
+    /// <summary>Stop the instance and remove everything it has on this node; the worker then ends.</summary>
+    public void Remove() => _commands.Writer.TryWrite(new RemoveCommand());
+
+    public async Task RunAsync(CancellationToken ct)
+    {
+        Task<bool>? commands = null;
+        Task<ExitInfo>? exit = null;
+        CancellationTokenSource? watch = null;
+        void StopWatching()
+        {
+            watch?.Cancel();
+            watch?.Dispose();
+            (watch, exit) = (null, null);
+        }
+        try
+        {
+            while (true)
+            {
+                if (commands is { IsCompleted: true }) commands = null;
+                while (_commands.Reader.TryRead(out var command))
+                {
+                    if (command is RemoveCommand)
+                    {
+                        StopWatching();
+                        await RemoveAsync(ct);
+                        return;
+                    }
+                    var update = (UpdateCommand)command;
+                    if (InstanceDiff.SameRun(update.Desired, _desired)) continue;
+                    StopWatching();
+                    LogChanged(_log, Id);
+                    await _runtime.RemoveAsync(Id, ct);
+                    (_desired, _phase, _failuresInARow) = (update.Desired, Phase.Start, 0);
+                }
+                commands ??= _commands.Reader.WaitToReadAsync(ct).AsTask();
+
+                switch (_phase)
+                {
+                    case Phase.Start:
+                        await StartAsync(ct);
+                        break;
+                    case Phase.Run:
+                        watch ??= CancellationTokenSource.CreateLinkedTokenSource(ct);
+                        exit ??= _runtime.WaitForExitAsync(Id, watch.Token);
+                        if (await Task.WhenAny(exit, commands) != exit) break;
+                        try
+                        {
+                            Exited(await exit);
+                        }
+                        catch (Exception e) when (e is not OperationCanceledException)
+                        {
+                            Failed(e);
+                        }
+                        StopWatching();
+                        _phase = Phase.Wait;
+                        Publish();
+                        break;
+                    case Phase.Wait:
+                        using (var wait = CancellationTokenSource.CreateLinkedTokenSource(ct))
+                        {
+                            var delay = DelayUntilAsync(_nextAttempt, wait.Token);
+                            if (await Task.WhenAny(delay, commands) == delay) _phase = Phase.Start;
+                            wait.Cancel();
+                        }
+                        break;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // The agent is stopping: the container keeps running, and the next agent adopts it.
+        }
+        finally
+        {
+            StopWatching();
+        }
+    }
+
+    private async Task StartAsync(CancellationToken ct)
+    {
+        _state = InstanceStates.Starting;
+        Publish();
+        try
+        {
+            var started = await _runtime.StartAsync(_desired, ct);
+            (_state, _hostPort, _startedAt, _exitCode, _message) = (InstanceStates.Running, started.HostPort, started.StartedAt, null, null);
+            if (_restarts == 0) _reason = null;
+            _phase = Phase.Run;
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            Failed(e);
+            _phase = Phase.Wait;
+        }
+        Publish();
+    }
+
+    /// <summary>Removal is retried with back-off until it succeeds (a CNI DEL that failed once must not leak the network).</summary>
+    private async Task RemoveAsync(CancellationToken ct)
+    {
+        _snapshot = Current() with { Removing = true };
+        _changed(_snapshot);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await _runtime.RemoveAsync(Id, ct);
+                break;
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                _message = Trim(e.Message);
+                _nextAttempt = _clock.GetUtcNow().UtcDateTime + RestartPolicy.Backoff(attempt);
+                LogRemoveFailed(_log, Id, e.Message);
+                _snapshot = Current() with { Removing = true, NextAttempt = _nextAttempt };
+                _changed(_snapshot);
+                await DelayUntilAsync(_nextAttempt, ct);
+            }
+        }
+        _snapshot = Current() with { Removing = true, Removed = true };
+        _changed(_snapshot);
+    }
+
+    /// <summary>Waits until <paramref name="at"/> on the clock (at once when it has passed).</summary>
+    private Task DelayUntilAsync(DateTime at, CancellationToken ct)
+    {
+        var due = at - _clock.GetUtcNow().UtcDateTime;
+        return Task.Delay(due > TimeSpan.Zero ? due : TimeSpan.Zero, _clock, ct);
+    }
+
+    private void Exited(ExitInfo exit)
+    {
+        var now = _clock.GetUtcNow().UtcDateTime;
+        _failuresInARow = RestartPolicy.AfterExit(_failuresInARow, _startedAt is { } started ? now - started : TimeSpan.Zero);
+        _restarts++;
+        (_exitCode, _reason, _message) = (exit.ExitCode, exit.Reason, null);
+        _state = _failuresInARow >= RestartPolicy.CrashLoopAfter ? InstanceStates.CrashLoop : InstanceStates.Restarting;
+        _nextAttempt = now + RestartPolicy.Backoff(_failuresInARow);
+        LogExited(_log, Id, exit.ExitCode, exit.Reason, _nextAttempt - now);
+    }
+
+    private void Failed(Exception e)
+    {
+        _failuresInARow++;
+        _state = _failuresInARow >= RestartPolicy.CrashLoopAfter ? InstanceStates.CrashLoop : InstanceStates.Failed;
+        (_reason, _message) = ("StartFailed", Trim(e.Message));
+        _nextAttempt = _clock.GetUtcNow().UtcDateTime + RestartPolicy.Backoff(_failuresInARow);
+        LogStartFailed(_log, Id, e.Message);
+    }
+
+    private static string Trim(string message) => message.Length > 1000 ? message[..1000] : message;
+
+    private InstanceSnapshot Current() =>
+        new(_desired, _state, _restarts, _exitCode, _reason, _message, _hostPort, _startedAt, _phase == Phase.Wait ? _nextAttempt : null);
+
+    private void Publish()
+    {
+        _snapshot = Current();
+        _changed(_snapshot);
+    }
+
+    [LoggerMessage(EventId = 22, Level = LogLevel.Warning, Message = "Instance {Id} exited with {ExitCode} ({Reason}); restarting in {Delay}")]
+    private static partial void LogExited(ILogger logger, Guid id, int exitCode, string reason, TimeSpan delay);
+
+    [LoggerMessage(EventId = 23, Level = LogLevel.Warning, Message = "Instance {Id} could not start: {Reason}")]
+    private static partial void LogStartFailed(ILogger logger, Guid id, string reason);
+
+    [LoggerMessage(EventId = 29, Level = LogLevel.Warning, Message = "Removing instance {Id} failed: {Reason}; retrying")]
+    private static partial void LogRemoveFailed(ILogger logger, Guid id, string reason);
+
+    [LoggerMessage(EventId = 30, Level = LogLevel.Information, Message = "Instance {Id} runs something else now: starting it afresh")]
+    private static partial void LogChanged(ILogger logger, Guid id);
+}

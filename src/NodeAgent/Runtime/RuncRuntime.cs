@@ -1,0 +1,260 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using Platform.Contracts;
+using Platform.Host.Linux;
+using Platform.NodeAgent.Images;
+using Platform.NodeAgent.Instances;
+
+namespace Platform.NodeAgent.Runtime;
+
+/// <summary>Where the agent keeps things and how it runs them (from <see cref="AgentOptions"/>).</summary>
+public sealed record RuntimeSettings(
+    AgentLayout Layout, string CgroupParent, string BridgePrefix, string CniBin, int PortRangeStart, int PortRangeSize,
+    TimeSpan StopGrace, int MaxParallelStarts, long LogMaxBytes, int PidsLimit, int SubnetBase = 88, string Registry = "platform");
+
+/// <summary>
+/// The real <see cref="IContainerRuntime"/>: images pulled from the platform registry and unpacked into
+/// the layer store, an overlay root per instance over id-shifted layers, a CNI network per project, and
+/// runc under a shim that outlives the agent. Each instance has a bundle folder holding its record
+/// (<c>instance.json</c>), spec, root, logs and exit code; a restarted agent reads them back.
+/// </summary>
+public sealed partial class RuncRuntime : IContainerRuntime
+{
+    private sealed class Entry(InstanceRecord record, string bundle)
+    {
+        public InstanceRecord Record { get; set; } = record;
+        public string Bundle { get; } = bundle;
+        public string ContainerId => Record.Desired.Id.ToString("N");
+    }
+
+    private readonly RuntimeSettings _settings;
+    private readonly AgentLayout _layout;
+    private readonly Runc _runc;
+    private readonly Rootfs _rootfs;
+    private readonly Network _network;
+    private readonly ProjectSlots _slots;
+    private readonly HostPorts _ports;
+    private readonly Func<ImagePuller> _puller;
+    private readonly JsonObject? _seccomp;
+    private readonly TimeProvider _clock;
+    private readonly ILogger _log;
+    private readonly ConcurrentDictionary<Guid, Entry> _entries = new();
+    private readonly ConcurrentDictionary<string, Lazy<Task<PulledImage>>> _images = new();
+    private readonly SemaphoreSlim _starts;
+    private readonly ImageCollector _collector;
+    private readonly LogRotator _rotator;
+    private int _inFlight;
+
+    public RuncRuntime(RuntimeSettings settings, Func<ImagePuller> puller, TimeProvider clock, ILogger log)
+    {
+        _settings = settings;
+        _layout = settings.Layout;
+        Directory.CreateDirectory(_layout.Instances);
+        Directory.CreateDirectory(_layout.Ipam);
+        _runc = new Runc(_layout.RuncState, clock);
+        _rootfs = new Rootfs(new LayerStore(_layout.Layers), _layout.Rootfs);
+        _network = new Network(settings.CniBin, _layout.Ipam, settings.BridgePrefix);
+        _slots = new ProjectSlots(_layout.ProjectSlots, settings.BridgePrefix, settings.SubnetBase);
+        _ports = new HostPorts(settings.PortRangeStart, settings.PortRangeSize);
+        _puller = puller;
+        _seccomp = File.Exists(Seccomp.DefaultProfilePath)
+            ? Seccomp.ToOci(JsonNode.Parse(File.ReadAllText(Seccomp.DefaultProfilePath))!.AsObject(), "amd64", RuntimeSpec.Capabilities.ToHashSet())
+            : null;
+        _starts = new SemaphoreSlim(Math.Max(1, settings.MaxParallelStarts));
+        _collector = new ImageCollector(_layout, log);
+        _rotator = new LogRotator(settings.LogMaxBytes, log);
+        _clock = clock;
+        _log = log;
+    }
+
+    public string CgroupsPathOf(Guid id) => $"{_settings.CgroupParent}/{id:N}";
+
+    public async Task<IReadOnlyList<RecoveredInstance>> RecoverAsync(CancellationToken ct)
+    {
+        var containers = (await _runc.ListAsync(ct)).ToDictionary(c => c.Id);
+        var found = new List<RecoveredInstance>();
+        foreach (var dir in Directory.GetDirectories(_layout.Instances))
+        {
+            var file = Path.Combine(dir, "instance.json");
+            if (!File.Exists(file)) continue;
+            InstanceRecord? record;
+            try { record = JsonSerializer.Deserialize<InstanceRecord>(await File.ReadAllTextAsync(file, ct)); }
+            catch (JsonException) { record = null; }
+            if (record is null) continue;
+            var e = new Entry(record, dir);
+            _entries[record.Desired.Id] = e;
+            if (record.HostPort > 0) _ports.Reserve(record.HostPort);
+            if (containers.TryGetValue(e.ContainerId, out var c) && c.Status == "running")
+            {
+                _runc.WatchEvents(e.ContainerId, dir);
+                LogAdopted(_log, e.ContainerId, c.Pid);
+                found.Add(new RecoveredInstance(record.Desired, RecoveredState.Running, null, record.HostPort, record.StartedAt));
+            }
+            else if (Runc.Exit(dir) is { } exit)
+                found.Add(new RecoveredInstance(record.Desired, RecoveredState.Exited, exit, record.HostPort, record.StartedAt));
+            else
+                found.Add(new RecoveredInstance(record.Desired, RecoveredState.Interrupted, null, 0, null));
+        }
+        return found;
+    }
+
+    public async Task<StartedContainer> StartAsync(DesiredInstance desired, CancellationToken ct)
+    {
+        var entry = _entries.GetOrAdd(desired.Id, id => new Entry(
+            new InstanceRecord(desired, _slots.SlotOf(desired.ProjectId), 0, null), _layout.Bundle(id)));
+        if (entry.Record.Desired != desired) entry.Record = entry.Record with { Desired = desired };
+        Interlocked.Increment(ref _inFlight);
+        await _starts.WaitAsync(ct);
+        try
+        {
+            if (!await PreparedAsync(entry, ct))
+                await PrepareAsync(entry, ct);
+            entry.Record = entry.Record with { StartedAt = _clock.GetUtcNow().UtcDateTime };
+            await SaveAsync(entry, ct);
+            await _runc.StartAsync(entry.ContainerId, entry.Bundle, ct);
+            LogStarted(_log, entry.ContainerId, desired.App, entry.Record.HostPort);
+            return new StartedContainer(entry.Record.HostPort, entry.Record.StartedAt!.Value);
+        }
+        catch
+        {
+            // A start that failed half-way leaves nothing behind; the retry starts from scratch.
+            await TeardownAsync(entry, keepRecord: true, CancellationToken.None);
+            throw;
+        }
+        finally
+        {
+            _starts.Release();
+            Interlocked.Decrement(ref _inFlight);
+        }
+    }
+
+    /// <summary>Whether the bundle is ready to run again (an exit after a start): spec, mounted root and network in place.</summary>
+    private async Task<bool> PreparedAsync(Entry e, CancellationToken ct) =>
+        e.Record.HostPort > 0 && File.Exists(Path.Combine(e.Bundle, "config.json"))
+        && await Rootfs.IsMountedAsync(Path.Combine(e.Bundle, "rootfs"), ct)
+        && NetworkNamespaces.Exists(Network.NamespaceOf(e.ContainerId));
+
+    /// <summary>Image, bundle, overlay root, network and spec, in that order; the record is saved before anything is set up, so a crash can still be torn down.</summary>
+    private async Task PrepareAsync(Entry e, CancellationToken ct)
+    {
+        var d = e.Record.Desired;
+        var image = await PullAsync(d.Image, ct);
+        var args = image.Entrypoint.Concat(image.Cmd).ToList();
+        if (args.Count == 0) throw new InvalidOperationException("the image has no Entrypoint or Cmd: nothing to run");
+        var hostStart = ProjectSlots.HostIdStart(e.Record.Slot);
+
+        Directory.CreateDirectory(e.Bundle);
+        File.SetUnixFileMode(e.Bundle, (UnixFileMode)0b111_001_001);   // 0711: the mapped root traverses it
+        e.Record = e.Record with { HostPort = _ports.Allocate(), Layers = image.Layers };
+        await SaveAsync(e, ct);
+        var rootfs = await _rootfs.MountAsync(e.Bundle, image.Layers, hostStart, ct);
+        var attachment = await _network.AttachAsync(e.ContainerId, _slots.NetworkOf(e.Record.Slot), e.Record.HostPort, d.Port, ct);
+        var (uid, gid) = ImageUser.Resolve(image.User, rootfs, ProjectSlots.IdRangeSize);
+        var env = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var kv in image.Env)
+        {
+            var eq = kv.IndexOf('=');
+            if (eq > 0) env[kv[..eq]] = kv[(eq + 1)..];
+        }
+        foreach (var (k, v) in d.Env) env[k] = v;
+        env["PORT"] = d.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        env.TryAdd("HOSTNAME", d.App);
+        var spec = RuntimeSpec.Build(new InstanceSpec
+        {
+            Id = e.ContainerId, RootfsPath = rootfs, Args = args, Env = env.Select(x => $"{x.Key}={x.Value}").ToList(),
+            Cwd = image.WorkingDir, Uid = uid, Gid = gid, Hostname = d.App, HostIdStart = hostStart, IdRangeSize = ProjectSlots.IdRangeSize,
+            MemoryBytes = d.MemoryMiB * 1024L * 1024L, CpuMillicores = d.CpuMillicores, PidsLimit = _settings.PidsLimit,
+            NetworkNamespacePath = attachment.NamespacePath, CgroupsPath = CgroupsPathOf(d.Id),
+        }, _seccomp);
+        await File.WriteAllTextAsync(Path.Combine(e.Bundle, "config.json"), spec.ToJsonString(), ct);
+    }
+
+    /// <summary>One pull per image at a time, shared by the instances that start together; a failed pull is forgotten.</summary>
+    private Task<PulledImage> PullAsync(string image, CancellationToken ct)
+    {
+        var lazy = _images.GetOrAdd(image, i => new Lazy<Task<PulledImage>>(() => _puller().PullAsync($"{_settings.Registry}/{i}", ct)));
+        var task = lazy.Value;
+        _ = task.ContinueWith(_ => _images.TryRemove(new KeyValuePair<string, Lazy<Task<PulledImage>>>(image, lazy)),
+            CancellationToken.None, TaskContinuationOptions.NotOnRanToCompletion, TaskScheduler.Default);
+        return task;
+    }
+
+    public Task<ExitInfo> WaitForExitAsync(Guid id, CancellationToken ct) =>
+        _entries.TryGetValue(id, out var e)
+            ? ExitWatcher.WaitAsync(e.Bundle, _clock, ct)
+            : Task.FromException<ExitInfo>(new InvalidOperationException($"instance {id} is not on this node"));
+
+    public async Task RemoveAsync(Guid id, CancellationToken ct)
+    {
+        if (!_entries.TryGetValue(id, out var e)) return;
+        await TeardownAsync(e, keepRecord: false, ct);
+        _entries.TryRemove(id, out _);
+        LogRemoved(_log, e.ContainerId);
+    }
+
+    /// <summary>SIGTERM, grace, SIGKILL; then the network (CNI DEL while the name-space exists), the overlay, the bundle.</summary>
+    private async Task TeardownAsync(Entry e, bool keepRecord, CancellationToken ct)
+    {
+        await _runc.StopAsync(e.ContainerId, _settings.StopGrace, ct);
+        await ExitWatcher.SettleAsync(e.Bundle, _clock, ct);
+        if (e.Record.HostPort > 0)
+            await _network.DetachAsync(e.ContainerId, _slots.NetworkOf(e.Record.Slot), e.Record.HostPort, e.Record.Desired.Port, ct);
+        // The project's last instance here: its bridge goes too (a later one recreates it).
+        if (!keepRecord && !_entries.Values.Any(o => o.Record.Desired.Id != e.Record.Desired.Id && o.Record.Slot == e.Record.Slot))
+            await _network.RemoveBridgeAsync(_slots.NetworkOf(e.Record.Slot), ct);
+        await _rootfs.UnmountAsync(e.Bundle, ct);
+        if (e.Record.HostPort > 0) _ports.Release(e.Record.HostPort);
+        if (!Directory.Exists(e.Bundle)) return;
+        if (keepRecord)
+        {
+            foreach (var entry in Directory.GetFileSystemEntries(e.Bundle))
+                if (Path.GetFileName(entry) is not ("instance.json" or "output.log" or "output.log.1"))
+                {
+                    if (Directory.Exists(entry)) Directory.Delete(entry, recursive: true);
+                    else File.Delete(entry);
+                }
+            e.Record = e.Record with { HostPort = 0 };
+            await SaveAsync(e, ct);
+        }
+        else
+        {
+            Directory.Delete(e.Bundle, recursive: true);
+        }
+    }
+
+    private static async Task SaveAsync(Entry e, CancellationToken ct)
+    {
+        var file = Path.Combine(e.Bundle, "instance.json");
+        Directory.CreateDirectory(e.Bundle);
+        await File.WriteAllTextAsync(file + ".tmp", JsonSerializer.Serialize(e.Record), ct);
+        File.Move(file + ".tmp", file, overwrite: true);
+    }
+
+    public (long CpuNanos, long MemoryBytes)? Usage(Guid id) => Cgroups.Usage(CgroupsPathOf(id));
+
+    public string? LogFolderOf(Guid id) => _entries.TryGetValue(id, out var e) ? e.Bundle : null;
+
+    public Task HousekeepAsync(DateTime now, bool desiredKnown, CancellationToken ct)
+    {
+        _rotator.Rotate(_entries.Values.Select(e => e.Bundle));
+        // Never while a start is in flight (it may be about to use a layer), never before the first desired state.
+        if (desiredKnown && Volatile.Read(ref _inFlight) == 0)
+        {
+            var records = _entries.Values.Select(e => e.Record).ToList();
+            if (_collector.Collect(records, now) > 0)
+                foreach (var (image, _) in _images) _images.TryRemove(image, out _);   // pulled (and unpacked) again when next needed
+        }
+        return Task.CompletedTask;
+    }
+
+    [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "Adopted running container {Id} (pid {Pid})")]
+    private static partial void LogAdopted(ILogger logger, string id, int pid);
+
+    [LoggerMessage(EventId = 21, Level = LogLevel.Information, Message = "Started {Id} of app {App} on host port {Port}")]
+    private static partial void LogStarted(ILogger logger, string id, string app, int port);
+
+    [LoggerMessage(EventId = 24, Level = LogLevel.Information, Message = "Stopped and removed {Id}")]
+    private static partial void LogRemoved(ILogger logger, string id);
+}

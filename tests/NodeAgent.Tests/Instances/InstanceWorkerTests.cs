@@ -1,0 +1,215 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+using Platform.Contracts;
+using Platform.NodeAgent.Instances;
+using Platform.NodeAgent.Runtime;
+
+namespace Platform.NodeAgent.Tests.Instances;
+
+/// <summary>One worker per instance, driven through an in-memory runtime and a fake clock: no root, no sleeps.</summary>
+public sealed class InstanceWorkerTests : IDisposable
+{
+    private readonly FakeTimeProvider _clock = new(new DateTimeOffset(2026, 12, 1, 0, 0, 0, TimeSpan.Zero));
+    private readonly FakeRuntime _runtime;
+    private readonly Published _published = new();
+    private readonly CancellationTokenSource _agent = new();
+
+    public InstanceWorkerTests() => _runtime = new FakeRuntime(_clock);
+
+    public void Dispose() => _agent.Cancel();
+
+    private DateTime Now => _clock.GetUtcNow().UtcDateTime;
+
+    private (InstanceWorker Worker, Task Run) Start(DesiredInstance d)
+    {
+        var w = InstanceWorker.New(d, _runtime, _clock, NullLogger.Instance, _published.Add);
+        return (w, Task.Run(() => w.RunAsync(_agent.Token)));
+    }
+
+    private (InstanceWorker Worker, Task Run) Adopt(RecoveredInstance found)
+    {
+        var w = InstanceWorker.Adopt(found, _runtime, _clock, NullLogger.Instance, _published.Add);
+        return (w, Task.Run(() => w.RunAsync(_agent.Token)));
+    }
+
+    private Task<InstanceSnapshot> Becomes(string state, string? what = null) => _published.WaitAsync(s => s.State == state, what ?? state);
+
+    [Fact]
+    public async Task A_new_instance_is_started_and_reported_running_with_its_port()
+    {
+        var d = Desired.Of("web");
+        var (w, _) = Start(d);
+        await Becomes(InstanceStates.Starting);
+        var running = await Becomes(InstanceStates.Running);
+        Assert.NotNull(running.HostPort);
+        Assert.Equal(Now, running.StartedAt);
+        Assert.Null(running.NextAttempt);
+        Assert.Equal(running, w.Snapshot);
+        Assert.Equal(1, _runtime.Count("start web"));
+    }
+
+    [Fact]
+    public async Task Exits_back_off_doubling_and_three_quick_ones_in_a_row_are_a_crash_loop()
+    {
+        var d = Desired.Of("crash");
+        Start(d);
+        await Becomes(InstanceStates.Running);
+
+        _runtime.Exit(d.Id, 3);
+        var first = await Becomes(InstanceStates.Restarting);
+        Assert.Equal((1, 3, "Error"), (first.Restarts, first.ExitCode, first.Reason));
+        Assert.Equal(Now + TimeSpan.FromSeconds(1), first.NextAttempt);
+
+        _clock.Advance(TimeSpan.FromSeconds(1));
+        await Becomes(InstanceStates.Running, "the first restart");
+        _runtime.Exit(d.Id, 3);
+        var second = await Becomes(InstanceStates.Restarting);
+        Assert.Equal(Now + TimeSpan.FromSeconds(2), second.NextAttempt);
+
+        _clock.Advance(TimeSpan.FromSeconds(2));
+        await Becomes(InstanceStates.Running, "the second restart");
+        _runtime.Exit(d.Id, 3, oom: true);
+        var third = await Becomes(InstanceStates.CrashLoop);
+        Assert.Equal((3, 3, "OOMKilled"), (third.Restarts, third.ExitCode, third.Reason));
+        Assert.Equal(Now + TimeSpan.FromSeconds(4), third.NextAttempt);
+        Assert.Equal(3, _runtime.Count("start crash"));
+
+        _clock.Advance(TimeSpan.FromSeconds(4));
+        var again = await Becomes(InstanceStates.Running, "restarts go on in a crash loop");
+        Assert.Equal("OOMKilled", again.Reason);   // the last exit's reason stays once it has restarted
+        Assert.Null(again.ExitCode);
+    }
+
+    [Fact]
+    public async Task A_run_longer_than_a_quick_failure_starts_the_back_off_again()
+    {
+        var d = Desired.Of("steady");
+        Start(d);
+        await Becomes(InstanceStates.Running);
+        _runtime.Exit(d.Id, 1);
+        await Becomes(InstanceStates.Restarting);
+        _clock.Advance(TimeSpan.FromSeconds(1));
+        await Becomes(InstanceStates.Running);
+
+        _clock.Advance(RestartPolicy.QuickFailure + TimeSpan.FromSeconds(1));
+        _runtime.Exit(d.Id, 1);
+        var exited = await Becomes(InstanceStates.Restarting);
+        Assert.Equal(2, exited.Restarts);
+        Assert.Equal(Now + TimeSpan.FromSeconds(1), exited.NextAttempt);
+    }
+
+    [Fact]
+    public async Task A_start_that_fails_says_why_and_is_tried_again_after_the_back_off()
+    {
+        _runtime.StartFailures.Enqueue(new InvalidOperationException("runc could not start the container: mount refused"));
+        var d = Desired.Of("broken");
+        Start(d);
+        var failed = await Becomes(InstanceStates.Failed);
+        Assert.Equal("StartFailed", failed.Reason);
+        Assert.Contains("mount refused", failed.Message);
+        Assert.Equal(Now + TimeSpan.FromSeconds(1), failed.NextAttempt);
+
+        _clock.Advance(TimeSpan.FromSeconds(1));
+        var running = await Becomes(InstanceStates.Running);
+        Assert.Null(running.Reason);
+        Assert.Null(running.Message);
+        Assert.Equal(0, running.Restarts);
+        Assert.Equal(2, _runtime.Count("start broken"));
+    }
+
+    [Fact]
+    public async Task Remove_stops_the_container_removes_what_it_had_and_ends_the_worker()
+    {
+        var d = Desired.Of("gone");
+        var (w, run) = Start(d);
+        await Becomes(InstanceStates.Running);
+        Assert.True(_runtime.IsRunning(d.Id), "positive control: it runs before the remove");
+        w.Remove();
+        await _published.WaitAsync(s => s.Removed, "removed");
+        await run.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.False(_runtime.IsRunning(d.Id));
+        Assert.Contains(_runtime.Calls, c => c.StartsWith("remove ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_removal_that_fails_is_retried_until_it_succeeds()
+    {
+        var d = Desired.Of("sticky");
+        var (w, run) = Start(d);
+        await Becomes(InstanceStates.Running);
+        _runtime.RemoveFailures.Enqueue(new InvalidOperationException("CNI bridge DEL failed"));
+        w.Remove();
+        var failed = await _published.WaitAsync(s => s.Removing && s.Message is not null, "the failed removal");
+        Assert.Contains("CNI bridge DEL failed", failed.Message);
+        Assert.Equal(Now + TimeSpan.FromSeconds(1), failed.NextAttempt);
+        Assert.False(run.IsCompleted);
+        _clock.Advance(TimeSpan.FromSeconds(1));   // the first back-off
+        await _published.WaitAsync(s => s.Removed, "removed after the retry");
+        await run.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(2, _runtime.Calls.Count(c => c.StartsWith("remove ", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task An_update_that_changes_what_runs_starts_it_afresh_and_one_that_does_not_changes_nothing()
+    {
+        var d = Desired.Of("web");
+        var (w, _) = Start(d);
+        await Becomes(InstanceStates.Running);
+
+        w.Update(d with { Env = new Dictionary<string, string> { ["A"] = "1" } });   // the same content in a new dictionary
+        w.Update(d with { Env = new Dictionary<string, string> { ["A"] = "2" } });
+        await Becomes(InstanceStates.Starting, "the restart for the new environment");
+        var running = await Becomes(InstanceStates.Running);
+        Assert.Equal("2", running.Desired.Env["A"]);
+        Assert.Equal(["start web", "remove " + d.Id.ToString("N")[..4], "start web"], _runtime.Calls.ToArray());
+    }
+
+    [Fact]
+    public async Task An_adopted_running_container_is_not_restarted_and_its_exit_is_still_seen()
+    {
+        var d = Desired.Of("kept");
+        _runtime.Left.Add(new RecoveredInstance(d, RecoveredState.Running, null, 20001, Now.AddMinutes(-5)));
+        await _runtime.RecoverAsync(CancellationToken.None);
+        var (w, _) = Adopt(_runtime.Left[0]);
+        Assert.Equal(InstanceStates.Running, w.Snapshot.State);
+        Assert.Equal(20001, w.Snapshot.HostPort);
+
+        _runtime.Exit(d.Id, 0);
+        var exited = await Becomes(InstanceStates.Restarting);
+        Assert.Equal("Completed", exited.Reason);
+        Assert.Equal(0, _runtime.Count("start kept"));   // adopted, never started again until it exited
+        _clock.Advance(TimeSpan.FromSeconds(1));
+        await Becomes(InstanceStates.Running);
+        Assert.Equal(1, _runtime.Count("start kept"));
+    }
+
+    [Fact]
+    public async Task An_instance_that_exited_or_was_being_set_up_while_the_agent_was_away_is_started_again()
+    {
+        var exited = Desired.Of("exited");
+        var interrupted = Desired.Of("interrupted");
+        var w1 = InstanceWorker.Adopt(new RecoveredInstance(exited, RecoveredState.Exited, new ExitInfo(2, false), 0, Now.AddSeconds(-2)), _runtime, _clock, NullLogger.Instance, _published.Add);
+        var w2 = InstanceWorker.Adopt(new RecoveredInstance(interrupted, RecoveredState.Interrupted, null, 0, null), _runtime, _clock, NullLogger.Instance, _published.Add);
+        Assert.Equal((InstanceStates.Restarting, 2, 1), (w1.Snapshot.State, w1.Snapshot.ExitCode!.Value, w1.Snapshot.Restarts));
+        Assert.Equal(InstanceStates.Failed, w2.Snapshot.State);
+        Assert.Equal("the agent stopped while the instance was starting", w2.Snapshot.Message);
+
+        _ = Task.Run(() => w2.RunAsync(_agent.Token));
+        await _published.WaitAsync(s => s.Id == interrupted.Id && s.State == InstanceStates.Running, "the interrupted one, at once");
+        _ = Task.Run(() => w1.RunAsync(_agent.Token));
+        _clock.Advance(TimeSpan.FromSeconds(1));
+        await _published.WaitAsync(s => s.Id == exited.Id && s.State == InstanceStates.Running, "the exited one, after its back-off");
+    }
+
+    [Fact]
+    public async Task A_stopping_agent_leaves_its_containers_running_for_the_next_one()
+    {
+        var d = Desired.Of("web");
+        var (_, run) = Start(d);
+        await Becomes(InstanceStates.Running);
+        _agent.Cancel();
+        await run.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.True(_runtime.IsRunning(d.Id));
+        Assert.DoesNotContain(_runtime.Calls, c => c.StartsWith("remove ", StringComparison.Ordinal));
+    }
+}
