@@ -19,7 +19,7 @@ namespace Platform.NodeAgent;
 public sealed partial class AgentService(IOptions<AgentOptions> options, TimeProvider clock, ILoggerFactory loggers) : BackgroundService
 {
     private readonly ILogger _log = loggers.CreateLogger<AgentService>();
-    private readonly ControlServer _control = new();
+    private readonly ControlServer _control = new(clock);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

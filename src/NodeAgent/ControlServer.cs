@@ -17,7 +17,7 @@ namespace Platform.NodeAgent;
 /// serves an instance's log files (the rotated one, then the current one) and, with follow, what is
 /// written next. Callers present the key this agent made at start and reported in its heartbeats.
 /// </summary>
-public sealed class ControlServer : IAsyncDisposable
+public sealed class ControlServer(TimeProvider clock) : IAsyncDisposable
 {
     private WebApplication? _app;
     public string Key { get; } = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
@@ -59,7 +59,7 @@ public sealed class ControlServer : IAsyncDisposable
         Port = new Uri(bound.Replace("[::]", "127.0.0.1").Replace("0.0.0.0", "127.0.0.1")).Port;
     }
 
-    private static async Task StreamAsync(string bundle, int tail, bool follow, HttpResponse response, CancellationToken ct)
+    private async Task StreamAsync(string bundle, int tail, bool follow, HttpResponse response, CancellationToken ct)
     {
         var current = Path.Combine(bundle, "output.log");
         var last = new Queue<string>();
@@ -107,7 +107,7 @@ public sealed class ControlServer : IAsyncDisposable
                         pending.Clear().Append(text[(cut + 1)..]);
                     }
                 }
-                await Task.Delay(200, ct);
+                await Task.Delay(TimeSpan.FromMilliseconds(200), clock, ct);
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
