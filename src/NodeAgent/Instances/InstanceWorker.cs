@@ -88,7 +88,7 @@ public sealed partial class InstanceWorker
     /// <summary>The state the worker last published.</summary>
     public InstanceSnapshot Snapshot => _snapshot;
 
-    /// <summary>Run the instance as <paramref name="desired"/> says (a change of what it runs starts it afresh).</summary>
+    /// <summary>The instance's description changed: kept for its next start from scratch; a running container is not disturbed.</summary>
     public void Update(DesiredInstance desired) => _commands.Writer.TryWrite(new UpdateCommand(desired));
 
     /// <summary>Stop the instance and remove everything it has on this node; the worker then ends.</summary>
@@ -118,12 +118,13 @@ public sealed partial class InstanceWorker
                         await RemoveAsync(ct);
                         return;
                     }
+                    // An instance keeps running what it was started with: a rollout replaces it with a new
+                    // instance. What changed (the app's env or port) is used when it next starts afresh.
                     var update = (UpdateCommand)command;
                     if (InstanceDiff.SameRun(update.Desired, _desired)) continue;
-                    StopWatching();
                     LogChanged(_log, Id);
-                    await _runtime.RemoveAsync(Id, ct);
-                    (_desired, _phase, _failuresInARow) = (update.Desired, Phase.Start, 0);
+                    _desired = update.Desired;
+                    Publish();
                 }
                 commands ??= _commands.Reader.WaitToReadAsync(ct).AsTask();
 
@@ -261,6 +262,6 @@ public sealed partial class InstanceWorker
     [LoggerMessage(EventId = 29, Level = LogLevel.Warning, Message = "Removing instance {Id} failed: {Reason}; retrying")]
     private static partial void LogRemoveFailed(ILogger logger, Guid id, string reason);
 
-    [LoggerMessage(EventId = 30, Level = LogLevel.Information, Message = "Instance {Id} runs something else now: starting it afresh")]
+    [LoggerMessage(EventId = 30, Level = LogLevel.Information, Message = "Instance {Id} was described anew; it takes effect when it next starts from scratch")]
     private static partial void LogChanged(ILogger logger, Guid id);
 }

@@ -23,6 +23,9 @@ public sealed class FakeRuntime(TimeProvider clock) : IContainerRuntime
 
     public int Count(string call) => Calls.Count(c => c == call);
 
+    /// <summary>What each start was asked to run, last first.</summary>
+    public ConcurrentStack<DesiredInstance> Started { get; } = new();
+
     public bool IsRunning(Guid id) => _running.TryGetValue(id, out var c) && !c.Task.IsCompleted;
 
     /// <summary>The container of <paramref name="id"/> ends with <paramref name="code"/>.</summary>
@@ -38,6 +41,7 @@ public sealed class FakeRuntime(TimeProvider clock) : IContainerRuntime
     public Task<StartedContainer> StartAsync(DesiredInstance desired, CancellationToken ct)
     {
         Calls.Enqueue("start " + desired.App);
+        Started.Push(desired);
         if (StartFailures.TryDequeue(out var failure)) return Task.FromException<StartedContainer>(failure);
         _running[desired.Id] = new TaskCompletionSource<ExitInfo>(TaskCreationOptions.RunContinuationsAsynchronously);
         return Task.FromResult(new StartedContainer(Interlocked.Increment(ref _port), clock.GetUtcNow().UtcDateTime));

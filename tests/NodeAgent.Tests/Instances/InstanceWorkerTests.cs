@@ -150,18 +150,25 @@ public sealed class InstanceWorkerTests : IDisposable
     }
 
     [Fact]
-    public async Task An_update_that_changes_what_runs_starts_it_afresh_and_one_that_does_not_changes_nothing()
+    public async Task A_new_description_does_not_disturb_a_running_instance_and_is_used_when_it_starts_from_scratch()
     {
+        _runtime.StartFailures.Enqueue(new InvalidOperationException("image not pulled yet"));
         var d = Desired.Of("web");
         var (w, _) = Start(d);
-        await Becomes(InstanceStates.Running);
-
-        w.Update(d with { Env = new Dictionary<string, string> { ["A"] = "1" } });   // the same content in a new dictionary
+        await Becomes(InstanceStates.Failed);
+        w.Update(d with { Env = new Dictionary<string, string> { ["A"] = "1" } });   // the same content in a new dictionary: nothing
         w.Update(d with { Env = new Dictionary<string, string> { ["A"] = "2" } });
-        await Becomes(InstanceStates.Starting, "the restart for the new environment");
-        var running = await Becomes(InstanceStates.Running);
-        Assert.Equal("2", running.Desired.Env["A"]);
-        Assert.Equal(["start web", "remove " + d.Id.ToString("N")[..4], "start web"], _runtime.Calls.ToArray());
+        await _published.WaitAsync(s => s.Desired.Env["A"] == "2", "the new description");
+        _clock.Advance(TimeSpan.FromSeconds(1));
+        await Becomes(InstanceStates.Running);
+        Assert.True(_runtime.Started.TryPeek(out var started));
+        Assert.Equal("2", started.Env["A"]);
+
+        w.Update(d with { Env = new Dictionary<string, string> { ["A"] = "3" } });
+        await _published.WaitAsync(s => s.Desired.Env["A"] == "3", "the newer description");
+        Assert.Equal(InstanceStates.Running, w.Snapshot.State);
+        Assert.True(_runtime.IsRunning(d.Id));
+        Assert.Equal(["start web", "start web"], _runtime.Calls.ToArray());   // no stop, no second start
     }
 
     [Fact]
