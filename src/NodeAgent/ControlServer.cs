@@ -19,6 +19,9 @@ namespace Platform.NodeAgent;
 /// </summary>
 public sealed class ControlServer(TimeProvider clock) : IAsyncDisposable
 {
+    /// <summary>The longest piece of a line without a newline kept back while following (a tenant's output costs no more).</summary>
+    public const int MaxPartialLine = 64 * 1024;
+
     private WebApplication? _app;
     public string Key { get; } = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
     public int Port { get; private set; }
@@ -87,7 +90,11 @@ public sealed class ControlServer(TimeProvider clock) : IAsyncDisposable
             while (!ct.IsCancellationRequested && Directory.Exists(bundle))
             {
                 var length = File.Exists(current) ? new FileInfo(current).Length : 0;
-                if (length < position) position = 0;   // rotated (truncated in place)
+                if (length < position)
+                {
+                    position = 0;   // rotated (truncated in place)
+                    pending.Clear();
+                }
                 if (length > position)
                 {
                     await using var stream = new FileStream(current, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
@@ -97,15 +104,15 @@ public sealed class ControlServer(TimeProvider clock) : IAsyncDisposable
                     {
                         position += read;
                         pending.Append(chars, 0, decoder.GetChars(buffer, 0, read, chars, 0));
-                    }
-                    var text = pending.ToString();
-                    var cut = text.LastIndexOf('\n');
-                    if (cut >= 0)
-                    {
+                        // Whole lines go out as they are read; what is kept back is at most one partial line.
+                        var text = pending.ToString();
+                        var cut = text.LastIndexOf('\n');
+                        if (cut < 0 && text.Length > MaxPartialLine) cut = text.Length - 1;   // a line without end goes out in pieces
+                        if (cut < 0) continue;
                         await response.WriteAsync(text[..(cut + 1)], ct);
-                        await response.Body.FlushAsync(ct);
                         pending.Clear().Append(text[(cut + 1)..]);
                     }
+                    await response.Body.FlushAsync(ct);
                 }
                 await Task.Delay(TimeSpan.FromMilliseconds(200), clock, ct);
             }

@@ -14,10 +14,10 @@ public static class NetworkNamespaces
         if (!Exists(name)) await ProcessRunner.CheckedAsync("ip", ["netns", "add", name], ct);
     }
 
-    /// <summary>Deletes the name-space; nothing happens when it is not there.</summary>
+    /// <summary>Deletes the name-space (throws when ip cannot); nothing happens when it is not there.</summary>
     public static async Task DeleteAsync(string name, CancellationToken ct)
     {
-        if (Exists(name)) await ProcessRunner.RunAsync("ip", ["netns", "delete", name], ct);
+        if (Exists(name)) await ProcessRunner.CheckedAsync("ip", ["netns", "delete", name], ct);
     }
 
     /// <summary>The names of this machine's named name-spaces.</summary>

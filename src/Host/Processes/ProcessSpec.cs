@@ -31,6 +31,12 @@ public sealed record ProcessSpec(string File, IReadOnlyList<string> Args)
 
     public int MaxLine { get; init; } = 16 * 1024;
 
+    /// <summary>What ends a line of output: a newline, or '\0' for programs that separate names with NUL (find -print0).</summary>
+    public char Delimiter { get; init; } = '\n';
+
+    /// <summary>How stdout and stderr are decoded; Latin-1 keeps arbitrary bytes (file names that are not UTF-8) one char each.</summary>
+    public System.Text.Encoding OutputEncoding { get; init; } = System.Text.Encoding.UTF8;
+
     /// <summary>Whether a line of output is kept in <see cref="ProcessResult.Stdout"/>/<see cref="ProcessResult.Stderr"/> (false drops it, e.g. a line with a secret).</summary>
     public Func<string, bool>? Keep { get; init; }
 

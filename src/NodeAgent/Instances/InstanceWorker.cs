@@ -153,7 +153,9 @@ public sealed partial class InstanceWorker
                         using (var wait = CancellationTokenSource.CreateLinkedTokenSource(ct))
                         {
                             var delay = DelayUntilAsync(_nextAttempt, wait.Token);
-                            if (await Task.WhenAny(delay, commands) == delay) _phase = Phase.Start;
+                            var first = await Task.WhenAny(delay, commands);
+                            ct.ThrowIfCancellationRequested();   // a stopping agent starts nothing
+                            if (first == delay) _phase = Phase.Start;
                             wait.Cancel();
                         }
                         break;
@@ -192,6 +194,7 @@ public sealed partial class InstanceWorker
     /// <summary>Removal is retried with back-off until it succeeds (a CNI DEL that failed once must not leak the network).</summary>
     private async Task RemoveAsync(CancellationToken ct)
     {
+        _state = InstanceStates.Pending;   // out of the router's rotation while it stops
         _snapshot = Current() with { Removing = true };
         _changed(_snapshot);
         for (var attempt = 1; ; attempt++)
@@ -235,6 +238,7 @@ public sealed partial class InstanceWorker
 
     private void Failed(Exception e)
     {
+        _hostPort = null;   // the runtime released what the failed start had
         _failuresInARow++;
         _state = _failuresInARow >= RestartPolicy.CrashLoopAfter ? InstanceStates.CrashLoop : InstanceStates.Failed;
         (_reason, _message) = ("StartFailed", Trim(e.Message));

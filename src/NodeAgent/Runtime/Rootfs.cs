@@ -27,17 +27,29 @@ public sealed partial class Rootfs(LayerStore layers, string root)
         {
             // cp -a keeps modes, links, whiteout devices and the opaque xattrs; then shift every owner.
             await ProcessRunner.CheckedAsync("cp", ["-a", "--", source, work], ct, Slow);
-            var owners = await ProcessRunner.RunAsync(new ProcessSpec("find", [work, "-printf", "%U %G %p\\0"]) { Timeout = Slow, MaxCapture = 256 << 20 }, ct);
-            owners.EnsureSuccess("find");
-            if (owners.Truncated) throw new InvalidOperationException($"layer {digest} has too many files to shift");
-            foreach (var line in owners.Stdout.Split('\0', StringSplitOptions.RemoveEmptyEntries))
+            // Each entry as find prints it (NUL-separated, bytes kept as they are: a name need not be UTF-8), shifted
+            // at once: memory stays flat whatever the number of files.
+            Exception? failed = null;
+            var shifted = await ProcessRunner.RunAsync(new ProcessSpec("find", [work, "-printf", "%U %G %p\\0"])
             {
-                var parts = line.Split(' ', 3);
-                var uid = uint.Parse(parts[0]) + hostStart;
-                var gid = uint.Parse(parts[1]) + hostStart;
-                if (lchown(parts[2], uid, gid) != 0)
-                    throw new IOException($"lchown '{parts[2]}' failed: errno {Marshal.GetLastPInvokeError()}");
-            }
+                Timeout = Slow, Delimiter = '\0', OutputEncoding = System.Text.Encoding.Latin1, MaxCapture = 4096,
+                Keep = _ => false,
+                OnLine = (entry, stderr) =>
+                {
+                    if (stderr || failed is not null || entry.Length == 0) return;
+                    var parts = entry.Split(' ', 3);
+                    if (parts.Length != 3 || !uint.TryParse(parts[0], out var uid) || !uint.TryParse(parts[1], out var gid))
+                    {
+                        failed = new IOException($"layer {digest}: find printed '{entry}'");
+                        return;
+                    }
+                    var path = System.Text.Encoding.Latin1.GetBytes(parts[2] + "\0");
+                    if (lchown(path, uid + hostStart, gid + hostStart) != 0)
+                        failed = new IOException($"layer {digest}: lchown '{parts[2]}' failed: errno {Marshal.GetLastPInvokeError()}");
+                },
+            }, ct);
+            shifted.EnsureSuccess("find");
+            if (failed is not null) throw failed;
             try
             {
                 Directory.Move(work, target);
@@ -89,4 +101,8 @@ public sealed partial class Rootfs(LayerStore layers, string root)
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int lchown(string path, uint owner, uint group);
+
+    /// <summary>lchown with the path as raw bytes (NUL-terminated), for names that are not UTF-8.</summary>
+    [LibraryImport("libc", EntryPoint = "lchown", SetLastError = true)]
+    private static partial int lchown(byte[] path, uint owner, uint group);
 }

@@ -23,11 +23,12 @@ public sealed class Runc(string stateRoot, TimeProvider clock, string runc = "ru
 
     private IEnumerable<string> Global => ["--root", stateRoot];
 
-    // The shim's script is constant; the paths and the command arrive as positional parameters.
+    // The shim's script is constant; the paths and the command arrive as positional parameters. It holds none of
+    // the agent's own streams (a harness reading the agent's output sees its end when the agent ends).
     // `runc run --keep` leaves the stopped container and its cgroup in place, so the shim reads the memory
     // cgroup's OOM-kill counter after the exit — no race with a watcher — before recording the exit code.
     private const string ShimScript =
-        "log=$1; exitfile=$2; oomfile=$3; shift 3; \"$@\" >>\"$log\" 2>&1 </dev/null; code=$?; "
+        "exec </dev/null >/dev/null 2>&1; log=$1; exitfile=$2; oomfile=$3; shift 3; \"$@\" >>\"$log\" 2>&1 </dev/null; code=$?; "
         + "if [ -n \"$oomfile\" ] && grep -qE '^oom_kill [1-9]' \"$oomfile\" 2>/dev/null; then : >\"${exitfile%/*}/oom\"; fi; "
         + "echo $code >\"$exitfile.tmp\" && mv \"$exitfile.tmp\" \"$exitfile\"";
 
@@ -48,7 +49,7 @@ public sealed class Runc(string stateRoot, TimeProvider clock, string runc = "ru
         var pidFile = Path.Combine(bundle, "pid");
         File.Delete(pidFile);
         var logStart = File.Exists(log) ? new FileInfo(log).Length : 0;
-        ProcessRunner.StartDetached(new ProcessSpec("setsid",
+        var shim = ProcessRunner.StartDetached(new ProcessSpec("setsid",
             ["sh", "-c", ShimScript, "shim", log, exitFile, OomCounterFile(bundle) ?? "", runc, .. Global, "run", "--keep", "--pid-file", pidFile, "--bundle", bundle, id]));
         // runc writes the pid file once the container exists. Waiting on a file costs nothing, where asking
         // `runc state` every few milliseconds from the start costs a process each time.
@@ -58,6 +59,7 @@ public sealed class Runc(string stateRoot, TimeProvider clock, string runc = "ru
         if (!File.Exists(pidFile))
         {
             var why = File.Exists(exitFile) ? RuncError(log, logStart) : $"runc did not create the container within {Quick.TotalSeconds:0} s";
+            ProcessRunner.KillTree(shim);   // a runc still creating it must not finish after its state was forgotten
             await ForgetAsync(id, CancellationToken.None);
             throw new InvalidOperationException($"runc could not start the container: {why}");
         }

@@ -45,7 +45,11 @@ public sealed partial class RuncRuntime : IContainerRuntime
     private readonly SemaphoreSlim _starts;
     private readonly ImageCollector _collector;
     private readonly LogRotator _rotator;
+    private readonly ConcurrentDictionary<int, SemaphoreSlim> _slotLocks = new();
+    // Starts and image collection exclude each other: a start may be about to mount a layer the collector would delete.
+    private readonly Lock _gate = new();
     private int _inFlight;
+    private TaskCompletionSource? _collecting;
 
     public RuncRuntime(RuntimeSettings settings, Func<ImagePuller> puller, TimeProvider clock, ILogger log)
     {
@@ -95,7 +99,12 @@ public sealed partial class RuncRuntime : IContainerRuntime
             else if (Runc.Exit(dir) is { } exit)
                 found.Add(new RecoveredInstance(record.Desired, RecoveredState.Exited, exit, record.HostPort, record.StartedAt));
             else
+            {
+                // It was being set up (or its teardown failed): what was made goes, so the next start begins from scratch.
+                try { await TeardownAsync(e, keepRecord: true, ct); }
+                catch (Exception x) when (x is InvalidOperationException or IOException or TimeoutException) { LogTeardownFailed(_log, e.ContainerId, x.Message); }
                 found.Add(new RecoveredInstance(record.Desired, RecoveredState.Interrupted, null, 0, null));
+            }
         }
         return found;
     }
@@ -105,29 +114,59 @@ public sealed partial class RuncRuntime : IContainerRuntime
         var entry = _entries.GetOrAdd(desired.Id, id => new Entry(
             new InstanceRecord(desired, _slots.SlotOf(desired.ProjectId), 0, null), _layout.Bundle(id)));
         if (entry.Record.Desired != desired) entry.Record = entry.Record with { Desired = desired };
-        Interlocked.Increment(ref _inFlight);
-        await _starts.WaitAsync(ct);
+        await EnterStartAsync(ct);
         try
         {
-            if (!await PreparedAsync(entry, ct))
-                await PrepareAsync(entry, ct);
-            entry.Record = entry.Record with { StartedAt = _clock.GetUtcNow().UtcDateTime };
-            await SaveAsync(entry, ct);
-            await _runc.StartAsync(entry.ContainerId, entry.Bundle, ct);
-            LogStarted(_log, entry.ContainerId, desired.App, entry.Record.HostPort);
-            return new StartedContainer(entry.Record.HostPort, entry.Record.StartedAt!.Value);
-        }
-        catch
-        {
-            // A start that failed half-way leaves nothing behind; the retry starts from scratch.
-            await TeardownAsync(entry, keepRecord: true, CancellationToken.None);
-            throw;
+            await _starts.WaitAsync(ct);
+            try
+            {
+                if (!await PreparedAsync(entry, ct))
+                    await PrepareAsync(entry, ct);
+                entry.Record = entry.Record with { StartedAt = _clock.GetUtcNow().UtcDateTime };
+                await SaveAsync(entry, ct);
+                await _runc.StartAsync(entry.ContainerId, entry.Bundle, ct);
+                LogStarted(_log, entry.ContainerId, desired.App, entry.Record.HostPort);
+                return new StartedContainer(entry.Record.HostPort, entry.Record.StartedAt!.Value);
+            }
+            catch when (!ct.IsCancellationRequested)
+            {
+                // A start that failed half-way leaves nothing behind; the retry starts from scratch. (When the agent
+                // is stopping, what runs stays: the next agent adopts it, or tears down what was half made.)
+                await TeardownAsync(entry, keepRecord: true, CancellationToken.None);
+                throw;
+            }
+            finally
+            {
+                _starts.Release();
+            }
         }
         finally
         {
-            _starts.Release();
-            Interlocked.Decrement(ref _inFlight);
+            ExitStart();
         }
+    }
+
+    private async Task EnterStartAsync(CancellationToken ct)
+    {
+        while (true)
+        {
+            Task collecting;
+            lock (_gate)
+            {
+                if (_collecting is null)
+                {
+                    _inFlight++;
+                    return;
+                }
+                collecting = _collecting.Task;
+            }
+            await collecting.WaitAsync(ct);
+        }
+    }
+
+    private void ExitStart()
+    {
+        lock (_gate) _inFlight--;
     }
 
     /// <summary>Whether the bundle is ready to run again (an exit after a start): spec, mounted root and network in place.</summary>
@@ -140,6 +179,8 @@ public sealed partial class RuncRuntime : IContainerRuntime
     private async Task PrepareAsync(Entry e, CancellationToken ct)
     {
         var d = e.Record.Desired;
+        if (e.Record.HostPort > 0)
+            await TeardownAsync(e, keepRecord: true, ct);   // what an earlier, broken try left (its port and network go first)
         var image = await PullAsync(d.Image, ct);
         var args = image.Entrypoint.Concat(image.Cmd).ToList();
         if (args.Count == 0) throw new InvalidOperationException("the image has no Entrypoint or Cmd: nothing to run");
@@ -150,7 +191,11 @@ public sealed partial class RuncRuntime : IContainerRuntime
         e.Record = e.Record with { HostPort = _ports.Allocate(), Layers = image.Layers };
         await SaveAsync(e, ct);
         var rootfs = await _rootfs.MountAsync(e.Bundle, image.Layers, hostStart, ct);
-        var attachment = await _network.AttachAsync(e.ContainerId, _slots.NetworkOf(e.Record.Slot), e.Record.HostPort, d.Port, ct);
+        Attachment attachment;
+        var slot = SlotLock(e.Record.Slot);
+        await slot.WaitAsync(ct);
+        try { attachment = await _network.AttachAsync(e.ContainerId, _slots.NetworkOf(e.Record.Slot), e.Record.HostPort, d.Port, ct); }
+        finally { slot.Release(); }
         var (uid, gid) = ImageUser.Resolve(image.User, rootfs, ProjectSlots.IdRangeSize);
         var env = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var kv in image.Env)
@@ -190,20 +235,32 @@ public sealed partial class RuncRuntime : IContainerRuntime
     {
         if (!_entries.TryGetValue(id, out var e)) return;
         await TeardownAsync(e, keepRecord: false, ct);
-        _entries.TryRemove(id, out _);
+        // The project's last instance here: its bridge goes too (a later one recreates it). Under the slot's lock,
+        // so an instance of the project attaching now is either counted or attaches after the bridge went.
+        var slot = SlotLock(e.Record.Slot);
+        await slot.WaitAsync(ct);
+        try
+        {
+            _entries.TryRemove(id, out _);
+            if (!_entries.Values.Any(o => o.Record.Slot == e.Record.Slot))
+                await _network.RemoveBridgeAsync(_slots.NetworkOf(e.Record.Slot), ct);
+        }
+        finally
+        {
+            slot.Release();
+        }
         LogRemoved(_log, e.ContainerId);
     }
 
-    /// <summary>SIGTERM, grace, SIGKILL; then the network (CNI DEL while the name-space exists), the overlay, the bundle.</summary>
+    private SemaphoreSlim SlotLock(int slot) => _slotLocks.GetOrAdd(slot, _ => new SemaphoreSlim(1, 1));
+
+    /// <summary>SIGTERM, grace, SIGKILL; then the network (CNI DEL while the name-space exists), the overlay, the port, the bundle.</summary>
     private async Task TeardownAsync(Entry e, bool keepRecord, CancellationToken ct)
     {
         await _runc.StopAsync(e.ContainerId, _settings.StopGrace, ct);
         await ExitWatcher.SettleAsync(e.Bundle, _clock, ct);
         if (e.Record.HostPort > 0)
             await _network.DetachAsync(e.ContainerId, _slots.NetworkOf(e.Record.Slot), e.Record.HostPort, e.Record.Desired.Port, ct);
-        // The project's last instance here: its bridge goes too (a later one recreates it).
-        if (!keepRecord && !_entries.Values.Any(o => o.Record.Desired.Id != e.Record.Desired.Id && o.Record.Slot == e.Record.Slot))
-            await _network.RemoveBridgeAsync(_slots.NetworkOf(e.Record.Slot), ct);
         await _rootfs.UnmountAsync(e.Bundle, ct);
         if (e.Record.HostPort > 0) _ports.Release(e.Record.HostPort);
         if (!Directory.Exists(e.Bundle)) return;
@@ -239,12 +296,23 @@ public sealed partial class RuncRuntime : IContainerRuntime
     public Task HousekeepAsync(DateTime now, bool desiredKnown, CancellationToken ct)
     {
         _rotator.Rotate(_entries.Values.Select(e => e.Bundle));
-        // Never while a start is in flight (it may be about to use a layer), never before the first desired state.
-        if (desiredKnown && Volatile.Read(ref _inFlight) == 0)
+        if (!desiredKnown) return Task.CompletedTask;   // never before the first desired state
+        lock (_gate)
+        {
+            if (_inFlight > 0) return Task.CompletedTask;   // a start may be about to use a layer
+            _collecting = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+        try
         {
             var records = _entries.Values.Select(e => e.Record).ToList();
             if (_collector.Collect(records, now) > 0)
                 foreach (var (image, _) in _images) _images.TryRemove(image, out _);   // pulled (and unpacked) again when next needed
+        }
+        finally
+        {
+            TaskCompletionSource done;
+            lock (_gate) (done, _collecting) = (_collecting!, null);
+            done.SetResult();
         }
         return Task.CompletedTask;
     }
@@ -257,4 +325,7 @@ public sealed partial class RuncRuntime : IContainerRuntime
 
     [LoggerMessage(EventId = 24, Level = LogLevel.Information, Message = "Stopped and removed {Id}")]
     private static partial void LogRemoved(ILogger logger, string id);
+
+    [LoggerMessage(EventId = 32, Level = LogLevel.Warning, Message = "Tearing down what {Id} left failed: {Reason}")]
+    private static partial void LogTeardownFailed(ILogger logger, string id, string reason);
 }

@@ -10,17 +10,21 @@ public sealed class UsageSampler(IContainerRuntime runtime)
 
     private readonly ConcurrentDictionary<Guid, Reading> _last = new();
 
-    public void Sample(IReadOnlyCollection<Guid> running, DateTime now)
+    /// <summary>Reads every running instance's cgroup; true when a figure moved.</summary>
+    public bool Sample(IReadOnlyCollection<Guid> running, DateTime now)
     {
-        foreach (var id in _last.Keys.Except(running)) _last.TryRemove(id, out _);
+        var moved = false;
+        foreach (var id in _last.Keys.Except(running)) moved |= _last.TryRemove(id, out _);
         foreach (var id in running)
         {
             if (runtime.Usage(id) is not { } u) continue;
             var cpu = _last.TryGetValue(id, out var last) && now > last.At
                 ? Math.Max(0, (u.CpuNanos - last.CpuNanos) * 1000 / ((now - last.At).Ticks * 100))
                 : 0;
+            moved |= !_last.TryGetValue(id, out var before) || before.CpuMillicores != cpu || before.MemoryBytes != u.MemoryBytes;
             _last[id] = new Reading(u.CpuNanos, now, cpu, u.MemoryBytes);
         }
+        return moved;
     }
 
     public (long CpuMillicores, long MemoryBytes) Of(Guid id) => _last.TryGetValue(id, out var s) ? (s.CpuMillicores, s.MemoryBytes) : (0, 0);

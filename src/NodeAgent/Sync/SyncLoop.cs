@@ -22,7 +22,12 @@ public sealed partial class SyncLoop(IContainerRuntime runtime, UsageSampler usa
     private readonly ILogger _log = loggers.CreateLogger<SyncLoop>();
     private readonly ILogger _workerLog = loggers.CreateLogger<InstanceWorker>();
     private readonly Dictionary<Guid, (InstanceWorker Worker, Task Run)> _workers = [];   // the loop's alone
-    private readonly ConcurrentDictionary<Guid, InstanceSnapshot> _snapshots = new();
+    private readonly Dictionary<Guid, DesiredInstance> _updatesSent = [];   // the loop's alone: a command goes once
+    private readonly HashSet<Guid> _removesSent = [];
+    // Snapshots by id, each from the worker registered for that id: a finished worker's late publish cannot
+    // overwrite the snapshot of a new worker for the same id.
+    private readonly ConcurrentDictionary<Guid, (InstanceWorker From, InstanceSnapshot Snapshot)> _snapshots = new();
+    private readonly Lock _publishing = new();
     private readonly Signal _wake = new();
     private volatile DesiredState? _desired;
     private readonly TaskCompletionSource _recovered = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -43,7 +48,7 @@ public sealed partial class SyncLoop(IContainerRuntime runtime, UsageSampler usa
     }
 
     /// <summary>The snapshots of every instance on this node (removed ones drop out).</summary>
-    public IReadOnlyCollection<InstanceSnapshot> Snapshots => _snapshots.Values.Where(s => !s.Removed).ToList();
+    public IReadOnlyCollection<InstanceSnapshot> Snapshots => _snapshots.Values.Select(s => s.Snapshot).Where(s => !s.Removed).ToList();
 
     public IReadOnlyList<InstanceReport> Reports() => Snapshots
         .Select(s => usage.Of(s.Id) is var (cpu, memory) ? s.Report(cpu, memory) : s.Report(0, 0))
@@ -59,7 +64,7 @@ public sealed partial class SyncLoop(IContainerRuntime runtime, UsageSampler usa
     public async Task RunAsync(CancellationToken ct)
     {
         foreach (var found in await runtime.RecoverAsync(ct))
-            Launch(InstanceWorker.Adopt(found, runtime, clock, _workerLog, Publish), ct);
+            Launch(publish => InstanceWorker.Adopt(found, runtime, clock, _workerLog, publish), ct);
         _recovered.TrySetResult();
         var lastHousekeeping = DateTime.MinValue;
         while (!ct.IsCancellationRequested)
@@ -71,7 +76,7 @@ public sealed partial class SyncLoop(IContainerRuntime runtime, UsageSampler usa
                 if (now - lastHousekeeping >= HousekeepingEvery)
                 {
                     lastHousekeeping = now;
-                    usage.Sample(_snapshots.Values.Where(s => s.Running).Select(s => s.Id).ToList(), now);
+                    if (usage.Sample(Snapshots.Where(s => s.Running).Select(s => s.Id).ToList(), now)) Changed?.Invoke();
                     await runtime.HousekeepAsync(now, _desired is not null, ct);
                 }
             }
@@ -88,35 +93,58 @@ public sealed partial class SyncLoop(IContainerRuntime runtime, UsageSampler usa
     /// <summary>One pass: forget finished workers, then removes, updates, adds.</summary>
     private void Sync(CancellationToken ct)
     {
-        // A removed instance's worker is done (it returns right after publishing that); one that ended otherwise faulted.
-        foreach (var (id, w) in _workers.Where(w => w.Value.Run.IsCompleted || w.Value.Worker.Snapshot.Removed).ToList())
+        foreach (var (id, w) in _workers.Where(w => w.Value.Run.IsCompleted).ToList())
         {
-            _workers.Remove(id);
-            if (_snapshots.TryGetValue(id, out var s) && s.Removed) _snapshots.TryRemove(new KeyValuePair<Guid, InstanceSnapshot>(id, s));
+            lock (_publishing)
+            {
+                _workers.Remove(id);
+                _snapshots.TryRemove(id, out _);   // removed, or its worker failed: a desired one gets a new worker below
+            }
+            _updatesSent.Remove(id);
+            _removesSent.Remove(id);
             usage.Forget(id);
             if (w.Run.IsFaulted) LogWorkerFailed(_log, id, w.Run.Exception!.GetBaseException().Message);
         }
         var desired = _desired;
         if (desired is null) return;   // never tear anything down before the Api has said what it wants
-        var observed = _workers.Values.Where(w => !w.Worker.Snapshot.Removing).ToDictionary(w => w.Worker.Id, w => w.Worker.Snapshot.Desired);
+        var observed = _workers.Values.Where(w => !w.Worker.Snapshot.Removing && !_removesSent.Contains(w.Worker.Id))
+            .ToDictionary(w => w.Worker.Id, w => _updatesSent.GetValueOrDefault(w.Worker.Id) ?? w.Worker.Snapshot.Desired);
         var busy = _workers.Keys.Where(id => !observed.ContainsKey(id)).ToHashSet();
         var diff = InstanceDiff.Compute(desired.Instances, observed, busy);
-        foreach (var id in diff.Removes) _workers[id].Worker.Remove();
-        foreach (var d in diff.Updates) _workers[d.Id].Worker.Update(d);
-        foreach (var d in diff.Adds) Launch(InstanceWorker.New(d, runtime, clock, _workerLog, Publish), ct);
+        foreach (var id in diff.Removes)
+        {
+            _workers[id].Worker.Remove();
+            _removesSent.Add(id);
+        }
+        foreach (var d in diff.Updates)
+        {
+            _workers[d.Id].Worker.Update(d);
+            _updatesSent[d.Id] = d;
+        }
+        foreach (var d in diff.Adds) Launch(publish => InstanceWorker.New(d, runtime, clock, _workerLog, publish), ct);
     }
 
-    private void Launch(InstanceWorker worker, CancellationToken ct)
+    private void Launch(Func<Action<InstanceSnapshot>, InstanceWorker> make, CancellationToken ct)
     {
-        _snapshots[worker.Id] = worker.Snapshot;
-        _workers[worker.Id] = (worker, Task.Run(() => worker.RunAsync(ct), CancellationToken.None));
+        InstanceWorker? worker = null;
+        worker = make(snapshot => Publish(worker!, snapshot));
+        lock (_publishing)
+        {
+            _snapshots[worker.Id] = (worker, worker.Snapshot);
+            var run = Task.Run(() => worker.RunAsync(ct), CancellationToken.None);
+            _workers[worker.Id] = (worker, run);
+            _ = run.ContinueWith(_ => _wake.Set(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);   // forget it soon
+        }
         Changed?.Invoke();
     }
 
-    private void Publish(InstanceSnapshot snapshot)
+    private void Publish(InstanceWorker from, InstanceSnapshot snapshot)
     {
-        _snapshots[snapshot.Id] = snapshot;
-        if (snapshot.Removed) _wake.Set();   // the loop forgets it (and may add the id again)
+        lock (_publishing)
+        {
+            if (!_snapshots.TryGetValue(snapshot.Id, out var current) || current.From != from) return;   // a worker already forgotten
+            _snapshots[snapshot.Id] = (from, snapshot);
+        }
         Changed?.Invoke();
     }
 

@@ -120,4 +120,47 @@ public sealed class ProcessRunnerTests
         await p.DisposeAsync();
         Assert.False(Alive(pid));
     }
+
+    [Fact]
+    public async Task A_program_that_never_reads_its_stdin_is_still_killed_at_its_time_limit()
+    {
+        var spec = new ProcessSpec("/bin/sleep", ["300"]) { Stdin = new string('x', 4 << 20), Timeout = TimeSpan.FromSeconds(1) };
+        var run = ProcessRunner.RunAsync(spec, CancellationToken.None);
+        Assert.Same(run, await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(30))));
+        await Assert.ThrowsAsync<TimeoutException>(() => run);
+    }
+
+    [Fact]
+    public async Task A_callback_that_throws_does_not_stop_the_draining_so_the_program_ends()
+    {
+        var calls = 0;
+        var spec = new ProcessSpec("/bin/sh", ["-c", "head -c 4000000 /dev/zero | tr '\\0' '\\n'; echo end"])
+        {
+            OnLine = (_, _) => { calls++; throw new IOException("the log's disk is full"); }, Timeout = TimeSpan.FromMinutes(1),
+        };
+        var r = await ProcessRunner.RunAsync(spec, CancellationToken.None);
+        Assert.Equal(0, r.ExitCode);
+        Assert.Equal(1, calls);
+    }
+
+    [Fact]
+    public async Task Nul_separated_names_that_are_not_utf8_arrive_byte_for_byte()
+    {
+        var dir = Directory.CreateTempSubdirectory().FullName;
+        try
+        {
+            var name = System.Text.Encoding.Latin1.GetString([0x66, 0xff, 0x0a, 0x67]);   // 'f', an invalid UTF-8 byte, a newline, 'g'
+            await ProcessRunner.CheckedAsync("/bin/sh", ["-c", "touch \"$1/$(printf 'f\\377\\ng')\"", "sh", dir], CancellationToken.None);
+            var names = new List<string>();
+            await ProcessRunner.RunAsync(new ProcessSpec("find", [dir, "-mindepth", "1", "-printf", "%f\\0"])
+            {
+                Delimiter = '\0', OutputEncoding = System.Text.Encoding.Latin1, OnLine = (l, _) => names.Add(l),
+            }, CancellationToken.None);
+            Assert.Equal([name], names);
+        }
+        finally
+        {
+            await ProcessRunner.RunAsync("rm", ["-rf", "--", dir], CancellationToken.None);   // .NET cannot name that file to delete it
+        }
+    }
 }

@@ -219,4 +219,44 @@ public sealed class InstanceWorkerTests : IDisposable
         Assert.True(_runtime.IsRunning(d.Id));
         Assert.DoesNotContain(_runtime.Calls, c => c.StartsWith("remove ", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task A_stopping_agent_starts_nothing_that_was_waiting_for_its_back_off()
+    {
+        var d = Desired.Of("waiting");
+        var (_, run) = Start(d);
+        await Becomes(InstanceStates.Running);
+        _runtime.Exit(d.Id, 1);
+        await Becomes(InstanceStates.Restarting);
+        _agent.Cancel();
+        await run.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(1, _runtime.Count("start waiting"));
+    }
+
+    [Fact]
+    public async Task A_restart_that_fails_reports_no_host_port()
+    {
+        var d = Desired.Of("flaky");
+        Start(d);
+        var running = await Becomes(InstanceStates.Running);
+        Assert.NotNull(running.HostPort);   // positive control
+        _runtime.StartFailures.Enqueue(new InvalidOperationException("mount refused"));
+        _runtime.Exit(d.Id, 1);
+        await Becomes(InstanceStates.Restarting);
+        _clock.Advance(TimeSpan.FromSeconds(1));
+        var failed = await Becomes(InstanceStates.Failed);
+        Assert.Null(failed.HostPort);
+        Assert.Null(failed.Report(0, 0).HostPort);
+    }
+
+    [Fact]
+    public async Task An_instance_being_removed_is_reported_pending_so_it_leaves_the_rotation()
+    {
+        var d = Desired.Of("leaving");
+        var (w, _) = Start(d);
+        await Becomes(InstanceStates.Running);
+        w.Remove();
+        var removing = await _published.WaitAsync(s => s.Removing, "removing");
+        Assert.Equal(InstanceStates.Pending, removing.State);
+    }
 }
