@@ -20,6 +20,7 @@ public sealed class PageTests : IAsyncLifetime
         _bunit.JSInterop.Mode = JSRuntimeMode.Loose;
         _bunit.Services.AddMudServices();
         _bunit.Services.AddSingleton<IPlatformApi>(_api);
+        _bunit.Services.AddSingleton(TimeProvider.System);
         _bunit.Services.AddSingleton<Microsoft.Extensions.Configuration.IConfiguration>(new Microsoft.Extensions.Configuration.ConfigurationBuilder()
             .AddInMemoryCollection(new Dictionary<string, string?> { ["Portal:ApiUrl"] = "http://api.example:5080" }).Build());
         _bunit.Render<MudPopoverProvider>();
