@@ -141,6 +141,7 @@ public sealed class PageTests : IAsyncLifetime
     [Fact]
     public void The_project_page_lists_apps_warns_about_quota_before_submitting_and_puts_problems_next_to_fields()
     {
+        _api.Projects["acme"] = [new ProjectSummary("web", "acme", DateTime.UtcNow)];
         var page = Render<ProjectPage>(p => p.Add(x => x.Team, "acme").Add(x => x.Project, "web"));
         page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='no-apps']")));
         Assert.Contains("256 / 1024", page.Find("[data-testid='quota']").TextContent);
@@ -184,6 +185,7 @@ public sealed class PageTests : IAsyncLifetime
     {
         _api.Projects["acme"] = [new ProjectSummary("web", "acme", DateTime.UtcNow)];
         _api.Members.Add(new MemberResponse("dev@example.com", "developer", null));
+        _api.Users.Add(new UserResponse("u1", "new@example.com", false, DateTime.UtcNow, false));   // a member must be a user
         var page = Render<TeamPage>(p => p.Add(x => x.Team, "acme"));
         page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='members']")));
         Assert.Contains("Memory: 512 of 4096 MiB", page.Find("[data-testid='team-quota']").TextContent);
@@ -450,6 +452,7 @@ public sealed class PageTests : IAsyncLifetime
     [Fact]
     public void Creating_an_app_from_a_hosted_repository_shows_its_webhook_secret_once()
     {
+        _api.Projects["acme"] = [new ProjectSummary("web", "acme", DateTime.UtcNow)];
         _api.Refuse = null;
         var page = Render<ProjectPage>(p => p.Add(x => x.Team, "acme").Add(x => x.Project, "web"));
         page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='no-apps']")));
