@@ -39,16 +39,3 @@ public sealed record NodeStatusReport(IReadOnlyList<InstanceReport>? Instances);
 public sealed record InstanceResponse(
     string Id, string Node, string State, int Restarts, int? ExitCode, string? Reason, string? Message,
     string Image, int Generation, DateTime CreatedAt, DateTime? StartedAt, long UsedCpuMillicores, long UsedMemoryBytes);
-
-/// <summary>A build of an app's commit (Queued → Running → Succeeded | Failed | Cancelled), with the image it made.</summary>
-public sealed record BuildResponse(
-    int Number, string Commit, string State, string? Reason, string? ImageDigest, DateTime CreatedAt, DateTime? StartedAt, DateTime? FinishedAt,
-    string Trigger = "push", string? CreatedBy = null, bool CancelRequested = false);
-
-/// <summary>Start a build: of a commit (40 hex digits), or of the head of the app's branch when absent.</summary>
-[System.Text.Json.Serialization.JsonUnmappedMemberHandling(System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow)]
-public sealed record CreateBuildRequest(string? Commit);
-
-/// <summary>A version of an app: the image it ran from then on and where it came from.</summary>
-public sealed record ReleaseResponse(
-    int Version, string Image, string? Commit, int? Build, string Description, string? CreatedBy, DateTime CreatedAt, bool Current);

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.AspNetCore.Authentication.OpenIdConnect;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.IdentityModel.Protocols.OpenIdConnect;
 using MudBlazor.Services;
 using Platform.Portal.Api;
@@ -25,6 +26,8 @@ if (!string.IsNullOrEmpty(dataDir))
 builder.Services.AddRazorComponents().AddInteractiveServerComponents();
 builder.Services.AddMudServices();
 builder.Services.AddHttpContextAccessor();
+// Token refresh and the pages' refresh timers read the clock through it, so tests can move time.
+builder.Services.TryAddSingleton(TimeProvider.System);
 builder.Services.AddTransient<AccessTokenHandler>();
 builder.Services.AddHttpClient<IPlatformApi, PlatformApi>(c => c.BaseAddress = new Uri(apiUrl + "/")).AddHttpMessageHandler<AccessTokenHandler>();
 builder.Services.AddHttpClient("oidc");
@@ -80,12 +83,13 @@ static string LocalOnly(string? url) => url is { Length: > 0 } && url.StartsWith
 // one before the request goes on; a refused refresh signs the person out (their session ended at the Api).
 static async Task RefreshIfExpiring(CookieValidatePrincipalContext context)
 {
+    var services = context.HttpContext.RequestServices;
+    var clock = services.GetRequiredService<TimeProvider>();
     var expiresAt = context.Properties.GetTokenValue("expires_at");
     var refresh = context.Properties.GetTokenValue("refresh_token");
     if (expiresAt is null || refresh is null
-        || DateTimeOffset.Parse(expiresAt, CultureInfo.InvariantCulture) - DateTimeOffset.UtcNow > TimeSpan.FromMinutes(2))
+        || DateTimeOffset.Parse(expiresAt, CultureInfo.InvariantCulture) - clock.GetUtcNow() > TimeSpan.FromMinutes(2))
         return;
-    var services = context.HttpContext.RequestServices;
     var oidc = services.GetRequiredService<Microsoft.Extensions.Options.IOptionsMonitor<OpenIdConnectOptions>>().Get(OpenIdConnectDefaults.AuthenticationScheme);
     var configuration = await oidc.ConfigurationManager!.GetConfigurationAsync(context.HttpContext.RequestAborted);
     using var response = await services.GetRequiredService<IHttpClientFactory>().CreateClient("oidc").PostAsync(configuration.TokenEndpoint,
@@ -104,7 +108,7 @@ static async Task RefreshIfExpiring(CookieValidatePrincipalContext context)
     context.Properties.UpdateTokenValue("access_token", root.GetProperty("access_token").GetString()!);
     if (root.TryGetProperty("refresh_token", out var r)) context.Properties.UpdateTokenValue("refresh_token", r.GetString()!);
     context.Properties.UpdateTokenValue("expires_at",
-        DateTimeOffset.UtcNow.AddSeconds(root.GetProperty("expires_in").GetInt32()).ToString("o", CultureInfo.InvariantCulture));
+        clock.GetUtcNow().AddSeconds(root.GetProperty("expires_in").GetInt32()).ToString("o", CultureInfo.InvariantCulture));
     context.ShouldRenew = true;
     services.GetRequiredService<ILoggerFactory>().CreateLogger("Platform.Portal.Tokens")
         .LogInformation("Refreshed the access token of {User}", context.Principal?.Identity?.Name);

@@ -9,9 +9,16 @@ namespace Platform.Portal.Tests;
 /// <summary>
 /// The Api as page tests need it: each call answers from the data set here, throws the problem set
 /// here, or waits on <see cref="Gate"/> (to see a page while it loads). Records what pages sent.
+/// Teams, projects, apps and members behave as the Api's do (names, duplicates, unknowns, merge
+/// of a PATCH, roles): <see cref="FakeApiContractTests"/> runs the same calls against this and the
+/// real Api and keeps the two in step. A team or project exists when it is in <see cref="Teams"/>
+/// or <see cref="Projects"/> or has apps in <see cref="Apps"/>; <see cref="Members"/> are the members
+/// of the one team a test is about.
 /// </summary>
 public sealed class FakeApi : IPlatformApi
 {
+    public const string ApiUrl = "http://api.example:5080";
+
     public TaskCompletionSource? Gate { get; set; }
     public ApiProblem? Problem { get; set; }
     public List<TeamSummary> Teams { get; } = [];
@@ -22,19 +29,33 @@ public sealed class FakeApi : IPlatformApi
     public List<NodeResponse> Nodes { get; } = [];
     public List<object> Sent { get; } = [];
     public Func<object, ApiProblem?>? Refuse { get; set; }
+    /// <summary>Who calls: the creator of the teams created here, and a user members may name.</summary>
+    public MeResponse Me { get; set; } = new("u", "owner@example.com", false, []);
+
+    // Teams and projects created through the fake answer as created; seeded ones with the canned figures below.
+    private readonly Dictionary<string, TeamResponse> _createdTeams = [];
+    private readonly Dictionary<string, ProjectResponse> _createdProjects = [];
 
     public static ApiProblem Forbidden() => new(HttpStatusCode.Forbidden, "Forbidden.", "Only platform admins list nodes.", new Dictionary<string, string[]>());
-    public static ApiProblem NotFound() => new(HttpStatusCode.NotFound, "Not found.", "App 'gone' was not found.", new Dictionary<string, string[]>());
+    public static ApiProblem NotFound() => NotFound("App 'gone'");
+    /// <summary>The Api's 404: "Not found.", "{what} was not found."</summary>
+    public static ApiProblem NotFound(string what) => new(HttpStatusCode.NotFound, "Not found.", $"{what} was not found.", new Dictionary<string, string[]>());
     public static ApiProblem Broken() => new(HttpStatusCode.InternalServerError, "Internal Server Error", null, new Dictionary<string, string[]>());
+    /// <summary>The Api's 422 naming one field.</summary>
     public static ApiProblem Invalid(string field, string message) =>
         new((HttpStatusCode)422, "The request is not valid.", $"{field}: {message}", new Dictionary<string, string[]> { [field] = [message] });
+    /// <summary>The Api's 409 for a name (or email) that is taken.</summary>
+    public static ApiProblem Conflict(string field, string message) =>
+        new(HttpStatusCode.Conflict, "The name is taken.", message, new Dictionary<string, string[]> { [field] = [message] });
 
     public static QuotaItem Q(long used, long? limit) => new(limit, used);
     public static ProjectResponse Project(string team, string name) =>
         new(name, team, DateTime.UtcNow, "developer", new ProjectQuotaResponse(Q(256, 1024), Q(250, 1000), Q(1, 4), Q(1, 5)));
     public static AppResponse App(string team, string project, string name, int running, int desired, string? message = null) =>
         new(name, project, team, "library/hello:latest", desired, 64, 100, 8080, new Dictionary<string, string>(), "/",
-            $"http://{name}-{project}-{team}.apps.localhost:8080", null, DateTime.UtcNow, DateTime.UtcNow, new AppStatus(running, desired, message));
+            Url(team, project, name), null, DateTime.UtcNow, DateTime.UtcNow, new AppStatus(running, desired, message));
+
+    private static string Url(string team, string project, string app) => $"http://{app}-{project}-{team}.apps.localhost:8080";
 
     private async Task<T> Answer<T>(Func<T> value)
     {
@@ -49,33 +70,113 @@ public sealed class FakeApi : IPlatformApi
         return Refuse?.Invoke(body) is { } p ? Task.FromException<T>(p) : Answer(value);
     }
 
-    public Task<MeResponse> MeAsync(CancellationToken ct = default) => Answer(() => new MeResponse("u", "dev@example.com", false, []));
+    private bool TeamExists(string team) =>
+        Teams.Any(t => t.Name == team) || Projects.ContainsKey(team) || Apps.Keys.Any(k => k.StartsWith(team + "/", StringComparison.Ordinal));
+
+    private bool ProjectExists(string team, string project) =>
+        Projects.GetValueOrDefault(team)?.Any(p => p.Name == project) == true || Apps.ContainsKey($"{team}/{project}");
+
+    private void RequireTeam(string team)
+    {
+        if (!TeamExists(team)) throw NotFound($"Team '{team}'");
+    }
+
+    private List<AppResponse> AppsOf(string team, string project)
+    {
+        RequireTeam(team);
+        if (!ProjectExists(team, project)) throw NotFound($"Project '{project}'");
+        return Apps.TryGetValue($"{team}/{project}", out var apps) ? apps : Apps[$"{team}/{project}"] = [];
+    }
+
+    private static AppResponse Find(List<AppResponse> apps, string app) => apps.FirstOrDefault(a => a.Name == app) ?? throw NotFound($"App '{app}'");
+
+    private static void Check(string field, string? message)
+    {
+        if (message is not null) throw Invalid(field, message);
+    }
+
+    private bool UserExists(string email) =>
+        string.Equals(Me.Email, email, StringComparison.OrdinalIgnoreCase) || Users.Any(u => string.Equals(u.Email, email, StringComparison.OrdinalIgnoreCase));
+
+    public Task<MeResponse> MeAsync(CancellationToken ct = default) => Answer(() => Me);
     public Task<IReadOnlyList<TeamSummary>> TeamsAsync(CancellationToken ct = default) => Answer<IReadOnlyList<TeamSummary>>(() => Teams);
-    public Task<TeamResponse> TeamAsync(string team, CancellationToken ct = default) => Answer(() => Team(team));
+    public Task<TeamResponse> TeamAsync(string team, CancellationToken ct = default) =>
+        Answer(() =>
+        {
+            RequireTeam(team);
+            return _createdTeams.GetValueOrDefault(team) ?? Team(team);
+        });
     public Task<IReadOnlyList<ProjectSummary>> ProjectsAsync(string team, CancellationToken ct = default) =>
-        Answer<IReadOnlyList<ProjectSummary>>(() => Projects.GetValueOrDefault(team) ?? []);
+        Answer<IReadOnlyList<ProjectSummary>>(() =>
+        {
+            RequireTeam(team);
+            return Projects.GetValueOrDefault(team)?.OrderBy(p => p.Name, StringComparer.Ordinal).ToList() ?? [];
+        });
     public string? ProjectRole { get; set; } = "developer";
     public Task<ProjectResponse> ProjectAsync(string team, string project, CancellationToken ct = default) =>
-        Answer(() => Project(team, project) with { MyRole = ProjectRole });
+        Answer(() =>
+        {
+            AppsOf(team, project);
+            return _createdProjects.GetValueOrDefault($"{team}/{project}") ?? Project(team, project) with { MyRole = ProjectRole };
+        });
     public Task<IReadOnlyList<AppResponse>> AppsAsync(string team, string project, CancellationToken ct = default) =>
-        Answer<IReadOnlyList<AppResponse>>(() => Apps.GetValueOrDefault($"{team}/{project}") ?? []);
+        Answer<IReadOnlyList<AppResponse>>(() => AppsOf(team, project).OrderBy(a => a.Name, StringComparer.Ordinal).ToList());
     public Task<AppResponse> AppAsync(string team, string project, string app, CancellationToken ct = default) =>
-        Answer(() => Apps.GetValueOrDefault($"{team}/{project}")?.FirstOrDefault(a => a.Name == app) ?? throw NotFound());
+        Answer(() => Find(AppsOf(team, project), app));
+
+    /// <summary>As the Api creates an app: its checks in its order, its defaults (256 MiB, 250 m, port 8080, one instance).</summary>
     public Task<AppResponse> CreateAppAsync(string team, string project, CreateAppRequest request, CancellationToken ct = default) =>
-        Send(request, () => request.SourceUrl is null
-            ? App(team, project, request.Name!, 0, request.Instances ?? 1)
-            : App(team, project, request.Name!, 0, request.Instances ?? 1) with
-            {
-                Image = null,
-                SourceUrl = request.SourceUrl,
-                Branch = request.Branch ?? "main",
-                DockerfilePath = request.DockerfilePath ?? "Dockerfile",
-                WebhookUrl = $"http://api.example:5080/hooks/{team}/{project}/{request.Name}",
-                WebhookSecret = request.WebhookSecret is null ? "whsec_ONCE" : null,
-            });
+        Send(request, () =>
+        {
+            var apps = AppsOf(team, project);
+            Check("name", Names.Validate(request.Name));
+            if (request.Image is { } image && image.Split('/')[0] is var owner && owner != "library" && owner != team)
+                throw Invalid("image", $"'{image.Split(':', '@')[0]}' belongs to another team: apps run images of their own team or of library/.");
+            if (request.Image is not null && (request.SourceUrl ?? request.Branch ?? request.DockerfilePath) is not null)
+                throw Invalid("image", "an app runs an image or is built from source (sourceUrl, branch, dockerfilePath), not both.");
+            if (apps.Any(a => a.Name == request.Name))
+                throw Conflict("name", $"An app named '{request.Name}' exists in project '{project}'.");
+            var name = request.Name!;
+            var fromSource = request.Image is null;
+            var instances = request.Instances ?? 1;
+            var app = new AppResponse(name, project, team, request.Image, instances, request.MemoryMiB ?? 256, request.CpuMillicores ?? 250,
+                request.Port ?? 8080, (request.Env ?? []).Where(e => e.Value is not null).ToDictionary(e => e.Key, e => e.Value!),
+                request.HealthCheckPath ?? "/", Url(team, project, name),
+                fromSource && request.SourceUrl is null ? $"{ApiUrl}/git/{team}/{project}/{name}.git" : null,
+                DateTime.UtcNow, DateTime.UtcNow, new AppStatus(0, fromSource ? 0 : instances, null),
+                request.SourceUrl, fromSource ? request.Branch ?? "main" : null, fromSource ? request.DockerfilePath ?? "Dockerfile" : null,
+                request.SourceUrl is null ? null : $"{ApiUrl}/hooks/{team}/{project}/{name}");
+            apps.Add(app);
+            return app with { WebhookSecret = request.SourceUrl is not null && request.WebhookSecret is null ? "whsec_ONCE" : null };
+        });
+
+    /// <summary>As the Api patches: members present change; in <c>env</c> a null value removes the variable.</summary>
     public Task<AppResponse> UpdateAppAsync(string team, string project, string app, UpdateAppRequest request, CancellationToken ct = default) =>
-        Send(request, () => App(team, project, app, 0, request.Instances ?? 1));
-    public Task DeleteAppAsync(string team, string project, string app, CancellationToken ct = default) => Send(app, () => 0);
+        Send(request, () =>
+        {
+            var apps = AppsOf(team, project);
+            var a = Find(apps, app);
+            var env = new Dictionary<string, string>(a.Env);
+            foreach (var (k, v) in request.Env ?? [])
+                if (v is null) env.Remove(k); else env[k] = v;
+            var image = request.Image ?? a.Image;
+            var instances = request.Instances ?? a.Instances;
+            var updated = a with
+            {
+                Image = image, Instances = instances, MemoryMiB = request.MemoryMiB ?? a.MemoryMiB, CpuMillicores = request.CpuMillicores ?? a.CpuMillicores,
+                Port = request.Port ?? a.Port, HealthCheckPath = request.HealthCheckPath ?? a.HealthCheckPath, Env = env, UpdatedAt = DateTime.UtcNow,
+                Status = new AppStatus(a.Status?.Running ?? 0, image is null ? 0 : instances, a.Status?.Message),
+            };
+            apps[apps.IndexOf(a)] = updated;
+            return updated;
+        });
+    public Task DeleteAppAsync(string team, string project, string app, CancellationToken ct = default) =>
+        Send(app, () =>
+        {
+            var apps = AppsOf(team, project);
+            apps.Remove(Find(apps, app));
+            return 0;
+        });
     public Task<IReadOnlyList<InstanceResponse>> InstancesAsync(string team, string project, string app, CancellationToken ct = default) =>
         Answer<IReadOnlyList<InstanceResponse>>(() => Instances);
     public Task<string> LogsAsync(string team, string project, string app, int tail, CancellationToken ct = default) =>
@@ -95,18 +196,105 @@ public sealed class FakeApi : IPlatformApi
     public List<UserResponse> Users { get; } = [];
     public Task<IReadOnlyList<UserResponse>> UsersAsync(CancellationToken ct = default) => Answer<IReadOnlyList<UserResponse>>(() => Users);
     public Task<UserResponse> CreateUserAsync(CreateUserRequest request, CancellationToken ct = default) =>
-        Send(request, () => { var u = new UserResponse("u" + Users.Count, request.Email!, request.PlatformAdmin, DateTime.UtcNow, false); Users.Add(u); return u; });
-    public Task<TeamResponse> CreateTeamAsync(CreateTeamRequest request, CancellationToken ct = default) => Send(request, () => Team(request.Name!));
-    public Task<TeamQuotaResponse> SetTeamQuotaAsync(string team, TeamQuotaRequest request, CancellationToken ct = default) => Send(request, () => Team(team).Quota);
+        Send(request, () =>
+        {
+            if (request.Email is not { Length: > 0 and <= 254 } email || !email.Contains('@') || email.Trim() != email)
+                throw Invalid("email", "must be an email address (at most 254 characters).");
+            if (string.IsNullOrEmpty(request.Password)) throw Invalid("password", "is required.");
+            if (UserExists(email)) throw Conflict("email", $"A user with the email '{email}' exists.");
+            var u = new UserResponse("u" + Users.Count, email, request.PlatformAdmin, DateTime.UtcNow, false);
+            Users.Add(u);
+            return u;
+        });
+
+    /// <summary>As the Api creates a team: the name checked, then taken or not; the creator becomes its owner.</summary>
+    public Task<TeamResponse> CreateTeamAsync(CreateTeamRequest request, CancellationToken ct = default) =>
+        Send(request, () =>
+        {
+            Check("name", Names.Validate(request.Name));
+            var name = request.Name!;
+            if (TeamExists(name)) throw Conflict("name", $"A team named '{name}' exists.");
+            var team = new TeamResponse(name, DateTime.UtcNow, "owner", new TeamQuotaResponse(Q(0, 4096), Q(0, 4000), Q(0, 10), Q(0, 10), Q(0, 5), Q(0, 10), Q(0, 2), 0,
+                new BuildLimitsResponse(2048, 2000, 4096, 1800)));
+            _createdTeams[name] = team;
+            Teams.Add(new TeamSummary(name, team.CreatedAt, "owner"));
+            Projects[name] = [];
+            Members.Add(new MemberResponse(Me.Email, "owner", null));
+            return team;
+        });
+    public Task<TeamQuotaResponse> SetTeamQuotaAsync(string team, TeamQuotaRequest request, CancellationToken ct = default) =>
+        Send(request, () =>
+        {
+            RequireTeam(team);
+            return Team(team).Quota;
+        });
+
     public List<MemberResponse> Members { get; } = [];
-    public Task<IReadOnlyList<MemberResponse>> MembersAsync(string team, CancellationToken ct = default) => Answer<IReadOnlyList<MemberResponse>>(() => Members);
+    public Task<IReadOnlyList<MemberResponse>> MembersAsync(string team, CancellationToken ct = default) =>
+        Answer<IReadOnlyList<MemberResponse>>(() =>
+        {
+            RequireTeam(team);
+            return Members.OrderBy(m => m.Project).ThenBy(m => m.Email).ToList();
+        });
     public Task<MemberResponse> SetMemberAsync(string team, string email, string role, CancellationToken ct = default) =>
-        Send((email, role), () => { var m = new MemberResponse(email, role, null); Members.Add(m); return m; });
-    public Task RemoveMemberAsync(string team, string email, CancellationToken ct = default) => Send(email, () => 0);
-    public Task<ProjectResponse> CreateProjectAsync(string team, CreateProjectRequest request, CancellationToken ct = default) => Send(request, () => Project(team, request.Name!));
+        Send((email, role), () =>
+        {
+            RequireTeam(team);
+            return Grant(email, role, null);
+        });
+    public Task RemoveMemberAsync(string team, string email, CancellationToken ct = default) =>
+        Send(email, () =>
+        {
+            RequireTeam(team);
+            return Revoke(email, null);
+        });
+    public Task<ProjectResponse> CreateProjectAsync(string team, CreateProjectRequest request, CancellationToken ct = default) =>
+        Send(request, () =>
+        {
+            RequireTeam(team);
+            Check("name", Names.Validate(request.Name));
+            var name = request.Name!;
+            if (ProjectExists(team, name)) throw Conflict("name", $"A project named '{name}' exists in team '{team}'.");
+            var project = new ProjectResponse(name, team, DateTime.UtcNow, MyRole, new ProjectQuotaResponse(Q(0, null), Q(0, null), Q(0, null), Q(0, null)));
+            _createdProjects[$"{team}/{name}"] = project;
+            (Projects.TryGetValue(team, out var list) ? list : Projects[team] = []).Add(new ProjectSummary(name, team, project.CreatedAt));
+            return project;
+        });
     public Task<MemberResponse> SetProjectMemberAsync(string team, string project, string email, string role, CancellationToken ct = default) =>
-        Send((email, role), () => { var m = new MemberResponse(email, role, project); Members.Add(m); return m; });
-    public Task RemoveProjectMemberAsync(string team, string project, string email, CancellationToken ct = default) => Send(email, () => 0);
+        Send((email, role), () =>
+        {
+            AppsOf(team, project);
+            return Grant(email, role, project);
+        });
+    public Task RemoveProjectMemberAsync(string team, string project, string email, CancellationToken ct = default) =>
+        Send(email, () =>
+        {
+            AppsOf(team, project);
+            return Revoke(email, project);
+        });
+
+    /// <summary>As the Api grants a role: the role checked, then the person; an existing grant in the same place changes.</summary>
+    private MemberResponse Grant(string email, string role, string? project)
+    {
+        if (!Roles.Names.Contains(role)) throw Invalid("role", $"must be one of {string.Join(", ", Roles.Names)}.");
+        if (project is not null && role == "owner") throw Invalid("role", "owner is a team role; grant it on the team.");
+        if (!UserExists(email)) throw Invalid("email", $"No user has the email '{email}'.");
+        var m = new MemberResponse(email, role, project);
+        Members.RemoveAll(x => x.Project == project && string.Equals(x.Email, email, StringComparison.OrdinalIgnoreCase));
+        Members.Add(m);
+        return m;
+    }
+
+    private int Revoke(string email, string? project)
+    {
+        var m = Members.FirstOrDefault(x => x.Project == project && string.Equals(x.Email, email, StringComparison.OrdinalIgnoreCase))
+            ?? throw NotFound($"Member '{email}'");
+        if (project is null && m.Role == "owner" && Members.Count(x => x.Project is null && x.Role == "owner") <= 1)
+            throw Invalid("email", "The team must keep at least one owner.");
+        Members.Remove(m);
+        return 0;
+    }
+
     public List<BuildResponse> Builds { get; } = [];
     public Task<IReadOnlyList<BuildResponse>> BuildsAsync(string team, string project, string app, CancellationToken ct = default) =>
         Answer<IReadOnlyList<BuildResponse>>(() => Builds);
@@ -149,5 +337,5 @@ public sealed class FakeApi : IPlatformApi
         Answer<IReadOnlyList<AuditEventResponse>>(() => [new AuditEventResponse(1, DateTime.UtcNow, "owner@example.com", "apps.create", team, "apps/shop", "ok", 201)]);
     public string? MyRole { get; set; } = "owner";
     public TeamResponse Team(string name) => new(name, DateTime.UtcNow, MyRole,
-        new TeamQuotaResponse(Q(512, 4096), Q(500, 4000), Q(2, 10), Q(1, 10), Q(1, 5), Q(0, 10), Q(0, 2), 0));
+        new TeamQuotaResponse(Q(512, 4096), Q(500, 4000), Q(2, 10), Q(1, 10), Q(1, 5), Q(0, 10), Q(0, 2), 0, new BuildLimitsResponse(2048, 2000, 4096, 1800)));
 }

@@ -14,16 +14,30 @@ public sealed class PageTests : IAsyncLifetime
     private readonly FakeApi _api = new();
     private readonly BunitContext _bunit = new();
     private readonly IRenderedComponent<MudDialogProvider> _dialogs;
+    private Microsoft.Extensions.Time.Testing.FakeTimeProvider? _clock;
 
     public PageTests()
     {
         _bunit.JSInterop.Mode = JSRuntimeMode.Loose;
         _bunit.Services.AddMudServices();
         _bunit.Services.AddSingleton<IPlatformApi>(_api);
+        _bunit.Services.AddSingleton<TimeProvider>(new TestClock(() => _clock ?? TimeProvider.System));
         _bunit.Services.AddSingleton<Microsoft.Extensions.Configuration.IConfiguration>(new Microsoft.Extensions.Configuration.ConfigurationBuilder()
             .AddInMemoryCollection(new Dictionary<string, string?> { ["Portal:ApiUrl"] = "http://api.example:5080" }).Build());
         _bunit.Render<MudPopoverProvider>();
         _dialogs = _bunit.Render<MudDialogProvider>();
+    }
+
+    /// <summary>The system clock, or the fake one a test sets in <see cref="_clock"/>: MudBlazor takes the TimeProvider
+    /// while the providers render, before a test can choose, so the choice is made at each reading.</summary>
+    private sealed class TestClock(Func<TimeProvider> current) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => current().GetUtcNow();
+        public override TimeZoneInfo LocalTimeZone => current().LocalTimeZone;
+        public override long TimestampFrequency => current().TimestampFrequency;
+        public override long GetTimestamp() => current().GetTimestamp();
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+            current().CreateTimer(callback, state, dueTime, period);
     }
 
     public Task InitializeAsync() => Task.CompletedTask;
@@ -140,6 +154,7 @@ public sealed class PageTests : IAsyncLifetime
     [Fact]
     public void The_project_page_lists_apps_warns_about_quota_before_submitting_and_puts_problems_next_to_fields()
     {
+        _api.Projects["acme"] = [new ProjectSummary("web", "acme", DateTime.UtcNow)];
         var page = Render<ProjectPage>(p => p.Add(x => x.Team, "acme").Add(x => x.Project, "web"));
         page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='no-apps']")));
         Assert.Contains("256 / 1024", page.Find("[data-testid='quota']").TextContent);
@@ -183,6 +198,7 @@ public sealed class PageTests : IAsyncLifetime
     {
         _api.Projects["acme"] = [new ProjectSummary("web", "acme", DateTime.UtcNow)];
         _api.Members.Add(new MemberResponse("dev@example.com", "developer", null));
+        _api.Users.Add(new UserResponse("u1", "new@example.com", false, DateTime.UtcNow, false));   // a member must be a user
         var page = Render<TeamPage>(p => p.Add(x => x.Team, "acme"));
         page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='members']")));
         Assert.Contains("Memory: 512 of 4096 MiB", page.Find("[data-testid='team-quota']").TextContent);
@@ -321,6 +337,25 @@ public sealed class PageTests : IAsyncLifetime
     }
 
     [Fact]
+    public void A_running_builds_time_and_state_move_with_the_clock_without_waiting()
+    {
+        var clock = _clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 12, 0, 0, TimeSpan.Zero));
+        var now = clock.GetUtcNow().UtcDateTime;
+        _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "site", 1, 1) with { GitUrl = "http://api.example:5080/git/acme/web/site.git", Branch = "main" }];
+        _api.Builds.Add(new BuildResponse(1, new string('a', 40), "Running", null, null, now.AddSeconds(-100), now.AddSeconds(-90), null));
+        var page = RenderApp("site");
+        OpenTab(page, "Builds");
+        page.WaitForAssertion(() => Assert.Contains("1 min 30 s…", page.Find("[data-testid='build-1']").TextContent));
+
+        // The tab reads the list again every 3 s while a build runs: one tick of the fake clock, no sleep.
+        _api.Builds[0] = _api.Builds[0] with { State = "Succeeded", FinishedAt = now.AddSeconds(2) };
+        clock.Advance(TimeSpan.FromSeconds(3));
+        page.WaitForAssertion(() => Assert.Contains("Succeeded", page.Find("[data-testid='build-1']").TextContent));
+        Assert.Contains("1 min 32 s", page.Find("[data-testid='build-1']").TextContent);
+        Assert.DoesNotContain("…", page.Find("[data-testid='build-1']").TextContent);
+    }
+
+    [Fact]
     public void The_build_log_follows_a_running_build_line_by_line_until_another_build_is_selected()
     {
         _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "site", 1, 1) with { GitUrl = "http://api.example:5080/git/acme/web/site.git", Branch = "main" }];
@@ -449,6 +484,7 @@ public sealed class PageTests : IAsyncLifetime
     [Fact]
     public void Creating_an_app_from_a_hosted_repository_shows_its_webhook_secret_once()
     {
+        _api.Projects["acme"] = [new ProjectSummary("web", "acme", DateTime.UtcNow)];
         _api.Refuse = null;
         var page = Render<ProjectPage>(p => p.Add(x => x.Team, "acme").Add(x => x.Project, "web"));
         page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='no-apps']")));

@@ -68,21 +68,21 @@ public static class NodesApi
     /// </summary>
     private static async Task<IResult> DesiredAsync(
         long? revision, HttpContext http, PlatformDbContext db, ClusterSignals signals,
-        Microsoft.Extensions.Options.IOptions<PlatformOptions> options, CancellationToken ct)
+        Microsoft.Extensions.Options.IOptions<PlatformOptions> options, TimeProvider clock, CancellationToken ct)
     {
         var node = await CallingNodeAsync(http, db, ct);
         if (node is null) return Problems.Forbidden("Only joined node agents read desired state.");
-        var deadline = DateTime.UtcNow.AddSeconds(options.Value.Nodes.LongPollSeconds);
+        var deadline = clock.GetUtcNow().AddSeconds(options.Value.Nodes.LongPollSeconds);
         while (true)
         {
             var changed = signals.NodeChanged(node.Id);   // taken before reading, so no change slips between
             var current = await db.Nodes.AsNoTracking().Where(n => n.Id == node.Id).Select(n => n.Revision).FirstAsync(ct);
             if (revision is null || current != revision) return TypedResults.Ok(await SnapshotAsync(db, node.Id, ct));
-            var left = deadline - DateTime.UtcNow;
+            var left = deadline - clock.GetUtcNow();
             if (left <= TimeSpan.Zero) return TypedResults.StatusCode(StatusCodes.Status304NotModified);
             // Waits for this replica's signal (or another's, relayed by PostgresListener); a slow
             // re-read every 5 s covers a lost notification.
-            try { await changed.WaitAsync(TimeSpan.FromSeconds(Math.Min(5, left.TotalSeconds)), ct); }
+            try { await changed.WaitAsync(TimeSpan.FromSeconds(Math.Min(5, left.TotalSeconds)), clock, ct); }
             catch (TimeoutException) { }
         }
     }

@@ -13,7 +13,7 @@ namespace Platform.Api.Quotas;
 /// (<see cref="TryReserveAsync"/>), deleting moves them back (<see cref="ApplyAsync"/>), so an
 /// admission costs a few single-row statements whatever the number of apps.
 /// </summary>
-public sealed class QuotaService(PlatformDbContext db, Registry.RegistryService registry, AdmissionGate gate, Microsoft.Extensions.Options.IOptions<Infrastructure.PlatformOptions> options)
+public sealed class QuotaService(PlatformDbContext db, Registry.RegistryQuota registry, AdmissionGate gate, Microsoft.Extensions.Options.IOptions<Infrastructure.PlatformOptions> options)
 {
     /// <summary>
     /// Starts an admission: a transaction holding the team's row lock. Admissions first queue, in
@@ -167,7 +167,7 @@ public sealed class QuotaService(PlatformDbContext db, Registry.RegistryService 
         return new TeamQuotaResponse(
             new(q.MemoryMiB, used.MemoryMiB), new(q.CpuMillicores, used.CpuMillicores), new(q.Instances, used.Instances),
             new(q.Apps, used.Apps), new(q.Projects, projects),
-            new(q.RegistryGiB, (registryBytes + Registry.RegistryService.GiB - 1) / Registry.RegistryService.GiB),
+            new(q.RegistryGiB, (registryBytes + Registry.RegistryQuota.GiB - 1) / Registry.RegistryQuota.GiB),
             new(q.ConcurrentBuilds, await db.Builds.CountAsync(b => b.App!.Project!.TeamId == team.Id && b.State == Builds.BuildStates.Running, ct)),
             registryBytes,
             Builds.BuildJob.LimitsOf(q, options.Value.Builds) is var l ? new BuildLimitsResponse(l.MemoryMiB, l.CpuMillicores, l.Pids, l.TimeoutSeconds) : null);

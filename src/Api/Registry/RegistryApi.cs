@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Platform.Api.Infrastructure;
 using Platform.Data;
@@ -23,8 +24,13 @@ public static partial class RegistryApi
     public static IServiceCollection AddPlatformRegistry(this IServiceCollection services, PlatformOptions options)
     {
         services.AddSingleton<IBlobStore>(_ => new FileSystemBlobStore(Path.Combine(options.FullDataDir, "registry")));
+        services.TryAddSingleton<RepositoryCreationGate>();
         services.AddScoped<RegistryAuth>();
-        services.AddScoped<RegistryService>();
+        services.TryAddScoped<RegistryRepositories>();
+        services.TryAddScoped<RegistryQuota>();
+        services.TryAddScoped<RegistryUploads>();
+        services.TryAddScoped<RegistryBlobs>();
+        services.TryAddScoped<RegistryManifests>();
         services.AddScoped<RegistryGc>();
         return services;
     }
@@ -38,7 +44,8 @@ public static partial class RegistryApi
         return app;
     }
 
-    private static async Task<IResult> DispatchAsync(HttpContext http, string? path, RegistryAuth auth, RegistryService registry, CancellationToken ct)
+    private static async Task<IResult> DispatchAsync(HttpContext http, string? path, RegistryAuth auth, RegistryRepositories repositories,
+        RegistryUploads uploads, RegistryBlobs blobs, RegistryManifests manifests, CancellationToken ct)
     {
         var request = http.Request;
         http.Response.Headers["Docker-Distribution-API-Version"] = "registry/2.0";
@@ -57,7 +64,7 @@ public static partial class RegistryApi
         {
             if (outcome != RegistryAuth.Outcome.Ok) return Unauthorized(http, auth, "registry:catalog:*", outcome);
             var catalogAllowed = caller!.IsTokenBound ? caller.Granted!.ContainsKey("registry:catalog") : caller.IsPlatformAdmin;
-            return catalogAllowed ? await registry.CatalogAsync(http, ct) : RegistryErrors.Denied("the catalog is for platform admins");
+            return catalogAllowed ? await repositories.CatalogAsync(http, ct) : RegistryErrors.Denied("the catalog is for platform admins");
         }
 
         var match = Operation().Match(path);
@@ -84,18 +91,20 @@ public static partial class RegistryApi
 
         return (kind, rest, method) switch
         {
-            ("manifests", _, "GET" or "HEAD") => await registry.GetManifestAsync(http, parsed, rest, ct),
-            ("manifests", _, "PUT") => await registry.PutManifestAsync(http, parsed, rest, caller!, ct),
-            ("manifests", _, "DELETE") => await registry.DeleteManifestAsync(http, parsed, rest, caller!, ct),
-            ("blobs", "uploads" or "uploads/", "POST") => await registry.StartUploadAsync(http, parsed, caller!, (c, n, a) => CanAsync(auth, c, n, a, ct), ct),
-            ("blobs", _, "PATCH") when rest.StartsWith("uploads/", StringComparison.Ordinal) => await registry.PatchUploadAsync(http, parsed, rest[8..], ct),
-            ("blobs", _, "PUT") when rest.StartsWith("uploads/", StringComparison.Ordinal) => await registry.FinishUploadAsync(http, parsed, rest[8..], ct),
-            ("blobs", _, "GET") when rest.StartsWith("uploads/", StringComparison.Ordinal) => await registry.UploadStatusAsync(http, parsed, rest[8..], ct),
-            ("blobs", _, "DELETE") when rest.StartsWith("uploads/", StringComparison.Ordinal) => await registry.CancelUploadAsync(parsed, rest[8..], ct),
-            ("blobs", _, "GET" or "HEAD") => await registry.GetBlobAsync(http, parsed, rest, ct),
-            ("blobs", _, "DELETE") => await registry.DeleteBlobAsync(parsed, rest, ct),
-            ("tags", "list", "GET") => await registry.TagsAsync(http, parsed, ct),
-            ("referrers", _, "GET") => await registry.ReferrersAsync(http, parsed, rest, ct),
+            ("manifests", _, "GET" or "HEAD") => await manifests.GetAsync(http, parsed, rest, ct),
+            ("manifests", _, "PUT") => await manifests.PutAsync(http, parsed, rest, caller!, ct),
+            ("manifests", _, "DELETE") => await manifests.DeleteAsync(parsed, rest, caller!, ct),
+            ("blobs", "uploads" or "uploads/", "POST") =>
+                await blobs.MountAsync(http, parsed, from => CanAsync(auth, caller!, from, RegistryAction.Pull, ct), ct)
+                ?? await uploads.StartAsync(http, parsed, ct),
+            ("blobs", _, "PATCH") when rest.StartsWith("uploads/", StringComparison.Ordinal) => await uploads.PatchAsync(http, parsed, rest[8..], ct),
+            ("blobs", _, "PUT") when rest.StartsWith("uploads/", StringComparison.Ordinal) => await uploads.FinishAsync(http, parsed, rest[8..], ct),
+            ("blobs", _, "GET") when rest.StartsWith("uploads/", StringComparison.Ordinal) => await uploads.StatusAsync(http, parsed, rest[8..], ct),
+            ("blobs", _, "DELETE") when rest.StartsWith("uploads/", StringComparison.Ordinal) => await uploads.CancelAsync(parsed, rest[8..], ct),
+            ("blobs", _, "GET" or "HEAD") => await blobs.GetAsync(http, parsed, rest, ct),
+            ("blobs", _, "DELETE") => await blobs.DeleteAsync(parsed, rest, ct),
+            ("tags", "list", "GET") => await manifests.TagsAsync(http, parsed, ct),
+            ("referrers", _, "GET") => await manifests.ReferrersAsync(http, parsed, rest, ct),
             _ => RegistryErrors.Unsupported($"{method} is not supported here"),
         };
     }

@@ -58,7 +58,7 @@ public sealed partial class RouteTable(IServiceScopeFactory scopes, ClusterSigna
             {
                 LogFailed(log, e.Message);
             }
-            try { await changed.WaitAsync(TimeSpan.FromSeconds(1), stoppingToken); }
+            try { await changed.WaitAsync(TimeSpan.FromSeconds(1), clock, stoppingToken); }
             catch (TimeoutException) { }
             catch (OperationCanceledException) { return; }
         }

@@ -57,7 +57,7 @@ public sealed class ClusterSignals
 }
 
 /// <summary>LISTENs on the cluster channel (PostgreSQL only) and relays notifications to <see cref="ClusterSignals"/>.</summary>
-public sealed partial class PostgresListener(IConfiguration configuration, ClusterSignals signals, ILogger<PostgresListener> log) : BackgroundService
+public sealed partial class PostgresListener(IConfiguration configuration, ClusterSignals signals, TimeProvider clock, ILogger<PostgresListener> log) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -82,7 +82,7 @@ public sealed partial class PostgresListener(IConfiguration configuration, Clust
             catch (Exception e) when (e is NpgsqlException or InvalidOperationException or System.Net.Sockets.SocketException)
             {
                 LogLost(log, e.Message);
-                await Task.Delay(TimeSpan.FromSeconds(2), stoppingToken).ContinueWith(_ => { }, CancellationToken.None);
+                await Task.Delay(TimeSpan.FromSeconds(2), clock, stoppingToken).ContinueWith(_ => { }, CancellationToken.None);
             }
         }
     }

@@ -202,12 +202,12 @@ public sealed partial class PlacementService(
 }
 
 /// <summary>The scheduler's pass every few seconds: nodes that went NotReady, capacity that freed up, rollouts that finished.</summary>
-public sealed partial class SchedulingLoop(IServiceScopeFactory scopes, IOptions<PlatformOptions> options, ILogger<SchedulingLoop> log) : BackgroundService
+public sealed partial class SchedulingLoop(IServiceScopeFactory scopes, IOptions<PlatformOptions> options, TimeProvider clock, ILogger<SchedulingLoop> log) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var period = TimeSpan.FromSeconds(Math.Max(1, options.Value.Nodes.ReconcileSeconds));
-        using var timer = new PeriodicTimer(period);
+        using var timer = new PeriodicTimer(period, clock);
         while (!stoppingToken.IsCancellationRequested)
         {
             try
