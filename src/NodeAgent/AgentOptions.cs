@@ -4,7 +4,7 @@ using Platform.NodeAgent.Runtime;
 
 namespace Platform.NodeAgent;
 
-/// <summary>The <c>Agent</c> configuration section (docs/operations.md, "Node agent").</summary>
+/// <summary>The <c>Agent</c> configuration section (docs/operations.md, "Node agents").</summary>
 public sealed class AgentOptions
 {
     public const string Section = "Agent";

@@ -26,7 +26,7 @@ public sealed record InstanceSpec
 }
 
 /// <summary>
-/// The OCI runtime spec (config.json) of an instance, as DESIGN.md's "isolated with quotas" asks:
+/// The OCI runtime spec (config.json) of an instance, as docs/architecture.md ("Nodes") describes it:
 /// pid, mount, uts, ipc, network, cgroup and user name-spaces (container root mapped to an unprivileged
 /// host range), memory (no swap), CPU quota and pids limits, Docker's default capabilities without
 /// NET_RAW, no new privileges, the default seccomp profile, masked and read-only /proc paths.

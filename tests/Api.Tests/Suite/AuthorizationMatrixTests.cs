@@ -7,7 +7,7 @@ using Platform.Api.Tests.Infrastructure;
 namespace Platform.Api.Tests.Suite;
 
 /// <summary>
-/// Every /api/v1 endpoint × every kind of caller, each asserting the status DESIGN.md requires:
+/// Every /api/v1 endpoint × every kind of caller, each asserting the status docs/api.md and docs/architecture.md ("Tenancy and roles") require:
 /// 404 where the caller has no role in the team, 403 where they can see but not act, 401 without
 /// credentials. An endpoint without a row fails <see cref="Every_endpoint_has_a_row"/>.
 /// </summary>
