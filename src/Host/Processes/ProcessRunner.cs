@@ -207,6 +207,16 @@ public sealed class RunningProcess : IAsyncDisposable
 
     public Stream Stdin => _process.StandardInput.BaseStream;
 
+    /// <summary>
+    /// Ends the program's input (it reads end of file) after what was written to <see cref="Stdin"/>. Use this
+    /// rather than disposing <see cref="Stdin"/>, whose writer would then fail when the process is disposed.
+    /// </summary>
+    public void CloseStdin()
+    {
+        try { _process.StandardInput.Close(); }
+        catch (IOException) { }   // it exited without reading its input: its exit code tells
+    }
+
     public Stream Stdout => _spec.OnLine is null ? _process.StandardOutput.BaseStream
         : throw new InvalidOperationException("stdout goes to OnLine");
 
