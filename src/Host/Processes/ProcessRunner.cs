@@ -215,6 +215,7 @@ public sealed class RunningProcess : IAsyncDisposable
     {
         try { _process.StandardInput.Close(); }
         catch (IOException) { }   // it exited without reading its input: its exit code tells
+        catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException) { }   // disposed already (killed)
     }
 
     public Stream Stdout => _spec.OnLine is null ? _process.StandardOutput.BaseStream
