@@ -132,7 +132,7 @@ public sealed partial class BuildJob(
                 .OrderByDescending(b => b.Number).Select(b => b.Commit).Take(1).ToListAsync(CancellationToken.None);
             await buildah.PruneAsync(app.Id, registry, repository, [.. keep, build.Commit]);
         }
-        catch (Exception e) when (e is BuildFailure or InvalidOperationException or IOException or UnauthorizedAccessException or OperationCanceledException or DbUpdateException)
+        catch (Exception e) when (e is BuildFailure or InvalidOperationException or IOException or UnauthorizedAccessException or OperationCanceledException or DbUpdateException or TimeoutException)
         {
             digest = null;
             db.ChangeTracker.Clear();

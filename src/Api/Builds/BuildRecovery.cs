@@ -25,7 +25,7 @@ public sealed partial class BuildRecovery(
             {
                 await RecoverAsync(atStart: true, cancellationToken);
             }
-            catch (Exception e) when (e is DbUpdateException or System.Data.Common.DbException or InvalidOperationException or IOException)
+            catch (Exception e) when (e is DbUpdateException or System.Data.Common.DbException or InvalidOperationException or IOException or TimeoutException)
             {
                 LogFailed(log, e.Message);
             }
@@ -43,7 +43,7 @@ public sealed partial class BuildRecovery(
             {
                 await RecoverAsync(atStart: false, ct);
             }
-            catch (Exception e) when (e is DbUpdateException or System.Data.Common.DbException or InvalidOperationException or IOException)
+            catch (Exception e) when (e is DbUpdateException or System.Data.Common.DbException or InvalidOperationException or IOException or TimeoutException)
             {
                 LogFailed(log, e.Message);
             }

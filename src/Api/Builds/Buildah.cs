@@ -60,18 +60,18 @@ public sealed class Buildah(DataLayout layout)
     public async Task PruneAsync(Guid app, string registry, string repository, IReadOnlyCollection<string> keepCommits)
     {
         var env = StorageEnv(layout.BuildahStorage(app));
-        var listed = await ProcessRunner.RunAsync("buildah", ["images", "--noheading", "--format", "{{.Name}}:{{.Tag}}"], CancellationToken.None, Housekeeping, env);
+        var listed = await HousekeepAsync(["images", "--noheading", "--format", "{{.Name}}:{{.Tag}}"], env);
         var prefix = $"{registry}/{repository}:";
-        foreach (var image in listed.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        foreach (var image in listed.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             if (image.StartsWith(prefix, StringComparison.Ordinal) && !keepCommits.Contains(image[prefix.Length..]))
-                await ProcessRunner.RunAsync("buildah", ["rmi", image], CancellationToken.None, Housekeeping, env);
+                await HousekeepAsync(["rmi", image], env);
     }
 
     /// <summary>Removes buildah's working containers from an app's storage (those a killed build left); its images stay as the cache.</summary>
     public async Task RemoveWorkingContainersAsync(Guid app)
     {
         var storage = layout.BuildahStorage(app);
-        if (Directory.Exists(storage)) await ProcessRunner.RunAsync("buildah", ["rm", "--all"], CancellationToken.None, Housekeeping, StorageEnv(storage));
+        if (Directory.Exists(storage)) await HousekeepAsync(["rm", "--all"], StorageEnv(storage));
     }
 
     /// <summary>Removes an app's whole layer cache (the app was deleted).</summary>
@@ -80,7 +80,21 @@ public sealed class Buildah(DataLayout layout)
         var storage = layout.BuildahStorage(app);
         if (!Directory.Exists(storage)) return;
         await RemoveWorkingContainersAsync(app);
-        await ProcessRunner.RunAsync("buildah", ["rmi", "--all", "--force"], CancellationToken.None, Housekeeping, StorageEnv(storage));
+        await HousekeepAsync(["rmi", "--all", "--force"], StorageEnv(storage));
         try { Directory.Delete(storage, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+
+    /// <summary>A buildah housekeeping command, best effort: its stdout, or nothing when it failed or ran past its time (and was killed).</summary>
+    private static async Task<string> HousekeepAsync(IReadOnlyList<string> args, IReadOnlyDictionary<string, string?> env)
+    {
+        try
+        {
+            var r = await ProcessRunner.RunAsync("buildah", args, CancellationToken.None, Housekeeping, env);
+            return r.Succeeded ? r.Stdout : "";
+        }
+        catch (TimeoutException)
+        {
+            return "";
+        }
     }
 }
