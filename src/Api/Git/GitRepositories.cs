@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Platform.Api.Infrastructure;
 using Platform.Host.Processes;
 
@@ -60,7 +61,7 @@ public static class GitSetup
     /// <summary>Git hosting: the apps' bare repositories (served by <see cref="GitHosting.MapGitHosting"/>).</summary>
     public static IHostApplicationBuilder AddPlatformGit(this IHostApplicationBuilder builder)
     {
-        Microsoft.Extensions.DependencyInjection.Extensions.ServiceCollectionDescriptorExtensions.TryAddSingleton<GitRepositories>(builder.Services);
+        builder.Services.TryAddSingleton<GitRepositories>();
         return builder;
     }
 }
