@@ -158,7 +158,7 @@ public sealed partial class BuildJob(
                 .ExecuteUpdateAsync(s => s.SetProperty(t => t.RevokedAt, clock.GetUtcNow().UtcDateTime), CancellationToken.None);
         }
 
-        if (shutdown.IsCancellationRequested && digest is null)
+        if (digest is null && failure is null)
         {
             // The Api is stopping: the build is handed to the recovery (retried on a running replica).
             output.Say("the Api stopped during the build; it will be retried");
