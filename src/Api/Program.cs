@@ -1,19 +1,17 @@
-using Microsoft.Extensions.Options;
+using Platform.Api.Builds;
+using Platform.Api.Deployments;
 using Platform.Api.Git;
 using Platform.Api.Identity;
 using Platform.Api.Infrastructure;
 using Platform.Api.Jobs;
 using Platform.Api.Operations;
 using Platform.Api.Registry;
+using Platform.Api.Routing;
 using Platform.Api.Scheduling;
 
 var builder = WebApplication.CreateBuilder(args);
 
-builder.Services.AddOptions<PlatformOptions>().BindConfiguration(PlatformOptions.Section).ValidateOnStart();
-builder.Services.AddSingleton<IValidateOptions<PlatformOptions>, PlatformOptionsValidator>();
-builder.Services.AddSingleton(TimeProvider.System);
-var options = builder.Configuration.GetSection(PlatformOptions.Section).Get<PlatformOptions>() ?? new PlatformOptions();
-Directory.CreateDirectory(options.FullDataDir);
+var options = builder.AddPlatformOptions();
 
 builder.AddPlatformDatabase(options);
 builder.AddPlatformIdentity(options);
@@ -21,7 +19,11 @@ builder.AddPlatformApi();
 builder.AddPlatformOperations();
 builder.AddPlatformJobs(options);
 builder.Services.AddPlatformRegistry(options);
+builder.AddPlatformDeployments();
 builder.Services.AddPlatformScheduling(options);
+builder.AddPlatformRouting();
+builder.AddPlatformGit();
+builder.AddPlatformBuilds(options);
 
 var app = builder.Build();
 
@@ -45,6 +47,7 @@ app.MapOidc();
 app.MapPlatformApi();
 app.MapRegistry();
 app.MapGitHosting();
+app.MapPlatformBuilds();
 app.UsePlatformJobs();
 app.MapGet("/", () => Results.Redirect("/openapi/v1.json")).ExcludeFromDescription();
 

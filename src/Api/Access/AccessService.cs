@@ -100,6 +100,38 @@ public sealed class AccessService(PlatformDbContext db, IHttpContextAccessor htt
             return Problems.Forbidden($"Your role in project '{projectName}' does not allow this ({permission}).");
         return project;
     }
+
+    /// <summary>A project as the caller may use it: the team's or the project's problem (404/403), or both resolved.</summary>
+    public async Task<Resolved<ProjectScope>> ProjectScopeAsync(string team, string project, Permission permission, CancellationToken ct)
+    {
+        var t = await TeamAsync(team, Permission.TeamRead, ct);
+        if (t.Problem is { } p) return p;
+        var pr = await ProjectAsync(t.Value!, project, permission, ct);
+        if (pr.Problem is { } pp) return pp;
+        return new ProjectScope(t.Value!, pr.Value!);
+    }
+
+    /// <summary>An app as the caller may use it: the scope's problem (404/403), a 404 for an unknown app, or the app (tracked) and its scope.</summary>
+    public async Task<(App? App, ProjectScope? Scope, ProblemHttpResult? Problem)> AppAsync(
+        string team, string project, string app, Permission permission, CancellationToken ct)
+    {
+        var s = await ProjectScopeAsync(team, project, permission, ct);
+        if (s.Problem is { } p) return (null, null, p);
+        var a = await FindAppAsync(s.Value!.Project, app, ct);
+        return a is null ? (null, null, Problems.NotFound($"App '{app}'")) : (a, s.Value, null);
+    }
+
+    /// <summary>The app named <paramref name="app"/> in a project already resolved (tracked, for changes), or null.</summary>
+    public Task<App?> FindAppAsync(Project project, string app, CancellationToken ct) =>
+        Names.IsDns1123Label(app)
+            ? db.Apps.FirstOrDefaultAsync(a => a.ProjectId == project.Id && a.Name == app, ct)
+            : Task.FromResult<App?>(null);
+}
+
+/// <summary>A project the caller may use and what they hold in its team.</summary>
+public sealed record ProjectScope(TeamAccess Access, Project Project)
+{
+    public bool SeesSecrets => Access.Can(Permission.SecretsRead, Project);
 }
 
 /// <summary>

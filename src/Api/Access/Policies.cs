@@ -22,7 +22,7 @@ public enum Permission
 }
 
 /// <summary>
-/// The role model of DESIGN.md in one table. A permission is held by a minimum role, either on the
+/// The role model (docs/architecture.md, "Tenancy and roles") in one table. A permission is held by a minimum role, either on the
 /// team (covering all its projects) or effective on a project (the higher of the team role and the
 /// project role). Platform admins hold every permission. Visibility (404 versus 403) is decided
 /// before this table: a caller with no role anywhere in a team never reaches it.

@@ -28,7 +28,7 @@ public static class AppLogs
             await Problems.Validation("tail", $"must be between 0 and {MaxTail}.").ExecuteAsync(http);
             return;
         }
-        var (a, _, problem) = await AppsApi.AppAsync(team, project, app, Permission.AppRead, access, db, ct);
+        var (a, _, problem) = await access.AppAsync(team, project, app, Permission.AppRead, ct);
         if (problem is not null) { await problem.ExecuteAsync(http); return; }
         var sources = await db.Instances.AsNoTracking().Where(i => i.AppId == a!.Id)
             .Select(i => new { i.Id, i.Node!.Address, i.Node.ControlPort, i.Node.ControlKey }).ToListAsync(ct);

@@ -5,7 +5,8 @@ using Microsoft.Extensions.Options;
 using Platform.Api.Access;
 using Platform.Api.Infrastructure;
 using Platform.Api.Quotas;
-using Platform.Api.Releases;
+using Platform.Api.Deployments;
+using Platform.Api.Registry;
 using Platform.Api.Builds;
 using Platform.Api.Scheduling;
 using Platform.Contracts;
@@ -34,37 +35,12 @@ public static partial class AppsApi
         return api;
     }
 
-    internal static async Task<Resolved<ProjectScope>> ScopeAsync(
-        string team, string project, Permission permission, AccessService access, CancellationToken ct)
-    {
-        var t = await access.TeamAsync(team, Permission.TeamRead, ct);
-        if (t.Problem is { } p) return p;
-        var pr = await access.ProjectAsync(t.Value!, project, permission, ct);
-        if (pr.Problem is { } pp) return pp;
-        return new ProjectScope(t.Value!, pr.Value!);
-    }
-
-    /// <summary>An app as the caller may use it: the scope's problem (404/403), a 404 for an unknown app, or the app and its scope.</summary>
-    internal static async Task<(App? App, ProjectScope? Scope, ProblemHttpResult? Problem)> AppAsync(
-        string team, string project, string app, Permission permission, AccessService access, PlatformDbContext db, CancellationToken ct)
-    {
-        var s = await ScopeAsync(team, project, permission, access, ct);
-        if (s.Problem is { } p) return (null, null, p);
-        var a = await FindAsync(db, s.Value!.Project, app, ct);
-        return a is null ? (null, null, Problems.NotFound($"App '{app}'")) : (a, s.Value, null);
-    }
-
-    internal sealed record ProjectScope(TeamAccess Access, Project Project)
-    {
-        public bool SeesSecrets => Access.Can(Permission.SecretsRead, Project);
-    }
-
     private static async Task<Results<Ok<Page<AppResponse>>, ProblemHttpResult>> ListAsync(
         string team, string project, int? limit, string? after, HttpContext http, AccessService access,
         PlatformDbContext db, IOptions<PlatformOptions> options, CancellationToken ct)
     {
         if (Paging.Check(limit) is { } bad) return bad;
-        var s = await ScopeAsync(team, project, Permission.AppRead, access, ct);
+        var s = await access.ProjectScopeAsync(team, project, Permission.AppRead, ct);
         if (s.Problem is { } p) return p;
         var scope = s.Value!;
         var query = db.Apps.AsNoTracking().Where(a => a.ProjectId == scope.Project.Id);
@@ -82,10 +58,10 @@ public static partial class AppsApi
 
     private static async Task<Results<Created<AppResponse>, ProblemHttpResult>> CreateAsync(
         string team, string project, CreateAppRequest body, HttpContext http, AccessService access, PlatformDbContext db,
-        QuotaService quotas, PlacementService placement, ReleaseService releases, WebhookSecrets secrets,
+        QuotaService quotas, DeploymentService deployments, WebhookSecrets secrets,
         IOptions<PlatformOptions> options, TimeProvider clock, CancellationToken ct)
     {
-        var s = await ScopeAsync(team, project, Permission.AppWrite, access, ct);
+        var s = await access.ProjectScopeAsync(team, project, Permission.AppWrite, ct);
         if (s.Problem is { } p) return p;
         var scope = s.Value!;
 
@@ -131,18 +107,15 @@ public static partial class AppsApi
         if (await db.Apps.AnyAsync(a => a.ProjectId == scope.Project.Id && a.Name == app.Name, ct))
             return Problems.Conflict("name", $"An app named '{app.Name}' exists in project '{project}'.");
         var footprint = AppFootprint.Of(app.Instances, app.MemoryMiB, app.CpuMillicores);
-        await using var tx = await quotas.BeginAdmissionAsync(scope.Access.Team.Id, ct, lockNow: false);
+        await using var tx = await deployments.BeginAsync(scope.Access.Team.Id, ct, lockNow: false);
         if (!await quotas.TryReserveAsync(scope.Access.Team, scope.Project, footprint, ct))
         {
             await tx.RollbackAsync(ct);
             return Problems.QuotaExceeded(await quotas.AdmitAsync(scope.Access.Team, scope.Project, footprint, ct));
         }
         db.Apps.Add(app);
-        if (app.Image is not null)
-            await releases.AddAsync(app, team, app.Image, $"Deployed image {app.Image}", null, null, access.Caller.UserId, ct);
-        await db.SaveChangesAsync(ct);
-        await tx.CommitAsync(ct);
-        await placement.TryReconcileAsync([app.Id], ct);
+        await deployments.ApplyAsync(app, team, before: null, app.Image is null ? null : Deployed(app.Image), access.Caller.UserId, ct);
+        await deployments.CommitAsync(tx, app.Id, ct);
         app.SchedulingMessage = await db.Apps.Where(x => x.Id == app.Id).Select(x => x.SchedulingMessage).FirstOrDefaultAsync(ct);
         return TypedResults.Created($"/api/v1/teams/{team}/projects/{project}/apps/{app.Name}",
             ToResponse(app, scope, http, options.Value) with { WebhookSecret = shownSecret });
@@ -152,17 +125,17 @@ public static partial class AppsApi
         string team, string project, string app, HttpContext http, AccessService access, PlatformDbContext db,
         IOptions<PlatformOptions> options, CancellationToken ct)
     {
-        var (a, scope, problem) = await AppAsync(team, project, app, Permission.AppRead, access, db, ct);
+        var (a, scope, problem) = await access.AppAsync(team, project, app, Permission.AppRead, ct);
         if (problem is not null) return problem;
         return TypedResults.Ok(ToResponse(a!, scope!, http, options.Value, await RunningAsync(db, a!, ct)));
     }
 
     private static async Task<Results<Ok<AppResponse>, ProblemHttpResult>> UpdateAsync(
         string team, string project, string app, UpdateAppRequest body, HttpContext http, AccessService access,
-        PlatformDbContext db, QuotaService quotas, PlacementService placement, ReleaseService releases, WebhookSecrets secrets,
-        IOptions<PlatformOptions> options, TimeProvider clock, CancellationToken ct)
+        PlatformDbContext db, QuotaService quotas, DeploymentService deployments, WebhookSecrets secrets,
+        IOptions<PlatformOptions> options, CancellationToken ct)
     {
-        var s = await ScopeAsync(team, project, Permission.AppWrite, access, ct);
+        var s = await access.ProjectScopeAsync(team, project, Permission.AppWrite, ct);
         if (s.Problem is { } p) return p;
         var scope = s.Value!;
         var errors = new Problems.Errors();
@@ -172,8 +145,8 @@ public static partial class AppsApi
         ValidateSource(errors, body.SourceUrl, body.Branch, body.DockerfilePath, body.WebhookSecret, options.Value.Builds.AllowedSourceHosts);
         if (errors.Any) return errors.ToProblem();
 
-        await using var tx = await quotas.BeginAdmissionAsync(scope.Access.Team.Id, ct);
-        var a = await FindAsync(db, scope.Project, app, ct);
+        await using var tx = await deployments.BeginAsync(scope.Access.Team.Id, ct);
+        var a = await access.FindAppAsync(scope.Project, app, ct);
         if (a is null) return Problems.NotFound($"App '{app}'");
 
         var before = AppFootprint.Of(a.Instances, a.MemoryMiB, a.CpuMillicores);
@@ -188,10 +161,8 @@ public static partial class AppsApi
             return Problems.Validation("webhookSecret", "is only used with sourceUrl (a repository hosted elsewhere).");
         if ((body.SourceUrl ?? body.Branch ?? body.DockerfilePath) is not null && !a.FromSource)
             return Problems.Validation("sourceUrl", "this app runs an image: create an app without an image to build from source.");
-        var what = (a.Image, a.MemoryMiB, a.CpuMillicores, a.Port, Env: string.Join('\n', a.Env.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => e.Key + "=" + e.Value)));
-        if (body.Image is not null && body.Image != a.Image)
-            await releases.AddAsync(a, team, body.Image, $"Deployed image {body.Image}", null, null, access.Caller.UserId, ct);
-        if (body.Image is not null) a.Image = body.Image;
+        var running = RunSpec.Of(a);
+        var deploy = body.Image is not null && body.Image != a.Image ? Deployed(body.Image) : null;
         string? shownSecret = null;
         if (body.SourceUrl is not null && body.SourceUrl != a.SourceUrl)
         {
@@ -222,25 +193,24 @@ public static partial class AppsApi
             a.Env = env;
         }
         // What a running instance is made of changed: a new generation replaces the instances.
-        if (what != (a.Image, a.MemoryMiB, a.CpuMillicores, a.Port, string.Join('\n', a.Env.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => e.Key + "=" + e.Value))))
-            a.Generation++;
-        a.UpdatedAt = clock.GetUtcNow().UtcDateTime;
-        await db.SaveChangesAsync(ct);
-        await tx.CommitAsync(ct);
-        await placement.TryReconcileAsync([a.Id], ct);
+        await deployments.ApplyAsync(a, team, running, deploy, access.Caller.UserId, ct);
+        await deployments.CommitAsync(tx, a.Id, ct);
         a.SchedulingMessage = await db.Apps.Where(x => x.Id == a.Id).Select(x => x.SchedulingMessage).FirstOrDefaultAsync(ct);
         return TypedResults.Ok(ToResponse(a, scope, http, options.Value, await RunningAsync(db, a, ct)) with { WebhookSecret = shownSecret });
     }
 
+    /// <summary>An image set by hand (create or PATCH), as its release describes it.</summary>
+    private static Deploy Deployed(string image) => new(image, $"Deployed image {image}");
+
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
         string team, string project, string app, AccessService access, PlatformDbContext db, QuotaService quotas,
-        PlacementService placement, ClusterSignals signals, IOptions<PlatformOptions> options, CancellationToken ct)
+        PlacementService placement, ClusterSignals signals, Git.GitRepositories repositories, Buildah buildah, CancellationToken ct)
     {
-        var s = await ScopeAsync(team, project, Permission.AppWrite, access, ct);
+        var s = await access.ProjectScopeAsync(team, project, Permission.AppWrite, ct);
         if (s.Problem is { } p) return p;
         var scope = s.Value!;
         await using var tx = await quotas.BeginAdmissionAsync(scope.Access.Team.Id, ct);
-        var a = await FindAsync(db, scope.Project, app, ct);
+        var a = await access.FindAppAsync(scope.Project, app, ct);
         if (a is null) return Problems.NotFound($"App '{app}'");
         // Its instances go with it (cascade); their nodes get a new revision and stop them.
         var nodes = await placement.NodesOfAsync(a.Id, ct);
@@ -252,17 +222,16 @@ public static partial class AppsApi
         await tx.CommitAsync(ct);
         signals.Signal(nodes, routes: true);
         // Its git repository (apps built from source) goes with it.
-        var repository = Git.GitHosting.RepositoryPath(options.Value, a.Id);
-        if (Directory.Exists(repository)) Directory.Delete(repository, recursive: true);
+        repositories.Delete(a.Id);
         // And its layer cache.
-        await BuildJob.RemoveStorageAsync(options.Value, a.Id);
+        await buildah.RemoveStorageAsync(a.Id);
         return TypedResults.NoContent();
     }
 
     private static async Task<Results<Ok<Page<InstanceResponse>>, ProblemHttpResult>> InstancesAsync(
         string team, string project, string app, AccessService access, PlatformDbContext db, CancellationToken ct)
     {
-        var (a, _, problem) = await AppAsync(team, project, app, Permission.AppRead, access, db, ct);
+        var (a, _, problem) = await access.AppAsync(team, project, app, Permission.AppRead, ct);
         if (problem is not null) return problem;
         var rows = await db.Instances.AsNoTracking().Where(i => i.AppId == a!.Id)
             .Select(i => new { i, Node = i.Node!.Name }).ToListAsync(ct);
@@ -274,11 +243,6 @@ public static partial class AppsApi
 
     private static Task<int> RunningAsync(PlatformDbContext db, App a, CancellationToken ct) =>
         db.Instances.CountAsync(i => i.AppId == a.Id && i.State == InstanceStates.Running && i.Generation == a.Generation, ct);
-
-    internal static Task<App?> FindAsync(PlatformDbContext db, Project project, string app, CancellationToken ct) =>
-        Names.IsDns1123Label(app)
-            ? db.Apps.FirstOrDefaultAsync(a => a.ProjectId == project.Id && a.Name == app, ct)
-            : Task.FromResult<App?>(null);
 
     [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]*\\z")]
     private static partial Regex EnvName();
@@ -346,7 +310,7 @@ public static partial class AppsApi
         // The router's bound address when it listens on a port picked at start (Ingress:Url with port 0).
         var ingress = http.RequestServices.GetService<Routing.Router>()?.Address is { } bound && new Uri(options.Ingress.Url).Port == 0
             ? bound : new Uri(options.Ingress.Url);
-        var url = $"{ingress.Scheme}://{a.Name}-{project}-{team}.{options.Ingress.Domain}{(ingress.IsDefaultPort ? "" : ":" + ingress.Port)}";
+        var url = $"{ingress.Scheme}://{Routing.RouteTable.HostOf(a.Name, project, team, options.Ingress.Domain)}{(ingress.IsDefaultPort ? "" : ":" + ingress.Port)}";
         var gitUrl = a.HasRepository ? $"{http.Request.Scheme}://{http.Request.Host}/git/{team}/{project}/{a.Name}.git" : null;
         var env = scope.SeesSecrets ? a.Env : a.Env.ToDictionary(e => e.Key, _ => Masked);
         var webhookUrl = a.SourceUrl is null ? null : $"{http.Request.Scheme}://{http.Request.Host}/hooks/{team}/{project}/{a.Name}";

@@ -1,6 +1,9 @@
 using System.Collections.Concurrent;
 using System.Net;
+using Microsoft.Extensions.Options;
 using Platform.Api.Infrastructure;
+using Platform.Host.Linux;
+using Platform.Host.Processes;
 
 namespace Platform.Api.Builds;
 
@@ -12,13 +15,15 @@ namespace Platform.Api.Builds;
 /// router — whatever they listen on), and private, loopback, link-local, shared and multicast
 /// destinations are dropped on forward, except port 53 of the machine's own resolvers.
 /// </summary>
-public sealed class BuildNetwork(string bridge, string subnet)
+public sealed class BuildNetwork(IOptions<PlatformOptions> options)
 {
     private const string Chain = "PLATFORM-BUILDS";
     private static readonly string[] Blocked =
         ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4"];
-    private static readonly ConcurrentDictionary<int, Guid> Leases = new();
-    private static readonly SemaphoreSlim SetupLock = new(1, 1);
+
+    /// <summary>Host addresses (.2–.254) leased to this host's running builds; two Api hosts in one process keep their own.</summary>
+    private readonly ConcurrentDictionary<int, Guid> leases = new();
+    private readonly SemaphoreSlim setupLock = new(1, 1);
     private bool ready;
 
     public static bool TryParseSubnet(string value, out (byte A, byte B, byte C) prefix)
@@ -32,44 +37,47 @@ public sealed class BuildNetwork(string bridge, string subnet)
         return true;
     }
 
-    /// <summary>The subnet's first three octets (the options validator has checked it is a /24).</summary>
-    private readonly string prefix = TryParseSubnet(subnet, out var p) ? $"{p.A}.{p.B}.{p.C}" : throw new ArgumentException($"'{subnet}' is not a /24", nameof(subnet));
+    private string Bridge => options.Value.Builds.Bridge;
+    private string Subnet => options.Value.Builds.Subnet;
+
+    /// <summary>The subnet's first three octets. Read on first use, after the options validator has checked it is a /24.</summary>
+    private string Prefix => TryParseSubnet(Subnet, out var p) ? $"{p.A}.{p.B}.{p.C}" : throw new InvalidOperationException($"Platform:Builds:Subnet '{Subnet}' is not a /24");
 
     /// <summary>The bridge's address: this machine, as a build sees it.</summary>
-    public string Gateway => prefix + ".1";
+    public string Gateway => Prefix + ".1";
 
     /// <summary>A build's network name-space, ready; dispose removes it.</summary>
     public sealed class Lease(BuildNetwork network, string name, int host) : IAsyncDisposable
     {
-        public string Path => "/var/run/netns/" + name;
-        public string Address => $"{network.prefix}.{host}";
+        public string Path => NetworkNamespaces.PathOf(name);
+        public string Address => $"{network.Prefix}.{host}";
 
         public async ValueTask DisposeAsync()
         {
-            await Exec.RunAsync("ip", ["netns", "delete", name], CancellationToken.None);
-            Leases.TryRemove(host, out _);
+            await NetworkNamespaces.DeleteAsync(name, CancellationToken.None);
+            network.leases.TryRemove(host, out _);
         }
     }
 
     public async Task<Lease> CreateAsync(Guid build, CancellationToken ct)
     {
         await EnsureAsync(ct);
-        var host = Enumerable.Range(2, 253).FirstOrDefault(h => Leases.TryAdd(h, build));
+        var host = Enumerable.Range(2, 253).FirstOrDefault(h => leases.TryAdd(h, build));
         if (host == 0) throw new InvalidOperationException("The build network has no free address: too many builds run on this machine at once.");
         var name = NamespaceOf(build);
         var veth = "pbv" + build.ToString("N")[^10..];
         var lease = new Lease(this, name, host);
         try
         {
-            await Exec.RunAsync("ip", ["netns", "delete", name], ct);   // a leftover of a build whose Api died
-            (await Exec.RunAsync("ip", ["netns", "add", name], ct)).EnsureSuccess("ip netns add");
-            (await Exec.RunAsync("ip", ["link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", name], ct)).EnsureSuccess("ip link add veth");
-            (await Exec.RunAsync("ip", ["link", "set", veth, "master", bridge, "up"], ct)).EnsureSuccess("ip link set master");
-            (await Exec.RunAsync("ip", ["link", "set", "dev", veth, "type", "bridge_slave", "isolated", "on"], ct)).EnsureSuccess("isolate bridge port");
-            (await Exec.RunAsync("ip", ["-n", name, "addr", "add", $"{lease.Address}/24", "dev", "eth0"], ct)).EnsureSuccess("ip addr add");
-            (await Exec.RunAsync("ip", ["-n", name, "link", "set", "eth0", "up"], ct)).EnsureSuccess("ip link set eth0 up");
-            (await Exec.RunAsync("ip", ["-n", name, "link", "set", "lo", "up"], ct)).EnsureSuccess("ip link set lo up");
-            (await Exec.RunAsync("ip", ["-n", name, "route", "add", "default", "via", Gateway], ct)).EnsureSuccess("ip route add default");
+            await NetworkNamespaces.DeleteAsync(name, ct);   // a leftover of a build whose Api died
+            await NetworkNamespaces.AddAsync(name, ct);
+            await ProcessRunner.CheckedAsync("ip", ["link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", name], ct);
+            await ProcessRunner.CheckedAsync("ip", ["link", "set", veth, "master", Bridge, "up"], ct);
+            await ProcessRunner.CheckedAsync("ip", ["link", "set", "dev", veth, "type", "bridge_slave", "isolated", "on"], ct);
+            await NetworkNamespaces.IpAsync(name, ["addr", "add", $"{lease.Address}/24", "dev", "eth0"], ct);
+            await NetworkNamespaces.IpAsync(name, ["link", "set", "eth0", "up"], ct);
+            await NetworkNamespaces.IpAsync(name, ["link", "set", "lo", "up"], ct);
+            await NetworkNamespaces.IpAsync(name, ["route", "add", "default", "via", Gateway], ct);
             return lease;
         }
         catch
@@ -79,16 +87,15 @@ public sealed class BuildNetwork(string bridge, string subnet)
         }
     }
 
+    /// <summary>Removes the name-space of a build that no longer runs here (its Api died); nothing when there is none.</summary>
+    public static Task RemoveAsync(Guid build, CancellationToken ct) => NetworkNamespaces.DeleteAsync(NamespaceOf(build), ct);
+
     /// <summary>Removes name-spaces of builds that no longer run here (their Api died).</summary>
     public static async Task RemoveLeftoversAsync(IReadOnlySet<string> keep, CancellationToken ct)
     {
-        var list = await Exec.RunAsync("ip", ["netns", "list"], ct);
-        foreach (var line in list.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            var name = line.Split(' ')[0];
+        foreach (var name in await NetworkNamespaces.ListAsync(ct))
             if (name.StartsWith("pb-", StringComparison.Ordinal) && !keep.Contains(name))
-                await Exec.RunAsync("ip", ["netns", "delete", name], ct);
-        }
+                await NetworkNamespaces.DeleteAsync(name, ct);
     }
 
     /// <summary>The build's name-space: from the id's random end (a version 7 id begins with its millisecond).</summary>
@@ -98,18 +105,18 @@ public sealed class BuildNetwork(string bridge, string subnet)
     private async Task EnsureAsync(CancellationToken ct)
     {
         if (ready) return;
-        await SetupLock.WaitAsync(ct);
+        await setupLock.WaitAsync(ct);
         try
         {
             if (ready) return;
-            if ((await Exec.RunAsync("ip", ["link", "show", bridge], ct)).Exit != 0)
-                (await Exec.RunAsync("ip", ["link", "add", bridge, "type", "bridge"], ct)).EnsureSuccess("ip link add bridge");
-            await Exec.RunAsync("ip", ["addr", "replace", Gateway + "/24", "dev", bridge], ct);
-            (await Exec.RunAsync("ip", ["link", "set", bridge, "up"], ct)).EnsureSuccess("ip link set bridge up");
+            if (!(await ProcessRunner.RunAsync("ip", ["link", "show", Bridge], ct)).Succeeded)
+                await ProcessRunner.CheckedAsync("ip", ["link", "add", Bridge, "type", "bridge"], ct);
+            await ProcessRunner.RunAsync("ip", ["addr", "replace", Gateway + "/24", "dev", Bridge], ct);
+            await ProcessRunner.CheckedAsync("ip", ["link", "set", Bridge, "up"], ct);
             await File.WriteAllTextAsync("/proc/sys/net/ipv4/ip_forward", "1", ct);
 
-            await Exec.RunAsync("iptables", ["-w", "-N", Chain], ct);   // exists already: fine
-            (await Exec.RunAsync("iptables", ["-w", "-F", Chain], ct)).EnsureSuccess("iptables -F");
+            await Iptables.EnsureChainAsync(null, Chain, ct);
+            await Iptables.FlushAsync(null, Chain, ct);
             var rules = new List<string[]> { new[] { "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT" } };
             foreach (var resolver in Resolvers())
             {
@@ -118,25 +125,17 @@ public sealed class BuildNetwork(string bridge, string subnet)
             }
             rules.AddRange(Blocked.Select(b => new[] { "-d", b, "-j", "DROP" }));
             rules.Add(["-j", "ACCEPT"]);
-            foreach (var r in rules)
-                (await Exec.RunAsync("iptables", ["-w", "-A", Chain, .. r], ct)).EnsureSuccess("iptables -A " + Chain);
-            await EnsureRuleAsync(null, "FORWARD", ["-i", bridge, "-j", Chain], ct);
-            await EnsureRuleAsync(null, "FORWARD", ["-o", bridge, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"], ct);
-            await EnsureRuleAsync(null, "INPUT", ["-i", bridge, "-j", "DROP"], ct);
-            await EnsureRuleAsync("nat", "POSTROUTING", ["-s", subnet, "!", "-o", bridge, "-j", "MASQUERADE"], ct);
+            foreach (var r in rules) await Iptables.AppendAsync(null, Chain, r, ct);
+            await Iptables.EnsureRuleAsync(null, "FORWARD", ["-i", Bridge, "-j", Chain], first: true, ct);
+            await Iptables.EnsureRuleAsync(null, "FORWARD", ["-o", Bridge, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"], first: true, ct);
+            await Iptables.EnsureRuleAsync(null, "INPUT", ["-i", Bridge, "-j", "DROP"], first: true, ct);
+            await Iptables.EnsureRuleAsync("nat", "POSTROUTING", ["-s", Subnet, "!", "-o", Bridge, "-j", "MASQUERADE"], first: true, ct);
             ready = true;
         }
         finally
         {
-            SetupLock.Release();
+            setupLock.Release();
         }
-    }
-
-    private static async Task EnsureRuleAsync(string? table, string chain, string[] rule, CancellationToken ct)
-    {
-        string[] t = table is null ? [] : ["-t", table];
-        if ((await Exec.RunAsync("iptables", ["-w", .. t, "-C", chain, .. rule], ct)).Exit == 0) return;
-        (await Exec.RunAsync("iptables", ["-w", .. t, "-I", chain, "1", .. rule], ct)).EnsureSuccess($"iptables -I {chain}");
     }
 
     /// <summary>Non-loopback name servers of this machine: the one private destination a build may reach (port 53).</summary>

@@ -13,7 +13,8 @@ namespace Platform.Api.Builds;
 /// removed, and is queued again once; a second loss fails it with a reason. Scratch folders and build
 /// name-spaces that belong to no build running here are removed at start.
 /// </summary>
-public sealed partial class BuildRecovery(IServiceScopeFactory scopes, IOptions<PlatformOptions> options, TimeProvider clock, ILogger<BuildRecovery> log)
+public sealed partial class BuildRecovery(
+    IServiceScopeFactory scopes, LocalBuilds local, Buildah buildah, DataLayout layout, IOptions<PlatformOptions> options, TimeProvider clock, ILogger<BuildRecovery> log)
     : BackgroundService
 {
     public override async Task StartAsync(CancellationToken cancellationToken)
@@ -24,7 +25,7 @@ public sealed partial class BuildRecovery(IServiceScopeFactory scopes, IOptions<
             {
                 await RecoverAsync(atStart: true, cancellationToken);
             }
-            catch (Exception e) when (e is DbUpdateException or System.Data.Common.DbException or InvalidOperationException or IOException)
+            catch (Exception e) when (e is DbUpdateException or System.Data.Common.DbException or InvalidOperationException or IOException or TimeoutException)
             {
                 LogFailed(log, e.Message);
             }
@@ -42,7 +43,7 @@ public sealed partial class BuildRecovery(IServiceScopeFactory scopes, IOptions<
             {
                 await RecoverAsync(atStart: false, ct);
             }
-            catch (Exception e) when (e is DbUpdateException or System.Data.Common.DbException or InvalidOperationException or IOException)
+            catch (Exception e) when (e is DbUpdateException or System.Data.Common.DbException or InvalidOperationException or IOException or TimeoutException)
             {
                 LogFailed(log, e.Message);
             }
@@ -61,15 +62,16 @@ public sealed partial class BuildRecovery(IServiceScopeFactory scopes, IOptions<
             .Select(b => new { b.Id, b.AppId, b.Number, b.HeartbeatAt, b.Attempts }).ToListAsync(ct);
         foreach (var b in running)
         {
-            if (BuildJob.Local.ContainsKey(b.Id)) continue;
+            if (local.Runs(b.Id)) continue;
             var ranHere = atStart && BuildCgroup.Existing(o.Builds.CgroupName, b.Id).Exists;
             if (!ranHere && b.HeartbeatAt is { } beat && beat >= staleBefore) continue;
 
             await BuildCgroup.Existing(o.Builds.CgroupName, b.Id).KillAndRemoveAsync();
-            await Exec.RunAsync("ip", ["netns", "delete", BuildNetwork.NamespaceOf(b.Id)], ct);
-            var scratch = BuildJob.ScratchPath(o, b.Id);
-            if (Directory.Exists(scratch)) Directory.Delete(scratch, recursive: true);
-            if (!BuildJob.Local.Values.Contains(b.AppId)) await BuildJob.RemoveWorkingContainersAsync(o, b.AppId);
+            await BuildNetwork.RemoveAsync(b.Id, ct);
+            foreach (var (folder, _) in layout.BuildScratchFolders().Where(f => f.Build == b.Id))
+                Directory.Delete(folder, recursive: true);
+            // Working containers are per app: not while another build of the app runs here.
+            if (!local.BuildsApp(b.AppId)) await buildah.RemoveWorkingContainersAsync(b.AppId);
 
             var retry = b.Attempts < 2;
             var reason = "The Api running this build stopped twice during it: push again or start a build.";
@@ -78,22 +80,19 @@ public sealed partial class BuildRecovery(IServiceScopeFactory scopes, IOptions<
                 ? await target.ExecuteUpdateAsync(s => s.SetProperty(x => x.State, BuildStates.Queued).SetProperty(x => x.HeartbeatAt, (DateTime?)null), ct)
                 : await target.ExecuteUpdateAsync(s => s.SetProperty(x => x.State, BuildStates.Failed).SetProperty(x => x.Reason, reason).SetProperty(x => x.FinishedAt, now), ct);
             if (changed == 0) continue;   // another replica took it, or it came back
-            var logFile = BuildJob.LogPath(o, b.Id);
-            Directory.CreateDirectory(Path.GetDirectoryName(logFile)!);
-            await File.AppendAllTextAsync(logFile, retry ? "==> the Api running this build stopped; retrying\n" : $"==> failed: {reason}\n", ct);
+            Directory.CreateDirectory(layout.BuildLogs);
+            await File.AppendAllTextAsync(layout.BuildLog(b.Id), retry ? "==> the Api running this build stopped; retrying\n" : $"==> failed: {reason}\n", ct);
             LogRecovered(log, b.Number, b.Id, retry ? "queued again" : "failed");
             if (retry) queue.Enqueue(b.Id);
         }
 
         if (!atStart) return;
-        var scratchRoot = Path.Combine(o.FullDataDir, "scratch");
-        if (Directory.Exists(scratchRoot))
-            foreach (var dir in Directory.EnumerateDirectories(scratchRoot, "build-*"))
-                if (!Guid.TryParseExact(Path.GetFileName(dir)["build-".Length..], "N", out var id) || !BuildJob.Local.ContainsKey(id))
-                    Directory.Delete(dir, recursive: true);
+        foreach (var (folder, build) in layout.BuildScratchFolders())
+            if (!local.Runs(build))
+                Directory.Delete(folder, recursive: true);
         if (o.Builds.Network == "isolated" && Environment.UserName == "root")
             await BuildNetwork.RemoveLeftoversAsync(   // a build running anywhere on this machine has its cgroup
-                BuildCgroup.Present(o.Builds.CgroupName).Concat(BuildJob.Local.Keys).Select(BuildNetwork.NamespaceOf).ToHashSet(), ct);
+                BuildCgroup.Present(o.Builds.CgroupName).Concat(local.Builds).Select(BuildNetwork.NamespaceOf).ToHashSet(), ct);
     }
 
     [LoggerMessage(EventId = 72, Level = LogLevel.Warning, Message = "Build #{Number} ({Build}) lost its Api: {Outcome}")]

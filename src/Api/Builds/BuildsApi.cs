@@ -30,7 +30,7 @@ public static class BuildsApi
     private static async Task<Results<Ok<Page<BuildResponse>>, ProblemHttpResult>> ListAsync(
         string team, string project, string app, AccessService access, PlatformDbContext db, CancellationToken ct)
     {
-        var (a, _, problem) = await AppsApi.AppAsync(team, project, app, Permission.AppRead, access, db, ct);
+        var (a, _, problem) = await access.AppAsync(team, project, app, Permission.AppRead, ct);
         if (problem is not null) return problem;
         var rows = await db.Builds.AsNoTracking().Where(b => b.AppId == a!.Id).OrderByDescending(b => b.Number).Take(100)
             .Select(b => new { b, By = db.Users.Where(u => u.Id == b.CreatedBy).Select(u => u.Email).FirstOrDefault() }).ToListAsync(ct);
@@ -40,7 +40,7 @@ public static class BuildsApi
     private static async Task<Results<Ok<BuildResponse>, ProblemHttpResult>> GetAsync(
         string team, string project, string app, int number, AccessService access, PlatformDbContext db, CancellationToken ct)
     {
-        var (a, _, problem) = await AppsApi.AppAsync(team, project, app, Permission.AppRead, access, db, ct);
+        var (a, _, problem) = await access.AppAsync(team, project, app, Permission.AppRead, ct);
         if (problem is not null) return problem;
         var b = await db.Builds.AsNoTracking().FirstOrDefaultAsync(x => x.AppId == a!.Id && x.Number == number, ct);
         if (b is null) return Problems.NotFound($"Build #{number}");
@@ -50,9 +50,9 @@ public static class BuildsApi
     /// <summary>Builds a commit again (or the head of the app's branch): after a failure outside the code, or to pick up a moved base image.</summary>
     private static async Task<Results<Created<BuildResponse>, ProblemHttpResult>> CreateAsync(
         string team, string project, string app, CreateBuildRequest? body, AccessService access, PlatformDbContext db, BuildQueue queue,
-        IOptions<PlatformOptions> options, CancellationToken ct)
+        Git.GitRepositories repositories, CancellationToken ct)
     {
-        var (a, _, problem) = await AppsApi.AppAsync(team, project, app, Permission.AppWrite, access, db, ct);
+        var (a, _, problem) = await access.AppAsync(team, project, app, Permission.AppWrite, ct);
         if (problem is not null) return problem;
         if (!a!.FromSource) return Problems.Validation("app", "this app runs an image; only apps built from source have builds.");
         var commit = body?.Commit;
@@ -60,7 +60,7 @@ public static class BuildsApi
             return Problems.Validation("commit", "must be a full commit id (40 or 64 lowercase hexadecimal digits).");
         if (a.SourceUrl is null)
         {
-            var found = await Git.GitHosting.ResolveAsync(Git.GitHosting.RepositoryPath(options.Value, a.Id), commit ?? "refs/heads/" + a.Branch, ct);
+            var found = await repositories.ResolveAsync(a.Id, commit ?? "refs/heads/" + a.Branch, ct);
             if (found is null)
                 return Problems.Validation("commit", commit is null
                     ? $"the repository has no branch '{a.Branch}' yet: push to it first."
@@ -81,7 +81,7 @@ public static class BuildsApi
     private static async Task<Results<Accepted<BuildResponse>, ProblemHttpResult>> CancelAsync(
         string team, string project, string app, int number, AccessService access, PlatformDbContext db, TimeProvider clock, CancellationToken ct)
     {
-        var (a, _, problem) = await AppsApi.AppAsync(team, project, app, Permission.AppWrite, access, db, ct);
+        var (a, _, problem) = await access.AppAsync(team, project, app, Permission.AppWrite, ct);
         if (problem is not null) return problem;
         var reason = $"Cancelled by {access.Caller.Email}.";
         var now = clock.GetUtcNow().UtcDateTime;
@@ -104,13 +104,13 @@ public static class BuildsApi
     /// </summary>
     private static async Task<IResult> LogAsync(
         string team, string project, string app, int number, HttpContext http, AccessService access, PlatformDbContext db,
-        IOptions<PlatformOptions> options, CancellationToken ct)
+        DataLayout layout, CancellationToken ct)
     {
-        var (a, _, problem) = await AppsApi.AppAsync(team, project, app, Permission.AppRead, access, db, ct);
+        var (a, _, problem) = await access.AppAsync(team, project, app, Permission.AppRead, ct);
         if (problem is not null) return problem;
         var b = await db.Builds.AsNoTracking().FirstOrDefaultAsync(x => x.AppId == a!.Id && x.Number == number, ct);
         if (b is null) return Problems.NotFound($"Build #{number}");
-        var file = BuildJob.LogPath(options.Value, b.Id);
+        var file = layout.BuildLog(b.Id);
         var sse = http.Request.Headers.Accept.ToString().Contains("text/event-stream", StringComparison.OrdinalIgnoreCase);
         if (!sse)
             return File.Exists(file)

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using Hangfire;
 using System.Text;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.EntityFrameworkCore;
@@ -9,6 +7,7 @@ using Platform.Api.Identity;
 using Platform.Api.Infrastructure;
 using Platform.Contracts;
 using Platform.Data;
+using Platform.Host.Processes;
 
 namespace Platform.Api.Git;
 
@@ -27,7 +26,7 @@ public static partial class GitHosting
     }
 
     private static async Task ServeAsync(string team, string project, string repo, string? path, HttpContext http,
-        PlatformDbContext db, AccessService access, TimeProvider clock, IOptions<PlatformOptions> options, ILoggerFactory loggers)
+        PlatformDbContext db, AccessService access, GitRepositories repositories, TimeProvider clock, ILoggerFactory loggers)
     {
         var log = loggers.CreateLogger("Platform.Api.Git");
         if (!repo.EndsWith(".git", StringComparison.Ordinal) || !Names.IsDns1123Label(repo[..^4]))
@@ -76,18 +75,16 @@ public static partial class GitHosting
             return;
         }
 
-        var root = Path.Combine(options.Value.FullDataDir, "git");
-        var bare = RepositoryPath(options.Value, app.Id);
-        await EnsureRepositoryAsync(bare, http.RequestAborted);
+        await repositories.EnsureAsync(app.Id, http.RequestAborted);
         if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
             size.MaxRequestBodySize = null;   // pushes are as large as the repository
         var receiving = path == "git-receive-pack" && HttpMethods.IsPost(http.Request.Method);
-        var before = receiving ? await ResolveAsync(bare, "refs/heads/" + app.Branch, http.RequestAborted) : null;
-        await CgiAsync(http, root, $"/{app.Id:N}.git/{path}", found.Email, log);
+        var before = receiving ? await repositories.ResolveAsync(app.Id, "refs/heads/" + app.Branch, http.RequestAborted) : null;
+        await CgiAsync(http, repositories.Root, $"/{app.Id:N}.git/{path}", found.Email, log);
         if (!receiving) return;
 
         // A push that moved the default branch queues a build of that commit.
-        var after = await ResolveAsync(bare, "refs/heads/" + app.Branch, CancellationToken.None);
+        var after = await repositories.ResolveAsync(app.Id, "refs/heads/" + app.Branch, CancellationToken.None);
         if (after is null || after == before) return;
         var build = await http.RequestServices.GetRequiredService<Builds.BuildQueue>()
             .QueueAsync(app, after, "push", null, found.UserId, CancellationToken.None);
@@ -95,75 +92,44 @@ public static partial class GitHosting
         LogQueued(log, team, project, appName, number, after);
     }
 
-    /// <summary>Where an app built from the platform's git keeps its bare repository.</summary>
-    public static string RepositoryPath(PlatformOptions options, Guid app) => Path.Combine(options.FullDataDir, "git", app.ToString("N") + ".git");
-
-    /// <summary>The commit a revision (branch, commit id) names in a bare repository, or null when it names none.</summary>
-    public static async Task<string?> ResolveAsync(string bare, string revision, CancellationToken ct)
-    {
-        if (!Directory.Exists(bare)) return null;
-        var r = await Exec.RunAsync("git", ["--git-dir", bare, "rev-parse", "--verify", "--quiet", revision + "^{commit}"], ct);
-        return r.Exit == 0 ? r.Output.Trim() : null;
-    }
-
-    private static readonly SemaphoreSlim InitLock = new(1, 1);
-
-    private static async Task EnsureRepositoryAsync(string bare, CancellationToken ct)
-    {
-        if (Directory.Exists(bare)) return;
-        await InitLock.WaitAsync(ct);
-        try
-        {
-            if (Directory.Exists(bare)) return;
-            var temp = bare + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
-            (await Exec.RunAsync("git", ["init", "--bare", "--initial-branch=main", temp], ct)).EnsureSuccess("git init");
-            (await Exec.RunAsync("git", ["--git-dir", temp, "config", "http.receivepack", "true"], ct)).EnsureSuccess("git config");
-            (await Exec.RunAsync("git", ["--git-dir", temp, "config", "receive.denyNonFastForwards", "false"], ct)).EnsureSuccess("git config");
-            Directory.Move(temp, bare);
-        }
-        finally
-        {
-            InitLock.Release();
-        }
-    }
-
-    /// <summary>Runs <c>git http-backend</c> as a CGI: request body to stdin, CGI headers parsed, the rest streamed.</summary>
+    /// <summary>
+    /// Runs <c>git http-backend</c> as a CGI: request body streamed to stdin, CGI headers parsed, the rest streamed
+    /// back. No time limit (a push is as long as the repository); an aborted request kills git (the process is
+    /// disposed with the request, and waiting for it is cancelled by it).
+    /// </summary>
     private static async Task CgiAsync(HttpContext http, string root, string pathInfo, string user, ILogger log)
     {
-        var psi = new ProcessStartInfo("git", ["http-backend"])
+        var env = new Dictionary<string, string?>
         {
-            UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
+            ["GIT_PROJECT_ROOT"] = root,
+            ["GIT_HTTP_EXPORT_ALL"] = "1",
+            ["PATH_INFO"] = pathInfo,
+            ["REQUEST_METHOD"] = http.Request.Method,
+            ["QUERY_STRING"] = http.Request.QueryString.HasValue ? http.Request.QueryString.Value![1..] : "",
+            ["CONTENT_TYPE"] = http.Request.ContentType ?? "",
+            ["REMOTE_USER"] = user,
+            ["REMOTE_ADDR"] = http.Connection.RemoteIpAddress?.ToString() ?? "",
         };
-        var env = psi.Environment;
-        env["GIT_PROJECT_ROOT"] = root;
-        env["GIT_HTTP_EXPORT_ALL"] = "1";
-        env["PATH_INFO"] = pathInfo;
-        env["REQUEST_METHOD"] = http.Request.Method;
-        env["QUERY_STRING"] = http.Request.QueryString.HasValue ? http.Request.QueryString.Value![1..] : "";
-        env["CONTENT_TYPE"] = http.Request.ContentType ?? "";
         if (http.Request.ContentLength is { } length) env["CONTENT_LENGTH"] = length.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        env["REMOTE_USER"] = user;
-        env["REMOTE_ADDR"] = http.Connection.RemoteIpAddress?.ToString() ?? "";
         if (http.Request.Headers["Git-Protocol"].ToString() is { Length: > 0 } protocol) env["GIT_PROTOCOL"] = protocol;
         if (http.Request.Headers.ContentEncoding.ToString() is { Length: > 0 } encoding) env["HTTP_CONTENT_ENCODING"] = encoding;
 
-        using var process = Process.Start(psi)!;
-        var stderr = process.StandardError.ReadToEndAsync();
+        var aborted = http.RequestAborted;
+        await using var process = ProcessRunner.Start(new ProcessSpec("git", ["http-backend"]) { Env = env, Timeout = Timeout.InfiniteTimeSpan });
         var feed = Task.Run(async () =>
         {
-            try { await http.Request.Body.CopyToAsync(process.StandardInput.BaseStream, http.RequestAborted); }
+            try { await http.Request.Body.CopyToAsync(process.Stdin, aborted); }
             catch (Exception e) when (e is IOException or OperationCanceledException) { }
-            finally { process.StandardInput.Close(); }
-        });
+            finally { process.CloseStdin(); }
+        }, CancellationToken.None);
 
         // CGI headers up to the blank line; "Status:" sets the code.
-        var output = process.StandardOutput.BaseStream;
-        var header = new StringBuilder();
+        var output = process.Stdout;
         var status = StatusCodes.Status200OK;
         var headers = new List<(string, string)>();
         while (true)
         {
-            var line = await ReadLineAsync(output, http.RequestAborted);
+            var line = await ReadLineAsync(output, aborted);
             if (line is null || line.Length == 0) break;
             var colon = line.IndexOf(':');
             if (colon <= 0) continue;
@@ -173,10 +139,10 @@ public static partial class GitHosting
         }
         http.Response.StatusCode = status;
         foreach (var (name, value) in headers) http.Response.Headers.Append(name, value);
-        await output.CopyToAsync(http.Response.Body, http.RequestAborted);
+        await output.CopyToAsync(http.Response.Body, aborted);
         await feed;
-        await process.WaitForExitAsync(http.RequestAborted);
-        if (process.ExitCode != 0) LogBackendFailed(log, pathInfo, process.ExitCode, (await stderr).Trim());
+        var result = await process.WaitAsync(aborted);
+        if (!result.Succeeded) LogBackendFailed(log, pathInfo, result.ExitCode, result.Stderr.Trim());
     }
 
     /// <summary>One CGI header line, read byte by byte so the body that follows stays in the stream.</summary>

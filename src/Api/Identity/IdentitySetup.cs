@@ -19,7 +19,7 @@ public static class IdentitySetup
     {
         var services = builder.Services;
         services.AddDataProtection()
-            .PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(options.FullDataDir, "keys", "dataprotection")))
+            .PersistKeysToFileSystem(new DirectoryInfo(DataLayout.Of(options).DataProtectionKeys))
             .SetApplicationName("platform");
 
         services.AddIdentity<PlatformUser, IdentityRole>(o =>
@@ -71,8 +71,8 @@ public static class IdentitySetup
                     .AllowPasswordFlow()
                     .AllowClientCredentialsFlow();
                 o.RegisterScopes(Scopes.OpenId, Scopes.Profile, Scopes.Email, Scopes.OfflineAccess, PlatformScope);
-                o.AddSigningKey(SigningKeys.LoadOrCreate(options.FullDataDir, "oidc-signing"));
-                o.AddEncryptionKey(SigningKeys.LoadOrCreate(options.FullDataDir, "oidc-encryption"));
+                o.AddSigningKey(SigningKeys.LoadOrCreate(DataLayout.Of(options).Keys, "oidc-signing"));
+                o.AddEncryptionKey(SigningKeys.LoadOrCreate(DataLayout.Of(options).Keys, "oidc-encryption"));
                 o.SetAccessTokenLifetime(options.AccessTokenLifetime);
                 o.SetRefreshTokenLifetime(TimeSpan.FromDays(14));
                 o.UseAspNetCore()

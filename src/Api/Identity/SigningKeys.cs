@@ -9,9 +9,9 @@ namespace Platform.Api.Identity;
 /// </summary>
 public static class SigningKeys
 {
-    public static SecurityKey LoadOrCreate(string dataDir, string name)
+    /// <summary>The key <paramref name="name"/> in <paramref name="dir"/> (<see cref="Infrastructure.DataLayout.Keys"/>), made on first use.</summary>
+    public static SecurityKey LoadOrCreate(string dir, string name)
     {
-        var dir = Path.Combine(dataDir, "keys");
         Directory.CreateDirectory(dir);
         var path = Path.Combine(dir, name + ".pem");
         var rsa = RSA.Create();

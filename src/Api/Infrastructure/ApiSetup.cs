@@ -3,7 +3,6 @@ using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Options;
 using Platform.Api.Access;
 using Platform.Api.Apps;
-using Platform.Api.Builds;
 using Platform.Api.Releases;
 using Platform.Api.Audit;
 using Platform.Api.Identity;
@@ -38,6 +37,13 @@ public static class ApiSetup
         return builder;
     }
 
+    /// <summary>The group every /api/v1 endpoint of a person is in: authenticated, caller resolved, changes audited.</summary>
+    public static RouteGroupBuilder MapApiGroup(this IEndpointRouteBuilder app) => app.MapGroup("/api/v1")
+        .RequireAuthorization(IdentitySetup.ApiScheme)
+        .AddEndpointFilter<CallerFilter>()
+        .AddEndpointFilter<AuditFilter>()
+        .WithTags("Platform");
+
     /// <summary>Every /api/v1 endpoint: authenticated, caller resolved, changes audited, bodies bounded.</summary>
     public static WebApplication MapPlatformApi(this WebApplication app)
     {
@@ -59,11 +65,7 @@ public static class ApiSetup
             await next(ctx);
         }));
 
-        var api = app.MapGroup("/api/v1")
-            .RequireAuthorization(IdentitySetup.ApiScheme)
-            .AddEndpointFilter<CallerFilter>()
-            .AddEndpointFilter<AuditFilter>()
-            .WithTags("Platform");
+        var api = app.MapApiGroup();
         api.MapUsersApi();
         api.MapTeamsApi();
         api.MapProjectsApi();
@@ -71,9 +73,7 @@ public static class ApiSetup
         api.MapAuditApi();
         api.MapNodesApi();
         api.MapImagesApi();
-        api.MapBuildsApi();
         api.MapReleasesApi();
-        app.MapWebhooks();
 
         app.MapGroup("/api/v1").AllowAnonymous().AddEndpointFilter<AuditFilter>().WithTags("Nodes").MapNodeJoin();
         // Node agents' own endpoints: their client-credentials token, no person, no audit of routine reports.

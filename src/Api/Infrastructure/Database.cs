@@ -40,7 +40,7 @@ public static class Database
             return csb.ConnectionString;
         }
         // Shared cache off, WAL on: readers never wait for the single writer.
-        return configured ?? $"Data Source={Path.Combine(options.FullDataDir, "platform.db")};Cache=Private;Pooling=True";
+        return configured ?? $"Data Source={DataLayout.Of(options).Database};Cache=Private;Pooling=True";
     }
 
     /// <summary>Applies pending migrations; every replica may call it, PostgreSQL serialises them with a lock.</summary>

@@ -1,8 +1,9 @@
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Platform.Api.Infrastructure;
 
-/// <summary>The <c>Platform</c> configuration section (DESIGN.md, "Contract").</summary>
+/// <summary>The <c>Platform</c> configuration section (docs/operations.md lists the settings; docs/architecture.md says what each part does with them).</summary>
 public sealed class PlatformOptions
 {
     public const string Section = "Platform";
@@ -181,5 +182,29 @@ public sealed class PlatformOptionsValidator : IValidateOptions<PlatformOptions>
         if (o.AccessTokenLifetime <= TimeSpan.Zero)
             errors.Add("Platform:AccessTokenLifetime must be positive.");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}
+
+public static class PlatformOptionsSetup
+{
+    /// <summary>
+    /// Binds the <c>Platform</c> section and validates it before anything is built from it, so a bad setting
+    /// stops the Api with the validator's message (every problem listed) rather than with whatever a
+    /// component made from it throws first. Registers the options (validated again on start, for
+    /// configuration a host adds later), the clock and the data folder's <see cref="DataLayout"/>.
+    /// </summary>
+    public static PlatformOptions AddPlatformOptions(this IHostApplicationBuilder builder)
+    {
+        var options = builder.Configuration.GetSection(PlatformOptions.Section).Get<PlatformOptions>() ?? new PlatformOptions();
+        var validator = new PlatformOptionsValidator();
+        if (validator.Validate(Options.DefaultName, options) is { Failed: true } result)
+            throw new OptionsValidationException(Options.DefaultName, typeof(PlatformOptions), result.Failures);
+        var services = builder.Services;
+        services.AddOptions<PlatformOptions>().BindConfiguration(PlatformOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<PlatformOptions>>(validator);
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton(sp => DataLayout.Of(sp.GetRequiredService<IOptions<PlatformOptions>>().Value));
+        Directory.CreateDirectory(options.FullDataDir);
+        return options;
     }
 }

@@ -31,36 +31,19 @@ public static class Jobs
         // several hosts in one process (tests, a worker beside an Api) cannot take each other's jobs.
         builder.Services.AddSingleton<JobStorage>(_ => options.Database.Provider == DatabaseProvider.Postgres
             ? NewPostgresStorage(connectionString)
-            : new SQLiteStorage(Path.Combine(options.FullDataDir, "jobs.db"), new SQLiteStorageOptions { QueuePollInterval = TimeSpan.FromSeconds(1) }));
+            : new SQLiteStorage(DataLayout.Of(options).Jobs, new SQLiteStorageOptions { QueuePollInterval = TimeSpan.FromSeconds(1) }));
         builder.Services.AddHangfire(c => c
             .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
             .UseSimpleAssemblyNameTypeSerializer()
             .UseRecommendedSerializerSettings());
-        // Builds are recovered (a build whose Api died) before this replica's servers take jobs.
-        builder.Services.AddHostedService<Builds.BuildRecovery>();
         builder.Services.AddHangfireServer(o =>
         {
             o.WorkerCount = Math.Max(2, Environment.ProcessorCount);
             o.Queues = ["default"];
             o.ServerName = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
         });
-        // Builds have workers of their own (Platform:Builds:Workers) so long builds never hold up rollouts and
-        // housekeeping; a build that must wait for its team's slot is scheduled again, so a 1 s poll.
-        if (options.Builds.Workers > 0)
-            builder.Services.AddHangfireServer(o =>
-            {
-                o.WorkerCount = options.Builds.Workers;
-                o.Queues = ["builds"];
-                o.SchedulePollingInterval = TimeSpan.FromSeconds(1);
-                o.ServerName = $"{Environment.MachineName}:{Environment.ProcessId}:builds:{Guid.NewGuid():N}";
-            });
+        // The "builds" queue has workers of its own (BuildsSetup).
         builder.Services.AddScoped<Housekeeping>();
-        builder.Services.AddScoped<Builds.BuildJob>();
-        builder.Services.AddScoped<Builds.BuildQueue>();
-        builder.Services.AddScoped<Releases.ReleaseService>();
-        builder.Services.AddScoped<Scheduling.ImageResolver>();
-        builder.Services.AddSingleton<Builds.WebhookSecrets>();
-        builder.Services.AddSingleton(new Builds.BuildNetwork(options.Builds.Bridge, options.Builds.Subnet));
         return builder;
     }
 

@@ -23,7 +23,7 @@ public static partial class RegistryApi
 
     public static IServiceCollection AddPlatformRegistry(this IServiceCollection services, PlatformOptions options)
     {
-        services.AddSingleton<IBlobStore>(_ => new FileSystemBlobStore(Path.Combine(options.FullDataDir, "registry")));
+        services.AddSingleton<IBlobStore>(_ => new FileSystemBlobStore(DataLayout.Of(options).Registry));
         services.TryAddSingleton<RepositoryCreationGate>();
         services.AddScoped<RegistryAuth>();
         services.TryAddScoped<RegistryRepositories>();

@@ -1,5 +1,5 @@
 using Microsoft.EntityFrameworkCore;
-using Platform.Api.Scheduling;
+using Platform.Api.Registry;
 using Platform.Data;
 
 namespace Platform.Api.Releases;

@@ -3,8 +3,7 @@ using Microsoft.EntityFrameworkCore;
 using Platform.Api.Access;
 using Platform.Api.Apps;
 using Platform.Api.Infrastructure;
-using Platform.Api.Quotas;
-using Platform.Api.Scheduling;
+using Platform.Api.Deployments;
 using Platform.Contracts;
 using Platform.Data;
 
@@ -24,7 +23,7 @@ public static class ReleasesApi
     private static async Task<Results<Ok<Page<ReleaseResponse>>, ProblemHttpResult>> ListAsync(
         string team, string project, string app, AccessService access, PlatformDbContext db, CancellationToken ct)
     {
-        var (a, _, problem) = await AppsApi.AppAsync(team, project, app, Permission.AppRead, access, db, ct);
+        var (a, _, problem) = await access.AppAsync(team, project, app, Permission.AppRead, ct);
         if (problem is not null) return problem;
         var rows = await db.Releases.AsNoTracking().Where(r => r.AppId == a!.Id).OrderByDescending(r => r.Version).Take(100)
             .Select(r => new { r, By = db.Users.Where(u => u.Id == r.CreatedBy).Select(u => u.Email).FirstOrDefault() }).ToListAsync(ct);
@@ -36,26 +35,19 @@ public static class ReleasesApi
         new(r.Version, r.Image, r.Commit, r.BuildNumber, r.Description, by, r.CreatedAt, r.Version == current);
 
     private static async Task<Results<Created<ReleaseResponse>, ProblemHttpResult>> RollbackAsync(
-        string team, string project, string app, int version, AccessService access, PlatformDbContext db, QuotaService quotas,
-        ReleaseService releases, PlacementService placement, TimeProvider clock, CancellationToken ct)
+        string team, string project, string app, int version, AccessService access, PlatformDbContext db,
+        DeploymentService deployments, CancellationToken ct)
     {
-        var s = await AppsApi.ScopeAsync(team, project, Permission.AppWrite, access, ct);
+        var s = await access.ProjectScopeAsync(team, project, Permission.AppWrite, ct);
         if (s.Problem is { } p) return p;
-        await using var tx = await quotas.BeginAdmissionAsync(s.Value!.Access.Team.Id, ct);   // serialised with other changes of the team's apps
-        var a = await AppsApi.FindAsync(db, s.Value.Project, app, ct);
+        await using var tx = await deployments.BeginAsync(s.Value!.Access.Team.Id, ct);   // serialised with other changes of the team's apps
+        var a = await access.FindAppAsync(s.Value.Project, app, ct);
         if (a is null) return Problems.NotFound($"App '{app}'");
         var target = await db.Releases.AsNoTracking().FirstOrDefaultAsync(r => r.AppId == a.Id && r.Version == version, ct);
         if (target is null) return Problems.NotFound($"Release v{version}");
-        var release = await releases.AddAsync(a, team, target.Image, $"Rollback to v{version}", target.Commit, target.BuildNumber, access.Caller.UserId, ct);
-        if (a.Image != target.Image)
-        {
-            a.Image = target.Image;
-            a.Generation++;
-        }
-        a.UpdatedAt = clock.GetUtcNow().UtcDateTime;
-        await db.SaveChangesAsync(ct);
-        await tx.CommitAsync(ct);
-        await placement.TryReconcileAsync([a.Id], ct);
+        var release = (await deployments.ApplyAsync(a, team, RunSpec.Of(a),
+            new Deploy(target.Image, $"Rollback to v{version}", target.Commit, target.BuildNumber), access.Caller.UserId, ct))!;
+        await deployments.CommitAsync(tx, a.Id, ct);
         return TypedResults.Created($"/api/v1/teams/{team}/projects/{project}/apps/{app}/releases", ToResponse(release, access.Caller.Email, release.Version));
     }
 }

@@ -38,6 +38,7 @@ public sealed partial class RouteTable(IServiceScopeFactory scopes, ClusterSigna
 
     public RouteEntry? Find(string host) => _routes.GetValueOrDefault(host);
 
+    /// <summary>The host name an app is served at, <c>{app}-{project}-{team}.{domain}</c>: the one place it is spelled (the route table and the app's url).</summary>
     public static string HostOf(string app, string project, string team, string domain) => $"{app}-{project}-{team}.{domain}".ToLowerInvariant();
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)

@@ -2,6 +2,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Platform.Api.Infrastructure;
 using Platform.Contracts;
+using Platform.Api.Registry;
 using Platform.Data;
 
 namespace Platform.Api.Scheduling;

@@ -1,11 +1,10 @@
 using Platform.Api.Infrastructure;
-using Platform.Api.Routing;
 
 namespace Platform.Api.Scheduling;
 
 public static class SchedulingSetup
 {
-    /// <summary>The scheduler, its background pass, change signals across replicas, the route table and the router.</summary>
+    /// <summary>The scheduler, its background pass, change signals across replicas, and the client that reaches agents for app logs.</summary>
     public static IServiceCollection AddPlatformScheduling(this IServiceCollection services, PlatformOptions options)
     {
         services.AddSingleton<SchedulingGate>();
@@ -14,10 +13,6 @@ public static class SchedulingSetup
         services.AddHostedService<SchedulingLoop>();
         if (options.Database.Provider == DatabaseProvider.Postgres)
             services.AddHostedService<PostgresListener>();
-        services.AddSingleton<RouteTable>();
-        services.AddHostedService(sp => sp.GetRequiredService<RouteTable>());
-        services.AddSingleton<Router>();
-        services.AddHostedService(sp => sp.GetRequiredService<Router>());
         // Log streams from agents stay open as long as the person follows them.
         services.AddHttpClient("agents", c => c.Timeout = Timeout.InfiniteTimeSpan)
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(5) });

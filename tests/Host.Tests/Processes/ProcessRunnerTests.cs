@@ -163,4 +163,15 @@ public sealed class ProcessRunnerTests
             await ProcessRunner.RunAsync("rm", ["-rf", "--", dir], CancellationToken.None);   // .NET cannot name that file to delete it
         }
     }
+
+    [Fact]
+    public async Task A_started_process_reads_to_the_end_of_its_streamed_input_and_exits()
+    {
+        await using var p = ProcessRunner.Start(new ProcessSpec("/bin/cat", []) { Timeout = Timeout.InfiniteTimeSpan });
+        await p.Stdin.WriteAsync("all of it\n"u8.ToArray());
+        p.CloseStdin();
+        using var reader = new StreamReader(p.Stdout);
+        Assert.Equal("all of it\n", await reader.ReadToEndAsync());
+        Assert.Equal(0, (await p.WaitAsync(CancellationToken.None)).ExitCode);
+    }
 }

@@ -1,8 +1,7 @@
 using Microsoft.EntityFrameworkCore;
-using Platform.Api.Registry;
 using Platform.Data;
 
-namespace Platform.Api.Scheduling;
+namespace Platform.Api.Registry;
 
 /// <summary>
 /// Resolves an app's image reference against the platform registry: <c>[host[:port]/]name[:tag][@digest]</c>

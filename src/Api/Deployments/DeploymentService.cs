@@ -1,0 +1,58 @@
+using Platform.Api.Quotas;
+using Platform.Api.Releases;
+using Platform.Api.Scheduling;
+using Platform.Data;
+
+namespace Platform.Api.Deployments;
+
+/// <summary>A new image for an app and what its release says about it.</summary>
+public sealed record Deploy(string Image, string Description, string? Commit = null, int? BuildNumber = null);
+
+/// <summary>What an app's instances are made of: a change of any of it is a new generation (a surge rollout).</summary>
+public readonly record struct RunSpec(string? Image, int MemoryMiB, int CpuMillicores, int Port, string Env)
+{
+    public static RunSpec Of(App a) => new(a.Image, a.MemoryMiB, a.CpuMillicores, a.Port,
+        string.Join('\n', a.Env.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => e.Key + "=" + e.Value)));
+}
+
+/// <summary>
+/// The one path that changes what an app runs — create, PATCH, rollback and a build's release all go
+/// through it, so they follow the same rules: the change happens inside the team's admission (the
+/// lock <see cref="QuotaService.BeginAdmissionAsync"/> takes, so it is serialised with every other
+/// change of the team's apps on any replica); a new image is a numbered release (<see cref="ReleaseService"/>,
+/// pinned to its digest); a change of what instances are made of bumps the generation; after the commit
+/// the placement reconciles the app. Callers save their own further changes in the same transaction
+/// (a build writes its success there), so nothing is half done.
+/// </summary>
+public sealed class DeploymentService(PlatformDbContext db, QuotaService quotas, ReleaseService releases, PlacementService placement, TimeProvider clock)
+{
+    /// <summary>Starts the admission a change of the team's apps runs in; see <see cref="QuotaService.BeginAdmissionAsync"/>.</summary>
+    public Task<Admission> BeginAsync(Guid teamId, CancellationToken ct, bool lockNow = true) => quotas.BeginAdmissionAsync(teamId, ct, lockNow);
+
+    /// <summary>
+    /// Applies a change made to <paramref name="app"/> (tracked by the context): records <paramref name="deploy"/>
+    /// as a release and runs its image, bumps the generation when <see cref="RunSpec"/> moved from
+    /// <paramref name="before"/> (null for a new app: it has no instances to replace) and stamps the change.
+    /// </summary>
+    public async Task<Release?> ApplyAsync(App app, string team, RunSpec? before, Deploy? deploy, string? userId, CancellationToken ct)
+    {
+        Release? release = null;
+        if (deploy is not null)
+        {
+            release = await releases.AddAsync(app, team, deploy.Image, deploy.Description, deploy.Commit, deploy.BuildNumber, userId, ct);
+            app.Image = deploy.Image;
+        }
+        if (before is not { } b) return release;   // a new app keeps its creation time and first generation
+        if (b != RunSpec.Of(app)) app.Generation++;
+        app.UpdatedAt = clock.GetUtcNow().UtcDateTime;
+        return release;
+    }
+
+    /// <summary>Saves and commits the admission, then lets the placement act on the app (best effort: its background pass retries).</summary>
+    public async Task CommitAsync(Admission admission, Guid app, CancellationToken ct)
+    {
+        await db.SaveChangesAsync(ct);
+        await admission.CommitAsync(ct);
+        await placement.TryReconcileAsync([app], ct);
+    }
+}

@@ -1,0 +1,66 @@
+namespace Platform.Api.Infrastructure;
+
+/// <summary>
+/// What lives where under <c>Platform:DataDir</c>: the one place its paths are spelled, so a folder moves
+/// (or is shared between replicas, docs/operations.md) by changing this type alone. A singleton made from
+/// <see cref="PlatformOptions"/>; setup code that runs before the container exists uses <see cref="Of"/>.
+/// </summary>
+public sealed class DataLayout(string root)
+{
+    public static DataLayout Of(PlatformOptions options) => new(options.FullDataDir);
+
+    /// <summary>The data folder, absolute.</summary>
+    public string Root { get; } = Path.GetFullPath(root);
+
+    /// <summary>The SQLite database (when SQLite is the provider).</summary>
+    public string Database => Path.Combine(Root, "platform.db");
+
+    /// <summary>Hangfire's SQLite storage (when SQLite is the provider).</summary>
+    public string Jobs => Path.Combine(Root, "jobs.db");
+
+    /// <summary>OIDC signing and encryption keys (PEM files).</summary>
+    public string Keys => Path.Combine(Root, "keys");
+
+    /// <summary>Data Protection's key ring (tokens, cookies, webhook secrets).</summary>
+    public string DataProtectionKeys => Path.Combine(Keys, "dataprotection");
+
+    /// <summary>The registry's content-addressed blobs and upload sessions.</summary>
+    public string Registry => Path.Combine(Root, "registry");
+
+    /// <summary>The bare repositories of apps built from source (git http-backend's project root).</summary>
+    public string Git => Path.Combine(Root, "git");
+
+    /// <summary>The bare repository of one app.</summary>
+    public string Repository(Guid app) => Path.Combine(Git, app.ToString("N") + ".git");
+
+    /// <summary>Build logs.</summary>
+    public string BuildLogs => Path.Combine(Root, "builds");
+
+    public string BuildLog(Guid build) => Path.Combine(BuildLogs, build.ToString("N") + ".log");
+
+    /// <summary>Scratch folders of running builds (checkout, runc state, buildah's temporary bundles).</summary>
+    public string Scratch => Path.Combine(Root, "scratch");
+
+    /// <summary>
+    /// The scratch folder of one attempt of a build: an attempt of its own, so a retried build never works in
+    /// (nor is mistaken for) the folder its lost first attempt left.
+    /// </summary>
+    public string BuildScratch(Guid build, int attempt) => Path.Combine(Scratch, $"{ScratchPrefix}{build:N}-{attempt}");
+
+    /// <summary>Every scratch folder on disk and the build it belongs to (<see cref="Guid.Empty"/> for a name no build has).</summary>
+    public IEnumerable<(string Folder, Guid Build)> BuildScratchFolders()
+    {
+        if (!Directory.Exists(Scratch)) yield break;
+        foreach (var dir in Directory.EnumerateDirectories(Scratch, ScratchPrefix + "*"))
+        {
+            var name = Path.GetFileName(dir)[ScratchPrefix.Length..];
+            var id = name.Split('-')[0];
+            yield return (dir, Guid.TryParseExact(id, "N", out var g) ? g : Guid.Empty);
+        }
+    }
+
+    private const string ScratchPrefix = "build-";
+
+    /// <summary>One app's buildah storage: its own layer cache, so no team reuses another's cached steps.</summary>
+    public string BuildahStorage(Guid app) => Path.Combine(Root, "buildah", app.ToString("N"));
+}
