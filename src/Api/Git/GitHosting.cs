@@ -83,13 +83,32 @@ public static partial class GitHosting
         await CgiAsync(http, repositories.Root, $"/{app.Id:N}.git/{path}", found.Email, log);
         if (!receiving) return;
 
-        // A push that moved the default branch queues a build of that commit.
+        // The push is in: git gets the whole answer now, so nothing that follows can cut its response short
+        // (a failure after the response started would abort the connection: curl's "transfer closed").
+        await http.Response.CompleteAsync();
+
+        // A push that moved the default branch queues a build of that commit (a busy database is tried again).
         var after = await repositories.ResolveAsync(app.Id, "refs/heads/" + app.Branch, CancellationToken.None);
         if (after is null || after == before) return;
-        var build = await http.RequestServices.GetRequiredService<Builds.BuildQueue>()
-            .QueueAsync(app, after, "push", null, found.UserId, CancellationToken.None);
-        var number = build.Number;
-        LogQueued(log, team, project, appName, number, after);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                var build = await http.RequestServices.GetRequiredService<Builds.BuildQueue>()
+                    .QueueAsync(app, after, "push", null, found.UserId, CancellationToken.None);
+                LogQueued(log, team, project, appName, build.Number, after);
+                return;
+            }
+            catch (Exception e) when (e is DbUpdateException or System.Data.Common.DbException or InvalidOperationException)
+            {
+                if (attempt == 3)
+                {
+                    LogQueueFailed(log, team, project, appName, after, e.Message);
+                    return;
+                }
+                await Task.Delay(TimeSpan.FromMilliseconds(200 * attempt), clock, CancellationToken.None);
+            }
+        }
     }
 
     /// <summary>
@@ -161,6 +180,9 @@ public static partial class GitHosting
 
     [LoggerMessage(EventId = 61, Level = LogLevel.Information, Message = "Push to {Team}/{Project}/{App}: build #{Number} of {Commit} queued")]
     private static partial void LogQueued(ILogger logger, string team, string project, string app, int number, string commit);
+
+    [LoggerMessage(EventId = 62, Level = LogLevel.Error, Message = "Push to {Team}/{Project}/{App} moved it to {Commit}, but its build could not be queued: {Reason}; start it with POST …/builds")]
+    private static partial void LogQueueFailed(ILogger logger, string team, string project, string app, string commit, string reason);
 
     [LoggerMessage(EventId = 60, Level = LogLevel.Warning, Message = "git http-backend for {Path} exited with {ExitCode}: {Error}")]
     private static partial void LogBackendFailed(ILogger logger, string path, int exitCode, string error);
