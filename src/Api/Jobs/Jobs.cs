@@ -32,10 +32,16 @@ public static class Jobs
         builder.Services.AddSingleton<JobStorage>(_ => options.Database.Provider == DatabaseProvider.Postgres
             ? NewPostgresStorage(connectionString)
             : new SQLiteStorage(DataLayout.Of(options).Jobs, new SQLiteStorageOptions { QueuePollInterval = TimeSpan.FromSeconds(1) }));
-        builder.Services.AddHangfire(c => c
-            .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
-            .UseSimpleAssemblyNameTypeSerializer()
-            .UseRecommendedSerializerSettings());
+        builder.Services.AddHangfire((services, c) =>
+        {
+            // Hangfire's logging is process-wide: this host's factory is used while the host runs (HangfireLogs).
+            var registration = HangfireLogs.Instance.Register(services.GetRequiredService<ILoggerFactory>());
+            services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopped.Register(registration.Dispose);
+            c.SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
+                .UseSimpleAssemblyNameTypeSerializer()
+                .UseRecommendedSerializerSettings()
+                .UseLogProvider(HangfireLogs.Instance);
+        });
         builder.Services.AddHangfireServer(o =>
         {
             o.WorkerCount = Math.Max(2, Environment.ProcessorCount);
