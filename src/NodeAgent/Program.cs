@@ -14,7 +14,7 @@ namespace Platform.NodeAgent
     {
         public static async Task Main(string[] args)
         {
-            var builder = Host.CreateApplicationBuilder(args);
+            var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(args);
             builder.Services.AddOptions<AgentOptions>().BindConfiguration(AgentOptions.Section).ValidateOnStart();
             builder.Services.AddSingleton<IValidateOptions<AgentOptions>, AgentOptionsValidator>();
             builder.Services.AddSingleton(TimeProvider.System);
