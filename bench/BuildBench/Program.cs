@@ -3,7 +3,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Platform.NodeAgent.Runtime;
+using Platform.Host.Processes;
 using static BenchKit;
 
 [assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
@@ -183,7 +183,7 @@ async Task Commit(string dir, string content, bool init = false, string? from = 
     await Check(Git(dir, "commit", "-q", "-m", content));
 }
 
-Task<ProcessRunner.Result> Git(string dir, params string[] a) =>
+Task<ProcessResult> Git(string dir, params string[] a) =>
     Tool("env", [.. gitEnv.Select(e => $"{e.Key}={e.Value}"), "git", "-C", dir, .. a]);
 
 async Task Served(string content, int seconds) =>

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using Platform.NodeAgent.Runtime;
+using Platform.Host.Processes;
 
 /// <summary>What the benchmark harnesses share: processes, tools, waiting, medians.</summary>
 public static class BenchKit
@@ -28,9 +28,14 @@ public static class BenchKit
         return p;
     }
 
-    public static Task<ProcessRunner.Result> Tool(string file, params string[] args) => ProcessRunner.RunAsync(file, args, TimeSpan.FromMinutes(5), CancellationToken.None);
+    /// <summary>A tool run to its end through the platform's one process runner (five minutes at most).</summary>
+    public static Task<ProcessResult> Tool(string file, params string[] args) => ProcessRunner.RunAsync(file, args, CancellationToken.None, TimeSpan.FromMinutes(5));
 
-    public static async Task<string> Check(Task<ProcessRunner.Result> run)
+    /// <summary>The same with variables set and <paramref name="stdin"/> written to its input (a CNI plugin's JSON).</summary>
+    public static Task<ProcessResult> Tool(IReadOnlyDictionary<string, string?> env, string stdin, string file, params string[] args) =>
+        ProcessRunner.RunAsync(file, args, CancellationToken.None, TimeSpan.FromMinutes(5), env, stdin);
+
+    public static async Task<string> Check(Task<ProcessResult> run)
     {
         var r = await run;
         return r.ExitCode == 0 ? r.Stdout : throw new InvalidOperationException($"exit {r.ExitCode}: {r.Stderr}");
