@@ -72,8 +72,13 @@ public sealed class Cluster : IAsyncDisposable
 
     public string AgentDataDir(string name) => Path.Combine(Host.DataDir, "agent-" + name);
 
-    /// <summary>Starts an agent process (inside <paramref name="netns"/> when given, through nsenter) and waits until its node is Ready.</summary>
-    public async Task StartAgentAsync(string name, Uri? apiUrl = null, string address = "127.0.0.1", string? netns = null, int portRangeStart = 31000)
+    /// <summary>
+    /// Starts an agent process (inside <paramref name="netns"/> when given, through nsenter) and waits until its node is Ready.
+    /// A test in another test assembly runs beside this one's runtime tests: it passes a bridge prefix, subnet base and port
+    /// range of its own, so the two agents' bridges, addresses and host ports never meet.
+    /// </summary>
+    public async Task StartAgentAsync(string name, Uri? apiUrl = null, string address = "127.0.0.1", string? netns = null, int portRangeStart = 31000,
+        string bridgePrefix = BridgePrefix, int subnetBase = 120)
     {
         var env = new Dictionary<string, string>
         {
@@ -82,12 +87,12 @@ public sealed class Cluster : IAsyncDisposable
             ["Agent__DataDir"] = AgentDataDir(name),
             ["Agent__JoinToken"] = await JoinTokenAsync(),
             ["Agent__Address"] = address,
-            ["Agent__BridgePrefix"] = BridgePrefix,
+            ["Agent__BridgePrefix"] = bridgePrefix,
             ["Agent__CgroupParent"] = "platform-tests-" + name,
             ["Agent__PortRangeStart"] = portRangeStart.ToString(),
             ["Agent__PortRangeSize"] = "1000",
             ["Agent__PidsLimit"] = "64",
-            ["Agent__SubnetBase"] = "120",
+            ["Agent__SubnetBase"] = subnetBase.ToString(),
             ["Agent__StopGraceSeconds"] = "2",
             ["Logging__Console__FormatterName"] = "simple",
         };

@@ -5,8 +5,9 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Platform.Api.Tests.Infrastructure;
+using Platform.Api.Tests.Nodes;
 
-namespace Platform.Api.Tests.Nodes;
+namespace Platform.Api.Tests.Builds;
 
 /// <summary>
 /// Builds under a team's limits (concurrentBuilds, time, memory), cancel, the build network (out to the
