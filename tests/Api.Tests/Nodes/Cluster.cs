@@ -128,6 +128,18 @@ public sealed class Cluster : IAsyncDisposable
             .Select(n => n.GetProperty("state").GetString()).FirstOrDefault();
     }
 
+    /// <summary>When the Api last heard a heartbeat of node <paramref name="name"/> (UTC, on the Api's clock, this process's), or null.</summary>
+    public async Task<DateTime?> LastHeartbeatAsync(string name)
+    {
+        var nodes = await Admin.GetFromJsonAsync<JsonElement>("/api/v1/nodes");
+        var at = nodes.GetProperty("items").EnumerateArray().Where(n => n.GetProperty("name").GetString() == name)
+            .Select(n => n.GetProperty("lastHeartbeatAt")).FirstOrDefault();
+        return at.ValueKind == JsonValueKind.String
+            ? DateTime.Parse(at.GetString()!, System.Globalization.CultureInfo.InvariantCulture,
+                System.Globalization.DateTimeStyles.AssumeUniversal | System.Globalization.DateTimeStyles.AdjustToUniversal)
+            : null;
+    }
+
     public async Task<JsonElement> CreateAppAsync(string name, string image, int instances = 1, int memoryMiB = 64, int cpuMillicores = 100,
         Dictionary<string, string>? env = null) =>
         await Admin.PostAsJsonAsync(Apps, new { name, image, instances, memoryMiB, cpuMillicores, port = 8080, env })
