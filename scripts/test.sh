@@ -39,7 +39,8 @@ dotnet tool restore >/dev/null
 rm -rf "$WORK" && mkdir -p "$WORK"
 PGDATA=$(mktemp -d /var/tmp/platform-test-pg.XXXXXX)
 PGPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 55432)
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# From / as postgres: the repository (our working directory) may be where postgres cannot enter.
+as_pg() { if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$PGDATA"
 stop_pg() {
   as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
