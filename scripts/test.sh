@@ -59,7 +59,11 @@ log "building"
 dotnet build Platform.sln -c Release -nologo -v q -clp:ErrorsOnly
 log "testing"
 set +e
-dotnet test Platform.sln -c Release --no-build -nologo -v q \
+# One test project after another (-m:1): the root integration tests of Api.Tests, NodeAgent.Tests and the
+# Portal's journey each run real agents, builds and name-spaces on this machine, and an Api starting
+# sweeps build name-spaces it does not know; in one project they share a serial collection, across
+# projects nothing would keep them apart.
+dotnet test Platform.sln -c Release --no-build -nologo -v q -m:1 \
   --results-directory "$WORK/results" --logger "trx" 2>&1 | tee "$WORK/test.log"
 status=${PIPESTATUS[0]}
 set -e
