@@ -13,9 +13,10 @@ namespace Platform.Portal.Tests.Journey;
 /// registry and router, the Portal process, one real node agent running containers. A platform admin
 /// signs in, creates a team with its quota and a user; that user signs in, creates a project and an
 /// app from library/hello, sees it Running, opens its URL through the router, scales it to 2, sees two
-/// instances and deletes it. Screenshots of a failure are kept in .test-run/screenshots. It runs beside
-/// the Api tests' runtime collection (another test assembly), so its agent has a bridge prefix, subnet
-/// base and port range of its own.
+/// instances and deletes it. Screenshots of a failure are kept in .test-run/screenshots. No xunit
+/// collection keeps it apart from the Api tests' runtime collection (another test assembly):
+/// scripts/test.sh runs the projects one after another, and its agent has a bridge prefix, subnet base
+/// and port range of its own should they overlap (a `dotnet test` of the whole solution in parallel).
 /// </summary>
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class JourneyTests
