@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of Platform: installs what the tests need, starts a throwaway PostgreSQL,
-# builds once, runs all test projects, and ends with the line "N passed, N failed".
+# builds once, runs all test projects, and ends with the line "N passed, N failed, N skipped".
+# Works from a clone in any folder, /root (mode 0700) included: what another user must reach (the
+# PostgreSQL server runs as postgres; containers run as mapped ids) lives outside the repository.
 set -euo pipefail
+umask 022   # folders the tests make (agent data, bundles under /var/tmp) must stay traversable by containers' mapped users
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 WORK=${PLATFORM_TEST_WORK:-$ROOT/.test-run}
@@ -31,15 +34,21 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet tool restore >/dev/null
 
 # --- a throwaway PostgreSQL on loopback ------------------------------------------------------
+# Its data folder is a fresh 0700 folder under /var/tmp owned by postgres, not below the repository:
+# postgres cannot enter a clone under /root (0700). Its log is copied into $WORK when it stops.
 rm -rf "$WORK" && mkdir -p "$WORK"
-PGDATA=$WORK/pg
+PGDATA=$(mktemp -d /var/tmp/platform-test-pg.XXXXXX)
 PGPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 55432)
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-mkdir -p "$PGDATA"
-[ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$WORK" && chmod 0755 "$WORK"
-stop_pg() { as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true; }
+# From / as postgres: the repository (our working directory) may be where postgres cannot enter.
+as_pg() { if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
+[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$PGDATA"
+stop_pg() {
+  as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
+  cp "$PGDATA/server.log" "$WORK/postgres.log" 2>/dev/null || true
+  rm -rf "$PGDATA"
+}
 trap stop_pg EXIT
-log "starting PostgreSQL 15 on 127.0.0.1:$PGPORT"
+log "starting PostgreSQL 15 on 127.0.0.1:$PGPORT (data in $PGDATA)"
 as_pg "$PG_BIN/initdb" -D "$PGDATA" -U postgres -A trust --no-sync >/dev/null
 as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -w -l "$PGDATA/server.log" \
   -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $PGDATA -c fsync=off -c max_connections=300" start >/dev/null
@@ -50,18 +59,24 @@ log "building"
 dotnet build Platform.sln -c Release -nologo -v q -clp:ErrorsOnly
 log "testing"
 set +e
-dotnet test Platform.sln -c Release --no-build -nologo -v q \
+# One test project after another (-m:1): the root integration tests of Api.Tests, NodeAgent.Tests and the
+# Portal's journey each run real agents, builds and name-spaces on this machine, and an Api starting
+# sweeps build name-spaces it does not know; in one project they share a serial collection, across
+# projects nothing would keep them apart.
+dotnet test Platform.sln -c Release --no-build -nologo -v q -m:1 \
   --results-directory "$WORK/results" --logger "trx" 2>&1 | tee "$WORK/test.log"
 status=${PIPESTATUS[0]}
 set -e
 
-passed=0; failed=0
-while read -r f p; do passed=$((passed + p)); failed=$((failed + f)); done < <(
-  sed -nE 's/.*(Passed|Failed)! +- Failed: +([0-9]+), Passed: +([0-9]+).*/\2 \3/p' "$WORK/test.log")
-projects=$(find tests -name '*.Tests.csproj' -o -name 'Platform.UnitTests.csproj' | wc -l)
-reported=$(grep -cE '(Passed|Failed)! +- Failed:' "$WORK/test.log" || true)
+# Each project prints "Passed!  - Failed: 0, Passed: 7, Skipped: 0, Total: 7, …" (or Failed!/Skipped!).
+summary='(Passed|Failed|Skipped)! +- Failed: +([0-9]+), Passed: +([0-9]+), Skipped: +([0-9]+)'
+passed=0; failed=0; skipped=0
+while read -r f p s; do passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s)); done < <(
+  sed -nE "s/.*$summary.*/\2 \3 \4/p" "$WORK/test.log")
+projects=$(find tests -name '*.Tests.csproj' | wc -l)   # one test project per product project, all named *.Tests
+reported=$(grep -cE "$summary" "$WORK/test.log" || true)
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi           # a crash with no summary still fails
-if [ "$reported" -lt "$projects" ]; then failed=$((failed + projects - reported)); fi
+if [ "$reported" -lt "$projects" ]; then failed=$((failed + projects - reported)); fi   # so does a project that reported none
 [ -d "$WORK/screenshots" ] && log "browser screenshots of failures: $WORK/screenshots"
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -5,16 +5,18 @@ using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Platform.NodeAgent.Runtime;
+using Platform.Host.Linux;
 using static BenchKit;
 
 [assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
 
 // Runtime benchmark (issue 4), as root on one machine, with the real Api and NodeAgent processes:
 //  1. instance start with the image cached: the app scaled 0 → 1, until its first HTTP 200 through the
-//     router, against raw `ip netns add` + CNI ADD (bridge, portmap) + `runc run` of the same bundle
-//     until its first 200 on the host port, alternating, N rounds each; medians and their ratio;
-//  2. 100 instances on one node: scale 0 → 100, time until every instance answers on its host port,
+//     router, against the tools alone (RawRuntime: `ip netns add`, the CNI plugins run by hand with JSON
+//     on stdin, `runc run -d`) on the same bundle until its first 200 on the host port, alternating,
+//     N rounds each; medians and their ratio; and the app scaled 1 → 0 until the router stops serving it;
+//  2. a CPU-bound instance of 250 millicores: the share of a CPU it gets and how often it was throttled;
+//  3. 100 instances on one node: scale 0 → 100, time until every instance answers on its host port,
 //     and the agent's RSS (current and peak).
 // Usage: dotnet run -c Release --project bench/RuntimeBench -- <repo root> [rounds] [instances]
 var repo = Path.GetFullPath(args.ElementAtOrDefault(0) ?? ".");
@@ -78,10 +80,9 @@ try
 
     await Scale(0);
     var platform = new List<double>();
+    var unrouted = new List<double>();
     var direct = new List<double>();
-    var network = new Network("/usr/lib/cni", Path.Combine(work, "raw-ipam"), "pbr");
-    Directory.CreateDirectory(Path.Combine(work, "raw-ipam"));
-    var runc = new Runc(Path.Combine(work, "raw-runc"));
+    var rawRuntime = new RawRuntime(work, "pbr0", "10.99.0.0/24");
     for (var round = 0; round < rounds; round++)
     {
         // The platform: the app goes 0 → 1; the clock runs until the router serves it.
@@ -89,27 +90,51 @@ try
         await Scale(1);
         await Until(async () => await Routed(), 60, "the platform instance");
         platform.Add(clock.Elapsed.TotalMilliseconds);
+        clock.Restart();
         await Scale(0);
         await Until(async () => !await Routed(), 60, "the platform instance to stop");
+        unrouted.Add(clock.Elapsed.TotalMilliseconds);
 
-        // Raw: netns + CNI ADD + runc run of the same bundle, until the host port serves.
+        // Raw: netns + CNI ADD by hand + runc run -d of the same bundle, until the host port serves.
         var id = "raw" + round;
         var port = FreePort();
         clock.Restart();
-        var attachment = await network.AttachAsync(id, new ProjectNetwork("pbr0", "10.99.0.0/24"), port, 8080, CancellationToken.None);
+        await rawRuntime.NetworkUpAsync(id, port, 8080);
         config["linux"]!["namespaces"] = new JsonArray(new[] { "pid", "ipc", "uts", "mount", "cgroup", "user" }
-            .Select(t => (JsonNode)new JsonObject { ["type"] = t }).Append(new JsonObject { ["type"] = "network", ["path"] = attachment.NamespacePath }).ToArray());
+            .Select(t => (JsonNode)new JsonObject { ["type"] = t }).Append(new JsonObject { ["type"] = "network", ["path"] = RawRuntime.NamespacePath(id) }).ToArray());
         config["linux"]!["cgroupsPath"] = "runtime-bench/" + id;
         await File.WriteAllTextAsync(Path.Combine(raw, "config.json"), config.ToJsonString());
-        await runc.StartAsync(id, raw, CancellationToken.None);
+        await rawRuntime.RunAsync(id, raw);
         await Until(async () => (await Try(() => probe.GetAsync($"http://127.0.0.1:{port}/")))?.IsSuccessStatusCode == true, 60, "the raw container");
         direct.Add(clock.Elapsed.TotalMilliseconds);
-        await runc.StopAsync(id, TimeSpan.Zero, CancellationToken.None);
-        await network.DetachAsync(id, new ProjectNetwork("pbr0", "10.99.0.0/24"), port, 8080, CancellationToken.None);
-        Console.Error.WriteLine($"    round {round + 1}: platform {platform[^1]:F0} ms, raw {direct[^1]:F0} ms");
+        await rawRuntime.RemoveAsync(id, port, 8080);
+        Console.Error.WriteLine($"    round {round + 1}: platform {platform[^1]:F0} ms (route gone {unrouted[^1]:F0} ms after scale 0), raw {direct[^1]:F0} ms");
     }
 
-    await network.RemoveBridgeAsync(new ProjectNetwork("pbr0", "10.99.0.0/24"), CancellationToken.None);
+    await rawRuntime.RemoveBridgeAsync();
+
+    // A CPU-bound instance limited to 250 millicores: the share of one CPU it gets over 5 s, from its
+    // cgroup's CPU time, and the CFS periods in which the kernel throttled it (cpu.stat nr_throttled).
+    await Check(Tool("umoci", "config", "--image", $"{layout}:{baseTag}", "--tag", "spin", "--config.cmd", "sh", "--config.cmd", "-c", "--config.cmd", "while :; do :; done"));
+    await Check(Tool("skopeo", "copy", "-q", "--dest-tls-verify=false", "--dest-creds", "bench:" + Token, $"oci:{layout}:spin", $"docker://127.0.0.1:{apiPort}/bench/p/spin:1"));
+    (await http.PostAsJsonAsync("api/v1/teams/bench/projects/p/apps", new { name = "spin", image = "bench/p/spin:1", instances = 1, memoryMiB = 16, cpuMillicores = 250, port = 8080 })).EnsureSuccessStatusCode();
+    string? spinCgroup = null;
+    await Until(() =>
+    {
+        spinCgroup = Directory.GetDirectories(Path.Combine(agentDir, "instances")).Select(d => Path.Combine(d, "config.json")).Where(File.Exists)
+            .Select(f => JsonNode.Parse(File.ReadAllText(f))!["linux"]!["cgroupsPath"]!.GetValue<string>())
+            .FirstOrDefault(c => Cgroups.Usage(c) is not null);
+        return Task.FromResult(spinCgroup is not null);
+    }, 120, "the spinning instance", TimeSpan.FromMilliseconds(100));
+    await Task.Delay(1000);
+    var cpuStat = Path.Combine(Cgroups.IsV2 ? Cgroups.PathOf("", spinCgroup!) : Cgroups.PathOf("cpu", spinCgroup!), "cpu.stat");
+    long Throttled() => long.Parse(File.ReadLines(cpuStat).First(l => l.StartsWith("nr_throttled ", StringComparison.Ordinal))[13..]);
+    var (cpuBefore, throttledBefore, cpuClock) = (Cgroups.Usage(spinCgroup!)!.Value.CpuNanos, Throttled(), Stopwatch.StartNew());
+    await Task.Delay(5000);
+    var spinShare = (Cgroups.Usage(spinCgroup!)!.Value.CpuNanos - cpuBefore) / (cpuClock.Elapsed.TotalMilliseconds * 1e6) * 1000;
+    var spinThrottled = Throttled() - throttledBefore;
+    (await http.DeleteAsync("api/v1/teams/bench/projects/p/apps/spin")).EnsureSuccessStatusCode();
+    await Until(() => Task.FromResult(Directory.GetDirectories(Path.Combine(agentDir, "instances")).Length == 0), 60, "the spinning instance to stop", TimeSpan.FromMilliseconds(100));
 
     var idle = Rss(agent.Id);
 
@@ -136,6 +161,14 @@ try
     Console.WriteLine("|---|---|---|---|---|");
     Console.WriteLine($"| | {Median(platform):F0} ms | {Median(direct):F0} ms | {Median(platform) / Median(direct):F2}× | ≤ 1.5× |");
     Console.WriteLine();
+    Console.WriteLine($"| Instance stop ({rounds} rounds, median) | scale 1→0 → router no longer serves it |");
+    Console.WriteLine("|---|---|");
+    Console.WriteLine($"| | {Median(unrouted):F0} ms |");
+    Console.WriteLine();
+    Console.WriteLine("| CPU-bound instance of 250 m, 5 s | CPU used | throttled periods (of 50) |");
+    Console.WriteLine("|---|---|---|");
+    Console.WriteLine($"| | {spinShare:F0} m ({(spinShare / 250 - 1) * 100:+0;-0} %) | {spinThrottled} |");
+    Console.WriteLine();
     Console.WriteLine($"| {many} instances on one node | time until all serve | agent RSS (now / peak) | goal |");
     Console.WriteLine("|---|---|---|---|");
     Console.WriteLine($"| | {manySeconds:F1} s | {rss:F0} / {peak:F0} MiB | ≤ 20 s, ≤ 80 MiB |");
@@ -143,6 +176,7 @@ try
     Console.WriteLine($"agent RSS with 0 instances: {idle.Rss:F0} MiB (anonymous {idle.Anon:F0}, files {idle.Files:F0}); with {many}: {busy.Rss:F0} MiB (anonymous {busy.Anon:F0}, files {busy.Files:F0})");
     Console.WriteLine($"platform runs (ms): {string.Join(", ", platform.Select(v => v.ToString("F0")))}");
     Console.WriteLine($"raw runs (ms): {string.Join(", ", direct.Select(v => v.ToString("F0")))}");
+    Console.WriteLine($"route gone after scale 0 (ms): {string.Join(", ", unrouted.Select(v => v.ToString("F0")))}");
 
     async Task Scale(int n) => (await http.PatchAsJsonAsync(App, new { instances = n })).EnsureSuccessStatusCode();
 

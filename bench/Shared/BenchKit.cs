@@ -28,7 +28,12 @@ public static class BenchKit
         return p;
     }
 
+    /// <summary>A tool run to its end through the platform's one process runner (five minutes at most).</summary>
     public static Task<ProcessResult> Tool(string file, params string[] args) => ProcessRunner.RunAsync(file, args, CancellationToken.None, TimeSpan.FromMinutes(5));
+
+    /// <summary>The same with variables set and <paramref name="stdin"/> written to its input (a CNI plugin's JSON).</summary>
+    public static Task<ProcessResult> Tool(IReadOnlyDictionary<string, string?> env, string stdin, string file, params string[] args) =>
+        ProcessRunner.RunAsync(file, args, CancellationToken.None, TimeSpan.FromMinutes(5), env, stdin);
 
     public static async Task<string> Check(Task<ProcessResult> run)
     {

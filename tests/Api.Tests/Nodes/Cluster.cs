@@ -72,8 +72,13 @@ public sealed class Cluster : IAsyncDisposable
 
     public string AgentDataDir(string name) => Path.Combine(Host.DataDir, "agent-" + name);
 
-    /// <summary>Starts an agent process (inside <paramref name="netns"/> when given, through nsenter) and waits until its node is Ready.</summary>
-    public async Task StartAgentAsync(string name, Uri? apiUrl = null, string address = "127.0.0.1", string? netns = null, int portRangeStart = 31000)
+    /// <summary>
+    /// Starts an agent process (inside <paramref name="netns"/> when given, through nsenter) and waits until its node is Ready.
+    /// A test in another test assembly runs beside this one's runtime tests: it passes a bridge prefix, subnet base and port
+    /// range of its own, so the two agents' bridges, addresses and host ports never meet.
+    /// </summary>
+    public async Task StartAgentAsync(string name, Uri? apiUrl = null, string address = "127.0.0.1", string? netns = null, int portRangeStart = 31000,
+        string bridgePrefix = BridgePrefix, int subnetBase = 120)
     {
         var env = new Dictionary<string, string>
         {
@@ -82,12 +87,12 @@ public sealed class Cluster : IAsyncDisposable
             ["Agent__DataDir"] = AgentDataDir(name),
             ["Agent__JoinToken"] = await JoinTokenAsync(),
             ["Agent__Address"] = address,
-            ["Agent__BridgePrefix"] = BridgePrefix,
+            ["Agent__BridgePrefix"] = bridgePrefix,
             ["Agent__CgroupParent"] = "platform-tests-" + name,
             ["Agent__PortRangeStart"] = portRangeStart.ToString(),
             ["Agent__PortRangeSize"] = "1000",
             ["Agent__PidsLimit"] = "64",
-            ["Agent__SubnetBase"] = "120",
+            ["Agent__SubnetBase"] = subnetBase.ToString(),
             ["Agent__StopGraceSeconds"] = "2",
             ["Logging__Console__FormatterName"] = "simple",
         };
@@ -121,6 +126,18 @@ public sealed class Cluster : IAsyncDisposable
         var nodes = await Admin.GetFromJsonAsync<JsonElement>("/api/v1/nodes");
         return nodes.GetProperty("items").EnumerateArray().Where(n => n.GetProperty("name").GetString() == name)
             .Select(n => n.GetProperty("state").GetString()).FirstOrDefault();
+    }
+
+    /// <summary>When the Api last heard a heartbeat of node <paramref name="name"/> (UTC, on the Api's clock, this process's), or null.</summary>
+    public async Task<DateTime?> LastHeartbeatAsync(string name)
+    {
+        var nodes = await Admin.GetFromJsonAsync<JsonElement>("/api/v1/nodes");
+        var at = nodes.GetProperty("items").EnumerateArray().Where(n => n.GetProperty("name").GetString() == name)
+            .Select(n => n.GetProperty("lastHeartbeatAt")).FirstOrDefault();
+        return at.ValueKind == JsonValueKind.String
+            ? DateTime.Parse(at.GetString()!, System.Globalization.CultureInfo.InvariantCulture,
+                System.Globalization.DateTimeStyles.AssumeUniversal | System.Globalization.DateTimeStyles.AdjustToUniversal)
+            : null;
     }
 
     public async Task<JsonElement> CreateAppAsync(string name, string image, int instances = 1, int memoryMiB = 64, int cpuMillicores = 100,

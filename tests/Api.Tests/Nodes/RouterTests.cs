@@ -19,7 +19,7 @@ namespace Platform.Api.Tests.Nodes;
 /// <summary>
 /// The router against stand-in instances on loopback (small Kestrel servers registered as the running
 /// instances of an app on a node): round robin, the original Host and X-Forwarded headers, WebSocket
-/// upgrades passed through, and a route change seen within a second.
+/// upgrades passed through, and a route change followed as soon as the route table has it.
 /// </summary>
 public sealed class RouterTests
 {
@@ -108,19 +108,19 @@ public sealed class RouterTests
             Assert.Matches("^[ab] echoes ping$", Encoding.UTF8.GetString(buffer, 0, received.Count));
         }
 
-        // An instance that stops running leaves the rotation within about a second.
+        // An instance that stops running leaves the rotation. The row changes behind the Api's back (no signal),
+        // so the route table's own periodic refresh must notice; the moment it has, no request reaches b any more.
+        // How long that takes is a figure of bench/RuntimeBench (docs/performance.md), not a threshold here.
         using (var scope = host.Services.CreateScope())
         {
             var db = scope.ServiceProvider.GetRequiredService<PlatformDbContext>();
             await db.Instances.Where(i => i.Id == second).ExecuteUpdateAsync(s => s.SetProperty(i => i.State, InstanceStates.Restarting));
         }
-        var changed = System.Diagnostics.Stopwatch.StartNew();
-        await Cluster.WaitAsync(async () =>
-        {
-            var answers = new List<string>();
-            for (var i = 0; i < 4; i++) answers.Add(await GetAsync());
-            return answers.All(s => s.StartsWith("a "));
-        }, 5, "b out of the rotation");
-        Assert.True(changed.Elapsed < TimeSpan.FromSeconds(2.5), $"the route table took {changed.Elapsed}");
+        var table = host.Services.GetRequiredService<RouteTable>();
+        await Cluster.WaitAsync(() => Task.FromResult(table.Find(appHost)!.Destinations.All(d => !d.EndsWith($":{portB}/", StringComparison.Ordinal))),
+            10, () => "b out of the route table: " + string.Join(", ", table.Find(appHost)!.Destinations));
+        var answers = new List<string>();
+        for (var i = 0; i < 4; i++) answers.Add(await GetAsync());
+        Assert.All(answers, s => Assert.StartsWith("a ", s));
     }
 }

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Platform.Api.Tests.Infrastructure;
+using Platform.Host.Linux;
 using Platform.NodeAgent.Runtime;
 
 namespace Platform.Api.Tests.Nodes;
@@ -33,6 +34,10 @@ public sealed class RuntimeTests : IAsyncLifetime
         Assert.NotNull(state);
         return state.Pid;
     }
+
+    /// <summary>CFS periods in which the cgroup was throttled (cpu.stat nr_throttled, the same name on v1 and v2; PathOf picks the hierarchy).</summary>
+    private static long Throttled(string cgroupsPath) =>
+        long.Parse(File.ReadLines(Path.Combine(Cgroups.PathOf("cpu", cgroupsPath), "cpu.stat")).First(l => l.StartsWith("nr_throttled ", StringComparison.Ordinal))["nr_throttled ".Length..]);
 
     private int HostPortOf(string instanceId)
     {
@@ -100,7 +105,7 @@ public sealed class RuntimeTests : IAsyncLifetime
             Assert.DoesNotContain(id, mounts);
             Assert.False(File.Exists("/var/run/netns/plat-" + id), "network name-space left");
             Assert.DoesNotContain($"--dport {port} ", nat);
-            Assert.False(Platform.Host.Linux.Cgroups.Exists($"platform-tests-{Node}/{id}"), "cgroup left");
+            Assert.False(Cgroups.Exists($"platform-tests-{Node}/{id}"), "cgroup left");
         }
         var leases = Directory.GetFiles(Path.Combine(AgentDir, "ipam"), "*", SearchOption.AllDirectories).Select(File.ReadAllText).ToList();
         Assert.DoesNotContain(leases, l => ids.Any(l.Contains));
@@ -144,7 +149,7 @@ public sealed class RuntimeTests : IAsyncLifetime
         var spin = (await _cluster.WaitForInstancesAsync("spin", 1))[0].GetProperty("id").GetString()!;
         await Task.Delay(2000);
 
-        var pids = long.Parse(await File.ReadAllTextAsync(Path.Combine(Platform.Host.Linux.Cgroups.PathOf("pids", $"platform-tests-{Node}/{bomb}"), "pids.current")));
+        var pids = long.Parse(await File.ReadAllTextAsync(Path.Combine(Cgroups.PathOf("pids", $"platform-tests-{Node}/{bomb}"), "pids.current")));
         Assert.InRange(pids, 1, 64);
         using (var r = await _cluster.ThroughRouterAsync("neighbour"))
         {
@@ -152,13 +157,11 @@ public sealed class RuntimeTests : IAsyncLifetime
             Assert.Equal("Hello from neighbour (hi)\n", await r.Content.ReadAsStringAsync());
         }
 
-        // 250 millicores: a spinning loop gets a quarter of a CPU, within 15 %.
+        // 250 millicores: the kernel enforces the quota on a spinning loop, i.e. it throttles it period after
+        // period (cpu.stat nr_throttled grows). How close the share comes to 250 m is a figure of bench/RuntimeBench.
         var cgroup = $"platform-tests-{Node}/{spin}";
-        var before = Platform.Host.Linux.Cgroups.Usage(cgroup)!.Value.CpuNanos;
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        await Task.Delay(3000);
-        var used = (Platform.Host.Linux.Cgroups.Usage(cgroup)!.Value.CpuNanos - before) / (double)clock.Elapsed.Ticks / 100 * 1000;
-        Assert.InRange(used, 250 * 0.85, 250 * 1.15);
+        var throttled = Throttled(cgroup);
+        await Cluster.WaitAsync(() => Task.FromResult(Throttled(cgroup) >= throttled + 3), 20, () => $"spin throttled (nr_throttled {Throttled(cgroup)})");
         // …and the agent reports that usage to the Api.
         await Cluster.WaitAsync(async () => (await _cluster.InstancesAsync("spin"))[0].GetProperty("usedCpuMillicores").GetInt64() is > 150 and < 350,
             20, "the reported CPU usage of spin");
@@ -179,8 +182,12 @@ public sealed class RuntimeTests : IAsyncLifetime
         // The container does not depend on the agent: it keeps serving while the agent is gone.
         using (var r = await _cluster.ThroughRouterAsync("steady"))
             Assert.Equal(body, await r.Content.ReadAsStringAsync());
+        var restarted = DateTime.UtcNow;
         _cluster.RestartAgent(Node);
-        await Task.Delay(3000);
+        // Judge only once the restarted agent has spoken: a heartbeat newer than the restart (the agent adopts
+        // its containers before its first heartbeat). "Ready" alone may still be the killed agent's last one.
+        await Cluster.WaitAsync(async () => await _cluster.LastHeartbeatAsync(Node) > restarted, 60,
+            () => $"a heartbeat of the restarted agent (after {restarted:O})\n{_cluster.AgentLogs()}");
         await Cluster.WaitAsync(async () => await _cluster.NodeStateAsync(Node) == "Ready", 30, "the node Ready again");
 
         var after = await _cluster.WaitForInstancesAsync("steady", 1);

@@ -1,6 +1,6 @@
 using Platform.Api.Scheduling;
 
-namespace Platform.UnitTests;
+namespace Platform.Api.Tests.Scheduling;
 
 public sealed class SchedulerTests
 {

@@ -1,20 +1,24 @@
 using System.Diagnostics;
 using System.Net;
 using Microsoft.Playwright;
+using Platform.Api.Tests.Builds;
 using Platform.Api.Tests.Infrastructure;
 using Platform.Api.Tests.Nodes;
 using Platform.Api.Tests.Registry;
 
-namespace Platform.Api.Tests.Portal;
+namespace Platform.Portal.Tests.Journey;
 
 /// <summary>
 /// The whole stack driven through the Portal in Debian's Chromium (Playwright): the Api with its
 /// registry and router, the Portal process, one real node agent running containers. A platform admin
 /// signs in, creates a team with its quota and a user; that user signs in, creates a project and an
 /// app from library/hello, sees it Running, opens its URL through the router, scales it to 2, sees two
-/// instances and deletes it. Screenshots of a failure are kept in .test-run/screenshots.
+/// instances and deletes it. Screenshots of a failure are kept in .test-run/screenshots. No xunit
+/// collection keeps it apart from the Api tests' runtime collection (another test assembly):
+/// scripts/test.sh runs the projects one after another, and its agent has a bridge prefix, subnet base
+/// and port range of its own should they overlap (a `dotnet test` of the whole solution in parallel).
 /// </summary>
-[Collection("runtime")]
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class JourneyTests
 {
     private static Process StartPortal(Uri api, string portalUrl, string dataDir) =>
@@ -64,7 +68,7 @@ public sealed class JourneyTests
         {
             ["Platform:Portal:Url"] = portal, ["Platform:AccessTokenLifetime"] = "00:01:30",
         });
-        await cluster.StartAgentAsync("e2e-node");
+        await cluster.StartAgentAsync("e2e-node", portRangeStart: 33000, bridgePrefix: "pjny", subnetBase: 112);
         var portalProcess = StartPortal(cluster.Host.BaseAddress, portal, Path.Combine(cluster.Host.DataDir, "portal"));
         var screenshots = Path.Combine(RegistryFixture.RepoRoot, ".test-run", "screenshots");
         var home = Path.Combine(cluster.Host.DataDir, "chromium-home");
@@ -172,7 +176,7 @@ public sealed class JourneyTests
             var token = await cluster.Host.UserTokenAsync("dev@e2e.test", "dev-password-123");
             var work = Path.Combine(cluster.Host.DataDir, "site-src");
             Directory.CreateDirectory(work);
-            var source = await Nodes.BuildKit.Source.InitAsync(work, $"{cluster.Host.BaseAddress}git/e2e/web/site.git".Replace("http://", $"http://dev:{token}@"));
+            var source = await BuildKit.Source.InitAsync(work, $"{cluster.Host.BaseAddress}git/e2e/web/site.git".Replace("http://", $"http://dev:{token}@"));
             await source.PushAsync(new Dictionary<string, string>
             {
                 ["Dockerfile"] = "FROM busybox\nRUN mkdir -p /www && echo 'hello from git' > /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",

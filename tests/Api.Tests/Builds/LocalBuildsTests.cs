@@ -1,7 +1,7 @@
 using Platform.Api.Builds;
 using Platform.Api.Infrastructure;
 
-namespace Platform.UnitTests;
+namespace Platform.Api.Tests.Builds;
 
 /// <summary>What the build recovery asks about builds on this machine: which run here, which apps they build, which scratch folders are whose.</summary>
 public sealed class LocalBuildsTests

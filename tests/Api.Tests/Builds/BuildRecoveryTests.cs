@@ -4,9 +4,10 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Platform.Api.Tests.Infrastructure;
+using Platform.Api.Tests.Nodes;
 using Platform.Api.Tests.Registry;
 
-namespace Platform.Api.Tests.Nodes;
+namespace Platform.Api.Tests.Builds;
 
 /// <summary>An Api killed (SIGKILL) in the middle of a build: after its restart the build is not stuck in Running.</summary>
 [Collection("runtime")]

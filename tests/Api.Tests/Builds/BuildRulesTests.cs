@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Platform.Api.Builds;
 
-namespace Platform.UnitTests;
+namespace Platform.Api.Tests.Builds;
 
 /// <summary>Which repositories a build may clone, how webhook signatures are checked, how buildah's errors read to people.</summary>
 public sealed class BuildRulesTests

@@ -2,7 +2,7 @@ using Platform.Api.Access;
 using Platform.Api.Identity;
 using Platform.Contracts;
 
-namespace Platform.UnitTests;
+namespace Platform.Api.Tests.Access;
 
 public sealed class PolicyTests
 {

@@ -1,6 +1,6 @@
 using Platform.Contracts;
 
-namespace Platform.UnitTests;
+namespace Platform.Contracts.Tests;
 
 public sealed class NamesTests
 {

@@ -3,7 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Platform.Api.Infrastructure;
 using Platform.Api.Registry;
 
-namespace Platform.UnitTests;
+namespace Platform.Api.Tests.Registry;
 
 /// <summary>The registry keeps no state in statics: two Api hosts in one process (as tests run them) stay apart.</summary>
 public sealed class RegistryStateTests
