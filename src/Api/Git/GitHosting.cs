@@ -83,11 +83,10 @@ public static partial class GitHosting
         await CgiAsync(http, repositories.Root, $"/{app.Id:N}.git/{path}", found.Email, log);
         if (!receiving) return;
 
-        // The push is in: git gets the whole answer now, so nothing that follows can cut its response short
-        // (a failure after the response started would abort the connection: curl's "transfer closed").
-        await http.Response.CompleteAsync();
-
-        // A push that moved the default branch queues a build of that commit (a busy database is tried again).
+        // A push that moved the default branch queues a build of that commit before git's answer ends, so the
+        // build exists once `git push` returns. Nothing here may throw: git's response has started, and a failure
+        // would abort the connection (curl's "transfer closed with outstanding read data"). A busy database is
+        // tried again; a build that still cannot be queued is logged, and the person can start it by hand.
         var after = await repositories.ResolveAsync(app.Id, "refs/heads/" + app.Branch, CancellationToken.None);
         if (after is null || after == before) return;
         for (var attempt = 1; ; attempt++)
