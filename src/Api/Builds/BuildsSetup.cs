@@ -26,8 +26,9 @@ public static class BuildsSetup
         // Builds have workers of their own so long builds never hold up rollouts and housekeeping; a build that
         // must wait for its team's slot is scheduled again, so a 1 s poll.
         if (options.Builds.Workers > 0)
-            services.AddHangfireServer(o =>
+            services.AddHangfireServer((provider, o) =>
             {
+                Jobs.Jobs.OwnActivator(provider, o);
                 o.WorkerCount = options.Builds.Workers;
                 o.Queues = ["builds"];
                 o.SchedulePollingInterval = TimeSpan.FromSeconds(1);

@@ -42,8 +42,9 @@ public static class Jobs
                 .UseRecommendedSerializerSettings()
                 .UseLogProvider(HangfireLogs.Instance);
         });
-        builder.Services.AddHangfireServer(o =>
+        builder.Services.AddHangfireServer((services, o) =>
         {
+            OwnActivator(services, o);
             o.WorkerCount = Math.Max(2, Environment.ProcessorCount);
             o.Queues = ["default"];
             o.ServerName = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
@@ -52,6 +53,15 @@ public static class Jobs
         builder.Services.AddScoped<Housekeeping>();
         return builder;
     }
+
+    /// <summary>
+    /// A Hangfire server makes its jobs from this host's services, never from the process-wide
+    /// <c>JobActivator.Current</c> (which Hangfire.NetCore points at whichever host resolved Hangfire last):
+    /// with two hosts in one process, the first to stop would leave the other's workers failing every job
+    /// with ObjectDisposedException — its builds then stayed Queued for ever.
+    /// </summary>
+    public static void OwnActivator(IServiceProvider services, BackgroundJobServerOptions options) =>
+        options.Activator = new Hangfire.AspNetCore.AspNetCoreJobActivator(services.GetRequiredService<IServiceScopeFactory>());
 
 #pragma warning disable CS0618 // the connection-string constructor is the one that does not go through JobStorage.Current
     private static JobStorage NewPostgresStorage(string connectionString) => new PostgreSqlStorage(connectionString, PostgresOptions);
