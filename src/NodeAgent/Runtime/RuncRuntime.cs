@@ -45,6 +45,7 @@ public sealed partial class RuncRuntime : IContainerRuntime
     private readonly SemaphoreSlim _starts;
     private readonly ImageCollector _collector;
     private readonly LogRotator _rotator;
+    private readonly ExitWatcher _exits;
     private readonly ConcurrentDictionary<int, SemaphoreSlim> _slotLocks = new();
     // Starts and image collection exclude each other: a start may be about to mount a layer the collector would delete.
     private readonly Lock _gate = new();
@@ -69,6 +70,7 @@ public sealed partial class RuncRuntime : IContainerRuntime
         _starts = new SemaphoreSlim(Math.Max(1, settings.MaxParallelStarts));
         _collector = new ImageCollector(_layout, log);
         _rotator = new LogRotator(settings.LogMaxBytes, log);
+        _exits = new ExitWatcher(clock);
         _clock = clock;
         _log = log;
     }
@@ -228,7 +230,7 @@ public sealed partial class RuncRuntime : IContainerRuntime
 
     public Task<ExitInfo> WaitForExitAsync(Guid id, CancellationToken ct) =>
         _entries.TryGetValue(id, out var e)
-            ? ExitWatcher.WaitAsync(e.Bundle, _clock, ct)
+            ? _exits.WaitAsync(e.Bundle, ct)
             : Task.FromException<ExitInfo>(new InvalidOperationException($"instance {id} is not on this node"));
 
     public async Task RemoveAsync(Guid id, CancellationToken ct)
