@@ -287,8 +287,6 @@ public sealed class RunningProcess : IAsyncDisposable
         return new ProcessResult(_process.ExitCode, "", _stderr.ToString(), _stderr.Truncated);
     }
 
-    public void Kill() => ProcessRunner.Kill(_process);
-
     public async ValueTask DisposeAsync()
     {
         if (!_process.HasExited)
