@@ -32,6 +32,13 @@ public sealed class AgentOptions
     public int PidsLimit { get; set; } = 1024;
     /// <summary>Second octet of the first project subnet (10.{base}.0.0/24; slots use 8 × 256 subnets from it).</summary>
     public int SubnetBase { get; set; } = 88;
+    /// <summary>What one layer may expand to when unpacked (the registry's quota counts compressed bytes; a gzip bomb stops here).</summary>
+    public long MaxLayerBytes { get; set; } = Images.LayerStore.DefaultMaxLayerBytes;
+    /// <summary>What all the layers of one image may expand to together.</summary>
+    public long MaxImageBytes { get; set; } = Images.ImageLimits.DefaultMaxImageBytes;
+    /// <summary>The largest image config and manifest the agent reads (each is read whole into memory).</summary>
+    public long MaxConfigBytes { get; set; } = 4 << 20;
+    public long MaxManifestBytes { get; set; } = 4 << 20;
 
     public AgentLayout Layout => AgentLayout.For(DataDir);
 
@@ -54,6 +61,8 @@ public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
             errors.Add("Agent:PortRangeStart and PortRangeSize must describe ports within 1024–65535.");
         if (o.SubnetBase is < 1 or > 247) errors.Add("Agent:SubnetBase must be between 1 and 247 (10.{base}.0.0/24 to 10.{base+7}.255.0/24).");
         if (o.ControlPort is < 0 or > 65535) errors.Add("Agent:ControlPort must be 0 (any free port) or a port number.");
+        if (o.MaxLayerBytes < 1 || o.MaxImageBytes < 1 || o.MaxConfigBytes < 1 || o.MaxManifestBytes < 1)
+            errors.Add("Agent:MaxLayerBytes, MaxImageBytes, MaxConfigBytes and MaxManifestBytes must be positive byte counts.");
         if (string.IsNullOrWhiteSpace(o.DataDir)) errors.Add("Agent:DataDir must be set.");
         else if (UntraversableParent(o.Layout.Root) is { } closed)
             errors.Add($"Agent:DataDir '{o.Layout.Root}' is inside '{closed}', which others may not enter (mode {Mode(closed)}): the containers' "

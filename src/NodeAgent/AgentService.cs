@@ -33,7 +33,8 @@ public sealed partial class AgentService(IOptions<AgentOptions> options, TimePro
 
         using var registry = new HttpClient { BaseAddress = apiUrl, Timeout = TimeSpan.FromMinutes(10) };
         var runtime = new RuncRuntime(o.Runtime(apiUrl.Authority),
-            () => new ImagePuller(registry, new LayerStore(layout.Layers), layout.Scratch, credentials.ClientId, credentials.ClientSecret),
+            () => new ImagePuller(registry, new LayerStore(layout.Layers, o.MaxLayerBytes), layout.Scratch, credentials.ClientId, credentials.ClientSecret,
+                new ImageLimits(o.MaxImageBytes, o.MaxConfigBytes, o.MaxManifestBytes)),
             clock, loggers.CreateLogger<RuncRuntime>());
         var sync = new SyncLoop(runtime, new UsageSampler(runtime), clock, loggers);
         var reporter = new StatusReporter(api, sync, clock, loggers.CreateLogger<StatusReporter>());

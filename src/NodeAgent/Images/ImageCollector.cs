@@ -53,7 +53,10 @@ public sealed partial class ImageCollector(AgentLayout layout, ILogger log)
             _unusedSince.Remove(dir);
             try
             {
-                Directory.Delete(dir, recursive: true);
+                // Byte-level and no-follow: a layer's names need not be UTF-8, which Directory.Delete cannot remove.
+                NoFollow.RemoveTree(dir);
+                if (Path.GetDirectoryName(dir) == layout.LayerFolders && LayerStore.SizeFileOf(layout.Layers, hex) is var size && File.Exists(size))
+                    File.Delete(size);
                 removed++;
             }
             catch (IOException e)

@@ -11,14 +11,24 @@ public sealed record PulledImage(
     string ManifestDigest, IReadOnlyList<string> Layers, IReadOnlyList<string> Entrypoint, IReadOnlyList<string> Cmd,
     IReadOnlyList<string> Env, string WorkingDir, string User);
 
+/// <summary>What one image may take on the node (Agent:MaxImageBytes, MaxConfigBytes, MaxManifestBytes; docs/operations.md).</summary>
+public sealed record ImageLimits(long MaxImageBytes = ImageLimits.DefaultMaxImageBytes, long MaxConfigBytes = 4 << 20, long MaxManifestBytes = 4 << 20)
+{
+    public const long DefaultMaxImageBytes = 8L << 30;
+}
+
 /// <summary>
 /// Pulls an image from an OCI distribution registry (the platform's own) with Docker token auth:
 /// resolves an index to linux/amd64, verifies every digest (manifest, config, layers) before using
 /// the bytes, and unpacks layers into the <see cref="LayerStore"/>, skipping those already there.
-/// Blobs stream to a temporary file while hashing: memory stays flat whatever the layer size.
+/// Blobs stream to a temporary file while hashing: memory stays flat whatever the layer size. Manifests and
+/// configs are read whole, so each has a cap; the layers of one image together may expand to at most
+/// <see cref="ImageLimits.MaxImageBytes"/> (each also to the store's per-layer cap).
 /// </summary>
-public sealed class ImagePuller(HttpClient http, LayerStore layers, string scratchDir, string user, string secret)
+public sealed class ImagePuller(HttpClient http, LayerStore layers, string scratchDir, string user, string secret, ImageLimits? limits = null)
 {
+    private readonly ImageLimits _limits = limits ?? new ImageLimits();
+
     private static readonly string[] ManifestTypes =
     [
         "application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
@@ -44,14 +54,23 @@ public sealed class ImagePuller(HttpClient http, LayerStore layers, string scrat
         var configDigest = root.GetProperty("config").GetProperty("digest").GetString()!;
         var configBytes = await BlobBytesAsync(name, configDigest, ct);
         var layerDigests = root.GetProperty("layers").EnumerateArray().Select(l => l.GetProperty("digest").GetString()!).ToList();
+        var expanded = 0L;
         foreach (var layer in layerDigests)
         {
-            if (layers.Contains(layer)) continue;
-            var file = await BlobFileAsync(name, layer, ct);
+            if (layers.Contains(layer))
+            {
+                expanded += layers.SizeOf(layer);
+                if (expanded > _limits.MaxImageBytes)
+                    throw new InvalidLayerException(layer, $"the image {name}@{digest} expands to more than {_limits.MaxImageBytes} bytes, the cap set by Agent:MaxImageBytes");
+                continue;
+            }
+            var file = await BlobFileAsync(name, layer, long.MaxValue, "", ct);
             try
             {
                 await using var stream = File.OpenRead(file);
-                await layers.UnpackAsync(layer, stream, ct);
+                await layers.UnpackAsync(layer, stream, new ExpansionLimit(_limits.MaxImageBytes - expanded,
+                    $"Agent:MaxImageBytes ({_limits.MaxImageBytes} for the whole image {name}@{digest}, {expanded} taken by the layers below)"), ct);
+                expanded += layers.SizeOf(layer);
             }
             finally
             {
@@ -87,7 +106,8 @@ public sealed class ImagePuller(HttpClient http, LayerStore layers, string scrat
             foreach (var t in ManifestTypes) request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(t));
             return request;
         }, ct);
-        var bytes = await response.Content.ReadAsByteArrayAsync(ct);
+        var bytes = await BoundedBytesAsync(response, _limits.MaxManifestBytes,
+            () => new InvalidDataException($"the manifest of {name}:{reference} is larger than {_limits.MaxManifestBytes} bytes, the cap set by Agent:MaxManifestBytes"), ct);
         var digest = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(bytes));
         if (reference.StartsWith("sha256:", StringComparison.Ordinal) && reference != digest)
             throw new InvalidDataException($"the manifest of {name}@{reference} hashes to {digest}");
@@ -96,30 +116,60 @@ public sealed class ImagePuller(HttpClient http, LayerStore layers, string scrat
         return (bytes, digest);
     }
 
+    /// <summary>Reads a response whole, failing with <paramref name="tooLarge"/> as soon as it passes <paramref name="max"/> bytes (before, when the length is announced).</summary>
+    private static async Task<byte[]> BoundedBytesAsync(HttpResponseMessage response, long max, Func<Exception> tooLarge, CancellationToken ct)
+    {
+        if (response.Content.Headers.ContentLength > max) throw tooLarge();
+        await using var source = await response.Content.ReadAsStreamAsync(ct);
+        var bytes = new MemoryStream();
+        var buffer = new byte[1 << 16];
+        int read;
+        while ((read = await source.ReadAsync(buffer, ct)) > 0)
+        {
+            if (bytes.Length + read > max) throw tooLarge();
+            bytes.Write(buffer, 0, read);
+        }
+        return bytes.ToArray();
+    }
+
     private async Task<byte[]> BlobBytesAsync(string name, string digest, CancellationToken ct)
     {
-        var file = await BlobFileAsync(name, digest, ct);
+        var file = await BlobFileAsync(name, digest, _limits.MaxConfigBytes, "Agent:MaxConfigBytes", ct);
         try { return await File.ReadAllBytesAsync(file, ct); }
         finally { File.Delete(file); }
     }
 
-    /// <summary>Downloads a blob to a temporary file, hashing as it goes; refuses it when the digest differs.</summary>
-    private async Task<string> BlobFileAsync(string name, string digest, CancellationToken ct)
+    /// <summary>
+    /// Downloads a blob to a temporary file, hashing as it goes; refuses it when the digest differs or when it is larger than
+    /// <paramref name="max"/> bytes (the cap <paramref name="setting"/> sets; nothing is left behind).
+    /// </summary>
+    private async Task<string> BlobFileAsync(string name, string digest, long max, string setting, CancellationToken ct)
     {
         Directory.CreateDirectory(scratchDir);
+        File.SetUnixFileMode(scratchDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);   // other tenants' blobs: root only
         var file = Path.Combine(scratchDir, Guid.NewGuid().ToString("N"));
+        InvalidDataException TooLarge() => new($"blob {digest} of {name} is larger than {max} bytes, the cap set by {setting}");
         using var response = await SendAsync(name, () => new HttpRequestMessage(HttpMethod.Get, $"/v2/{name}/blobs/{digest}"), ct);
+        if (response.Content.Headers.ContentLength > max) throw TooLarge();
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        await using (var target = File.Create(file))
-        await using (var source = await response.Content.ReadAsStreamAsync(ct))
+        try
         {
+            await using var target = File.Create(file);
+            await using var source = await response.Content.ReadAsStreamAsync(ct);
             var buffer = new byte[1 << 16];
+            long total = 0;
             int read;
             while ((read = await source.ReadAsync(buffer, ct)) > 0)
             {
+                if ((total += read) > max) throw TooLarge();
                 hash.AppendData(buffer, 0, read);
                 await target.WriteAsync(buffer.AsMemory(0, read), ct);
             }
+        }
+        catch
+        {
+            File.Delete(file);
+            throw;
         }
         var actual = "sha256:" + Convert.ToHexStringLower(hash.GetHashAndReset());
         if (actual != digest)

@@ -23,6 +23,9 @@ public sealed partial class Rootfs(LayerStore layers, string root)
         if (Directory.Exists(target)) return target;
         var work = target + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
         Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        // Root only, as the layer store is: overlay reaches its lower folders with the mounter's (root's) rights, and no
+        // local user may reach the copies' files (a setuid file owned by a project's root id would hand them that id).
+        File.SetUnixFileMode(Path.Combine(root, "shifted"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         try
         {
             // cp -a keeps modes, links, whiteout devices and the opaque xattrs; then shift every owner.
@@ -56,7 +59,7 @@ public sealed partial class Rootfs(LayerStore layers, string root)
             }
             catch (IOException) when (Directory.Exists(target))
             {
-                Directory.Delete(work, true);   // a concurrent start made it first
+                NoFollow.RemoveTree(work);   // a concurrent start made it first
             }
             return target;
         }

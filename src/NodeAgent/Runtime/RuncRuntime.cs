@@ -271,15 +271,16 @@ public sealed partial class RuncRuntime : IContainerRuntime
             foreach (var entry in Directory.GetFileSystemEntries(e.Bundle))
                 if (Path.GetFileName(entry) is not ("instance.json" or "output.log" or "output.log.1"))
                 {
-                    if (Directory.Exists(entry)) Directory.Delete(entry, recursive: true);
-                    else File.Delete(entry);
+                    NoFollow.RemoveTree(entry);
                 }
             e.Record = e.Record with { HostPort = 0 };
             await SaveAsync(e, ct);
         }
         else
         {
-            Directory.Delete(e.Bundle, recursive: true);
+            // Byte-level, no-follow and on one file system: the upper folder holds whatever names the tenant wrote
+            // (not necessarily UTF-8), and a root that failed to unmount is refused rather than emptied.
+            NoFollow.RemoveTree(e.Bundle);
         }
     }
 
