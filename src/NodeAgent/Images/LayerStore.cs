@@ -274,11 +274,11 @@ public sealed class LayerStore
             }
             catch (NoFollow.Failure e) when (e.Errno is NoFollow.ELOOP or NoFollow.ENOTDIR)
             {
+                // O_DIRECTORY | O_NOFOLLOW on a link gives ENOTDIR or ELOOP: what is there tells the reason.
+                var isLink = NoFollow.StatOf(current, segments[i])?.Type == NoFollow.S_IFLNK;
                 current.Dispose();
                 var onTheWay = string.Join('/', segments[..(i + 1)].ToArray());
-                throw e.Errno == NoFollow.ELOOP
-                    ? hostile($"'{onTheWay}' on its way is a symbolic link")
-                    : hostile($"'{onTheWay}' on its way is not a directory");
+                throw hostile(isLink ? $"'{onTheWay}' on its way is a symbolic link" : $"'{onTheWay}' on its way is not a directory");
             }
             catch
             {

@@ -1,9 +1,7 @@
 using System.Diagnostics;
 using System.Formats.Tar;
-using System.IO.Compression;
-using System.Security.Cryptography;
-using System.Text;
 using Platform.NodeAgent.Images;
+using static Platform.NodeAgent.Tests.Images.TestLayers;
 
 namespace Platform.NodeAgent.Tests.Images;
 
@@ -22,27 +20,6 @@ public sealed class LayerStoreTests : IDisposable
     }
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
-
-    private static byte[] Tar(Action<TarWriter> write, bool gzip = false)
-    {
-        var raw = new MemoryStream();
-        using (var writer = new TarWriter(raw, TarEntryFormat.Pax, leaveOpen: true)) write(writer);
-        if (!gzip) return raw.ToArray();
-        var zipped = new MemoryStream();
-        using (var gz = new GZipStream(zipped, CompressionLevel.Fastest, leaveOpen: true)) { raw.Position = 0; raw.CopyTo(gz); }
-        return zipped.ToArray();
-    }
-
-    private static void File(TarWriter w, string name, string content, UnixFileMode mode = (UnixFileMode)0b110_100_100) =>
-        w.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(Encoding.UTF8.GetBytes(content)), Mode = mode });
-
-    private static void Dir(TarWriter w, string name) =>
-        w.WriteEntry(new PaxTarEntry(TarEntryType.Directory, name) { Mode = (UnixFileMode)0b111_101_101 });
-
-    private static void Link(TarWriter w, TarEntryType type, string name, string target) =>
-        w.WriteEntry(new PaxTarEntry(type, name) { LinkName = target });
-
-    private static string Digest(byte[] b) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(b));
 
     private Task<string> UnpackAsync(byte[] layer) => _store.UnpackAsync(Digest(layer), new MemoryStream(layer), CancellationToken.None);
 
