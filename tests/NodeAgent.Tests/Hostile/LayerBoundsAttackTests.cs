@@ -22,9 +22,20 @@ public sealed class LayerBoundsAttackTests : IDisposable
     {
         _layers = Path.Combine(_dir, "layers");
         _scratch = Path.Combine(_dir, "scratch");
+        _http = _registry.Client();
     }
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private readonly TestRegistry _registry = new();
+    private readonly HttpClient _http;
+
+    public void Dispose()
+    {
+        _http.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private ImagePuller Puller(ImageLimits limits, LayerStore? store = null) =>
+        new(_http, store ?? new LayerStore(_layers), _scratch, "node", "secret", limits);
 
     private static byte[] Zeros(string name, long bytes) => Tar(w => File(w, name, new string('\0', (int)bytes)), gzip: true);
 
@@ -57,20 +68,18 @@ public sealed class LayerBoundsAttackTests : IDisposable
     [Fact]
     public async Task Layers_that_each_fit_but_together_pass_the_image_cap_fail_the_pull_naming_the_layer_and_the_cap()
     {
-        var registry = new TestRegistry();
         var store = new LayerStore(_layers);
-        using var http = registry.Client();
-        var puller = new ImagePuller(http, store, _scratch, "node", "secret", new ImageLimits(MaxImageBytes: MiB));
+        var puller = Puller(new ImageLimits(MaxImageBytes: MiB), store);
         var a = Zeros("a", 600 * 1024);
         var b = Zeros("b", 600 * 1024);
 
         // Positive control: one layer fits the image cap.
-        var small = await puller.PullAsync(registry.Push("acme/web/app", "small", TestRegistry.Config(), [a]), CancellationToken.None);
+        var small = await puller.PullAsync(_registry.Push("acme/web/app", "small", TestRegistry.Config(), [a]), CancellationToken.None);
         Assert.Equal([Digest(a)], small.Layers);
 
         // a is already on the node and still counts: a + b is over the cap, and b is the layer that passes it.
         var e = await Assert.ThrowsAsync<InvalidLayerException>(() =>
-            puller.PullAsync(registry.Push("acme/web/app", "big", TestRegistry.Config(), [a, b]), CancellationToken.None));
+            puller.PullAsync(_registry.Push("acme/web/app", "big", TestRegistry.Config(), [a, b]), CancellationToken.None));
         Assert.Equal(Digest(b), e.Digest);
         Assert.True(e.Message.Contains("the cap set by Agent:MaxImageBytes"), e.Message);
         AssertNothingLeft(Digest(b), store);
@@ -79,32 +88,28 @@ public sealed class LayerBoundsAttackTests : IDisposable
     [Fact]
     public async Task An_oversized_config_blob_fails_the_pull_naming_its_digest_and_the_cap_and_leaves_no_download()
     {
-        var registry = new TestRegistry();
-        using var http = registry.Client();
-        var puller = new ImagePuller(http, new LayerStore(_layers), _scratch, "node", "secret", new ImageLimits(MaxConfigBytes: 2048));
+        var puller = Puller(new ImageLimits(MaxConfigBytes: 2048));
         var layer = Zeros("a", 1024);
         var huge = TestRegistry.Config("PAD=" + new string('x', 4096));
         var e = await Assert.ThrowsAsync<InvalidDataException>(() =>
-            puller.PullAsync(registry.Push("acme/web/app", "huge", huge, [layer]), CancellationToken.None));
+            puller.PullAsync(_registry.Push("acme/web/app", "huge", huge, [layer]), CancellationToken.None));
         Assert.True(e.Message.Contains($"blob {Digest(huge)} of acme/web/app is larger than 2048 bytes, the cap set by Agent:MaxConfigBytes"), e.Message);
         Assert.Empty(Directory.Exists(_scratch) ? Directory.GetFileSystemEntries(_scratch) : []);
 
-        var fine = await puller.PullAsync(registry.Push("acme/web/app", "fine", TestRegistry.Config("A=b"), [layer]), CancellationToken.None);
+        var fine = await puller.PullAsync(_registry.Push("acme/web/app", "fine", TestRegistry.Config("A=b"), [layer]), CancellationToken.None);
         Assert.Equal(["A=b"], fine.Env);
     }
 
     [Fact]
     public async Task An_oversized_manifest_fails_the_pull_naming_the_cap()
     {
-        var registry = new TestRegistry();
-        using var http = registry.Client();
-        var puller = new ImagePuller(http, new LayerStore(_layers), _scratch, "node", "secret", new ImageLimits(MaxManifestBytes: 2048));
+        var puller = Puller(new ImageLimits(MaxManifestBytes: 2048));
         var layer = Zeros("a", 1024);
         var e = await Assert.ThrowsAsync<InvalidDataException>(() =>
-            puller.PullAsync(registry.Push("acme/web/app", "huge", TestRegistry.Config(), [layer], annotation: new string('x', 4096)), CancellationToken.None));
+            puller.PullAsync(_registry.Push("acme/web/app", "huge", TestRegistry.Config(), [layer], annotation: new string('x', 4096)), CancellationToken.None));
         Assert.True(e.Message.Contains("the manifest of acme/web/app:huge is larger than 2048 bytes, the cap set by Agent:MaxManifestBytes"), e.Message);
 
-        var fine = await puller.PullAsync(registry.Push("acme/web/app", "fine", TestRegistry.Config(), [layer], annotation: "short"), CancellationToken.None);
+        var fine = await puller.PullAsync(_registry.Push("acme/web/app", "fine", TestRegistry.Config(), [layer], annotation: "short"), CancellationToken.None);
         Assert.Equal([Digest(layer)], fine.Layers);
     }
 }
