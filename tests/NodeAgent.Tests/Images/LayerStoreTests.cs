@@ -58,6 +58,35 @@ public sealed class LayerStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task A_layer_ending_right_after_its_last_file_or_inside_its_padding_unpacks_as_with_go()
+    {
+        var layer = Tar(w => { File(w, "a", "first"); File(w, "b", "xyz"); });
+        var dataEnd = layer.Length - 1024 - 512 + 3;   // two end blocks, then the padding of b's three bytes
+        foreach (var cut in new[] { dataEnd, dataEnd + 100 })
+        {
+            var trimmed = layer[..cut];
+            var path = await _store.UnpackAsync(Digest(trimmed), new MemoryStream(trimmed), CancellationToken.None);
+            Assert.Equal("xyz", await System.IO.File.ReadAllTextAsync(Path.Combine(path, "b")));
+        }
+    }
+
+    [Fact]
+    public async Task A_layer_cut_inside_a_file_or_a_header_is_refused_naming_the_digest_and_the_problem()
+    {
+        var layer = Tar(w => { File(w, "a", "first"); File(w, "b", new string('z', 2000)); });
+        var bEnd = layer.Length - 1024 - 48;   // 2000 bytes of b end 48 bytes before the end blocks
+        var cutInData = layer[..(bEnd - 700)];
+        var e = await Assert.ThrowsAsync<InvalidLayerException>(() => _store.UnpackAsync(Digest(cutInData), new MemoryStream(cutInData), CancellationToken.None));
+        Assert.True(e.Message.StartsWith($"Layer {Digest(cutInData)}: the data of 'b' is cut short"), e.Message);
+
+        var firstEntry = Tar(w => File(w, "a", "first"))[..^1024].Length;   // header(s) and padded data of a
+        var cutInHeader = layer[..(firstEntry + 100)];
+        e = await Assert.ThrowsAsync<InvalidLayerException>(() => _store.UnpackAsync(Digest(cutInHeader), new MemoryStream(cutInHeader), CancellationToken.None));
+        Assert.True(e.Message.StartsWith($"Layer {Digest(cutInHeader)}: "), e.Message);
+        Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(_dir, "cache", "layers", "scratch")));
+    }
+
+    [Fact]
     public async Task The_root_entry_that_umoci_and_tar_write_is_the_layer_itself()
     {
         var layer = Tar(w => { Dir(w, "/"); Dir(w, "./"); File(w, "./a", "x"); });

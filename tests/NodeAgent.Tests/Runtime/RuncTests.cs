@@ -17,8 +17,7 @@ public sealed class RuncTests : IAsyncLifetime
     private readonly string _dir = Path.Combine("/var/tmp", "platform-runc-tests", Guid.NewGuid().ToString("N")[..8]);
     private Runc _runc = null!;
     private string _rootfs = "";
-    private static readonly JsonObject SeccompProfile = Seccomp.ToOci(
-        JsonNode.Parse(File.ReadAllText(Seccomp.DefaultProfilePath))!.AsObject(), "amd64", RuntimeSpec.Capabilities.ToHashSet());
+    private static readonly JsonObject SeccompProfile = TestContainers.SeccompProfile;
 
     public async Task InitializeAsync()
     {
@@ -46,33 +45,11 @@ public sealed class RuncTests : IAsyncLifetime
                 try { Directory.Delete(Path.Combine(controller, "platform-tests")); } catch (IOException) { }
     }
 
-    private async Task<string> StartAsync(string id, string[] args, long memoryMiB = 64, int pids = 64, string? rootfs = null, string? bundle = null,
-        string? netns = null)
-    {
-        bundle ??= Path.Combine(_dir, "bundles", id);
-        Directory.CreateDirectory(bundle);
-        File.SetUnixFileMode(bundle, (UnixFileMode)0b111_001_001);   // 0711: the mapped root must traverse it
-        var spec = RuntimeSpec.Build(new InstanceSpec
-        {
-            Id = id, RootfsPath = rootfs ?? _rootfs, Args = args, HostIdStart = HostIdStart,
-            MemoryBytes = memoryMiB * 1024 * 1024, CpuMillicores = 500, PidsLimit = pids, CgroupsPath = $"platform-tests/{id}",
-            NetworkNamespacePath = netns,
-        }, SeccompProfile);
-        await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), spec.ToJsonString());
-        await _runc.StartAsync(id, bundle, CancellationToken.None);
-        return bundle;
-    }
+    private Task<string> StartAsync(string id, string[] args, long memoryMiB = 64, int pids = 64, string? rootfs = null, string? bundle = null,
+        string? netns = null) =>
+        TestContainers.StartAsync(_runc, id, bundle ?? Path.Combine(_dir, "bundles", id), rootfs ?? _rootfs, args, HostIdStart, memoryMiB, pids, netns);
 
-    private static async Task<ExitInfo> WaitExitAsync(string bundle, int seconds = 30)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(seconds);
-        while (DateTime.UtcNow < deadline)
-        {
-            if (Runc.Exit(bundle) is { } exit) return exit;
-            await Task.Delay(50);
-        }
-        throw new TimeoutException("the container did not exit");
-    }
+    private static Task<ExitInfo> WaitExitAsync(string bundle) => TestContainers.WaitExitAsync(bundle);
 
     [Fact]
     public async Task A_container_runs_as_root_inside_and_as_the_mapped_id_on_the_host()

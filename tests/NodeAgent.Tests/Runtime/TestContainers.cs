@@ -1,0 +1,39 @@
+using System.Text.Json.Nodes;
+using Platform.NodeAgent.Runtime;
+
+namespace Platform.NodeAgent.Tests.Runtime;
+
+/// <summary>Real containers for tests: the spec the agent builds, run by runc, in cgroups under <c>platform-tests/</c>.</summary>
+internal static class TestContainers
+{
+    public static readonly JsonObject SeccompProfile = Seccomp.ToOci(
+        JsonNode.Parse(File.ReadAllText(Seccomp.DefaultProfilePath))!.AsObject(), "amd64", RuntimeSpec.Capabilities.ToHashSet());
+
+    /// <summary>Starts <paramref name="args"/> in <paramref name="rootfs"/> (owned by the range from <paramref name="hostIdStart"/>); returns the bundle.</summary>
+    public static async Task<string> StartAsync(Runc runc, string id, string bundle, string rootfs, string[] args, uint hostIdStart,
+        long memoryMiB = 64, int pids = 64, string? netns = null)
+    {
+        Directory.CreateDirectory(bundle);
+        File.SetUnixFileMode(bundle, (UnixFileMode)0b111_001_001);   // 0711: the mapped root must traverse it
+        var spec = RuntimeSpec.Build(new InstanceSpec
+        {
+            Id = id, RootfsPath = rootfs, Args = args, HostIdStart = hostIdStart,
+            MemoryBytes = memoryMiB * 1024 * 1024, CpuMillicores = 500, PidsLimit = pids, CgroupsPath = $"platform-tests/{id}",
+            NetworkNamespacePath = netns,
+        }, SeccompProfile);
+        await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), spec.ToJsonString());
+        await runc.StartAsync(id, bundle, CancellationToken.None);
+        return bundle;
+    }
+
+    public static async Task<ExitInfo> WaitExitAsync(string bundle, int seconds = 30)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (Runc.Exit(bundle) is { } exit) return exit;
+            await Task.Delay(50);
+        }
+        throw new TimeoutException("the container did not exit");
+    }
+}
