@@ -1,9 +1,10 @@
 namespace Platform.NodeAgent;
 
 /// <summary>
-/// The agent's data folder, in one place: what lives where under <c>Agent:DataDir</c>. Container-facing
-/// folders (instances, layers, shifted roots) must be traversable by the containers' mapped users, so
-/// every folder above the data folder must let others pass (see <see cref="AgentOptionsValidator"/>).
+/// The agent's data folder, in one place: what lives where under <c>Agent:DataDir</c>. The instances' bundles
+/// must be traversable by the containers' mapped users, so every folder above the data folder must let others
+/// pass (see <see cref="AgentOptionsValidator"/>). Layers, their shifted copies and downloads are root-only
+/// (0700): they hold tenants' setuid files, and overlay reaches its lower folders with the mounter's rights.
 /// </summary>
 public sealed record AgentLayout(string Root)
 {
@@ -16,7 +17,7 @@ public sealed record AgentLayout(string Root)
     public string Bundle(Guid instance) => Path.Combine(Instances, instance.ToString("N"));
     /// <summary>runc's state root (<c>runc --root</c>).</summary>
     public string RuncState => Path.Combine(Root, "runc");
-    /// <summary>Unpacked image layers, content-addressed (<c>sha256/{hex}</c>).</summary>
+    /// <summary>Unpacked image layers, content-addressed (<c>sha256/{hex}</c>, expanded sizes in <c>sizes/{hex}</c>); 0700.</summary>
     public string Layers => Path.Combine(Root, "layers");
     public string LayerFolders => Path.Combine(Layers, "sha256");
     /// <summary>Overlay material: layers copied with owners shifted into a project's id range (<c>shifted/{first id}/{hex}</c>).</summary>

@@ -33,4 +33,16 @@ public sealed class AgentOptionsTests : IDisposable
         Assert.Contains("mode 0700", result.FailureMessage);
         Assert.Contains("permission denied", result.FailureMessage);
     }
+
+    [Fact]
+    public void Image_caps_must_be_positive_and_default_to_what_the_docs_say()
+    {
+        var o = Options(Path.Combine(_dir, "data"));
+        Assert.True(new AgentOptionsValidator().Validate(null, o).Succeeded);
+        Assert.Equal((4L << 30, 8L << 30, 4L << 20, 4L << 20), (o.MaxLayerBytes, o.MaxImageBytes, o.MaxConfigBytes, o.MaxManifestBytes));
+        o.MaxImageBytes = 0;
+        var result = new AgentOptionsValidator().Validate(null, o);
+        Assert.True(result.Failed);
+        Assert.Contains("MaxImageBytes", result.FailureMessage);
+    }
 }
