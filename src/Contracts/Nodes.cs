@@ -9,8 +9,12 @@ public sealed record JoinTokenResponse(string Token, DateTime ExpiresAt);
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record CreateJoinTokenRequest(int? ExpiresInHours);
 
+/// <summary>
+/// The node's address (where the router and the Api reach it) is given once, here: heartbeats cannot
+/// move it, so a compromised node cannot redirect traffic meant for another address to itself.
+/// </summary>
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
-public sealed record NodeJoinRequest(string? JoinToken, string? Name);
+public sealed record NodeJoinRequest(string? JoinToken, string? Name, string? Address = null);
 
 public sealed record NodeJoinResponse(string NodeName, string ClientId, string ClientSecret, string TokenEndpoint);
 
@@ -20,7 +24,10 @@ public sealed record NodeResponse(
 
 public sealed record NodeResources(long MemoryMiB, long CpuMillicores);
 
-/// <summary>What an agent reports every few seconds: who it is, what it has, what it uses.</summary>
+/// <summary>
+/// What an agent reports every few seconds: who it is, what it has, what it uses. <c>Address</c> must
+/// be the one the node joined with (or absent); another one is refused.
+/// </summary>
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed record NodeHeartbeat(string? Address, string? AgentVersion, NodeResources? Capacity, NodeResources? Allocatable, NodeResources? Used, int RunningInstances,
     int? ControlPort = null, string? ControlKey = null);

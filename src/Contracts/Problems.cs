@@ -6,4 +6,6 @@ public static class ProblemTypes
     public const string QuotaExceeded = "quota-exceeded";
     public const string Validation = "validation";
     public const string Conflict = "conflict";
+    /// <summary>A node agent's credentials are valid but the node is no longer a member of the cluster (a platform admin removed it).</summary>
+    public const string NodeRevoked = "node-revoked";
 }

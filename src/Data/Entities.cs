@@ -232,7 +232,7 @@ public sealed class Node
     public required string ClientId { get; set; }
     public DateTime JoinedAt { get; set; }
     public DateTime? LastHeartbeatAt { get; set; }
-    /// <summary>Where the router reaches the node's host ports (Agent:Address).</summary>
+    /// <summary>Where the router reaches the node's host ports (Agent:Address): given at join, never changed by heartbeats.</summary>
     public string? Address { get; set; }
     public string? AgentVersion { get; set; }
     public long CapacityMemoryMiB { get; set; }
@@ -246,7 +246,8 @@ public sealed class Node
     public long Revision { get; set; }
     /// <summary>Where the Api reaches the agent's control endpoint (logs), and the key it presents there; both reported by the agent.</summary>
     public int? ControlPort { get; set; }
-    public string? ControlKey { get; set; }
+    /// <summary>The control key protected with the Api's data-protection keys (Api.Nodes.NodeControlKeys), never in clear.</summary>
+    public string? ProtectedControlKey { get; set; }
 }
 
 public sealed class AuditEvent

@@ -119,7 +119,7 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
             e.ToTable("nodes");
             e.Property(n => n.Name).HasMaxLength(Names.MaxLabelLength);
             e.HasIndex(n => n.Name).IsUnique();
-            e.Property(n => n.ControlKey).HasMaxLength(128);
+            e.Property(n => n.ProtectedControlKey).HasMaxLength(1024);
         });
 
         builder.Entity<Build>(e =>

@@ -28,7 +28,7 @@ public sealed partial class AgentService(IOptions<AgentOptions> options, TimePro
         var apiUrl = new Uri(o.ApiUrl!.TrimEnd('/') + "/");
         LogStarted(_log, o.NodeName, o.ApiUrl);
         using var api = new ControlPlaneClient(apiUrl, layout, clock, _log);
-        var (joined, credentials) = await Retry.RunAsync(ct => api.LoadOrJoinAsync(o.JoinToken, o.NodeName, ct), api.Reset, clock, _log, stoppingToken);
+        var (joined, credentials) = await Retry.RunAsync(ct => api.LoadOrJoinAsync(o.JoinToken, o.NodeName, o.Address, ct), api.Reset, clock, _log, stoppingToken);
         if (!joined) return;
 
         using var registry = new HttpClient { BaseAddress = apiUrl, Timeout = TimeSpan.FromMinutes(10) };
@@ -44,12 +44,36 @@ public sealed partial class AgentService(IOptions<AgentOptions> options, TimePro
         if (syncing.IsFaulted) await syncing;
         await _control.StartAsync(o.Address, o.ControlPort, runtime, stoppingToken);
 
+        // Talking to the Api ends when the agent stops, or when the Api says this node was removed.
+        using var member = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        async Task UntilRevokedAsync(Task talking)
+        {
+            try { await talking; }
+            catch (NodeRevokedException e)
+            {
+                if (member.IsCancellationRequested) return;
+                Revoked(o, api, sync, e.Message);
+                await member.CancelAsync();
+            }
+        }
         await Task.WhenAll(
-            HeartbeatsAsync(o, api, sync, stoppingToken),
-            new DesiredStateSource(api, sync, clock, loggers.CreateLogger<DesiredStateSource>()).RunAsync(stoppingToken),
-            reporter.RunAsync(stoppingToken),
+            UntilRevokedAsync(HeartbeatsAsync(o, api, sync, member.Token)),
+            UntilRevokedAsync(new DesiredStateSource(api, sync, clock, loggers.CreateLogger<DesiredStateSource>()).RunAsync(member.Token)),
+            UntilRevokedAsync(reporter.RunAsync(member.Token)),
             syncing);
         LogStopped(_log, o.NodeName);
+    }
+
+    /// <summary>
+    /// A removed node's instances already run elsewhere (the Api rescheduled them) and it gets no traffic:
+    /// it stops and removes its own (an empty desired state), sets its credentials aside and stays up,
+    /// idle, until it is stopped; joining again takes a new join token.
+    /// </summary>
+    private void Revoked(AgentOptions o, ControlPlaneClient api, SyncLoop sync, string reason)
+    {
+        LogRevoked(_log, o.NodeName, reason);
+        sync.SetDesired(new DesiredState(sync.DesiredRevision ?? 0, []));
+        api.ForgetCredentials();
     }
 
     private async Task HeartbeatsAsync(AgentOptions o, ControlPlaneClient api, SyncLoop sync, CancellationToken ct)
@@ -85,6 +109,9 @@ public sealed partial class AgentService(IOptions<AgentOptions> options, TimePro
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Node agent {Node} started; control plane {ApiUrl}")]
     private static partial void LogStarted(ILogger logger, string node, string? apiUrl);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Error, Message = "Node {Node} was removed from the cluster ({Reason}): its instances are stopped and it takes no more work; join again with a new join token")]
+    private static partial void LogRevoked(ILogger logger, string node, string reason);
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Node agent {Node} stopped")]
     private static partial void LogStopped(ILogger logger, string node);

@@ -705,10 +705,6 @@ namespace Platform.Migrations.Postgres.Migrations
                         .IsRequired()
                         .HasColumnType("text");
 
-                    b.Property<string>("ControlKey")
-                        .HasMaxLength(128)
-                        .HasColumnType("character varying(128)");
-
                     b.Property<int?>("ControlPort")
                         .HasColumnType("integer");
 
@@ -722,6 +718,10 @@ namespace Platform.Migrations.Postgres.Migrations
                         .IsRequired()
                         .HasMaxLength(63)
                         .HasColumnType("character varying(63)");
+
+                    b.Property<string>("ProtectedControlKey")
+                        .HasMaxLength(1024)
+                        .HasColumnType("character varying(1024)");
 
                     b.Property<long>("Revision")
                         .HasColumnType("bigint");

@@ -694,10 +694,6 @@ namespace Platform.Migrations.Sqlite.Migrations
                         .IsRequired()
                         .HasColumnType("TEXT");
 
-                    b.Property<string>("ControlKey")
-                        .HasMaxLength(128)
-                        .HasColumnType("TEXT");
-
                     b.Property<int?>("ControlPort")
                         .HasColumnType("INTEGER");
 
@@ -710,6 +706,10 @@ namespace Platform.Migrations.Sqlite.Migrations
                     b.Property<string>("Name")
                         .IsRequired()
                         .HasMaxLength(63)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ProtectedControlKey")
+                        .HasMaxLength(1024)
                         .HasColumnType("TEXT");
 
                     b.Property<long>("Revision")

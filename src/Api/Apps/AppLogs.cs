@@ -21,7 +21,7 @@ public static class AppLogs
 
     public static async Task StreamAsync(
         string team, string project, string app, int? tail, bool? follow, HttpContext http, AccessService access,
-        PlatformDbContext db, IHttpClientFactory clients, CancellationToken ct)
+        PlatformDbContext db, Nodes.NodeControlKeys keys, IHttpClientFactory clients, CancellationToken ct)
     {
         if (tail is < 0 or > MaxTail)
         {
@@ -31,7 +31,7 @@ public static class AppLogs
         var (a, _, problem) = await access.AppAsync(team, project, app, Permission.AppRead, ct);
         if (problem is not null) { await problem.ExecuteAsync(http); return; }
         var sources = await db.Instances.AsNoTracking().Where(i => i.AppId == a!.Id)
-            .Select(i => new { i.Id, i.Node!.Address, i.Node.ControlPort, i.Node.ControlKey }).ToListAsync(ct);
+            .Select(i => new { i.Id, i.Node!.Address, i.Node.ControlPort, i.Node.ProtectedControlKey }).ToListAsync(ct);
 
         var sse = http.Request.Headers.Accept.ToString().Contains("text/event-stream", StringComparison.OrdinalIgnoreCase);
         http.Response.ContentType = sse ? "text/event-stream" : "text/plain; charset=utf-8";
@@ -47,12 +47,13 @@ public static class AppLogs
             var prefix = src.Id.ToString("N")[^8..];   // the random end: v7 ids made together share their start
             try
             {
-                if (src.Address is null || src.ControlPort is null || src.ControlKey is null)
+                var key = keys.Unprotect(src.ProtectedControlKey);
+                if (src.Address is null || src.ControlPort is null || key is null)
                     throw new HttpRequestException("the node has not reported its control endpoint");
                 var host = src.Address.Contains(':') ? $"[{src.Address}]" : src.Address;
                 using var request = new HttpRequestMessage(HttpMethod.Get,
                     $"http://{host}:{src.ControlPort}/v1/instances/{src.Id:N}/logs?tail={tail ?? 100}&follow={(follow == true ? "true" : "false")}");
-                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", src.ControlKey);
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
                 using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
                 if (!response.IsSuccessStatusCode)
                 {

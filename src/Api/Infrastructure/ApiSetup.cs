@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Platform.Api.Access;
 using Platform.Api.Apps;
@@ -32,6 +33,7 @@ public static class ApiSetup
         services.AddScoped<QuotaService>();
         services.AddSingleton<AdmissionGate>();
         services.AddScoped<MembershipService>();
+        services.TryAddSingleton<NodeControlKeys>();
         services.AddScoped<CallerFilter>();
         services.AddScoped<AuditFilter>();
         return builder;

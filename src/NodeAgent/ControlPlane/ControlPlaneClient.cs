@@ -10,6 +10,13 @@ namespace Platform.NodeAgent.ControlPlane;
 public sealed record Credentials(string NodeName, string ClientId, string ClientSecret, string TokenEndpoint);
 
 /// <summary>
+/// The Api says this node is no longer a member of the cluster (a platform admin removed it): its
+/// credentials will never work again, so retrying is pointless. Not one of the failures
+/// <see cref="Retry"/> retries.
+/// </summary>
+public sealed class NodeRevokedException(string message) : Exception(message);
+
+/// <summary>
 /// The agent's calls to the Api: joining once (the join token is exchanged for the node's own client
 /// credentials, kept in the data folder, mode 0600), access tokens (client credentials, renewed a minute
 /// before they expire), heartbeats, the desired-state long-poll and status reports.
@@ -30,14 +37,14 @@ public sealed partial class ControlPlaneClient(Uri api, AgentLayout layout, Time
         lock (_lock) _token = null;
     }
 
-    public async Task<Credentials> LoadOrJoinAsync(string? joinToken, string nodeName, CancellationToken ct)
+    public async Task<Credentials> LoadOrJoinAsync(string? joinToken, string nodeName, string address, CancellationToken ct)
     {
         var file = layout.Credentials;
         if (File.Exists(file))
             return Credentials = JsonSerializer.Deserialize<Credentials>(await File.ReadAllTextAsync(file, ct))!;
         if (string.IsNullOrEmpty(joinToken))
             throw new InvalidOperationException("This node has not joined yet: set Agent:JoinToken (POST /api/v1/nodes/join-tokens).");
-        var response = await _http.PostAsJsonAsync("api/v1/nodes/join", new NodeJoinRequest(joinToken, nodeName), ct);
+        var response = await _http.PostAsJsonAsync("api/v1/nodes/join", new NodeJoinRequest(joinToken, nodeName, address), ct);
         if (!response.IsSuccessStatusCode)
             throw new InvalidOperationException($"Joining failed: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(ct)}");
         var joined = (await response.Content.ReadFromJsonAsync<NodeJoinResponse>(ct))!;
@@ -60,9 +67,15 @@ public sealed partial class ControlPlaneClient(Uri api, AgentLayout layout, Time
         {
             ["grant_type"] = "client_credentials", ["client_id"] = c.ClientId, ["client_secret"] = c.ClientSecret, ["scope"] = "platform",
         }), ct);
+        var body = await response.Content.ReadAsStringAsync(ct);
         if (!response.IsSuccessStatusCode)
+        {
+            // invalid_client: the Api no longer knows this client (its node was removed), however often we ask.
+            if (StringField(body, "error") == "invalid_client")
+                throw new NodeRevokedException("The token endpoint no longer knows this node's client (invalid_client).");
             throw new InvalidOperationException($"The token endpoint refused the node's credentials: {(int)response.StatusCode}");
-        using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct));
+        }
+        using var json = JsonDocument.Parse(body);
         var token = json.RootElement.GetProperty("access_token").GetString()!;
         lock (_lock)
         {
@@ -81,8 +94,33 @@ public sealed partial class ControlPlaneClient(Uri api, AgentLayout layout, Time
 
     private static async Task EnsureAsync(HttpResponseMessage response, string what, CancellationToken ct)
     {
-        if (!response.IsSuccessStatusCode)
-            throw new InvalidOperationException($"The {what} was refused: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(ct)}");
+        if (response.IsSuccessStatusCode) return;
+        var body = await response.Content.ReadAsStringAsync(ct);
+        if (response.StatusCode == System.Net.HttpStatusCode.Forbidden && StringField(body, "type") == ProblemTypes.NodeRevoked)
+            throw new NodeRevokedException($"The {what} was refused: this node was removed from the cluster.");
+        throw new InvalidOperationException($"The {what} was refused: {(int)response.StatusCode} {body}");
+    }
+
+    /// <summary>A string member of a JSON object body (an OAuth error, a problem's type), or null for anything else.</summary>
+    private static string? StringField(string body, string name)
+    {
+        try
+        {
+            using var json = JsonDocument.Parse(body);
+            return json.RootElement.ValueKind == JsonValueKind.Object && json.RootElement.TryGetProperty(name, out var t)
+                && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+        }
+        catch (JsonException) { return null; }
+    }
+
+    /// <summary>
+    /// After a removal: the credentials file is set aside (<c>credentials.json.revoked</c>), so the next
+    /// start joins afresh with a new join token instead of retrying credentials that cannot work.
+    /// </summary>
+    public void ForgetCredentials()
+    {
+        if (File.Exists(layout.Credentials)) File.Move(layout.Credentials, layout.Credentials + ".revoked", overwrite: true);
+        Reset();
     }
 
     /// <summary>Sends a heartbeat; returns how long to wait before the next one.</summary>

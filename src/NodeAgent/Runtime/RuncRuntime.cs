@@ -91,6 +91,7 @@ public sealed partial class RuncRuntime : IContainerRuntime
             if (record is null) continue;
             var e = new Entry(record, dir);
             _entries[record.Desired.Id] = e;
+            _slots.Acquire(record.Desired.ProjectId, record.Desired.Id, record.Slot);
             if (record.HostPort > 0) _ports.Reserve(record.HostPort);
             if (containers.TryGetValue(e.ContainerId, out var c) && c.Status == "running")
             {
@@ -108,13 +109,14 @@ public sealed partial class RuncRuntime : IContainerRuntime
                 found.Add(new RecoveredInstance(record.Desired, RecoveredState.Interrupted, null, 0, null));
             }
         }
+        _slots.ReleaseUnheld();
         return found;
     }
 
     public async Task<StartedContainer> StartAsync(DesiredInstance desired, CancellationToken ct)
     {
         var entry = _entries.GetOrAdd(desired.Id, id => new Entry(
-            new InstanceRecord(desired, _slots.SlotOf(desired.ProjectId), 0, null), _layout.Bundle(id)));
+            new InstanceRecord(desired, _slots.Acquire(desired.ProjectId, id), 0, null), _layout.Bundle(id)));
         if (entry.Record.Desired != desired) entry.Record = entry.Record with { Desired = desired };
         await EnterStartAsync(ct);
         try
@@ -237,14 +239,15 @@ public sealed partial class RuncRuntime : IContainerRuntime
     {
         if (!_entries.TryGetValue(id, out var e)) return;
         await TeardownAsync(e, keepRecord: false, ct);
-        // The project's last instance here: its bridge goes too (a later one recreates it). Under the slot's lock,
-        // so an instance of the project attaching now is either counted or attaches after the bridge went.
+        // The project's last instance here: its slot is free again and its bridge goes (a later one recreates it).
+        // Under the slot's lock, so an instance attaching now (of this project, or of the next one to take the
+        // slot) is either counted or attaches after the bridge went.
         var slot = SlotLock(e.Record.Slot);
         await slot.WaitAsync(ct);
         try
         {
             _entries.TryRemove(id, out _);
-            if (!_entries.Values.Any(o => o.Record.Slot == e.Record.Slot))
+            if (_slots.Release(e.Record.Desired.ProjectId, id))
                 await _network.RemoveBridgeAsync(_slots.NetworkOf(e.Record.Slot), ct);
         }
         finally

@@ -145,6 +145,9 @@ public abstract class AuthorizationMatrixTests(PlatformHost host) : IAsyncLifeti
         yield return new("GET", "/api/v1/nodes", () => "/api/v1/nodes", null, paOnly);
         yield return new("POST", "/api/v1/nodes/join-tokens", () => "/api/v1/nodes/join-tokens", () => new { },
             [201, 403, 403, 403, 403, 403, 403, 401]);
+        // Removing a node: platform admins only (this one does not exist, so the admin's answer is 404).
+        yield return new("DELETE", "/api/v1/nodes/{node}", () => "/api/v1/nodes/no-such-node", null,
+            [404, 403, 403, 403, 403, 403, 403, 401]);
         // Node agents only (their client credentials): every person is refused.
         yield return new("POST", "/api/v1/nodes/heartbeat", () => "/api/v1/nodes/heartbeat",
             () => new { capacity = new { memoryMiB = 1024, cpuMillicores = 1000 }, runningInstances = 0 },
@@ -153,7 +156,7 @@ public abstract class AuthorizationMatrixTests(PlatformHost host) : IAsyncLifeti
         yield return new("POST", "/api/v1/nodes/status", () => "/api/v1/nodes/status", () => new { instances = Array.Empty<object>() },
             [403, 403, 403, 403, 403, 403, 403, 401]);
         // Anonymous by design: the join token is the credential, and a wrong one is 401 for everyone.
-        yield return new("POST", "/api/v1/nodes/join", () => "/api/v1/nodes/join", () => new { joinToken = "platjoin_wrong", name = "n1" },
+        yield return new("POST", "/api/v1/nodes/join", () => "/api/v1/nodes/join", () => new { joinToken = "platjoin_wrong", name = "n1", address = "192.0.2.1" },
             [401, 401, 401, 401, 401, 401, 401, 401]);
     }
 

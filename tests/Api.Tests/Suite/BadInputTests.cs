@@ -57,7 +57,7 @@ public abstract class BadInputTests(PlatformHost host) : IAsyncLifetime
         yield return ("POST", "/api/v1/users", new() { ["email"] = "x@example.com", ["password"] = "long-enough-pw" });
         yield return ("POST", "/api/v1/me/tokens", new() { ["name"] = "n", ["expiresInDays"] = 1 });
         yield return ("POST", "/api/v1/nodes/join-tokens", new() { ["expiresInHours"] = 1 });
-        yield return ("POST", "/api/v1/nodes/join", new() { ["joinToken"] = "platjoin_x", ["name"] = "n" });
+        yield return ("POST", "/api/v1/nodes/join", new() { ["joinToken"] = "platjoin_x", ["name"] = "n", ["address"] = "10.0.0.1" });
         yield return ("POST", "/api/v1/nodes/heartbeat", new()
         {
             ["capacity"] = new { memoryMiB = 1024, cpuMillicores = 1000 }, ["runningInstances"] = 0, ["address"] = "10.0.0.1",

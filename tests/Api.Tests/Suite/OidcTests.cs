@@ -168,10 +168,10 @@ public abstract partial class OidcTests(PlatformHost host)
     {
         var join = await host.Admin().PostAsJsonAsync("/api/v1/nodes/join-tokens", new { expiresInHours = 1 }).ShouldBeAsync(HttpStatusCode.Created);
         var name = "node-" + Guid.NewGuid().ToString("N")[..8];
-        var joined = await host.Http().PostAsJsonAsync("/api/v1/nodes/join", new { joinToken = join.GetProperty("token").GetString(), name })
+        var joined = await host.Http().PostAsJsonAsync("/api/v1/nodes/join", new { joinToken = join.GetProperty("token").GetString(), name, address = "192.0.2.10" })
             .ShouldBeAsync(HttpStatusCode.OK);
         // A join token is spent once.
-        await host.Http().PostAsJsonAsync("/api/v1/nodes/join", new { joinToken = join.GetProperty("token").GetString(), name = name + "b" })
+        await host.Http().PostAsJsonAsync("/api/v1/nodes/join", new { joinToken = join.GetProperty("token").GetString(), name = name + "b", address = "192.0.2.11" })
             .ShouldBeAsync(HttpStatusCode.Unauthorized);
 
         var token = await TokenAsync(new()

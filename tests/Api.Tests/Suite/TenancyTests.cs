@@ -246,7 +246,7 @@ public abstract class TenancyTests(PlatformHost host)
         var http = Host.Http();
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/healthz")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/readyz")).StatusCode);
-        var metrics = await (await http.GetAsync("/metrics")).Content.ReadAsStringAsync();
+        var metrics = await (await Host.Admin().GetAsync("/metrics")).Content.ReadAsStringAsync();
         Assert.Contains("http_server_request_duration_seconds", metrics);
         var openapi = await http.GetAsync("/openapi/v1.json").ShouldBeAsync(HttpStatusCode.OK);
         Assert.True(openapi.GetProperty("paths").TryGetProperty("/api/v1/teams/{team}/projects/{project}/apps", out _));
