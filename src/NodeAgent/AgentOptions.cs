@@ -32,11 +32,19 @@ public sealed class AgentOptions
     public int PidsLimit { get; set; } = 1024;
     /// <summary>Second octet of the first project subnet (10.{base}.0.0/24; slots use 8 × 256 subnets from it).</summary>
     public int SubnetBase { get; set; } = 88;
+    /// <summary>
+    /// Non-public IPv4 ranges (CIDR) instances may reach, e.g. an in-house service; by default none: instances
+    /// reach the internet and their own project's instances only (<see cref="Runtime.InstanceFirewall"/>).
+    /// </summary>
+    public List<string> AllowedPrivateRanges { get; set; } = [];
+    /// <summary>The host's seccomp profile (Docker's format), preferred when present; the embedded default otherwise.</summary>
+    public string SeccompProfile { get; set; } = Seccomp.DefaultProfilePath;
 
     public AgentLayout Layout => AgentLayout.For(DataDir);
 
     public RuntimeSettings Runtime(string registry) => new(Layout, CgroupParent ?? "platform-" + NodeName, BridgePrefix, CniBin,
-        PortRangeStart, PortRangeSize, TimeSpan.FromSeconds(StopGraceSeconds), MaxParallelStarts, LogMaxBytes, PidsLimit, SubnetBase, registry);
+        PortRangeStart, PortRangeSize, TimeSpan.FromSeconds(StopGraceSeconds), MaxParallelStarts, LogMaxBytes, PidsLimit, SubnetBase, registry,
+        AllowedPrivateRanges, SeccompProfile);
 }
 
 public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
@@ -53,6 +61,8 @@ public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
         if (o.PortRangeStart is < 1024 or > 65535 || o.PortRangeSize < 1 || o.PortRangeStart + o.PortRangeSize > 65536)
             errors.Add("Agent:PortRangeStart and PortRangeSize must describe ports within 1024–65535.");
         if (o.SubnetBase is < 1 or > 247) errors.Add("Agent:SubnetBase must be between 1 and 247 (10.{base}.0.0/24 to 10.{base+7}.255.0/24).");
+        foreach (var range in o.AllowedPrivateRanges.Where(r => !Platform.Host.Linux.AddressRanges.IsIPv4Cidr(r)))
+            errors.Add($"Agent:AllowedPrivateRanges: '{range}' is not an IPv4 range in CIDR notation (such as 10.20.0.0/16).");
         if (o.ControlPort is < 0 or > 65535) errors.Add("Agent:ControlPort must be 0 (any free port) or a port number.");
         if (string.IsNullOrWhiteSpace(o.DataDir)) errors.Add("Agent:DataDir must be set.");
         else if (UntraversableParent(o.Layout.Root) is { } closed)

@@ -16,6 +16,10 @@ public static class Iptables
             await ProcessRunner.RunAsync("iptables", ["-w", .. Table(table), "-N", chain], ct);   // a racing creator is fine
     }
 
+    /// <summary>Deletes an empty chain no rule jumps to (flush it and remove the jumps first).</summary>
+    public static Task DeleteChainAsync(string? table, string chain, CancellationToken ct) =>
+        ProcessRunner.CheckedAsync("iptables", ["-w", .. Table(table), "-X", chain], ct);
+
     public static Task FlushAsync(string? table, string chain, CancellationToken ct) =>
         ProcessRunner.CheckedAsync("iptables", ["-w", .. Table(table), "-F", chain], ct);
 

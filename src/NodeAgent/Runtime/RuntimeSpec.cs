@@ -51,7 +51,8 @@ public static class RuntimeSpec
     public static readonly IReadOnlyList<string> ReadonlyPaths =
         ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
-    public static JsonObject Build(InstanceSpec i, JsonObject? seccomp)
+    /// <summary>The spec; <paramref name="seccomp"/> is required (<see cref="Seccomp.Load"/>): no container runs without one.</summary>
+    public static JsonObject Build(InstanceSpec i, JsonObject seccomp)
     {
         JsonArray Strings(IEnumerable<string> values) => new(values.Select(v => (JsonNode)v).ToArray());
         JsonObject Mount(string destination, string type, string source, params string[] options) =>
@@ -80,8 +81,8 @@ public static class RuntimeSpec
             },
             ["maskedPaths"] = Strings(MaskedPaths),
             ["readonlyPaths"] = Strings(ReadonlyPaths),
+            ["seccomp"] = seccomp.DeepClone(),
         };
-        if (seccomp is not null) linux["seccomp"] = seccomp.DeepClone();
 
         var spec = new JsonObject
         {
