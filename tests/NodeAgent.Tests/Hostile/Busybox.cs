@@ -86,9 +86,8 @@ public sealed class Busybox : IAsyncDisposable
     {
         foreach (var c in await Runc.ListAsync(CancellationToken.None))
             await Runc.StopAsync(c.Id, TimeSpan.Zero, CancellationToken.None);
-        foreach (var controller in Directory.GetDirectories("/sys/fs/cgroup"))
+        foreach (var parent in Platform.Host.Linux.Cgroups.FoldersOf(CgroupParent))
         {
-            var parent = Path.Combine(controller, CgroupParent);
             if (!Directory.Exists(parent)) continue;
             foreach (var child in Directory.GetDirectories(parent))
                 try { Directory.Delete(child); } catch (IOException) { }
