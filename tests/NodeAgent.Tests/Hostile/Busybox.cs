@@ -13,7 +13,7 @@ public sealed class Busybox : IAsyncDisposable
 {
     public const uint HostIdStart = 300_000;
     private static readonly string[] Applets =
-        ["sh", "echo", "sleep", "cat", "head", "grep", "tr", "wc", "test", "[", "httpd", "nc", "printf", "timeout", "unshare", "hostname", "ls", "id", "dd", "yes"];
+        ["sh", "echo", "sleep", "cat", "head", "grep", "tr", "wc", "test", "[", "httpd", "nc", "printf", "timeout", "unshare", "hostname", "ls", "id", "dd", "yes", "usleep"];
 
     public string Dir { get; } = Path.Combine("/var/tmp", "platform-hostile-tests", Guid.NewGuid().ToString("N")[..10]);
     public string CgroupParent { get; } = "platform-hostile-" + Guid.NewGuid().ToString("N")[..8];
