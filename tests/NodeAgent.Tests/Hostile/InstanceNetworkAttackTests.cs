@@ -159,14 +159,21 @@ public sealed class InstanceNetworkAttackTests : IAsyncLifetime
         ];
         await WaitUntilServedAsync(server.Address);
 
+        // Over IPv6 link-local: the node at the address its bridge would have (EUI-64 of the bridge's MAC), and as
+        // the positive control the project's other instance at its own (once duplicate address detection is done).
+        var serverLinkLocal = await LinkLocalAsync(server.Namespace);
+        await LinkLocalAsync(prober.Namespace);
+        forbidden = [.. forbidden, ("node-over-ipv6", Eui64LinkLocal(File.ReadAllText($"/sys/class/net/{_project.Bridge}/address").Trim()) + "%eth0", ListenerPort)];
+        permitted = [.. permitted, ("same-project-over-ipv6", serverLinkLocal + "%eth0", 8080)];
+
         var inside = await _lab.RunAsync(proberId, Script(forbidden.Concat(permitted)), Seccomp.Load(Seccomp.DefaultProfilePath), prober.NamespacePath);
         Assert.Contains("probes-done", inside);
         foreach (var (name, _, _) in forbidden) Assert.True(inside.Contains($"{name}=blocked"), $"{name}: {inside}");
         foreach (var (name, _, _) in permitted) Assert.True(inside.Contains($"{name}=reached"), $"{name}: {inside}");
 
         // Positive controls: the same probe from the host reaches every listener the instance could not.
-        var fromHost = await ProcessRunner.CheckedAsync("busybox", ["sh", "-c", Script(forbidden)], CancellationToken.None, TimeSpan.FromSeconds(30));
-        foreach (var (name, _, _) in forbidden) Assert.True(fromHost.Stdout.Contains($"{name}=reached"), $"{name} from the host: {fromHost.Stdout}");
+        var fromHost = await ProcessRunner.CheckedAsync("busybox", ["sh", "-c", Script(forbidden[..^1])], CancellationToken.None, TimeSpan.FromSeconds(30));
+        foreach (var (name, _, _) in forbidden[..^1]) Assert.True(fromHost.Stdout.Contains($"{name}=reached"), $"{name} from the host: {fromHost.Stdout}");
 
         // The router's path: the published port reaches the instance from the host, by loopback and by a host address.
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
@@ -185,6 +192,28 @@ public sealed class InstanceNetworkAttackTests : IAsyncLifetime
         Assert.Single(rules, r => r == $"-A FORWARD -i {Prefix}+ -j {restarted.EgressChain}");
         Assert.Single(rules, r => r == $"-A {restarted.InputChain} -j DROP");
         Assert.Single(rules, r => r == $"-A {restarted.EgressChain} -d 169.254.0.0/16 -j DROP");
+    }
+
+    /// <summary>The link-local IPv6 address of eth0 in <paramref name="ns"/>, once it is usable (no longer tentative).</summary>
+    private static async Task<string> LinkLocalAsync(string ns)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (true)
+        {
+            var shown = (await ProcessRunner.CheckedAsync("ip", ["-n", ns, "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link"], CancellationToken.None, T)).Stdout;
+            var address = shown.Split(' ', StringSplitOptions.RemoveEmptyEntries).SkipWhile(w => w != "inet6").Skip(1).FirstOrDefault();
+            if (address is not null && !shown.Contains("tentative")) return address.Split('/')[0];
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"no usable link-local address in {ns}: {shown}");
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>fe80::/64 with the interface id made from a MAC (EUI-64), as the kernel's default address generation does.</summary>
+    private static string Eui64LinkLocal(string mac)
+    {
+        var b = mac.Split(':').Select(x => Convert.ToByte(x, 16)).ToArray();
+        byte[] id = [(byte)(b[0] ^ 0x02), b[1], b[2], 0xff, 0xfe, b[3], b[4], b[5]];
+        return $"fe80::{id[0] << 8 | id[1]:x}:{id[2] << 8 | id[3]:x}:{id[4] << 8 | id[5]:x}:{id[6] << 8 | id[7]:x}";
     }
 
     private static async Task WaitUntilServedAsync(string address)
