@@ -38,6 +38,15 @@ public static class Iptables
     public static Task AppendAsync(string? table, string chain, IReadOnlyList<string> rule, CancellationToken ct) =>
         ProcessRunner.CheckedAsync("iptables", ["-w", .. Table(table), "-A", chain, .. rule], ct);
 
+    /// <summary>How many rules the chain holds.</summary>
+    public static async Task<int> CountAsync(string? table, string chain, CancellationToken ct) =>
+        (await ProcessRunner.CheckedAsync("iptables", ["-w", .. Table(table), "-S", chain], ct)).Stdout
+            .Split('\n').Count(l => l.StartsWith("-A ", StringComparison.Ordinal));
+
+    /// <summary>Deletes the chain's first rule.</summary>
+    public static Task DeleteFirstAsync(string? table, string chain, CancellationToken ct) =>
+        ProcessRunner.CheckedAsync("iptables", ["-w", .. Table(table), "-D", chain, "1"], ct);
+
     /// <summary>Deletes every copy of the rule.</summary>
     public static async Task DeleteRuleAsync(string? table, string chain, IReadOnlyList<string> rule, CancellationToken ct)
     {

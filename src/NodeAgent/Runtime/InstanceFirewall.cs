@@ -20,8 +20,8 @@ namespace Platform.NodeAgent.Runtime;
 /// Published ports keep working: portmap's DNAT happens before filtering, and connections into an instance
 /// arrive from the uplink or the machine itself, not from a platform bridge. IPv6 is switched off on the
 /// bridges (instances have IPv4 only), so no link-local IPv6 address of the node is reachable either.
-/// The chains are rebuilt once per process, before the first instance is attached, and the jumps into them
-/// are checked before they are added, so a restarted agent leaves one copy.
+/// The chains are rebuilt once per process, before the first instance is attached (never empty on the way), and
+/// the jumps into them are checked before they are added, so a restarted agent leaves one copy.
 /// </summary>
 public sealed class InstanceFirewall(string bridgePrefix, IReadOnlyList<string> allowedRanges)
 {
@@ -86,10 +86,16 @@ public sealed class InstanceFirewall(string bridgePrefix, IReadOnlyList<string> 
         _ready = false;
     }
 
+    /// <summary>
+    /// The chain becomes <paramref name="rules"/> without ever being empty: the new rules go after the old ones, then
+    /// the old ones are deleted from the top, so a restarted agent leaves running instances no gap to slip through
+    /// (for a moment an old drop may come first: failing closed).
+    /// </summary>
     private static async Task RebuildAsync(string chain, IEnumerable<string[]> rules, CancellationToken ct)
     {
         await Iptables.EnsureChainAsync(null, chain, ct);
-        await Iptables.FlushAsync(null, chain, ct);
+        var old = await Iptables.CountAsync(null, chain, ct);
         foreach (var rule in rules) await Iptables.AppendAsync(null, chain, rule, ct);
+        for (var i = 0; i < old; i++) await Iptables.DeleteFirstAsync(null, chain, ct);
     }
 }

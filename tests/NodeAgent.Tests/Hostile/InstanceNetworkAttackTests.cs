@@ -192,6 +192,7 @@ public sealed class InstanceNetworkAttackTests : IAsyncLifetime
         Assert.Single(rules, r => r == $"-A FORWARD -i {Prefix}+ -j {restarted.EgressChain}");
         Assert.Single(rules, r => r == $"-A {restarted.InputChain} -j DROP");
         Assert.Single(rules, r => r == $"-A {restarted.EgressChain} -d 169.254.0.0/16 -j DROP");
+        Assert.Equal(2, rules.Count(r => r.StartsWith($"-A {restarted.InputChain} ")));
     }
 
     /// <summary>The link-local IPv6 address of eth0 in <paramref name="ns"/>, once it is usable (no longer tentative).</summary>
