@@ -39,11 +39,19 @@ public sealed class AgentOptions
     /// <summary>The largest image config and manifest the agent reads (each is read whole into memory).</summary>
     public long MaxConfigBytes { get; set; } = 4 << 20;
     public long MaxManifestBytes { get; set; } = 4 << 20;
+    /// <summary>
+    /// Non-public IPv4 ranges (CIDR) instances may reach, e.g. an in-house service; by default none: instances
+    /// reach the internet and their own project's instances only (<see cref="Runtime.InstanceFirewall"/>).
+    /// </summary>
+    public List<string> AllowedPrivateRanges { get; set; } = [];
+    /// <summary>The host's seccomp profile (Docker's format), preferred when present; the embedded default otherwise.</summary>
+    public string SeccompProfile { get; set; } = Seccomp.DefaultProfilePath;
 
     public AgentLayout Layout => AgentLayout.For(DataDir);
 
     public RuntimeSettings Runtime(string registry) => new(Layout, CgroupParent ?? "platform-" + NodeName, BridgePrefix, CniBin,
-        PortRangeStart, PortRangeSize, TimeSpan.FromSeconds(StopGraceSeconds), MaxParallelStarts, LogMaxBytes, PidsLimit, SubnetBase, registry);
+        PortRangeStart, PortRangeSize, TimeSpan.FromSeconds(StopGraceSeconds), MaxParallelStarts, LogMaxBytes, PidsLimit, SubnetBase, registry,
+        AllowedPrivateRanges, SeccompProfile);
 }
 
 public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
@@ -60,6 +68,8 @@ public sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
         if (o.PortRangeStart is < 1024 or > 65535 || o.PortRangeSize < 1 || o.PortRangeStart + o.PortRangeSize > 65536)
             errors.Add("Agent:PortRangeStart and PortRangeSize must describe ports within 1024–65535.");
         if (o.SubnetBase is < 1 or > 247) errors.Add("Agent:SubnetBase must be between 1 and 247 (10.{base}.0.0/24 to 10.{base+7}.255.0/24).");
+        foreach (var range in o.AllowedPrivateRanges.Where(r => !Platform.Host.Linux.AddressRanges.IsIPv4Cidr(r)))
+            errors.Add($"Agent:AllowedPrivateRanges: '{range}' is not an IPv4 range in CIDR notation (such as 10.20.0.0/16).");
         if (o.ControlPort is < 0 or > 65535) errors.Add("Agent:ControlPort must be 0 (any free port) or a port number.");
         if (o.MaxLayerBytes < 1 || o.MaxImageBytes < 1 || o.MaxConfigBytes < 1 || o.MaxManifestBytes < 1)
             errors.Add("Agent:MaxLayerBytes, MaxImageBytes, MaxConfigBytes and MaxManifestBytes must be positive byte counts.");

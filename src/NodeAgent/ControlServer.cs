@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Platform.Host.Text;
 using Platform.NodeAgent.Runtime;
 
 namespace Platform.NodeAgent;
@@ -19,8 +20,11 @@ namespace Platform.NodeAgent;
 /// </summary>
 public sealed class ControlServer(TimeProvider clock) : IAsyncDisposable
 {
-    /// <summary>The longest piece of a line without a newline kept back while following (a tenant's output costs no more).</summary>
-    public const int MaxPartialLine = 64 * 1024;
+    /// <summary>
+    /// The longest line served, in characters: longer ones are cut there with a marker and the rest of the line is
+    /// dropped, in tails and while following, so a tenant printing without a newline costs the agent no more.
+    /// </summary>
+    public const int MaxLine = 16 * 1024;
 
     private WebApplication? _app;
     public string Key { get; } = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
@@ -69,7 +73,8 @@ public sealed class ControlServer(TimeProvider clock) : IAsyncDisposable
         foreach (var file in new[] { current + ".1", current })
         {
             if (!File.Exists(file)) continue;
-            using var reader = new StreamReader(new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete));
+            using var stream = new StreamReader(new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete));
+            var reader = new LineReader(stream, MaxLine);
             while (await reader.ReadLineAsync(ct) is { } line)
             {
                 last.Enqueue(line);
@@ -81,10 +86,11 @@ public sealed class ControlServer(TimeProvider clock) : IAsyncDisposable
         if (!follow) return;
 
         long position = File.Exists(current) ? new FileInfo(current).Length : 0;
-        var pending = new StringBuilder();
+        var cutter = new LineCutter(MaxLine);   // keeps back at most one partial line
         var buffer = new byte[64 * 1024];
         var chars = new char[Encoding.UTF8.GetMaxCharCount(buffer.Length)];
         var decoder = Encoding.UTF8.GetDecoder();   // keeps a character split across reads whole
+        var lines = new StringBuilder();
         try
         {
             while (!ct.IsCancellationRequested && Directory.Exists(bundle))
@@ -93,7 +99,7 @@ public sealed class ControlServer(TimeProvider clock) : IAsyncDisposable
                 if (length < position)
                 {
                     position = 0;   // rotated (truncated in place)
-                    pending.Clear();
+                    cutter.Reset();
                 }
                 if (length > position)
                 {
@@ -103,14 +109,10 @@ public sealed class ControlServer(TimeProvider clock) : IAsyncDisposable
                     while ((read = await stream.ReadAsync(buffer, ct)) > 0)
                     {
                         position += read;
-                        pending.Append(chars, 0, decoder.GetChars(buffer, 0, read, chars, 0));
-                        // Whole lines go out as they are read; what is kept back is at most one partial line.
-                        var text = pending.ToString();
-                        var cut = text.LastIndexOf('\n');
-                        if (cut < 0 && text.Length > MaxPartialLine) cut = text.Length - 1;   // a line without end goes out in pieces
-                        if (cut < 0) continue;
-                        await response.WriteAsync(text[..(cut + 1)], ct);
-                        pending.Clear().Append(text[(cut + 1)..]);
+                        cutter.Feed(chars.AsSpan(0, decoder.GetChars(buffer, 0, read, chars, 0)), line => lines.Append(line).Append('\n'));
+                        if (lines.Length == 0) continue;
+                        await response.WriteAsync(lines.ToString(), ct);   // at most a buffer's worth of lines
+                        lines.Clear();
                     }
                     await response.Body.FlushAsync(ct);
                 }

@@ -45,4 +45,21 @@ public sealed class AgentOptionsTests : IDisposable
         Assert.True(result.Failed);
         Assert.Contains("MaxImageBytes", result.FailureMessage);
     }
+
+    [Fact]
+    public void Allowed_private_ranges_must_be_IPv4_ranges_in_CIDR_notation()
+    {
+        var good = Options(Path.Combine(_dir, "data"));
+        good.AllowedPrivateRanges = ["10.20.0.0/16", "192.168.7.9/32"];
+        Assert.True(new AgentOptionsValidator().Validate(null, good).Succeeded);
+
+        foreach (var bad in new[] { "10.20.0.0", "fc00::/7", "10.20.0.0/33", "intranet" })
+        {
+            var o = Options(Path.Combine(_dir, "data"));
+            o.AllowedPrivateRanges = [bad];
+            var result = new AgentOptionsValidator().Validate(null, o);
+            Assert.True(result.Failed, bad);
+            Assert.Contains($"Agent:AllowedPrivateRanges: '{bad}'", result.FailureMessage);
+        }
+    }
 }

@@ -1,10 +1,10 @@
 using System.Net.Http.Headers;
 using System.Text;
-using System.Threading.Channels;
 using Microsoft.EntityFrameworkCore;
 using Platform.Api.Access;
 using Platform.Api.Infrastructure;
 using Platform.Data;
+using Platform.Host.Text;
 
 namespace Platform.Api.Apps;
 
@@ -13,15 +13,22 @@ namespace Platform.Api.Apps;
 /// log files of its instances on their nodes (each agent serves its own files; logs stay on the node
 /// as the kubelet's do). Each line is prefixed with the instance's short id. <c>text/plain</c> by
 /// default, Server-Sent Events when the client accepts <c>text/event-stream</c>. With follow the
-/// response stays open and new lines arrive as the instances write them.
+/// response stays open and new lines arrive as the instances write them. Bounded: lines are cut at
+/// <see cref="MaxLine"/>, and a client that stops reading loses the oldest waiting lines, with a note.
 /// </summary>
 public static class AppLogs
 {
     public const int MaxTail = 10_000;
+    /// <summary>The longest line relayed (characters): an agent's own bound, kept here too whatever an agent sends.</summary>
+    public const int MaxLine = 16 * 1024;
+    /// <summary>Lines waiting for a slow client, per stream (<see cref="LogLines"/>).</summary>
+    public const int MaxWaitingLines = 1024;
+    /// <summary>How long a client may take no line before new lines replace the oldest waiting ones.</summary>
+    public static readonly TimeSpan ReaderPatience = TimeSpan.FromSeconds(5);
 
     public static async Task StreamAsync(
         string team, string project, string app, int? tail, bool? follow, HttpContext http, AccessService access,
-        PlatformDbContext db, Nodes.NodeControlKeys keys, IHttpClientFactory clients, CancellationToken ct)
+        PlatformDbContext db, Nodes.NodeControlKeys keys, IHttpClientFactory clients, TimeProvider clock, CancellationToken ct)
     {
         if (tail is < 0 or > MaxTail)
         {
@@ -40,7 +47,7 @@ public static class AppLogs
         await http.Response.StartAsync(ct);
         await http.Response.Body.FlushAsync(ct);   // headers now: a follower may wait long for the first line
 
-        var lines = Channel.CreateUnbounded<string>();
+        var lines = new LogLines(MaxWaitingLines, ReaderPatience, clock);
         var client = clients.CreateClient("agents");
         var readers = sources.Select(src => Task.Run(async () =>
         {
@@ -57,26 +64,27 @@ public static class AppLogs
                 using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
                 if (!response.IsSuccessStatusCode)
                 {
-                    await lines.Writer.WriteAsync($"[{prefix}] (no logs: the node answered {(int)response.StatusCode})", ct);
+                    await lines.WriteAsync($"[{prefix}] (no logs: the node answered {(int)response.StatusCode})", ct);
                     return;
                 }
-                using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct), Encoding.UTF8);
+                using var stream = new StreamReader(await response.Content.ReadAsStreamAsync(ct), Encoding.UTF8);
+                var reader = new LineReader(stream, MaxLine);
                 while (await reader.ReadLineAsync(ct) is { } line)
-                    await lines.Writer.WriteAsync($"[{prefix}] {line}", ct);
+                    await lines.WriteAsync($"[{prefix}] {line}", ct);
             }
             catch (Exception e) when (e is HttpRequestException or IOException or TaskCanceledException && !ct.IsCancellationRequested)
             {
-                await lines.Writer.WriteAsync($"[{prefix}] (logs unavailable: {e.Message})", CancellationToken.None);
+                await lines.WriteAsync($"[{prefix}] (logs unavailable: {e.Message})", CancellationToken.None);
             }
         }, ct)).ToList();
-        _ = Task.WhenAll(readers).ContinueWith(_ => lines.Writer.TryComplete(), TaskScheduler.Default);
+        _ = Task.WhenAll(readers).ContinueWith(_ => lines.Complete(), TaskScheduler.Default);
 
         try
         {
-            await foreach (var line in lines.Reader.ReadAllAsync(ct))
+            await foreach (var line in lines.ReadAllAsync(ct))
             {
                 await http.Response.WriteAsync(sse ? $"data: {line}\n\n" : line + "\n", ct);
-                if (!lines.Reader.TryPeek(out _)) await http.Response.Body.FlushAsync(ct);
+                if (!lines.HasMore) await http.Response.Body.FlushAsync(ct);
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)

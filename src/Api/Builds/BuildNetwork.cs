@@ -18,8 +18,6 @@ namespace Platform.Api.Builds;
 public sealed class BuildNetwork(IOptions<PlatformOptions> options)
 {
     private const string Chain = "PLATFORM-BUILDS";
-    private static readonly string[] Blocked =
-        ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4"];
 
     /// <summary>Host addresses (.2–.254) leased to this host's running builds; two Api hosts in one process keep their own.</summary>
     private readonly ConcurrentDictionary<int, Guid> leases = new();
@@ -118,12 +116,12 @@ public sealed class BuildNetwork(IOptions<PlatformOptions> options)
             await Iptables.EnsureChainAsync(null, Chain, ct);
             await Iptables.FlushAsync(null, Chain, ct);
             var rules = new List<string[]> { new[] { "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT" } };
-            foreach (var resolver in Resolvers())
+            foreach (var resolver in AddressRanges.Resolvers())
             {
                 rules.Add(["-d", resolver, "-p", "udp", "--dport", "53", "-j", "ACCEPT"]);
                 rules.Add(["-d", resolver, "-p", "tcp", "--dport", "53", "-j", "ACCEPT"]);
             }
-            rules.AddRange(Blocked.Select(b => new[] { "-d", b, "-j", "DROP" }));
+            rules.AddRange(AddressRanges.NotPublic.Select(b => new[] { "-d", b, "-j", "DROP" }));
             rules.Add(["-j", "ACCEPT"]);
             foreach (var r in rules) await Iptables.AppendAsync(null, Chain, r, ct);
             await Iptables.EnsureRuleAsync(null, "FORWARD", ["-i", Bridge, "-j", Chain], first: true, ct);
@@ -135,20 +133,6 @@ public sealed class BuildNetwork(IOptions<PlatformOptions> options)
         finally
         {
             setupLock.Release();
-        }
-    }
-
-    /// <summary>Non-loopback name servers of this machine: the one private destination a build may reach (port 53).</summary>
-    private static IEnumerable<string> Resolvers()
-    {
-        string[] lines;
-        try { lines = File.ReadAllLines("/etc/resolv.conf"); } catch (IOException) { yield break; }
-        foreach (var l in lines)
-        {
-            var parts = l.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
-            if (parts is ["nameserver", var a, ..] && IPAddress.TryParse(a, out var ip)
-                && ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && !IPAddress.IsLoopback(ip))
-                yield return a;
         }
     }
 }

@@ -16,6 +16,10 @@ public static class Iptables
             await ProcessRunner.RunAsync("iptables", ["-w", .. Table(table), "-N", chain], ct);   // a racing creator is fine
     }
 
+    /// <summary>Deletes an empty chain no rule jumps to (flush it and remove the jumps first).</summary>
+    public static Task DeleteChainAsync(string? table, string chain, CancellationToken ct) =>
+        ProcessRunner.CheckedAsync("iptables", ["-w", .. Table(table), "-X", chain], ct);
+
     public static Task FlushAsync(string? table, string chain, CancellationToken ct) =>
         ProcessRunner.CheckedAsync("iptables", ["-w", .. Table(table), "-F", chain], ct);
 
@@ -33,6 +37,15 @@ public static class Iptables
     /// <summary>Appends the rule as it is (after a flush, when the chain is rebuilt in order).</summary>
     public static Task AppendAsync(string? table, string chain, IReadOnlyList<string> rule, CancellationToken ct) =>
         ProcessRunner.CheckedAsync("iptables", ["-w", .. Table(table), "-A", chain, .. rule], ct);
+
+    /// <summary>How many rules the chain holds.</summary>
+    public static async Task<int> CountAsync(string? table, string chain, CancellationToken ct) =>
+        (await ProcessRunner.CheckedAsync("iptables", ["-w", .. Table(table), "-S", chain], ct)).Stdout
+            .Split('\n').Count(l => l.StartsWith("-A ", StringComparison.Ordinal));
+
+    /// <summary>Deletes the chain's first rule.</summary>
+    public static Task DeleteFirstAsync(string? table, string chain, CancellationToken ct) =>
+        ProcessRunner.CheckedAsync("iptables", ["-w", .. Table(table), "-D", chain, "1"], ct);
 
     /// <summary>Deletes every copy of the rule.</summary>
     public static async Task DeleteRuleAsync(string? table, string chain, IReadOnlyList<string> rule, CancellationToken ct)

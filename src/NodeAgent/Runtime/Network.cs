@@ -16,15 +16,18 @@ public sealed record Attachment(string Namespace, string NamespacePath, string A
 /// then <c>loopback</c>, <c>bridge</c> (one bridge and subnet per project, host-local IPAM with the
 /// agent's own lease folder, masquerade) and <c>portmap</c> (the host port the router uses). Projects
 /// cannot reach each other: traffic from one platform bridge to another is dropped in the
-/// PLATFORM-ISOLATION chain. Teardown runs DEL in reverse order before deleting the name-space
+/// PLATFORM-ISOLATION chain; what else they may reach is <see cref="InstanceFirewall"/>'s, installed before the
+/// first attachment. Teardown runs DEL in reverse order before deleting the name-space
 /// (a DEL against a dead name-space leaks NAT rules), which also releases the IP lease.
 /// </summary>
-public sealed class Network(string cniBin, string ipamDir, string bridgePrefix = "plat")
+public sealed class Network(string cniBin, string ipamDir, string bridgePrefix = "plat", IReadOnlyList<string>? allowedPrivateRanges = null)
 {
     private static readonly TimeSpan Quick = TimeSpan.FromSeconds(30);
     public const string IsolationChain = "PLATFORM-ISOLATION";
     /// <summary>Bridges whose isolation rules this process has checked: each costs five iptables runs, which slow down as the table grows.</summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _isolated = new();
+
+    public InstanceFirewall Firewall { get; } = new(bridgePrefix, allowedPrivateRanges ?? []);
 
     private JsonObject Config(ProjectNetwork net, int? hostPort, int containerPort) => new()
     {
@@ -78,6 +81,7 @@ public sealed class Network(string cniBin, string ipamDir, string bridgePrefix =
 
     public async Task<Attachment> AttachAsync(string instanceId, ProjectNetwork net, int? hostPort, int containerPort, CancellationToken ct)
     {
+        await Firewall.EnsureAsync(ct);   // no instance gets a network before the firewall is in place
         var ns = NamespaceOf(instanceId);
         var nsPath = NetworkNamespaces.PathOf(ns);
         await NetworkNamespaces.AddAsync(ns, ct);
@@ -90,6 +94,7 @@ public sealed class Network(string cniBin, string ipamDir, string bridgePrefix =
                 result = await PluginAsync("ADD", plugin, net.Bridge, instanceId, nsPath, result, ct) ?? result;
             await File.WriteAllTextAsync(Path.Combine(ipamDir, $"{instanceId}.result.json"), result!.ToJsonString(), ct);
             await IsolateAsync(net.Bridge, ct);
+            await InstanceFirewall.DisableIPv6Async(net.Bridge, ct);
             var address = result["ips"]![0]!["address"]!.GetValue<string>().Split('/')[0];
             return new Attachment(ns, nsPath, address, hostPort);
         }

@@ -12,7 +12,8 @@ namespace Platform.NodeAgent.Runtime;
 /// <summary>Where the agent keeps things and how it runs them (from <see cref="AgentOptions"/>).</summary>
 public sealed record RuntimeSettings(
     AgentLayout Layout, string CgroupParent, string BridgePrefix, string CniBin, int PortRangeStart, int PortRangeSize,
-    TimeSpan StopGrace, int MaxParallelStarts, long LogMaxBytes, int PidsLimit, int SubnetBase = 88, string Registry = "platform");
+    TimeSpan StopGrace, int MaxParallelStarts, long LogMaxBytes, int PidsLimit, int SubnetBase = 88, string Registry = "platform",
+    IReadOnlyList<string>? AllowedPrivateRanges = null, string SeccompProfile = Seccomp.DefaultProfilePath);
 
 /// <summary>
 /// The real <see cref="IContainerRuntime"/>: images pulled from the platform registry and unpacked into
@@ -37,7 +38,7 @@ public sealed partial class RuncRuntime : IContainerRuntime
     private readonly ProjectSlots _slots;
     private readonly HostPorts _ports;
     private readonly Func<ImagePuller> _puller;
-    private readonly JsonObject? _seccomp;
+    private readonly JsonObject _seccomp;
     private readonly TimeProvider _clock;
     private readonly ILogger _log;
     private readonly ConcurrentDictionary<Guid, Entry> _entries = new();
@@ -60,13 +61,11 @@ public sealed partial class RuncRuntime : IContainerRuntime
         Directory.CreateDirectory(_layout.Ipam);
         _runc = new Runc(_layout.RuncState, clock);
         _rootfs = new Rootfs(new LayerStore(_layout.Layers), _layout.Rootfs);
-        _network = new Network(settings.CniBin, _layout.Ipam, settings.BridgePrefix);
+        _network = new Network(settings.CniBin, _layout.Ipam, settings.BridgePrefix, settings.AllowedPrivateRanges);
         _slots = new ProjectSlots(_layout.ProjectSlots, settings.BridgePrefix, settings.SubnetBase);
         _ports = new HostPorts(settings.PortRangeStart, settings.PortRangeSize);
         _puller = puller;
-        _seccomp = File.Exists(Seccomp.DefaultProfilePath)
-            ? Seccomp.ToOci(JsonNode.Parse(File.ReadAllText(Seccomp.DefaultProfilePath))!.AsObject(), "amd64", RuntimeSpec.Capabilities.ToHashSet())
-            : null;
+        _seccomp = Seccomp.Load(settings.SeccompProfile);   // throws on a broken profile: the agent does not start
         _starts = new SemaphoreSlim(Math.Max(1, settings.MaxParallelStarts));
         _collector = new ImageCollector(_layout, log);
         _rotator = new LogRotator(settings.LogMaxBytes, log);
@@ -79,6 +78,7 @@ public sealed partial class RuncRuntime : IContainerRuntime
 
     public async Task<IReadOnlyList<RecoveredInstance>> RecoverAsync(CancellationToken ct)
     {
+        await _network.Firewall.EnsureAsync(ct);   // at start: the containers adopted below are held by it too
         var containers = (await _runc.ListAsync(ct)).ToDictionary(c => c.Id);
         var found = new List<RecoveredInstance>();
         foreach (var dir in Directory.GetDirectories(_layout.Instances))

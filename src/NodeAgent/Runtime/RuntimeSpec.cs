@@ -23,6 +23,8 @@ public sealed record InstanceSpec
     public string? NetworkNamespacePath { get; init; }
     /// <summary>Cgroup path under each controller (v1) or the unified hierarchy (v2).</summary>
     public required string CgroupsPath { get; init; }
+    /// <summary>What is mounted below the host's /sys (masked in a container that gets the host's /sys bound).</summary>
+    public IReadOnlyList<string> HostSysMounts { get; init; } = RuntimeSpec.SysMountsOf(File.ReadLines("/proc/self/mountinfo"));
 }
 
 /// <summary>
@@ -51,7 +53,8 @@ public static class RuntimeSpec
     public static readonly IReadOnlyList<string> ReadonlyPaths =
         ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
-    public static JsonObject Build(InstanceSpec i, JsonObject? seccomp)
+    /// <summary>The spec; <paramref name="seccomp"/> is required (<see cref="Seccomp.Load"/>): no container runs without one.</summary>
+    public static JsonObject Build(InstanceSpec i, JsonObject seccomp)
     {
         JsonArray Strings(IEnumerable<string> values) => new(values.Select(v => (JsonNode)v).ToArray());
         JsonObject Mount(string destination, string type, string source, params string[] options) =>
@@ -80,8 +83,8 @@ public static class RuntimeSpec
             },
             ["maskedPaths"] = Strings(MaskedPaths),
             ["readonlyPaths"] = Strings(ReadonlyPaths),
+            ["seccomp"] = seccomp.DeepClone(),
         };
-        if (seccomp is not null) linux["seccomp"] = seccomp.DeepClone();
 
         var spec = new JsonObject
         {
@@ -115,15 +118,33 @@ public static class RuntimeSpec
         if (i.NetworkNamespacePath is null)
         {
             mounts.Add(Mount("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "ro"));
-            mounts.Add(Mount("/sys/fs/cgroup", "cgroup", "cgroup", "nosuid", "noexec", "nodev", "relatime", "ro"));
         }
         else
         {
             // A fresh sysfs needs the network name-space to belong to the container's user name-space;
             // CNI's does not (it is made by root first), so /sys is the host's, bound read-only, as
-            // rootless Podman does. /proc/sys stays read-only and the sensitive paths masked.
+            // rootless Podman does. runc 1.1.5 makes only the top of a recursive bind read-only (no `rro`),
+            // so every file system mounted below the host's /sys is masked (a read-only empty tmpfs), and
+            // the host's cgroup tree is covered by the container's own below.
             mounts.Add(Mount("/sys", "bind", "/sys", "rbind", "nosuid", "noexec", "nodev", "ro"));
+            var masked = linux["maskedPaths"]!.AsArray();
+            foreach (var sub in i.HostSysMounts.Where(m => !IsBelow(m, "/sys/fs/cgroup") && !MaskedPaths.Contains(m)))
+                masked.Add(sub);
         }
+        // The container's own cgroups only, read-only: runc mounts a tmpfs on /sys/fs/cgroup and, inside the cgroup
+        // name-space, each hierarchy rooted at the container's cgroup. Other instances' cgroups (their usage and
+        // limits) are not in it; the container's own limits are, for runtimes that size themselves by them (.NET, the JVM).
+        // runc leaves the tmpfs under those hierarchies writable (owned by container root): read-only too.
+        mounts.Add(Mount("/sys/fs/cgroup", "cgroup", "cgroup", "nosuid", "noexec", "nodev", "relatime", "ro"));
+        linux["readonlyPaths"]!.AsArray().Add("/sys/fs/cgroup");
         return spec;
     }
+
+    private static bool IsBelow(string path, string folder) => path == folder || path.StartsWith(folder + "/", StringComparison.Ordinal);
+
+    /// <summary>Mount points strictly below /sys in a mountinfo table (its fifth field); escaped (unusual) names are skipped.</summary>
+    public static IReadOnlyList<string> SysMountsOf(IEnumerable<string> mountinfo) =>
+        mountinfo.Select(l => l.Split(' ')).Where(f => f.Length > 4).Select(f => f[4])
+            .Where(p => p.StartsWith("/sys/", StringComparison.Ordinal) && !p.Contains('\\', StringComparison.Ordinal))
+            .Distinct().ToList();
 }

@@ -61,7 +61,10 @@ public sealed class FakeRuntime(TimeProvider clock) : IContainerRuntime
 
     public (long CpuNanos, long MemoryBytes)? Usage(Guid id) => IsRunning(id) ? (1_000_000, 4 << 20) : null;
 
-    public string? LogFolderOf(Guid id) => null;
+    /// <summary>Log folders the control server serves, per instance (none unless a test sets one).</summary>
+    public ConcurrentDictionary<Guid, string> LogFolders { get; } = new();
+
+    public string? LogFolderOf(Guid id) => LogFolders.TryGetValue(id, out var folder) ? folder : null;
 
     public Task HousekeepAsync(DateTime now, bool desiredKnown, CancellationToken ct)
     {

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Platform.Host.Processes;
 using Platform.NodeAgent.Runtime;
+using Platform.NodeAgent.Tests.Hostile;
 
 namespace Platform.NodeAgent.Tests.Runtime;
 
@@ -62,7 +63,7 @@ public sealed class RuncTests : IAsyncLifetime
         Assert.Equal(HostIdStart.ToString(), hostUid);
         await WaitForLogAsync(bundle, "0");
         await _runc.StopAsync(id, TimeSpan.FromSeconds(1), CancellationToken.None);
-        var exit = await WaitExitAsync(bundle);
+        var exit = await Busybox.WaitExitAsync(bundle);
         Assert.False(exit.OomKilled);
         Assert.Null(await _runc.StateAsync(id, CancellationToken.None));
     }
@@ -73,7 +74,7 @@ public sealed class RuncTests : IAsyncLifetime
     {
         var id = "oom-" + Guid.NewGuid().ToString("N")[..6];
         var bundle = await StartAsync(id, ["sh", "-c", "sleep 2; x=$(head -c 200000000 /dev/zero | tr '\\0' x); echo survived"], memoryMiB: 32);
-        var exit = await WaitExitAsync(bundle);
+        var exit = await Busybox.WaitExitAsync(bundle);
         Assert.Equal(137, exit.ExitCode);
         var deadline = DateTime.UtcNow.AddSeconds(5);
         while (!Runc.Exit(bundle)!.OomKilled && DateTime.UtcNow < deadline) await Task.Delay(100);
@@ -87,7 +88,7 @@ public sealed class RuncTests : IAsyncLifetime
     {
         var id = "oom0-" + Guid.NewGuid().ToString("N")[..6];
         var bundle = await StartAsync(id, ["sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' x); echo survived"], memoryMiB: 32);
-        var exit = await WaitExitAsync(bundle);
+        var exit = await Busybox.WaitExitAsync(bundle);
         Assert.Equal(137, exit.ExitCode);
         Assert.Equal("OOMKilled", exit.Reason);
     }
@@ -138,7 +139,7 @@ public sealed class RuncTests : IAsyncLifetime
         var id = "caps-" + Guid.NewGuid().ToString("N")[..6];
         var bundle = await StartAsync(id, ["sh", "-c",
             "grep -E 'NoNewPrivs|CapEff' /proc/self/status; echo 1 > /proc/sys/kernel/domainname && echo wrote-proc-sys; [ $(head -c 16 /proc/kcore | wc -c) -gt 0 ] && echo read-kcore; echo done"]);
-        var exit = await WaitExitAsync(bundle);
+        var exit = await Busybox.WaitExitAsync(bundle);
         var log = await File.ReadAllTextAsync(Path.Combine(bundle, "output.log"));
         Assert.True(log.Contains("NoNewPrivs:\t1"), log);
         var capEff = Convert.ToUInt64(log.Split('\n').First(l => l.StartsWith("CapEff:")).Split('\t')[1].Trim(), 16);
@@ -187,7 +188,7 @@ public sealed class RuncTests : IAsyncLifetime
         try
         {
             await StartAsync(id, ["sh", "-c", "cat /etc/motd; cat /etc/new; echo written > /tmp/w"], rootfs: mounted, bundle: bundle);
-            var exit = await WaitExitAsync(bundle);
+            var exit = await Busybox.WaitExitAsync(bundle);
             var log = await File.ReadAllTextAsync(Path.Combine(bundle, "output.log"));
             Assert.DoesNotContain("base", log);
             Assert.Contains("top", log);
@@ -241,8 +242,8 @@ public sealed class RuncTests : IAsyncLifetime
 
             var sameProject = await StartAsync(a2, ["sh", "-c", $"timeout 3 wget -q -O- http://{attachA1.Address}:8080/ && echo reached"], netns: attachA2.NamespacePath);
             var otherProject = await StartAsync(b1, ["sh", "-c", $"timeout 3 wget -q -O- http://{attachA1.Address}:8080/ && echo reached; echo finished"], netns: attachB1.NamespacePath);
-            await WaitExitAsync(sameProject);
-            await WaitExitAsync(otherProject);
+            await Busybox.WaitExitAsync(sameProject);
+            await Busybox.WaitExitAsync(otherProject);
             Assert.Contains("reached", await File.ReadAllTextAsync(Path.Combine(sameProject, "output.log")));
             var blocked = await File.ReadAllTextAsync(Path.Combine(otherProject, "output.log"));
             Assert.Contains("finished", blocked);
@@ -256,6 +257,7 @@ public sealed class RuncTests : IAsyncLifetime
             await network.DetachAsync(a2, projectA, null, 8080, CancellationToken.None);
             await network.DetachAsync(b1, projectB, null, 8080, CancellationToken.None);
             await RemoveBridgesAsync(projectA.Bridge, projectB.Bridge);
+            await network.Firewall.RemoveAsync(CancellationToken.None);
         }
         var namespaces = (await ProcessRunner.CheckedAsync("ip", ["netns", "list"], CancellationToken.None, TimeSpan.FromSeconds(5))).Stdout;
         Assert.DoesNotContain(suffix, namespaces);

@@ -6,8 +6,7 @@ namespace Platform.NodeAgent.Tests.Runtime;
 /// <summary>Real containers for tests: the spec the agent builds, run by runc, in cgroups under <c>platform-tests/</c>.</summary>
 internal static class TestContainers
 {
-    public static readonly JsonObject SeccompProfile = Seccomp.ToOci(
-        JsonNode.Parse(File.ReadAllText(Seccomp.DefaultProfilePath))!.AsObject(), "amd64", RuntimeSpec.Capabilities.ToHashSet());
+    public static readonly JsonObject SeccompProfile = Seccomp.Load(Seccomp.DefaultProfilePath);
 
     /// <summary>Starts <paramref name="args"/> in <paramref name="rootfs"/> (owned by the range from <paramref name="hostIdStart"/>); returns the bundle.</summary>
     public static async Task<string> StartAsync(Runc runc, string id, string bundle, string rootfs, string[] args, uint hostIdStart,
