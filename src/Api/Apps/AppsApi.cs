@@ -204,27 +204,26 @@ public static partial class AppsApi
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
         string team, string project, string app, AccessService access, PlatformDbContext db, QuotaService quotas,
-        PlacementService placement, ClusterSignals signals, Git.GitRepositories repositories, Buildah buildah, CancellationToken ct)
+        AppRemoval removal, CancellationToken ct)
     {
         var s = await access.ProjectScopeAsync(team, project, Permission.AppWrite, ct);
         if (s.Problem is { } p) return p;
         var scope = s.Value!;
-        await using var tx = await quotas.BeginAdmissionAsync(scope.Access.Team.Id, ct);
-        var a = await access.FindAppAsync(scope.Project, app, ct);
-        if (a is null) return Problems.NotFound($"App '{app}'");
-        // Its instances go with it (cascade); their nodes get a new revision and stop them.
-        var nodes = await placement.NodesOfAsync(a.Id, ct);
-        db.Apps.Remove(a);
-        await db.SaveChangesAsync(ct);
-        await quotas.ApplyAsync(scope.Access.Team.Id, scope.Project.Id,
-            default(AppFootprint) - AppFootprint.Of(a.Instances, a.MemoryMiB, a.CpuMillicores), ct);
-        await placement.TouchAsync(nodes, ct);
-        await tx.CommitAsync(ct);
-        signals.Signal(nodes, routes: true);
-        // Its git repository (apps built from source) goes with it.
-        repositories.Delete(a.Id);
-        // And its layer cache.
-        await buildah.RemoveStorageAsync(a.Id);
+        AppRemoval.Plan plan;
+        await using (var tx = await quotas.BeginAdmissionAsync(scope.Access.Team.Id, ct))
+        {
+            var a = await access.FindAppAsync(scope.Project, app, ct);
+            if (a is null) return Problems.NotFound($"App '{app}'");
+            // Its instances leave their nodes' desired state in this commit; its images stay in the project's registry.
+            plan = await removal.PrepareAsync(db.Apps.Where(x => x.Id == a.Id), registry: null, ct);
+            db.Apps.Remove(a);
+            await db.SaveChangesAsync(ct);
+            await quotas.ApplyAsync(scope.Access.Team.Id, scope.Project.Id,
+                default(AppFootprint) - AppFootprint.Of(a.Instances, a.MemoryMiB, a.CpuMillicores), ct);
+            await tx.CommitAsync(ct);
+        }
+        // Then its git repository (apps built from source), build logs and layer cache.
+        await removal.FinishAsync(plan);
         return TypedResults.NoContent();
     }
 

@@ -32,6 +32,7 @@ public static class ApiSetup
         services.AddScoped<QuotaService>();
         services.AddSingleton<AdmissionGate>();
         services.AddScoped<MembershipService>();
+        services.AddScoped<Apps.AppRemoval>();
         services.AddScoped<CallerFilter>();
         services.AddScoped<AuditFilter>();
         return builder;

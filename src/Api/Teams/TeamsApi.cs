@@ -88,12 +88,23 @@ public static class TeamsApi
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
-        string team, AccessService access, PlatformDbContext db, CancellationToken ct)
+        string team, AccessService access, PlatformDbContext db, QuotaService quotas, Apps.AppRemoval removal, CancellationToken ct)
     {
         var t = await access.TeamAsync(team, Permission.TeamDelete, ct);
         if (t.Problem is { } p) return p;
-        db.Teams.Remove(t.Value!.Team);   // projects, apps and memberships go with it (cascade)
-        await db.SaveChangesAsync(ct);
+        var target = t.Value!.Team;
+        Apps.AppRemoval.Plan plan;
+        // In the team's admission, so no app is created in it between the plan and the delete.
+        await using (var tx = await quotas.BeginAdmissionAsync(target.Id, ct))
+        {
+            // Projects, apps, instances, builds, memberships and registry repositories go with it (cascade),
+            // the instances out of their nodes' desired state at once.
+            plan = await removal.PrepareAsync(db.Apps.Where(a => a.Project!.TeamId == target.Id), db.RegistryRepositories.Where(r => r.TeamId == target.Id), ct);
+            db.Teams.Remove(target);
+            await db.SaveChangesAsync(ct);
+            await tx.CommitAsync(ct);
+        }
+        await removal.FinishAsync(plan);
         return TypedResults.NoContent();
     }
 
