@@ -47,6 +47,9 @@ public static class ProjectsApi
         var t = await access.TeamAsync(team, Permission.ProjectCreate, ct);
         if (t.Problem is { } p) return p;
         var errors = new Problems.Errors().Name("name", body.Name);
+        if (!errors.Any && Names.MaxAppNameLength(body.Name!, team) < 1)
+            errors.Add("name", $"must be at most {Math.Max(0, Names.MaxLabelLength - team.Length - 3)} characters in team '{team}': its apps' host names start " +
+                $"with the label '{{app}}-{{project}}-{team}', and a DNS label has at most {Names.MaxLabelLength}.");
         if (errors.Any) return errors.ToProblem();
         var a = t.Value!;
 

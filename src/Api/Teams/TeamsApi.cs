@@ -54,6 +54,9 @@ public static class TeamsApi
         if (!caller.IsPlatformAdmin)
             return Problems.Forbidden("Only platform admins create teams.");
         var errors = new Problems.Errors().Name("name", body.Name);
+        if (!errors.Any && Names.MaxAppNameLength("p", body.Name!) < 1)   // room for a one-letter project and app
+            errors.Add("name", $"must be at most {Names.MaxLabelLength - 4} characters: its apps' host names start with the label " +
+                $"'{{app}}-{{project}}-{body.Name}', and a DNS label has at most {Names.MaxLabelLength}.");
         if (errors.Any) return errors.ToProblem();
         if (await db.Teams.AnyAsync(t => t.Name == body.Name, ct))
             return Problems.Conflict("name", $"A team named '{body.Name}' exists.");
