@@ -31,9 +31,11 @@ public sealed class AuditFilter(PlatformDbContext db, TimeProvider clock, ILogge
             result = await next(context);
             status = StatusOf(result) ?? http.Response.StatusCode;
         }
-        catch
+        catch (Exception e)
         {
-            await RecordAsync(http, 500, TargetOf(context, null));
+            // What the exception handler will answer: a unique-index race is the client's 409, not an error.
+            var answered = e is DbUpdateException db && Infrastructure.ProblemExceptionHandler.IsUniqueViolation(db) ? 409 : 500;
+            await RecordAsync(http, answered, TargetOf(context, null));
             throw;
         }
         await RecordAsync(http, status, TargetOf(context, result));

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using Platform.Api.Tests.Infrastructure;
+using Xunit.Abstractions;
 
 namespace Platform.Api.Tests.Hostile;
 
@@ -10,7 +11,7 @@ namespace Platform.Api.Tests.Hostile;
 /// no DNS resolver accepts. Same attacks on SQLite and PostgreSQL.
 /// </summary>
 [Trait("Suite", "Hostile")]
-public abstract class HostNameAttackTests(PlatformHost host)
+public abstract class HostNameAttackTests(PlatformHost host, ITestOutputHelper output)
 {
     private static string Suffix() => Guid.NewGuid().ToString("N")[..6];
 
@@ -81,6 +82,7 @@ public abstract class HostNameAttackTests(PlatformHost host)
         var s = Suffix();
         await TeamAsync("acme-corp" + s, Enumerable.Range(0, 5).Select(i => "prod" + i).ToArray());
         await TeamAsync("corp" + s, "acme");
+        var byIndex = 0;
         for (var round = 0; round < 5; round++)
         {
             // shop-prod{round}-acme-corp… from both sides, at once, in two teams (two admission locks).
@@ -92,12 +94,21 @@ public abstract class HostNameAttackTests(PlatformHost host)
                 $"round {round}: {string.Join(", ", codes)} — {string.Join(" | ", await Task.WhenAll(results.Select(r => r.Content.ReadAsStringAsync())))}");
             var loser = await results.Single(r => r.StatusCode == HttpStatusCode.Conflict).ReadJsonAsync();
             Assert.True(loser.GetProperty("errors").TryGetProperty("name", out _));
+            if (loser.GetProperty("detail").GetString()!.Contains("first", StringComparison.Ordinal)) byIndex++;
+        }
+        output.WriteLine($"{byIndex} of 5 races were settled by the unique index, the others by the check before it");
+        // The audit log says what the losers were told (rejected, 409), whether the check or the unique index refused them.
+        foreach (var team in new[] { "acme-corp" + s, "corp" + s })
+        {
+            var creates = (await host.Admin().GetAsync($"/api/v1/teams/{team}/audit").ShouldBeAsync(HttpStatusCode.OK)).GetProperty("items")
+                .EnumerateArray().Where(e => e.GetProperty("action").GetString() == "apps.create").ToList();
+            Assert.All(creates, e => Assert.Contains(e.GetProperty("outcome").GetString(), new[] { "success", "rejected" }));
         }
     }
 }
 
 [Collection("sqlite")]
-public sealed class SqliteHostNameAttackTests(SqliteFixture f) : HostNameAttackTests(f.Host);
+public sealed class SqliteHostNameAttackTests(SqliteFixture f, ITestOutputHelper output) : HostNameAttackTests(f.Host, output);
 
 [Collection("postgres")]
-public sealed class PostgresHostNameAttackTests(PostgresFixture f) : HostNameAttackTests(f.Host);
+public sealed class PostgresHostNameAttackTests(PostgresFixture f, ITestOutputHelper output) : HostNameAttackTests(f.Host, output);
