@@ -76,6 +76,41 @@ public sealed partial class AppRemoval(
             await buildah.RemoveStorageAsync(app);
     }
 
+    /// <summary>
+    /// The safety net of <see cref="FinishAsync"/> (housekeeping): git repositories, layer caches and build logs in this
+    /// host's data folder whose app or build no longer exists — what an Api that died between a delete's commit and its
+    /// clean-up left. Returns how many it removed.
+    /// </summary>
+    public async Task<int> RemoveLeftoversAsync(CancellationToken ct)
+    {
+        var apps = (await db.Apps.AsNoTracking().Select(a => a.Id).ToListAsync(ct)).ToHashSet();
+        var builds = (await db.Builds.AsNoTracking().Select(b => b.Id).ToListAsync(ct)).ToHashSet();
+        var removed = 0;
+        foreach (var app in Orphans(layout.Git, "*.git", apps))
+        {
+            Best(() => repositories.Delete(app), "git repository", app);
+            removed++;
+        }
+        foreach (var build in Orphans(layout.BuildLogs, "*.log", builds))
+        {
+            Best(() => File.Delete(layout.BuildLog(build)), "build log", build);
+            removed++;
+        }
+        foreach (var app in Orphans(layout.Buildah, "*", apps))
+        {
+            if (local.BuildsApp(app)) continue;
+            await buildah.RemoveStorageAsync(app);
+            removed++;
+        }
+        return removed;
+    }
+
+    /// <summary>The ids named by the entries of <paramref name="folder"/> (their names before the first '.') that <paramref name="live"/> lacks.</summary>
+    private static List<Guid> Orphans(string folder, string pattern, IReadOnlySet<Guid> live) =>
+        !Directory.Exists(folder) ? [] : Directory.EnumerateFileSystemEntries(folder, pattern)
+            .Select(e => Guid.TryParseExact(Path.GetFileName(e).Split('.')[0], "N", out var id) ? id : Guid.Empty)
+            .Where(id => id != Guid.Empty && !live.Contains(id)).ToList();
+
     private void Best(Action remove, string what, Guid id)
     {
         try
