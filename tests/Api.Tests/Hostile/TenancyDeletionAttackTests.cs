@@ -36,7 +36,21 @@ public sealed class DeletionCluster : IAsyncLifetime
         await Cluster.StartAgentAsync(Node, portRangeStart: 40000 + slot * 1000, bridgePrefix: "pd" + new string(Enumerable.Range(0, 3).Select(_ => (char)('a' + Random.Shared.Next(26))).ToArray()), subnetBase: 140 + slot * 2);
     }
 
-    public async Task DisposeAsync() => await Cluster.DisposeAsync();
+    public async Task DisposeAsync()
+    {
+        await Cluster.DisposeAsync();
+        // The parents of the agent's and the builds' cgroups, named for this fixture alone: empty once both stopped.
+        await Cgroups.KillAndRemoveAsync("platform-tests-" + Node);
+        await Cgroups.KillAndRemoveAsync("/" + BuildCgroupName);
+        // On a hybrid host runc also makes empty folders in the named v2 hierarchy, which Cgroups does not walk.
+        foreach (var name in new[] { "platform-tests-" + Node, BuildCgroupName })
+        {
+            var unified = Path.Combine("/sys/fs/cgroup/unified", name);
+            if (!Directory.Exists(unified)) continue;
+            foreach (var dir in Directory.EnumerateDirectories(unified, "*", SearchOption.AllDirectories).OrderByDescending(d => d.Length).Append(unified))
+                Directory.Delete(dir);
+        }
+    }
 }
 
 /// <summary>
