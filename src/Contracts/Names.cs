@@ -16,6 +16,16 @@ public static partial class Names
     public static bool IsDns1123Label(string? value) =>
         value is { Length: > 0 and <= MaxLabelLength } && Dns1123Label().IsMatch(value);
 
+    /// <summary>
+    /// The first DNS label of an app's host name, <c>{app}-{project}-{team}</c>. '-' may appear inside names,
+    /// so two apps can spell the same label (app <c>shop-prod</c> in project <c>acme</c> of team <c>corp</c>, app
+    /// <c>shop</c> in project <c>prod</c> of team <c>acme-corp</c>): the Api keeps it unique platform-wide.
+    /// </summary>
+    public static string HostLabel(string app, string project, string team) => $"{app}-{project}-{team}".ToLowerInvariant();
+
+    /// <summary>How long an app's name may be in this project so that its host label stays one DNS label (at most 0).</summary>
+    public static int MaxAppNameLength(string project, string team) => MaxLabelLength - project.Length - team.Length - 2;
+
     /// <summary>Returns a sentence a person can act on, or null when the name is valid.</summary>
     public static string? Validate(string? value)
     {

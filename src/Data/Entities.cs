@@ -98,6 +98,12 @@ public sealed class App
     public Guid ProjectId { get; set; }
     public Project? Project { get; set; }
     public required string Name { get; set; }
+    /// <summary>
+    /// The first label of its host name (<see cref="Names.HostLabel"/>), unique platform-wide: the unique index is
+    /// what settles two creates racing for one host in different teams. Null only for apps older than the column
+    /// that spelled a host an older app already had.
+    /// </summary>
+    public string? Host { get; set; }
     public string? Image { get; set; }
     /// <summary>Built from its own git repository (created without an image); its builds set <see cref="Image"/>.</summary>
     public bool FromSource { get; set; }
@@ -258,7 +264,10 @@ public sealed class AuditEvent
     public string? ActorEmail { get; set; }
     public required string Action { get; set; }
     public Guid? TeamId { get; set; }
+    /// <summary>What the change was made to, by kind and name (<c>app acme/web/shop</c>, <c>member bob@example.com</c>, <c>token 3f…</c>); never a secret.</summary>
     public required string Target { get; set; }
+    /// <summary>The request's path (before issue 12 this was all <see cref="Target"/> said).</summary>
+    public string? RequestPath { get; set; }
     public required string Outcome { get; set; }
     public int Status { get; set; }
 }

@@ -86,6 +86,8 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
             e.Property(a => a.SourceSetBy).HasMaxLength(64);
             e.Ignore(a => a.HasRepository);
             e.HasIndex(a => new { a.ProjectId, a.Name }).IsUnique();
+            e.Property(a => a.Host).HasMaxLength(Names.MaxLabelLength);
+            e.HasIndex(a => a.Host).IsUnique();
             e.HasOne(a => a.Project).WithMany().HasForeignKey(a => a.ProjectId).OnDelete(DeleteBehavior.Cascade);
             e.Property(a => a.Env).HasConversion(
                 v => JsonSerializer.Serialize(v, JsonSerializerOptions.Default),
@@ -225,6 +227,7 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
             e.ToTable("audit_events");
             e.Property(a => a.Action).HasMaxLength(100);
             e.Property(a => a.Target).HasMaxLength(400);
+            e.Property(a => a.RequestPath).HasMaxLength(400);
             e.Property(a => a.Outcome).HasMaxLength(20);
             e.Property(a => a.ActorEmail).HasMaxLength(256);
             e.HasIndex(a => new { a.TeamId, a.Id });

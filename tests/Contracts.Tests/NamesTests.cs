@@ -33,6 +33,16 @@ public sealed class NamesTests
     }
 
     [Fact]
+    public void Two_apps_of_different_teams_can_spell_one_host_label_and_the_room_left_for_an_app_name_keeps_it_one_dns_label()
+    {
+        Assert.Equal(Names.HostLabel("shop-prod", "acme", "corp"), Names.HostLabel("shop", "prod", "acme-corp"));
+        Assert.Equal(63 - 4 - 4 - 2, Names.MaxAppNameLength("acme", "corp"));
+        var longest = Names.HostLabel(new string('a', Names.MaxAppNameLength("acme", "corp")), "acme", "corp");
+        Assert.True(Names.IsDns1123Label(longest));
+        Assert.False(Names.IsDns1123Label(longest + "x"));
+    }
+
+    [Fact]
     public void Labels_are_at_most_63_characters()
     {
         Assert.True(Names.IsDns1123Label(new string('a', 63)));

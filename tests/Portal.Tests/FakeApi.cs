@@ -334,7 +334,7 @@ public sealed class FakeApi : IPlatformApi
             return release;
         });
     public Task<IReadOnlyList<AuditEventResponse>> AuditAsync(string team, CancellationToken ct = default) =>
-        Answer<IReadOnlyList<AuditEventResponse>>(() => [new AuditEventResponse(1, DateTime.UtcNow, "owner@example.com", "apps.create", team, "apps/shop", "ok", 201)]);
+        Answer<IReadOnlyList<AuditEventResponse>>(() => [new AuditEventResponse(1, DateTime.UtcNow, "owner@example.com", "apps.create", team, $"app {team}/web/shop", "success", 201, $"/api/v1/teams/{team}/projects/web/apps")]);
     public string? MyRole { get; set; } = "owner";
     public TeamResponse Team(string name) => new(name, DateTime.UtcNow, MyRole,
         new TeamQuotaResponse(Q(512, 4096), Q(500, 4000), Q(2, 10), Q(1, 10), Q(1, 5), Q(0, 10), Q(0, 2), 0, new BuildLimitsResponse(2048, 2000, 4096, 1800)));

@@ -203,6 +203,7 @@ public sealed class PageTests : IAsyncLifetime
         page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='members']")));
         Assert.Contains("Memory: 512 of 4096 MiB", page.Find("[data-testid='team-quota']").TextContent);
         Assert.Contains("apps.create", page.Find("[data-testid='audit']").TextContent);
+        Assert.Contains("app acme/web/shop", page.Find("[data-testid='audit']").TextContent);   // the target by name, not only the path
         Assert.Contains(page.FindAll("button"), b => b.TextContent.Trim() == "Create project");
 
         Input(page, "Email of an existing user").Change("new@example.com");

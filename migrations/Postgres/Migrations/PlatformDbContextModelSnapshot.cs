@@ -399,6 +399,10 @@ namespace Platform.Migrations.Postgres.Migrations
                         .HasMaxLength(512)
                         .HasColumnType("character varying(512)");
 
+                    b.Property<string>("Host")
+                        .HasMaxLength(63)
+                        .HasColumnType("character varying(63)");
+
                     b.Property<string>("Image")
                         .HasMaxLength(512)
                         .HasColumnType("character varying(512)");
@@ -441,6 +445,9 @@ namespace Platform.Migrations.Postgres.Migrations
 
                     b.HasKey("Id");
 
+                    b.HasIndex("Host")
+                        .IsUnique();
+
                     b.HasIndex("ProjectId", "Name")
                         .IsUnique();
 
@@ -474,6 +481,10 @@ namespace Platform.Migrations.Postgres.Migrations
                         .IsRequired()
                         .HasMaxLength(20)
                         .HasColumnType("character varying(20)");
+
+                    b.Property<string>("RequestPath")
+                        .HasMaxLength(400)
+                        .HasColumnType("character varying(400)");
 
                     b.Property<int>("Status")
                         .HasColumnType("integer");

@@ -390,6 +390,10 @@ namespace Platform.Migrations.Sqlite.Migrations
                         .HasMaxLength(512)
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("Host")
+                        .HasMaxLength(63)
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("Image")
                         .HasMaxLength(512)
                         .HasColumnType("TEXT");
@@ -432,6 +436,9 @@ namespace Platform.Migrations.Sqlite.Migrations
 
                     b.HasKey("Id");
 
+                    b.HasIndex("Host")
+                        .IsUnique();
+
                     b.HasIndex("ProjectId", "Name")
                         .IsUnique();
 
@@ -462,6 +469,10 @@ namespace Platform.Migrations.Sqlite.Migrations
                     b.Property<string>("Outcome")
                         .IsRequired()
                         .HasMaxLength(20)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("RequestPath")
+                        .HasMaxLength(400)
                         .HasColumnType("TEXT");
 
                     b.Property<int>("Status")

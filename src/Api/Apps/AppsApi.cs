@@ -66,6 +66,9 @@ public static partial class AppsApi
         var scope = s.Value!;
 
         var errors = new Problems.Errors().Name("name", body.Name);
+        if (!errors.Any && body.Name!.Length > Names.MaxAppNameLength(project, team))
+            errors.Add("name", $"must be at most {Math.Max(0, Names.MaxAppNameLength(project, team))} characters in project '{project}' of team '{team}': " +
+                $"the app's host name starts with the label '{{app}}-{project}-{team}', and a DNS label has at most {Names.MaxLabelLength}.");
         Validate(errors, body.Image, body.Instances, body.MemoryMiB, body.CpuMillicores, body.Port, body.Env, body.HealthCheckPath);
         if (!errors.Any && body.Image is not null && ImageResolver.Eligibility(body.Image, team) is { } imageProblem)
             errors.Add("image", imageProblem);
@@ -81,6 +84,7 @@ public static partial class AppsApi
         {
             ProjectId = scope.Project.Id,
             Name = body.Name!,
+            Host = Names.HostLabel(body.Name!, project, team),
             Image = body.Image,
             FromSource = body.Image is null,
             Instances = body.Instances ?? DefaultInstances,
@@ -106,6 +110,10 @@ public static partial class AppsApi
         // Checked before the admission queue; a create racing for the same name meets the unique index.
         if (await db.Apps.AnyAsync(a => a.ProjectId == scope.Project.Id && a.Name == app.Name, ct))
             return Problems.Conflict("name", $"An app named '{app.Name}' exists in project '{project}'.");
+        // Host names are platform-wide: "shop-prod" in acme/corp and "shop" in prod/acme-corp would both answer at
+        // shop-prod-acme-corp. Which app holds it is not said: it may be another team's.
+        if (await db.Apps.AnyAsync(a => a.Host == app.Host, ct))
+            return Problems.Conflict("name", $"The host name '{app.Host}' is already another app's: choose another name.", "The host name is taken.");
         var footprint = AppFootprint.Of(app.Instances, app.MemoryMiB, app.CpuMillicores);
         await using var tx = await deployments.BeginAsync(scope.Access.Team.Id, ct, lockNow: false);
         if (!await quotas.TryReserveAsync(scope.Access.Team, scope.Project, footprint, ct))
@@ -204,27 +212,26 @@ public static partial class AppsApi
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
         string team, string project, string app, AccessService access, PlatformDbContext db, QuotaService quotas,
-        PlacementService placement, ClusterSignals signals, Git.GitRepositories repositories, Buildah buildah, CancellationToken ct)
+        AppRemoval removal, CancellationToken ct)
     {
         var s = await access.ProjectScopeAsync(team, project, Permission.AppWrite, ct);
         if (s.Problem is { } p) return p;
         var scope = s.Value!;
-        await using var tx = await quotas.BeginAdmissionAsync(scope.Access.Team.Id, ct);
-        var a = await access.FindAppAsync(scope.Project, app, ct);
-        if (a is null) return Problems.NotFound($"App '{app}'");
-        // Its instances go with it (cascade); their nodes get a new revision and stop them.
-        var nodes = await placement.NodesOfAsync(a.Id, ct);
-        db.Apps.Remove(a);
-        await db.SaveChangesAsync(ct);
-        await quotas.ApplyAsync(scope.Access.Team.Id, scope.Project.Id,
-            default(AppFootprint) - AppFootprint.Of(a.Instances, a.MemoryMiB, a.CpuMillicores), ct);
-        await placement.TouchAsync(nodes, ct);
-        await tx.CommitAsync(ct);
-        signals.Signal(nodes, routes: true);
-        // Its git repository (apps built from source) goes with it.
-        repositories.Delete(a.Id);
-        // And its layer cache.
-        await buildah.RemoveStorageAsync(a.Id);
+        AppRemoval.Plan plan;
+        await using (var tx = await quotas.BeginAdmissionAsync(scope.Access.Team.Id, ct))
+        {
+            var a = await access.FindAppAsync(scope.Project, app, ct);
+            if (a is null) return Problems.NotFound($"App '{app}'");
+            // Its instances leave their nodes' desired state in this commit; its images stay in the project's registry.
+            plan = await removal.PrepareAsync(db.Apps.Where(x => x.Id == a.Id), registry: null, ct);
+            db.Apps.Remove(a);
+            await db.SaveChangesAsync(ct);
+            await quotas.ApplyAsync(scope.Access.Team.Id, scope.Project.Id,
+                default(AppFootprint) - AppFootprint.Of(a.Instances, a.MemoryMiB, a.CpuMillicores), ct);
+            await tx.CommitAsync(ct);
+        }
+        // Then its git repository (apps built from source), build logs and layer cache.
+        await removal.FinishAsync(plan);
         return TypedResults.NoContent();
     }
 

@@ -43,12 +43,12 @@ public static class AuditApi
         var rows = await query.OrderByDescending(e => e.Id).Take(take + 1)
             .Select(e => new
             {
-                e.Id, e.At, e.ActorEmail, e.Action, e.Target, e.Outcome, e.Status,
+                e.Id, e.At, e.ActorEmail, e.Action, e.Target, e.RequestPath, e.Outcome, e.Status,
                 Team = db.Teams.Where(t => t.Id == e.TeamId).Select(t => t.Name).FirstOrDefault(),
             })
             .ToListAsync(ct);
         var items = rows.Take(take)
-            .Select(e => new AuditEventResponse(e.Id, e.At, e.ActorEmail, e.Action, e.Team, e.Target, e.Outcome, e.Status))
+            .Select(e => new AuditEventResponse(e.Id, e.At, e.ActorEmail, e.Action, e.Team, e.Target, e.Outcome, e.Status, e.RequestPath))
             .ToList();
         return new Page<AuditEventResponse>(items, rows.Count > take ? items[^1].Id.ToString() : null);
     }

@@ -6,7 +6,8 @@ using Platform.Data;
 namespace Platform.Api.Audit;
 
 /// <summary>
-/// Records every attempted change (who, what, target, when, outcome) after its handler ran, for all
+/// Records every attempted change (who, what, target — by kind and name, <see cref="AuditTargets"/> —, the
+/// request path, when, outcome) after its handler ran, for all
 /// mutating endpoints at once, so that no new endpoint can forget it. Reads are not recorded.
 /// </summary>
 public sealed class AuditFilter(PlatformDbContext db, TimeProvider clock, ILogger<AuditFilter> log) : IEndpointFilter
@@ -30,16 +31,22 @@ public sealed class AuditFilter(PlatformDbContext db, TimeProvider clock, ILogge
             result = await next(context);
             status = StatusOf(result) ?? http.Response.StatusCode;
         }
-        catch
+        catch (Exception e)
         {
-            await RecordAsync(http, 500);
+            // What the exception handler will answer: a unique-index race is the client's 409, not an error.
+            var answered = e is DbUpdateException db && Infrastructure.ProblemExceptionHandler.IsUniqueViolation(db) ? 409 : 500;
+            await RecordAsync(http, answered, TargetOf(context, null));
             throw;
         }
-        await RecordAsync(http, status);
+        await RecordAsync(http, status, TargetOf(context, result));
         return result;
     }
 
-    private async Task RecordAsync(HttpContext http, int status)
+    private static string TargetOf(EndpointFilterInvocationContext context, object? result) =>
+        Truncate(new string(AuditTargets.Describe(k => context.HttpContext.GetRouteValue(k) as string, context.Arguments, result)
+            .Select(c => char.IsControl(c) ? '?' : c).ToArray()), 400);
+
+    private async Task RecordAsync(HttpContext http, int status, string target)
     {
         var caller = http.Items[AccessService.CallerItem] as Caller;
         var teamName = http.GetRouteValue("team") as string ?? http.Items[TeamItem] as string;
@@ -63,7 +70,8 @@ public sealed class AuditFilter(PlatformDbContext db, TimeProvider clock, ILogge
                 ActorEmail = caller?.Email,
                 Action = ActionName(http),
                 TeamId = teamId,
-                Target = Truncate(http.Request.Path.Value ?? "", 400),
+                Target = target,
+                RequestPath = Truncate(http.Request.Path.Value ?? "", 400),
                 Outcome = outcome,
                 Status = status,
             });

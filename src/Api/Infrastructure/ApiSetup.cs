@@ -34,6 +34,7 @@ public static class ApiSetup
         services.AddSingleton<AdmissionGate>();
         services.AddScoped<MembershipService>();
         services.TryAddSingleton<NodeControlKeys>();
+        services.AddScoped<Apps.AppRemoval>();
         services.AddScoped<CallerFilter>();
         services.AddScoped<AuditFilter>();
         return builder;

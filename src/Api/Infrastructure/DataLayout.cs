@@ -61,6 +61,9 @@ public sealed class DataLayout(string root)
 
     private const string ScratchPrefix = "build-";
 
+    /// <summary>The apps' buildah storages.</summary>
+    public string Buildah => Path.Combine(Root, "buildah");
+
     /// <summary>One app's buildah storage: its own layer cache, so no team reuses another's cached steps.</summary>
-    public string BuildahStorage(Guid app) => Path.Combine(Root, "buildah", app.ToString("N"));
+    public string BuildahStorage(Guid app) => Path.Combine(Buildah, app.ToString("N"));
 }

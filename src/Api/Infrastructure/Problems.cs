@@ -120,7 +120,8 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
 
     private static string Clean(string message) => message.Length > 300 ? message[..300] : message;
 
-    private static bool IsUniqueViolation(DbUpdateException e) =>
+    /// <summary>A unique index refused the change: a request racing another for the same name (or host).</summary>
+    public static bool IsUniqueViolation(DbUpdateException e) =>
         e.InnerException?.Message.Contains("UNIQUE", StringComparison.OrdinalIgnoreCase) == true
         || e.InnerException?.GetType().Name == "PostgresException" && e.InnerException.Message.StartsWith("23505", StringComparison.Ordinal);
 

@@ -106,14 +106,15 @@ public static class Jobs
 
 /// <summary>
 /// The recurring clean-up: spent or expired tokens, OpenIddict's expired tokens and authorisations,
-/// and audit events past their retention. Idempotent: running it twice deletes nothing more.
+/// audit events past their retention, and files of deleted apps a crash left in this host's data folder.
+/// Idempotent: running it twice deletes nothing more.
 /// </summary>
 public sealed partial class Housekeeping(
     PlatformDbContext db, OpenIddict.Abstractions.IOpenIddictTokenManager tokens,
     OpenIddict.Abstractions.IOpenIddictAuthorizationManager authorizations,
-    Quotas.QuotaService quotas, IOptions<PlatformOptions> options, TimeProvider clock, ILogger<Housekeeping> log)
+    Quotas.QuotaService quotas, Apps.AppRemoval removal, IOptions<PlatformOptions> options, TimeProvider clock, ILogger<Housekeeping> log)
 {
-    public sealed record Report(int PersonalAccessTokens, int JoinTokens, long OidcTokens, long OidcAuthorizations, int AuditEvents, int UsageCorrections);
+    public sealed record Report(int PersonalAccessTokens, int JoinTokens, long OidcTokens, long OidcAuthorizations, int AuditEvents, int UsageCorrections, int Leftovers);
 
     [AutomaticRetry(Attempts = 3)]
     public async Task<Report> RunAsync(CancellationToken ct)
@@ -133,7 +134,8 @@ public sealed partial class Housekeeping(
         foreach (var teamId in await db.Teams.Select(t => t.Id).ToListAsync(ct))
             if (await quotas.RecomputeAsync(teamId, ct)) corrections++;
         if (corrections > 0) LogUsageDrift(log, corrections);
-        var report = new Report(pats, joins, oidcTokens, oidcAuthorizations, audit, corrections);
+        var leftovers = await removal.RemoveLeftoversAsync(ct);
+        var report = new Report(pats, joins, oidcTokens, oidcAuthorizations, audit, corrections, leftovers);
         LogRan(log, pats, joins, oidcTokens, oidcAuthorizations, audit);
         return report;
     }

@@ -47,6 +47,9 @@ public static class ProjectsApi
         var t = await access.TeamAsync(team, Permission.ProjectCreate, ct);
         if (t.Problem is { } p) return p;
         var errors = new Problems.Errors().Name("name", body.Name);
+        if (!errors.Any && Names.MaxAppNameLength(body.Name!, team) < 1)
+            errors.Add("name", $"must be at most {Math.Max(0, Names.MaxLabelLength - team.Length - 3)} characters in team '{team}': its apps' host names start " +
+                $"with the label '{{app}}-{{project}}-{team}', and a DNS label has at most {Names.MaxLabelLength}.");
         if (errors.Any) return errors.ToProblem();
         var a = t.Value!;
 
@@ -76,18 +79,25 @@ public static class ProjectsApi
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
-        string team, string project, AccessService access, PlatformDbContext db, QuotaService quotas, CancellationToken ct)
+        string team, string project, AccessService access, PlatformDbContext db, QuotaService quotas, Apps.AppRemoval removal, CancellationToken ct)
     {
         var t = await access.TeamAsync(team, Permission.TeamRead, ct);
         if (t.Problem is { } p) return p;
         var pr = await access.ProjectAsync(t.Value!, project, Permission.ProjectDelete, ct);
         if (pr.Problem is { } pp) return pp;
-        await using var tx = await quotas.BeginAdmissionAsync(t.Value!.Team.Id, ct);
-        var used = await quotas.ProjectUsageAsync(pr.Value!.Id, ct);   // fresh, under the lock
-        db.Projects.Remove(pr.Value!);   // its apps go with it (cascade): give their usage back to the team
-        await db.SaveChangesAsync(ct);
-        await quotas.ApplyAsync(t.Value.Team.Id, null, default(AppFootprint) - used, ct);
-        await tx.CommitAsync(ct);
+        var target = pr.Value!;
+        Apps.AppRemoval.Plan plan;
+        await using (var tx = await quotas.BeginAdmissionAsync(t.Value!.Team.Id, ct))
+        {
+            var used = await quotas.ProjectUsageAsync(target.Id, ct);   // fresh, under the lock
+            // Its apps, instances, builds and registry repositories go with it (cascade), out of their nodes' desired state at once.
+            plan = await removal.PrepareAsync(db.Apps.Where(a => a.ProjectId == target.Id), db.RegistryRepositories.Where(r => r.ProjectId == target.Id), ct);
+            db.Projects.Remove(target);
+            await db.SaveChangesAsync(ct);
+            await quotas.ApplyAsync(t.Value.Team.Id, null, default(AppFootprint) - used, ct);   // give the apps' usage back to the team
+            await tx.CommitAsync(ct);
+        }
+        await removal.FinishAsync(plan);
         return TypedResults.NoContent();
     }
 

@@ -75,20 +75,31 @@ public sealed partial class RegistryGc(
 
         // 4. Blobs no repository links any more: rows, then files.
         var orphans = await db.RegistryBlobs.Where(b => b.CreatedAt < cutoff && !db.RegistryRepositoryBlobs.Any(l => l.Digest == b.Digest))
-            .Select(b => new { b.Digest, b.Size }).ToListAsync(ct);
-        long bytes = 0;
-        var blobs = 0;
-        foreach (var b in orphans)
-        {
-            if (await db.RegistryBlobs.Where(x => x.Digest == b.Digest && !db.RegistryRepositoryBlobs.Any(l => l.Digest == x.Digest)).ExecuteDeleteAsync(ct) == 0)
-                continue;   // linked again meanwhile by a push
-            store.Delete(b.Digest);
-            bytes += b.Size;
-            blobs++;
-        }
+            .Select(b => b.Digest).ToListAsync(ct);
+        var (blobs, bytes) = await DeleteUnlinkedAsync(db, store, orphans, ct);
         var report = new Report(expired.Count, doomed.Count, unlinked, blobs, bytes);
         LogRan(log, report.Uploads, report.Manifests, report.Links, report.Blobs, report.Bytes);
         return report;
+    }
+
+    /// <summary>
+    /// Deletes those of <paramref name="digests"/> that no repository links (row, then file); a blob linked again
+    /// meanwhile by a push, or still linked by another repository, stays. Returns how many went and their bytes.
+    /// </summary>
+    public static async Task<(int Blobs, long Bytes)> DeleteUnlinkedAsync(PlatformDbContext db, IBlobStore store, IReadOnlyCollection<string> digests, CancellationToken ct)
+    {
+        long bytes = 0;
+        var blobs = 0;
+        foreach (var digest in digests)
+        {
+            var size = await db.RegistryBlobs.Where(x => x.Digest == digest).Select(x => (long?)x.Size).FirstOrDefaultAsync(ct);
+            if (size is null || await db.RegistryBlobs.Where(x => x.Digest == digest && !db.RegistryRepositoryBlobs.Any(l => l.Digest == x.Digest)).ExecuteDeleteAsync(ct) == 0)
+                continue;
+            store.Delete(digest);
+            bytes += size.Value;
+            blobs++;
+        }
+        return (blobs, bytes);
     }
 
     [LoggerMessage(EventId = 5101, Level = LogLevel.Information,

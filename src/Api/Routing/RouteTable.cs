@@ -39,7 +39,7 @@ public sealed partial class RouteTable(IServiceScopeFactory scopes, ClusterSigna
     public RouteEntry? Find(string host) => _routes.GetValueOrDefault(host);
 
     /// <summary>The host name an app is served at, <c>{app}-{project}-{team}.{domain}</c>: the one place it is spelled (the route table and the app's url).</summary>
-    public static string HostOf(string app, string project, string team, string domain) => $"{app}-{project}-{team}.{domain}".ToLowerInvariant();
+    public static string HostOf(string app, string project, string team, string domain) => $"{Names.HostLabel(app, project, team)}.{domain}".ToLowerInvariant();
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -78,7 +78,8 @@ public sealed partial class RouteTable(IServiceScopeFactory scopes, ClusterSigna
         var byApp = running.ToLookup(r => r.AppId, r => $"http://{(r.Address!.Contains(':') ? $"[{r.Address}]" : r.Address)}:{r.HostPort}/");
         var domain = options.Value.Ingress.Domain;
         var table = new Dictionary<string, RouteEntry>(StringComparer.OrdinalIgnoreCase);
-        // Two apps can spell the same host ("a-b" in project "c", "a" in "b-c"): the older app keeps it.
+        // Host labels are unique (App.Host) for every app created since issue 12; of two older apps that spell the same
+        // host ("a-b" in project "c", "a" in "b-c"), the older keeps it.
         foreach (var a in apps.OrderBy(a => a.CreatedAt).ThenBy(a => a.Id))
             table.TryAdd(HostOf(a.Name, a.Project, a.Team, domain), new RouteEntry(a.Name, a.Project, a.Team, byApp[a.Id].Order(StringComparer.Ordinal).ToList()));
         var old = _routes;

@@ -183,11 +183,7 @@ public sealed partial class PlacementService(
         return (changes, touched);
     }
 
-    /// <summary>Removes an app's instances before the app itself goes, so their nodes hear of it.</summary>
-    public async Task<List<Guid>> NodesOfAsync(Guid app, CancellationToken ct) =>
-        await db.Instances.Where(i => i.AppId == app).Select(i => i.NodeId).Distinct().ToListAsync(ct);
-
-    /// <summary>Bumps the revision of nodes whose instances went with a deleted app (inside the caller's transaction).</summary>
+    /// <summary>Bumps the revision of nodes whose instances went with deleted apps (inside the caller's transaction; Apps/AppRemoval).</summary>
     public async Task TouchAsync(IReadOnlyCollection<Guid> nodes, CancellationToken ct)
     {
         if (nodes.Count == 0) return;

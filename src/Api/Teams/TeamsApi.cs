@@ -54,6 +54,9 @@ public static class TeamsApi
         if (!caller.IsPlatformAdmin)
             return Problems.Forbidden("Only platform admins create teams.");
         var errors = new Problems.Errors().Name("name", body.Name);
+        if (!errors.Any && Names.MaxAppNameLength("p", body.Name!) < 1)   // room for a one-letter project and app
+            errors.Add("name", $"must be at most {Names.MaxLabelLength - 4} characters: its apps' host names start with the label " +
+                $"'{{app}}-{{project}}-{body.Name}', and a DNS label has at most {Names.MaxLabelLength}.");
         if (errors.Any) return errors.ToProblem();
         if (await db.Teams.AnyAsync(t => t.Name == body.Name, ct))
             return Problems.Conflict("name", $"A team named '{body.Name}' exists.");
@@ -88,12 +91,23 @@ public static class TeamsApi
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
-        string team, AccessService access, PlatformDbContext db, CancellationToken ct)
+        string team, AccessService access, PlatformDbContext db, QuotaService quotas, Apps.AppRemoval removal, CancellationToken ct)
     {
         var t = await access.TeamAsync(team, Permission.TeamDelete, ct);
         if (t.Problem is { } p) return p;
-        db.Teams.Remove(t.Value!.Team);   // projects, apps and memberships go with it (cascade)
-        await db.SaveChangesAsync(ct);
+        var target = t.Value!.Team;
+        Apps.AppRemoval.Plan plan;
+        // In the team's admission, so no app is created in it between the plan and the delete.
+        await using (var tx = await quotas.BeginAdmissionAsync(target.Id, ct))
+        {
+            // Projects, apps, instances, builds, memberships and registry repositories go with it (cascade),
+            // the instances out of their nodes' desired state at once.
+            plan = await removal.PrepareAsync(db.Apps.Where(a => a.Project!.TeamId == target.Id), db.RegistryRepositories.Where(r => r.TeamId == target.Id), ct);
+            db.Teams.Remove(target);
+            await db.SaveChangesAsync(ct);
+            await tx.CommitAsync(ct);
+        }
+        await removal.FinishAsync(plan);
         return TypedResults.NoContent();
     }
 

@@ -55,13 +55,13 @@ public sealed class Cluster : IAsyncDisposable
     }
 
     /// <summary>Pushes busybox with <paramref name="command"/> as its Cmd to {team}/{project}/{name}:1 and returns that reference.</summary>
-    public async Task<string> ImageAsync(string name, string command, string? project = null)
+    public async Task<string> ImageAsync(string name, string command, string? project = null, string? team = null)
     {
         var tag = (await Run.ToolAsync("umoci", ["ls", "--layout", Layout])).EnsureSuccess("umoci ls").Stdout
             .Split('\n', StringSplitOptions.RemoveEmptyEntries).First(t => t != "latest" && !t.StartsWith("app-", StringComparison.Ordinal));
         (await Run.ToolAsync("umoci", ["config", "--image", $"{Layout}:{tag}", "--tag", "app-" + name,
             "--config.cmd", "sh", "--config.cmd", "-c", "--config.cmd", command])).EnsureSuccess("umoci config");
-        var reference = $"{Team}/{project ?? Project}/{name}:1";
+        var reference = $"{team ?? Team}/{project ?? Project}/{name}:1";
         (await Run.ToolAsync("skopeo", ["copy", "-q", "--dest-tls-verify=false", "--dest-creds", "platform:" + PlatformHost.AdminToken,
             $"oci:{Layout}:app-{name}", $"docker://{Registry}/{reference}"])).EnsureSuccess("skopeo copy");
         return reference;

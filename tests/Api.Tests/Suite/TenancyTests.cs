@@ -235,7 +235,8 @@ public abstract class TenancyTests(PlatformHost host)
         Assert.Equal(devEmail, denied.GetProperty("actor").GetString());
         Assert.Equal("denied", denied.GetProperty("outcome").GetString());
         Assert.Equal(403, denied.GetProperty("status").GetInt32());
-        Assert.Equal($"/api/v1/teams/{team}/projects", denied.GetProperty("target").GetString());
+        Assert.Equal($"project {team}/p", denied.GetProperty("target").GetString());
+        Assert.Equal($"/api/v1/teams/{team}/projects", denied.GetProperty("path").GetString());
         Assert.Contains(events, e => e.GetProperty("action").GetString() == "teams.members.put" && e.GetProperty("outcome").GetString() == "success");
         Assert.Contains(events, e => e.GetProperty("action").GetString() == "teams.create" && e.GetProperty("status").GetInt32() == 201);
     }
