@@ -17,20 +17,8 @@ public abstract class RegistryLifecycleTests(Provider provider)
     private static HttpClient Basic(PlatformHost host, string pat) => RegistryHttp.Basic(host, pat);
     private static Task<string> PushBlobAsync(HttpClient client, string repo, byte[] content) => RegistryHttp.PushBlobAsync(client, repo, content);
 
-    private static async Task<string> PushImageAsync(HttpClient client, string repo, string reference, byte[] layer)
-    {
-        var config = await PushBlobAsync(client, repo, Encoding.UTF8.GetBytes("{\"os\":\"linux\"}"));
-        var layerDigest = await PushBlobAsync(client, repo, layer);
-        var manifest = JsonSerializer.Serialize(new
-        {
-            schemaVersion = 2, mediaType = "application/vnd.oci.image.manifest.v1+json",
-            config = new { mediaType = "application/vnd.oci.image.config.v1+json", digest = config, size = 14 },
-            layers = new[] { new { mediaType = "application/vnd.oci.image.layer.v1.tar", digest = layerDigest, size = layer.Length } },
-        });
-        var put = await client.PutAsync($"/v2/{repo}/manifests/{reference}", new StringContent(manifest, Encoding.UTF8, "application/vnd.oci.image.manifest.v1+json"));
-        Assert.Equal(HttpStatusCode.Created, put.StatusCode);
-        return put.Headers.GetValues("Docker-Content-Digest").Single();
-    }
+    private static Task<string> PushImageAsync(HttpClient client, string repo, string reference, byte[] layer) =>
+        RegistryHttp.PushImageAsync(client, repo, reference, layer);
 
     private static async Task TeamAsync(PlatformHost host, string team, long registryGiB = 10)
     {
