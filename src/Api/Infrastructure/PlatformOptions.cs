@@ -127,6 +127,8 @@ public sealed class RegistryOptions
     public TimeSpan GcGracePeriod { get; set; } = TimeSpan.FromHours(1);
     /// <summary>Cron expression of the garbage collector (UTC).</summary>
     public string GcSchedule { get; set; } = "41 * * * *";
+    /// <summary>Upload sessions a team may hold open at once (a push opens one per layer in parallel); abandoned ones expire after <see cref="UploadExpiry"/>.</summary>
+    public int MaxUploadSessionsPerTeam { get; set; } = 32;
 }
 
 public sealed class NodesOptions
@@ -167,6 +169,8 @@ public sealed class PlatformOptionsValidator : IValidateOptions<PlatformOptions>
             errors.Add("Platform:Registry:MaxBlobBytes must be at least 1024.");
         if (o.Registry.GcGracePeriod < TimeSpan.Zero || o.Registry.UploadExpiry <= TimeSpan.Zero)
             errors.Add("Platform:Registry:GcGracePeriod must not be negative and UploadExpiry must be positive.");
+        if (o.Registry.MaxUploadSessionsPerTeam < 1)
+            errors.Add("Platform:Registry:MaxUploadSessionsPerTeam must be at least 1.");
         if (o.Nodes.HeartbeatSeconds < 1 || o.Nodes.NotReadyAfterSeconds <= o.Nodes.HeartbeatSeconds)
             errors.Add("Platform:Nodes:HeartbeatSeconds must be at least 1 and below NotReadyAfterSeconds.");
         if (o.Housekeeping.AuditRetentionDays < 1)

@@ -7,7 +7,7 @@ namespace Platform.Api.Registry;
 
 /// <summary>
 /// Garbage collection of the registry, a Hangfire recurring job. Roots are tags, images named by
-/// digest in apps, and anything younger than the grace period (a push uploads blobs before its
+/// digest in apps, the digests of every release and of every placed instance, and anything younger than the grace period (a push uploads blobs before its
 /// manifest, so fresh unreferenced content is a push in flight, not garbage). From the roots it keeps
 /// child manifests of indexes and referrers of kept manifests, then the blobs those manifests name.
 /// Idempotent: a second run right after the first frees nothing.
@@ -43,8 +43,13 @@ public sealed partial class RegistryGc(
             .ToLookup(r => r.ManifestId, r => r.Digest);
         var tagged = (await db.RegistryTags.AsNoTracking().Select(t => new { t.RepositoryId, t.ManifestDigest }).ToListAsync(ct))
             .Select(t => (t.RepositoryId, t.ManifestDigest)).ToHashSet();
-        var pinnedDigests = (await db.Apps.AsNoTracking().Where(a => a.Image != null && a.Image.Contains("@sha256:")).Select(a => a.Image!).ToListAsync(ct))
-            .Select(i => i[(i.IndexOf('@') + 1)..]).ToHashSet();
+        // Digests something may still run: apps naming one, every release (pinned to the digest its tag named then,
+        // so a rollback finds its image after the tag moved) and every placed instance (a node may restart or
+        // re-pull it).
+        var pinnedImages = (await db.Apps.AsNoTracking().Where(a => a.Image != null && a.Image.Contains("@sha256:")).Select(a => a.Image!).ToListAsync(ct))
+            .Concat(await db.Releases.AsNoTracking().Where(r => r.Image.Contains("@sha256:")).Select(r => r.Image).Distinct().ToListAsync(ct));
+        var pinnedDigests = pinnedImages.Select(i => i[(i.IndexOf('@') + 1)..])
+            .Concat(await db.Instances.AsNoTracking().Select(i => i.ImageDigest).Distinct().ToListAsync(ct)).ToHashSet();
 
         var byKey = manifests.ToDictionary(m => (m.RepositoryId, m.Digest));
         var kept = new HashSet<Guid>();
@@ -80,9 +85,15 @@ public sealed partial class RegistryGc(
         var blobs = 0;
         foreach (var b in orphans)
         {
-            if (await db.RegistryBlobs.Where(x => x.Digest == b.Digest && !db.RegistryRepositoryBlobs.Any(l => l.Digest == x.Digest)).ExecuteDeleteAsync(ct) == 0)
-                continue;   // linked again meanwhile by a push
+            // The row's delete and the file's go in one transaction: an upload committing the same digest touches
+            // the row first (and so waits for this transaction, or makes the row too young to delete) and moves its
+            // file in only after that, so the file it puts in place is never the one deleted here.
+            await using var tx = await db.Database.BeginTransactionAsync(ct);
+            if (await db.RegistryBlobs.Where(x => x.Digest == b.Digest && x.CreatedAt < cutoff && !db.RegistryRepositoryBlobs.Any(l => l.Digest == x.Digest))
+                    .ExecuteDeleteAsync(ct) == 0)
+                continue;   // linked or touched again meanwhile by a push
             store.Delete(b.Digest);
+            await tx.CommitAsync(ct);
             bytes += b.Size;
             blobs++;
         }

@@ -61,6 +61,31 @@ public abstract class RegistryLifecycleTests(Provider provider)
     }
 
     [Fact]
+    public async Task A_rollback_to_a_release_whose_tag_moved_still_pulls_after_garbage_collection()
+    {
+        await using var host = new PlatformHost(provider, settings: new Dictionary<string, string?> { ["Platform:Registry:GcGracePeriod"] = "00:00:00" });
+        await TeamAsync(host, "rb");
+        var registry = Basic(host, PlatformHost.AdminToken);
+        var firstLayer = RandomNumberGenerator.GetBytes(100_000);
+        var first = await PushImageAsync(registry, "rb/p/app", "v1", firstLayer);
+        await host.Admin().PostAsJsonAsync("/api/v1/teams/rb/projects/p/apps", new { name = "app", image = "rb/p/app:v1", memoryMiB = 64 })
+            .ShouldBeAsync(HttpStatusCode.Created);   // release 1, pinned to the digest v1 names now
+        await PushImageAsync(registry, "rb/p/app", "v1", RandomNumberGenerator.GetBytes(100_000));   // the tag moves on
+        var unreleased = await PushImageAsync(registry, "rb/p/app", "scratch", RandomNumberGenerator.GetBytes(50_000));
+        Assert.Equal(HttpStatusCode.Accepted, (await registry.DeleteAsync("/v2/rb/p/app/manifests/scratch")).StatusCode);
+
+        await using var scope = host.Services.CreateAsyncScope();
+        var report = await scope.ServiceProvider.GetRequiredService<RegistryGc>().RunAsync(CancellationToken.None);
+        Assert.Equal(1, report.Manifests);   // positive control: the collector ran and took the image no release names
+        Assert.Equal(HttpStatusCode.NotFound, (await registry.GetAsync($"/v2/rb/p/app/manifests/{unreleased}")).StatusCode);
+
+        var rolledBack = await host.Admin().PostAsync("/api/v1/teams/rb/projects/p/apps/app/releases/1/rollback", null).ShouldBeAsync(HttpStatusCode.Created);
+        Assert.Equal($"rb/p/app@{first}", rolledBack.GetProperty("image").GetString());
+        Assert.Equal(HttpStatusCode.OK, (await registry.GetAsync($"/v2/rb/p/app/manifests/{first}")).StatusCode);
+        Assert.Equal(firstLayer, await registry.GetByteArrayAsync($"/v2/rb/p/app/blobs/{Sha(firstLayer)}"));
+    }
+
+    [Fact]
     public async Task A_fresh_unreferenced_blob_survives_the_grace_period()
     {
         await using var host = new PlatformHost(provider);   // default grace period: one hour
