@@ -20,6 +20,7 @@ public sealed class PlatformOptions
     public RegistryOptions Registry { get; set; } = new();
     public NodesOptions Nodes { get; set; } = new();
     public BuildsOptions Builds { get; set; } = new();
+    public GitOptions Git { get; set; } = new();
 
     /// <summary>
     /// The Api's public base URL, used as the OIDC issuer. Set it when the Api runs behind a load
@@ -131,6 +132,12 @@ public sealed class RegistryOptions
     public int MaxUploadSessionsPerTeam { get; set; } = 32;
 }
 
+public sealed class GitOptions
+{
+    /// <summary>Largest an app's repository may grow, in MiB (its objects): a push that would pass it is refused and leaves the repository as it was.</summary>
+    public int MaxRepositoryMiB { get; set; } = 1024;
+}
+
 public sealed class NodesOptions
 {
     /// <summary>How often agents report (told to them in every heartbeat answer).</summary>
@@ -169,6 +176,8 @@ public sealed class PlatformOptionsValidator : IValidateOptions<PlatformOptions>
             errors.Add("Platform:Registry:MaxBlobBytes must be at least 1024.");
         if (o.Registry.GcGracePeriod < TimeSpan.Zero || o.Registry.UploadExpiry <= TimeSpan.Zero)
             errors.Add("Platform:Registry:GcGracePeriod must not be negative and UploadExpiry must be positive.");
+        if (o.Git.MaxRepositoryMiB < 1)
+            errors.Add("Platform:Git:MaxRepositoryMiB must be at least 1.");
         if (o.Registry.MaxUploadSessionsPerTeam < 1)
             errors.Add("Platform:Registry:MaxUploadSessionsPerTeam must be at least 1.");
         if (o.Nodes.HeartbeatSeconds < 1 || o.Nodes.NotReadyAfterSeconds <= o.Nodes.HeartbeatSeconds)
