@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Platform.Api.Registry;
 using Platform.Api.Tests.Infrastructure;
@@ -83,6 +84,51 @@ public abstract class RegistryLifecycleTests(Provider provider)
         Assert.Equal($"rb/p/app@{first}", rolledBack.GetProperty("image").GetString());
         Assert.Equal(HttpStatusCode.OK, (await registry.GetAsync($"/v2/rb/p/app/manifests/{first}")).StatusCode);
         Assert.Equal(firstLayer, await registry.GetByteArrayAsync($"/v2/rb/p/app/blobs/{Sha(firstLayer)}"));
+    }
+
+    [Fact]
+    public async Task An_image_only_running_instances_still_use_survives_garbage_collection_after_its_tag_moved()
+    {
+        await using var host = new PlatformHost(provider, settings: new Dictionary<string, string?> { ["Platform:Registry:GcGracePeriod"] = "00:00:00" });
+        await TeamAsync(host, "ir");
+        var admin = host.Admin();
+        var registry = Basic(host, PlatformHost.AdminToken);
+        // Created before its image exists: the release cannot pin a digest; the placement resolves one later.
+        await admin.PostAsJsonAsync("/api/v1/teams/ir/projects/p/apps", new { name = "app", image = "ir/p/app:v1", memoryMiB = 64, cpuMillicores = 100 })
+            .ShouldBeAsync(HttpStatusCode.Created);
+        var join = await admin.PostAsJsonAsync("/api/v1/nodes/join-tokens", new { expiresInHours = 1 }).ShouldBeAsync(HttpStatusCode.Created);
+        var joined = await host.Http().PostAsJsonAsync("/api/v1/nodes/join", new { joinToken = join.GetProperty("token").GetString(), name = "ir-node" })
+            .ShouldBeAsync(HttpStatusCode.OK);
+        var token = await host.Http().PostAsync("/connect/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials", ["client_id"] = joined.GetProperty("clientId").GetString()!,
+            ["client_secret"] = joined.GetProperty("clientSecret").GetString()!, ["scope"] = "platform",
+        })).ShouldBeAsync(HttpStatusCode.OK);
+        var node = host.Http(token.GetProperty("access_token").GetString());
+        var resources = new Platform.Contracts.NodeResources(4096, 4000);
+        await node.PostAsJsonAsync("/api/v1/nodes/heartbeat", new Platform.Contracts.NodeHeartbeat("127.0.0.1", "test", resources, resources, null, 0))
+            .ShouldBeAsync(HttpStatusCode.OK);
+
+        var layer = RandomNumberGenerator.GetBytes(100_000);
+        var running = await PushImageAsync(registry, "ir/p/app", "v1", layer);
+        await using var scope = host.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<Platform.Data.PlatformDbContext>();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!await db.Instances.AnyAsync(i => i.ImageDigest == running))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the app's instance was never placed with the pushed digest");
+            await Task.Delay(100);
+        }
+        Assert.DoesNotContain(await db.Releases.Select(r => r.Image).ToListAsync(), i => i.Contains(running));   // only the instance names it
+        await PushImageAsync(registry, "ir/p/app", "v1", RandomNumberGenerator.GetBytes(100_000));   // the tag moves on
+        var unused = await PushImageAsync(registry, "ir/p/app", "scratch", RandomNumberGenerator.GetBytes(50_000));
+        Assert.Equal(HttpStatusCode.Accepted, (await registry.DeleteAsync("/v2/ir/p/app/manifests/scratch")).StatusCode);
+
+        var report = await scope.ServiceProvider.GetRequiredService<RegistryGc>().RunAsync(CancellationToken.None);
+        Assert.Equal(1, report.Manifests);   // positive control: what nothing runs is collected
+        Assert.Equal(HttpStatusCode.NotFound, (await registry.GetAsync($"/v2/ir/p/app/manifests/{unused}")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await registry.GetAsync($"/v2/ir/p/app/manifests/{running}")).StatusCode);
+        Assert.Equal(layer, await registry.GetByteArrayAsync($"/v2/ir/p/app/blobs/{Sha(layer)}"));
     }
 
     [Fact]
