@@ -73,6 +73,10 @@ public sealed class ImagePermissionAttackTests : IAsyncLifetime
             var refused = await Developer.PostAsJsonAsync(Apps, new { name = $"steal{i++}", image, memoryMiB = 64 }).ShouldBeAsync(expected);
             AssertNamesImage(refused);
         }
+        // The same person with an OIDC access token (the Portal's and the CLI's way) instead of a personal access token.
+        var oidc = _host.Http(await _host.PasswordGrantAsync("p1-dev@example.com", "user-password-1"));
+        AssertNamesImage(await oidc.PostAsJsonAsync(Apps, new { name = "steal-oidc", image = $"ta/p2/secret@{_secretDigest}", memoryMiB = 64 })
+            .ShouldBeAsync(HttpStatusCode.NotFound));
         Assert.Empty(await AppNamesAsync());   // nothing was created
 
         // Positive control: the same person, the same call, p1's own image, by tag and by digest.
