@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using Platform.Api.Registry;
 using Platform.Api.Tests.Infrastructure;
 using Platform.Api.Tests.Registry;
 using Platform.Data;
@@ -204,5 +205,79 @@ public sealed class RegistryUploadAttackTests
         Assert.Equal(HttpStatusCode.Accepted, (await dev.PostAsync("/v2/other/p/app/blobs/uploads/", null)).StatusCode);
         Assert.Equal(HttpStatusCode.NoContent, (await dev.DeleteAsync(open[0])).StatusCode);
         Assert.Equal(HttpStatusCode.Accepted, (await dev.PostAsync("/v2/up/p/more/blobs/uploads/", null)).StatusCode);
+    }
+
+    /// <summary>The real store, except that deleting one blob waits at a gate: the collector stops between its two deletes.</summary>
+    private sealed class GatedBlobStore(string root, string digest) : IBlobStore
+    {
+        private readonly FileSystemBlobStore inner = new(root);
+        public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource Gate { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Delete(string d)
+        {
+            if (d == digest)
+            {
+                Entered.TrySetResult();
+                Gate.Task.Wait(TimeSpan.FromSeconds(60));
+            }
+            inner.Delete(d);
+        }
+
+        public long? Size(string d) => inner.Size(d);
+        public Stream OpenRead(string d) => inner.OpenRead(d);
+        public void CreateUpload(Guid upload) => inner.CreateUpload(upload);
+        public Task<long> AppendAsync(Guid upload, long offset, Stream data, UploadLimit limit, CancellationToken ct) => inner.AppendAsync(upload, offset, data, limit, ct);
+        public long UploadSize(Guid upload) => inner.UploadSize(upload);
+        public Task<SealedUpload> SealAsync(Guid upload, Stream tail, UploadLimit limit, CancellationToken ct) => inner.SealAsync(upload, tail, limit, ct);
+        public Task PutAsync(string d, ReadOnlyMemory<byte> content, CancellationToken ct) => inner.PutAsync(d, content, ct);
+        public void DeleteUpload(Guid upload) => inner.DeleteUpload(upload);
+        public IEnumerable<string> StaleTemporaryFiles(DateTime before) => inner.StaleTemporaryFiles(before);
+    }
+
+    [Theory]
+    [InlineData(Provider.Sqlite)]
+    [InlineData(Provider.Postgres)]   // row locks instead of SQLite's one writer: the order of the writes is what holds
+    public async Task An_upload_committing_a_blob_the_collector_is_deleting_keeps_its_bytes(Provider provider)
+    {
+        var content = RandomNumberGenerator.GetBytes(64 * 1024);
+        var digest = RegistryHttp.Sha(content);
+        GatedBlobStore? gated = null;
+        var dataDir = Path.Combine(Path.GetTempPath(), "platform-tests", Guid.NewGuid().ToString("N"));
+        await using var host = new PlatformHost(provider, dataDir, services: s =>
+            s.AddSingleton<IBlobStore>(gated = new GatedBlobStore(Path.Combine(dataDir, "registry"), digest)));
+        var admin = host.Admin();
+        await admin.PostAsJsonAsync("/api/v1/teams", new { name = "up" }).ShouldBeAsync(HttpStatusCode.Created);
+        await admin.PostAsJsonAsync("/api/v1/teams/up/projects", new { name = "p" }).ShouldBeAsync(HttpStatusCode.Created);
+        var dev = RegistryHttp.Basic(host, PlatformHost.AdminToken);
+
+        // The blob is stored but nothing links it any more, for longer than the grace period: garbage.
+        await RegistryHttp.PushBlobAsync(dev, "up/p/app", content);
+        await using (var scope = host.Services.CreateAsyncScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<PlatformDbContext>();
+            await db.RegistryRepositoryBlobs.Where(l => l.Digest == digest).ExecuteDeleteAsync();
+            await db.RegistryBlobs.Where(b => b.Digest == digest).ExecuteUpdateAsync(x => x.SetProperty(b => b.CreatedAt, DateTime.UtcNow.AddHours(-2)));
+        }
+        // The same content is pushed again, chunked: its bytes are in a session when the collector starts.
+        var start = await dev.PostAsync("/v2/up/p/app/blobs/uploads/", null);
+        var location = start.Headers.Location!.ToString();
+        var id = location[(location.LastIndexOf('/') + 1)..];
+        Assert.Equal(HttpStatusCode.Accepted, (await dev.SendAsync(Patch(location, content, 0))).StatusCode);
+
+        var gc = Task.Run(async () =>
+        {
+            await using var scope = host.Services.CreateAsyncScope();
+            return await scope.ServiceProvider.GetRequiredService<RegistryGc>().RunAsync(CancellationToken.None);
+        });
+        await gated!.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));   // the collector deleted the row and is about to delete the file
+        var finishing = dev.PutAsync($"{location}?digest={digest}", new ByteArrayContent([]));
+        await WaitForAsync(() => !File.Exists(Path.Combine(host.DataDir, "registry", "uploads", id)), "the upload took its bytes for the commit");
+        gated.Gate.SetResult();
+
+        Assert.Equal(HttpStatusCode.Created, (await finishing).StatusCode);
+        var report = await gc;
+        Assert.Equal(1, report.Blobs);   // positive control: the collector did delete the garbage it found
+        Assert.Equal(content, await dev.GetByteArrayAsync($"/v2/up/p/app/blobs/{digest}"));
     }
 }
