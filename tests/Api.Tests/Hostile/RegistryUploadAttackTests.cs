@@ -235,6 +235,14 @@ public sealed class RegistryUploadAttackTests
         public IEnumerable<string> StaleTemporaryFiles(DateTime before) => inner.StaleTemporaryFiles(before);
     }
 
+    private static bool WaitsOnALock(string connectionString)
+    {
+        using var connection = new Npgsql.NpgsqlConnection(connectionString);
+        connection.Open();
+        using var command = new Npgsql.NpgsqlCommand("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()", connection);
+        return (long)command.ExecuteScalar()! > 0;
+    }
+
     [Theory]
     [InlineData(Provider.Sqlite)]
     [InlineData(Provider.Postgres)]   // row locks instead of SQLite's one writer: the order of the writes is what holds
@@ -271,8 +279,16 @@ public sealed class RegistryUploadAttackTests
             return await scope.ServiceProvider.GetRequiredService<RegistryGc>().RunAsync(CancellationToken.None);
         });
         await gated!.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));   // the collector deleted the row and is about to delete the file
+        var stored = Path.Combine(host.DataDir, "registry", "blobs", "sha256", digest[7..9], digest[7..]);
+        var storedAt = File.GetLastWriteTimeUtc(stored);
         var finishing = dev.PutAsync($"{location}?digest={digest}", new ByteArrayContent([]));
-        await WaitForAsync(() => !File.Exists(Path.Combine(host.DataDir, "registry", "uploads", id)), "the upload took its bytes for the commit");
+        // The collector goes on once the upload has put its file in place (an upload moving bytes before recording
+        // them would then lose them) or waits on the collector's transaction (SQLite: from the moment it takes its
+        // bytes it writes; PostgreSQL: a statement waiting on a row lock).
+        if (provider == Provider.Sqlite)
+            await WaitForAsync(() => !File.Exists(Path.Combine(host.DataDir, "registry", "uploads", id)), "the upload took its bytes for the commit");
+        else
+            await WaitForAsync(() => File.GetLastWriteTimeUtc(stored) != storedAt || WaitsOnALock(host.ConnectionString!), "the upload moved its file in or waits on the collector");
         gated.Gate.SetResult();
 
         Assert.Equal(HttpStatusCode.Created, (await finishing).StatusCode);
