@@ -68,4 +68,6 @@ public sealed class RegistryUpload
     public Guid RepositoryId { get; set; }
     public DateTime CreatedAt { get; set; }
     public DateTime UpdatedAt { get; set; }
+    /// <summary>Bytes received so far, recorded while they stream in: uploads in flight count against the team's registryGiB.</summary>
+    public long Bytes { get; set; }
 }

@@ -78,6 +78,7 @@ public static partial class AppsApi
         if (body.WebhookSecret is not null && body.SourceUrl is null)
             errors.Add("webhookSecret", "is only used with sourceUrl (a repository hosted elsewhere).");
         if (errors.Any) return errors.ToProblem();
+        if (body.Image is not null && await deployments.MayRunAsync(access.Caller, body.Image, ct) is { } imageDenied) return imageDenied;
 
         var now = clock.GetUtcNow().UtcDateTime;
         var app = new App
@@ -152,6 +153,7 @@ public static partial class AppsApi
             errors.Add("image", imageProblem);
         ValidateSource(errors, body.SourceUrl, body.Branch, body.DockerfilePath, body.WebhookSecret, options.Value.Builds.AllowedSourceHosts);
         if (errors.Any) return errors.ToProblem();
+        if (body.Image is not null && await deployments.MayRunAsync(access.Caller, body.Image, ct) is { } imageDenied) return imageDenied;
 
         await using var tx = await deployments.BeginAsync(scope.Access.Team.Id, ct);
         var a = await access.FindAppAsync(scope.Project, app, ct);

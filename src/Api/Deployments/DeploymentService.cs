@@ -1,4 +1,8 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Platform.Api.Access;
 using Platform.Api.Quotas;
+using Platform.Api.Registry;
 using Platform.Api.Releases;
 using Platform.Api.Scheduling;
 using Platform.Data;
@@ -22,10 +26,40 @@ public readonly record struct RunSpec(string? Image, int MemoryMiB, int CpuMilli
 /// change of the team's apps on any replica); a new image is a numbered release (<see cref="ReleaseService"/>,
 /// pinned to its digest); a change of what instances are made of bumps the generation; after the commit
 /// the placement reconciles the app. Callers save their own further changes in the same transaction
-/// (a build writes its success there), so nothing is half done.
+/// (a build writes its success there), so nothing is half done. A person who names an image (create,
+/// PATCH, rollback) must be allowed to pull it (<see cref="MayRunAsync"/>).
 /// </summary>
-public sealed class DeploymentService(PlatformDbContext db, QuotaService quotas, ReleaseService releases, PlacementService placement, TimeProvider clock)
+public sealed class DeploymentService(PlatformDbContext db, QuotaService quotas, ReleaseService releases, PlacementService placement,
+    RegistryAuth registry, TimeProvider clock)
 {
+    /// <summary>
+    /// Null when <paramref name="caller"/> may pull <paramref name="image"/> from the platform registry, else the
+    /// problem naming <c>image</c>: running an image is reading it, so an app runs only what the person asking
+    /// could pull with <c>docker pull</c> — a developer of one project cannot run another project's image by
+    /// naming it (tag or digest), since the instances would hand it to them. A repository the caller holds no role
+    /// for is a 404 (its existence is not leaked), as the registry answers.
+    /// </summary>
+    public async Task<ProblemHttpResult?> MayRunAsync(Caller caller, string image, CancellationToken ct)
+    {
+        var (repository, _, _) = ImageResolver.Split(image);
+        if (RegistryNames.Parse(repository) is not { } name)
+            return ImageProblem(StatusCodes.Status422UnprocessableEntity, $"'{repository}' is not a repository of the platform registry.");
+        var actions = await registry.RoleActionsAsync(new RegistryCaller(caller.UserId, caller.IsPlatformAdmin, null), name, ct);
+        if (actions is null)
+            return ImageProblem(StatusCodes.Status404NotFound, $"Image '{image}' was not found: no repository '{repository}' you may pull.");
+        if (!actions.Contains(RegistryAction.Pull))
+            return ImageProblem(StatusCodes.Status403Forbidden, $"Your role does not allow pulling '{repository}'.");
+        return null;
+    }
+
+    private static ProblemHttpResult ImageProblem(int status, string message) =>
+        TypedResults.Problem(new HttpValidationProblemDetails(new Dictionary<string, string[]> { ["image"] = [message] })
+        {
+            Status = status,
+            Title = status == StatusCodes.Status404NotFound ? "Not found." : status == StatusCodes.Status403Forbidden ? "Forbidden." : "The request is not valid.",
+            Detail = "image: " + message,
+        });
+
     /// <summary>Starts the admission a change of the team's apps runs in; see <see cref="QuotaService.BeginAdmissionAsync"/>.</summary>
     public Task<Admission> BeginAsync(Guid teamId, CancellationToken ct, bool lockNow = true) => quotas.BeginAdmissionAsync(teamId, ct, lockNow);
 

@@ -26,7 +26,7 @@ public static partial class GitHosting
     }
 
     private static async Task ServeAsync(string team, string project, string repo, string? path, HttpContext http,
-        PlatformDbContext db, AccessService access, GitRepositories repositories, TimeProvider clock, ILoggerFactory loggers)
+        PlatformDbContext db, AccessService access, GitRepositories repositories, IOptions<PlatformOptions> options, TimeProvider clock, ILoggerFactory loggers)
     {
         var log = loggers.CreateLogger("Platform.Api.Git");
         if (!repo.EndsWith(".git", StringComparison.Ordinal) || !Names.IsDns1123Label(repo[..^4]))
@@ -80,7 +80,7 @@ public static partial class GitHosting
             size.MaxRequestBodySize = null;   // pushes are as large as the repository
         var receiving = path == "git-receive-pack" && HttpMethods.IsPost(http.Request.Method);
         var before = receiving ? await repositories.ResolveAsync(app.Id, "refs/heads/" + app.Branch, http.RequestAborted) : null;
-        await CgiAsync(http, repositories.Root, $"/{app.Id:N}.git/{path}", found.Email, log);
+        await CgiAsync(http, repositories.Root, $"/{app.Id:N}.git/{path}", found.Email, receiving ? SizeLimit(repositories, options.Value.Git) : null, log);
         if (!receiving) return;
 
         // A push that moved the default branch queues a build of that commit before git's answer ends, so the
@@ -111,13 +111,33 @@ public static partial class GitHosting
     }
 
     /// <summary>
+    /// What bounds a push (git's own configuration, given to receive-pack through its environment, so no tenant can
+    /// change it): <c>receive.maxInputSize</c> stops a pack larger than the whole limit while it streams in (git
+    /// answers "pack exceeds maximum allowed size"), so no push writes more than the limit to disk, and the platform's
+    /// pre-receive hook refuses a push that would take the repository past it, with the figures. Either way git drops the push's quarantined objects and moves no ref.
+    /// </summary>
+    private static Dictionary<string, string?> SizeLimit(GitRepositories repositories, GitOptions options)
+    {
+        var max = options.MaxRepositoryMiB * 1024L * 1024;
+        return new()
+        {
+            ["GIT_CONFIG_COUNT"] = "2",
+            ["GIT_CONFIG_KEY_0"] = "receive.maxInputSize",
+            ["GIT_CONFIG_VALUE_0"] = max.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["GIT_CONFIG_KEY_1"] = "core.hooksPath",
+            ["GIT_CONFIG_VALUE_1"] = repositories.Hooks,
+            ["PLATFORM_GIT_MAX_BYTES"] = max.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
+    }
+
+    /// <summary>
     /// Runs <c>git http-backend</c> as a CGI: request body streamed to stdin, CGI headers parsed, the rest streamed
     /// back. No time limit (a push is as long as the repository); an aborted request kills git (the process is
     /// disposed with the request, and waiting for it is cancelled by it).
     /// </summary>
-    private static async Task CgiAsync(HttpContext http, string root, string pathInfo, string user, ILogger log)
+    private static async Task CgiAsync(HttpContext http, string root, string pathInfo, string user, Dictionary<string, string?>? limits, ILogger log)
     {
-        var env = new Dictionary<string, string?>
+        var env = new Dictionary<string, string?>(limits ?? [])
         {
             ["GIT_PROJECT_ROOT"] = root,
             ["GIT_HTTP_EXPORT_ALL"] = "1",

@@ -12,6 +12,44 @@ namespace Platform.Api.Git;
 public sealed class GitRepositories(DataLayout layout)
 {
     private readonly SemaphoreSlim initLock = new(1, 1);
+    private bool hooksWritten;
+
+    /// <summary>
+    /// The pre-receive hook every push runs (core.hooksPath, set per push): objects of a push sit in git's quarantine
+    /// below <c>objects/</c> until every hook accepts, so measuring <c>objects/</c> measures the repository as it would
+    /// be. Above the limit the push is refused with the figures (git shows them as <c>remote:</c> lines) and git drops
+    /// the quarantine: the refs and objects stay as they were.
+    /// </summary>
+    private const string PreReceive = """
+        #!/bin/sh
+        # Written by the platform (Platform:Git:MaxRepositoryMiB); rewritten at each start.
+        limit="$PLATFORM_GIT_MAX_BYTES"
+        [ -n "$limit" ] || exit 0
+        size=$(du -sb "${GIT_DIR:-.}/objects" | cut -f1)
+        if [ "$size" -gt "$limit" ]; then
+            echo "push refused: the repository would be $((size / 1048576)) MiB ($size bytes), above its limit of $((limit / 1048576)) MiB (Platform:Git:MaxRepositoryMiB)" >&2
+            exit 1
+        fi
+        exit 0
+
+        """;
+
+    /// <summary>The folder of the platform's hooks, written once per host (atomically: a push never runs half a hook).</summary>
+    public string Hooks
+    {
+        get
+        {
+            if (hooksWritten) return layout.GitHooks;
+            Directory.CreateDirectory(layout.GitHooks);
+            var temp = Path.Combine(layout.GitHooks, ".pre-receive-" + Guid.NewGuid().ToString("N")[..8]);
+            File.WriteAllText(temp, PreReceive);
+            if (!OperatingSystem.IsWindows())
+                File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            File.Move(temp, Path.Combine(layout.GitHooks, "pre-receive"), overwrite: true);
+            hooksWritten = true;
+            return layout.GitHooks;
+        }
+    }
 
     /// <summary>git http-backend's project root.</summary>
     public string Root => layout.Git;

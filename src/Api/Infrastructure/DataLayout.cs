@@ -30,6 +30,9 @@ public sealed class DataLayout(string root)
     /// <summary>The bare repositories of apps built from source (git http-backend's project root).</summary>
     public string Git => Path.Combine(Root, "git");
 
+    /// <summary>The platform's own git hooks (core.hooksPath of every push): tenants cannot write here.</summary>
+    public string GitHooks => Path.Combine(Root, "git-hooks");
+
     /// <summary>The bare repository of one app.</summary>
     public string Repository(Guid app) => Path.Combine(Git, app.ToString("N") + ".git");
 

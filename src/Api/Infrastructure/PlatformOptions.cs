@@ -20,6 +20,7 @@ public sealed class PlatformOptions
     public RegistryOptions Registry { get; set; } = new();
     public NodesOptions Nodes { get; set; } = new();
     public BuildsOptions Builds { get; set; } = new();
+    public GitOptions Git { get; set; } = new();
 
     /// <summary>
     /// The Api's public base URL, used as the OIDC issuer. Set it when the Api runs behind a load
@@ -127,6 +128,14 @@ public sealed class RegistryOptions
     public TimeSpan GcGracePeriod { get; set; } = TimeSpan.FromHours(1);
     /// <summary>Cron expression of the garbage collector (UTC).</summary>
     public string GcSchedule { get; set; } = "41 * * * *";
+    /// <summary>Upload sessions a team may hold open at once (a push opens one per layer in parallel); abandoned ones expire after <see cref="UploadExpiry"/>.</summary>
+    public int MaxUploadSessionsPerTeam { get; set; } = 32;
+}
+
+public sealed class GitOptions
+{
+    /// <summary>Largest an app's repository may grow, in MiB (its objects): a push that would pass it is refused and leaves the repository as it was.</summary>
+    public int MaxRepositoryMiB { get; set; } = 1024;
 }
 
 public sealed class NodesOptions
@@ -167,6 +176,10 @@ public sealed class PlatformOptionsValidator : IValidateOptions<PlatformOptions>
             errors.Add("Platform:Registry:MaxBlobBytes must be at least 1024.");
         if (o.Registry.GcGracePeriod < TimeSpan.Zero || o.Registry.UploadExpiry <= TimeSpan.Zero)
             errors.Add("Platform:Registry:GcGracePeriod must not be negative and UploadExpiry must be positive.");
+        if (o.Git.MaxRepositoryMiB < 1)
+            errors.Add("Platform:Git:MaxRepositoryMiB must be at least 1.");
+        if (o.Registry.MaxUploadSessionsPerTeam < 1)
+            errors.Add("Platform:Registry:MaxUploadSessionsPerTeam must be at least 1.");
         if (o.Nodes.HeartbeatSeconds < 1 || o.Nodes.NotReadyAfterSeconds <= o.Nodes.HeartbeatSeconds)
             errors.Add("Platform:Nodes:HeartbeatSeconds must be at least 1 and below NotReadyAfterSeconds.");
         if (o.Housekeeping.AuditRetentionDays < 1)

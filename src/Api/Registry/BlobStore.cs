@@ -15,20 +15,29 @@ public interface IBlobStore
     /// <summary>Opens a stored blob for reading (seekable, so ranges can be served).</summary>
     Stream OpenRead(string digest);
 
-    /// <summary>Appends <paramref name="data"/> to an upload session at <paramref name="offset"/> and returns the new size.
-    /// Refuses (<see cref="BlobTooLargeException"/>) as soon as the session would pass <paramref name="maxBytes"/>.</summary>
-    Task<long> AppendAsync(Guid upload, long offset, Stream data, long maxBytes, CancellationToken ct);
+    /// <summary>Creates an upload session's (empty) file: only sessions created here take chunks.</summary>
+    void CreateUpload(Guid upload);
 
-    /// <summary>Bytes received so far by an upload session (0 for a new one).</summary>
+    /// <summary>
+    /// Appends <paramref name="data"/> to an upload session at <paramref name="offset"/> and returns the new size.
+    /// One request writes a session at a time (<see cref="UploadBusyException"/> for the others, and for a session
+    /// being finished); <paramref name="limit"/> is asked how large the session may grow, at the start and then every
+    /// <see cref="UploadLimit.Window"/> bytes, and the whole chunk is refused (<see cref="BlobTooLargeException"/>)
+    /// as soon as it would pass that.
+    /// </summary>
+    Task<long> AppendAsync(Guid upload, long offset, Stream data, UploadLimit limit, CancellationToken ct);
+
+    /// <summary>Bytes received so far by an upload session (0 for a new or unknown one).</summary>
     long UploadSize(Guid upload);
 
-    /// <summary>Digest (sha256) of everything received by an upload session.</summary>
-    Task<string> DigestUploadAsync(Guid upload, CancellationToken ct);
+    /// <summary>
+    /// Takes an upload session for the request finishing it: moves its file where no other request can append,
+    /// appends <paramref name="tail"/>, flushes it to disk and digests exactly those bytes. Dispose the result to
+    /// drop them, or <see cref="SealedUpload.Commit"/> to move them to their content address.
+    /// </summary>
+    Task<SealedUpload> SealAsync(Guid upload, Stream tail, UploadLimit limit, CancellationToken ct);
 
-    /// <summary>Moves a verified upload to its content address, atomically; a concurrent twin is harmless.</summary>
-    void Commit(Guid upload, string digest);
-
-    /// <summary>Stores small content (a manifest) at its content address, atomically.</summary>
+    /// <summary>Stores small content (a manifest) at its content address, atomically and durably; whatever was stored there is replaced.</summary>
     Task PutAsync(string digest, ReadOnlyMemory<byte> content, CancellationToken ct);
 
     void DeleteUpload(Guid upload);
@@ -39,6 +48,20 @@ public interface IBlobStore
     IEnumerable<string> StaleTemporaryFiles(DateTime before);
 }
 
+/// <summary>
+/// How large an upload session may grow now, given its size so far (the blob limit, or what is left of the team's
+/// registry quota once its other uploads are counted). Asked again every <see cref="Window"/> bytes, so uploads
+/// streaming side by side see each other's progress.
+/// </summary>
+public delegate ValueTask<long> UploadLimit(long size, CancellationToken ct);
+
+public static class UploadLimits
+{
+    public const long Window = 16L << 20;
+
+    public static UploadLimit Fixed(long max) => (_, _) => ValueTask.FromResult(max);
+}
+
 public sealed class BlobTooLargeException(long max) : Exception($"The blob is larger than {max} bytes.")
 {
     public long Max { get; } = max;
@@ -47,6 +70,40 @@ public sealed class BlobTooLargeException(long max) : Exception($"The blob is la
 public sealed class UploadOffsetException(long expected) : Exception($"The upload continues at byte {expected}.")
 {
     public long Expected { get; } = expected;
+}
+
+/// <summary>Another request is writing or finishing the session; <see cref="Size"/> is what it held when asked.</summary>
+public sealed class UploadBusyException(long size) : Exception("Another request is writing to this upload.")
+{
+    public long Size { get; } = size;
+}
+
+/// <summary>The session has no file: it was finished, cancelled or never created here.</summary>
+public sealed class UploadUnknownException() : Exception("The upload is not known.");
+
+/// <summary>
+/// An upload session held by the request finishing it: its bytes sit in a file no other request can reach, flushed
+/// to disk, and <see cref="Digest"/> was computed over exactly them. <see cref="Commit"/> moves them to their
+/// content address; disposing without committing deletes them.
+/// </summary>
+public sealed class SealedUpload(FileStream file, string path, string digest, long size, Action<string> commit) : IDisposable
+{
+    private bool _committed;
+
+    public string Digest { get; } = digest;
+    public long Size { get; } = size;
+
+    public void Commit()
+    {
+        commit(path);
+        _committed = true;
+    }
+
+    public void Dispose()
+    {
+        file.Dispose();
+        if (!_committed) File.Delete(path);
+    }
 }
 
 public sealed class FileSystemBlobStore : IBlobStore
@@ -72,6 +129,9 @@ public sealed class FileSystemBlobStore : IBlobStore
 
     private string UploadPath(Guid upload) => Path.Combine(_uploads, upload.ToString("N"));
 
+    /// <summary>Where a session's bytes go while its finishing request holds them: no request opens this name for writing.</summary>
+    private string SealedPath(Guid upload) => UploadPath(upload) + ".sealed";
+
     public long? Size(string digest)
     {
         var info = new FileInfo(BlobPath(digest));
@@ -81,22 +141,64 @@ public sealed class FileSystemBlobStore : IBlobStore
     public Stream OpenRead(string digest) =>
         new FileStream(BlobPath(digest), FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, BufferSize, FileOptions.Asynchronous | FileOptions.SequentialScan);
 
-    public async Task<long> AppendAsync(Guid upload, long offset, Stream data, long maxBytes, CancellationToken ct)
+    public void CreateUpload(Guid upload) => new FileStream(UploadPath(upload), FileMode.CreateNew, FileAccess.Write).Dispose();
+
+    /// <summary>
+    /// Opens the session file for the one request that may write it. <see cref="FileShare.None"/> takes an exclusive
+    /// <c>flock</c> on Linux, so a second writer is refused instead of interleaving; the name is checked again once the
+    /// lock is held, because a finishing request renames the file (under the same lock) before it digests it.
+    /// </summary>
+    private FileStream OpenExclusive(Guid upload)
     {
-        await using var file = new FileStream(UploadPath(upload), FileMode.OpenOrCreate, FileAccess.Write, FileShare.None, BufferSize, FileOptions.Asynchronous);
+        var path = UploadPath(upload);
+        FileStream file;
+        try
+        {
+            file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None, BufferSize, FileOptions.Asynchronous);
+        }
+        catch (FileNotFoundException)
+        {
+            throw File.Exists(SealedPath(upload)) ? new UploadBusyException(UploadSize(upload)) : new UploadUnknownException();
+        }
+        catch (IOException)
+        {
+            throw new UploadBusyException(UploadSize(upload));   // locked by the request writing or finishing it
+        }
+        if (File.Exists(path)) return file;
+        file.Dispose();
+        throw new UploadBusyException(UploadSize(upload));   // renamed by a finishing request between our open and our lock
+    }
+
+    public async Task<long> AppendAsync(Guid upload, long offset, Stream data, UploadLimit limit, CancellationToken ct)
+    {
+        await using var file = OpenExclusive(upload);
         if (file.Length != offset)
             throw new UploadOffsetException(file.Length);
+        return await CopyAsync(file, data, limit, ct);
+    }
+
+    /// <summary>Appends <paramref name="data"/> at the end of <paramref name="file"/>; a chunk that would pass the limit is cut off whole.</summary>
+    private static async Task<long> CopyAsync(FileStream file, Stream data, UploadLimit limit, CancellationToken ct)
+    {
+        var offset = file.Length;
         file.Seek(offset, SeekOrigin.Begin);
+        var max = await limit(offset, ct);
+        var nextCheck = offset + UploadLimits.Window;
         var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(BufferSize);
         try
         {
             int read;
             while ((read = await data.ReadAsync(buffer.AsMemory(0, BufferSize), ct)) > 0)
             {
-                if (file.Position + read > maxBytes)
+                if (file.Position >= nextCheck)
+                {
+                    max = await limit(file.Position, ct);
+                    nextCheck = file.Position + UploadLimits.Window;
+                }
+                if (file.Position + read > max)
                 {
                     file.SetLength(offset);   // refuse the whole chunk, keep what was there
-                    throw new BlobTooLargeException(maxBytes);
+                    throw new BlobTooLargeException(max);
                 }
                 await file.WriteAsync(buffer.AsMemory(0, read), ct);
             }
@@ -111,58 +213,106 @@ public sealed class FileSystemBlobStore : IBlobStore
     public long UploadSize(Guid upload)
     {
         var info = new FileInfo(UploadPath(upload));
-        return info.Exists ? info.Length : 0;
+        if (info.Exists) return info.Length;
+        var sealedFile = new FileInfo(SealedPath(upload));
+        return sealedFile.Exists ? sealedFile.Length : 0;
     }
 
-    public async Task<string> DigestUploadAsync(Guid upload, CancellationToken ct)
+    public async Task<SealedUpload> SealAsync(Guid upload, Stream tail, UploadLimit limit, CancellationToken ct)
     {
-        var path = UploadPath(upload);
-        if (!File.Exists(path))
-            return Digests.Of([]);
-        await using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, BufferSize, FileOptions.Asynchronous | FileOptions.SequentialScan);
-        return "sha256:" + Convert.ToHexStringLower(await SHA256.HashDataAsync(file, ct));
-    }
-
-    public void Commit(Guid upload, string digest)
-    {
-        var source = UploadPath(upload);
-        if (!File.Exists(source))
-            File.WriteAllBytes(source, []);
-        var target = BlobPath(digest);
-        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        var file = OpenExclusive(upload);
+        var path = SealedPath(upload);
         try
         {
-            File.Move(source, target, overwrite: false);
+            // From here on no request reaches these bytes by the session's name: a PATCH racing us is refused.
+            File.Move(UploadPath(upload), path);
+            var size = await CopyAsync(file, tail, limit, ct);
+            await file.FlushAsync(ct);
+            file.Flush(flushToDisk: true);   // the bytes are on disk before their name says they are a blob
+            file.Seek(0, SeekOrigin.Begin);
+            var digest = "sha256:" + Convert.ToHexStringLower(await SHA256.HashDataAsync(file, ct));
+            return new SealedUpload(file, path, digest, size, sealedPath => Install(sealedPath, digest));
         }
-        catch (IOException) when (File.Exists(target))
+        catch
         {
-            File.Delete(source);   // the same content arrived first through another upload
+            await file.DisposeAsync();
+            File.Delete(path);
+            throw;
         }
+    }
+
+    /// <summary>
+    /// Moves verified, flushed bytes to their content address, replacing whatever is stored there: a stored copy is
+    /// never trusted to match its name (a disk error or a hand-edited file), and rename is atomic, so a reader sees
+    /// the old bytes or the new ones. The folder is flushed too, so the name survives a crash.
+    /// </summary>
+    private void Install(string source, string digest)
+    {
+        var target = BlobPath(digest);
+        var folder = Path.GetDirectoryName(target)!;
+        Directory.CreateDirectory(folder);
+        File.Move(source, target, overwrite: true);
+        Durability.FlushDirectory(folder);
     }
 
     public async Task PutAsync(string digest, ReadOnlyMemory<byte> content, CancellationToken ct)
     {
-        var target = BlobPath(digest);
-        if (File.Exists(target)) return;
-        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
         var temp = Path.Combine(_uploads, "put-" + Guid.NewGuid().ToString("N"));
-        await File.WriteAllBytesAsync(temp, content.ToArray(), ct);
         try
         {
-            File.Move(temp, target, overwrite: false);
+            await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, BufferSize, FileOptions.Asynchronous))
+            {
+                await file.WriteAsync(content, ct);
+                await file.FlushAsync(ct);
+                file.Flush(flushToDisk: true);
+            }
+            Install(temp, digest);
         }
-        catch (IOException) when (File.Exists(target))
+        finally
         {
-            File.Delete(temp);
+            File.Delete(temp);   // gone already once installed
         }
     }
 
-    public void DeleteUpload(Guid upload) => File.Delete(UploadPath(upload));
+    public void DeleteUpload(Guid upload)
+    {
+        File.Delete(UploadPath(upload));
+        File.Delete(SealedPath(upload));
+    }
 
     public void Delete(string digest) => File.Delete(BlobPath(digest));
 
     public IEnumerable<string> StaleTemporaryFiles(DateTime before) =>
         Directory.EnumerateFiles(_uploads).Where(f => File.GetLastWriteTimeUtc(f) < before);
+}
+
+/// <summary>fsync of a folder, which .NET does not offer: a rename is durable only once its folder is flushed.</summary>
+internal static partial class Durability
+{
+    private const int ReadOnlyDirectory = 0x10000;   // O_RDONLY | O_DIRECTORY
+
+    public static void FlushDirectory(string folder)
+    {
+        var fd = Open(folder, ReadOnlyDirectory);
+        if (fd < 0) throw new IOException($"Cannot open {folder} to flush it (errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}).");
+        try
+        {
+            if (Fsync(fd) != 0) throw new IOException($"fsync of {folder} failed (errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}).");
+        }
+        finally
+        {
+            _ = Close(fd);
+        }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "open", SetLastError = true)]
+    private static extern int Open([System.Runtime.InteropServices.MarshalAs(System.Runtime.InteropServices.UnmanagedType.LPUTF8Str)] string path, int flags);
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static extern int Fsync(int fd);
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static extern int Close(int fd);
 }
 
 public static class Digests

@@ -7,7 +7,7 @@ namespace Platform.Api.Registry;
 
 /// <summary>
 /// Garbage collection of the registry, a Hangfire recurring job. Roots are tags, images named by
-/// digest in apps, and anything younger than the grace period (a push uploads blobs before its
+/// digest in apps, the digests of every release and of every placed instance, and anything younger than the grace period (a push uploads blobs before its
 /// manifest, so fresh unreferenced content is a push in flight, not garbage). From the roots it keeps
 /// child manifests of indexes and referrers of kept manifests, then the blobs those manifests name.
 /// Idempotent: a second run right after the first frees nothing.
@@ -43,8 +43,13 @@ public sealed partial class RegistryGc(
             .ToLookup(r => r.ManifestId, r => r.Digest);
         var tagged = (await db.RegistryTags.AsNoTracking().Select(t => new { t.RepositoryId, t.ManifestDigest }).ToListAsync(ct))
             .Select(t => (t.RepositoryId, t.ManifestDigest)).ToHashSet();
-        var pinnedDigests = (await db.Apps.AsNoTracking().Where(a => a.Image != null && a.Image.Contains("@sha256:")).Select(a => a.Image!).ToListAsync(ct))
-            .Select(i => i[(i.IndexOf('@') + 1)..]).ToHashSet();
+        // Digests something may still run: apps naming one, every release (pinned to the digest its tag named then,
+        // so a rollback finds its image after the tag moved) and every placed instance (a node may restart or
+        // re-pull it).
+        var pinnedImages = (await db.Apps.AsNoTracking().Where(a => a.Image != null && a.Image.Contains("@sha256:")).Select(a => a.Image!).ToListAsync(ct))
+            .Concat(await db.Releases.AsNoTracking().Where(r => r.Image.Contains("@sha256:")).Select(r => r.Image).Distinct().ToListAsync(ct));
+        var pinnedDigests = pinnedImages.Select(i => i[(i.IndexOf('@') + 1)..])
+            .Concat(await db.Instances.AsNoTracking().Select(i => i.ImageDigest).Distinct().ToListAsync(ct)).ToHashSet();
 
         var byKey = manifests.ToDictionary(m => (m.RepositoryId, m.Digest));
         var kept = new HashSet<Guid>();
@@ -76,7 +81,7 @@ public sealed partial class RegistryGc(
         // 4. Blobs no repository links any more: rows, then files.
         var orphans = await db.RegistryBlobs.Where(b => b.CreatedAt < cutoff && !db.RegistryRepositoryBlobs.Any(l => l.Digest == b.Digest))
             .Select(b => b.Digest).ToListAsync(ct);
-        var (blobs, bytes) = await DeleteUnlinkedAsync(db, store, orphans, ct);
+        var (blobs, bytes) = await DeleteUnlinkedAsync(db, store, orphans, ct, olderThan: cutoff);
         var report = new Report(expired.Count, doomed.Count, unlinked, blobs, bytes);
         LogRan(log, report.Uploads, report.Manifests, report.Links, report.Blobs, report.Bytes);
         return report;
@@ -86,16 +91,24 @@ public sealed partial class RegistryGc(
     /// Deletes those of <paramref name="digests"/> that no repository links (row, then file); a blob linked again
     /// meanwhile by a push, or still linked by another repository, stays. Returns how many went and their bytes.
     /// </summary>
-    public static async Task<(int Blobs, long Bytes)> DeleteUnlinkedAsync(PlatformDbContext db, IBlobStore store, IReadOnlyCollection<string> digests, CancellationToken ct)
+    public static async Task<(int Blobs, long Bytes)> DeleteUnlinkedAsync(PlatformDbContext db, IBlobStore store, IReadOnlyCollection<string> digests,
+        CancellationToken ct, DateTime? olderThan = null)
     {
         long bytes = 0;
         var blobs = 0;
         foreach (var digest in digests)
         {
+            // The row's delete and the file's go in one transaction: an upload committing the same digest touches
+            // the row first (and so waits for this transaction, or makes the row too young to delete) and moves its
+            // file in only after that, so the file it puts in place is never the one deleted here.
+            await using var tx = await db.Database.BeginTransactionAsync(ct);
             var size = await db.RegistryBlobs.Where(x => x.Digest == digest).Select(x => (long?)x.Size).FirstOrDefaultAsync(ct);
-            if (size is null || await db.RegistryBlobs.Where(x => x.Digest == digest && !db.RegistryRepositoryBlobs.Any(l => l.Digest == x.Digest)).ExecuteDeleteAsync(ct) == 0)
-                continue;
+            if (size is null || await db.RegistryBlobs
+                    .Where(x => x.Digest == digest && (olderThan == null || x.CreatedAt < olderThan) && !db.RegistryRepositoryBlobs.Any(l => l.Digest == x.Digest))
+                    .ExecuteDeleteAsync(ct) == 0)
+                continue;   // linked or touched again meanwhile by a push
             store.Delete(digest);
+            await tx.CommitAsync(ct);
             bytes += size.Value;
             blobs++;
         }

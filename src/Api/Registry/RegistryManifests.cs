@@ -65,8 +65,9 @@ public sealed partial class RegistryManifests(
             if (!await db.RegistryManifests.AnyAsync(m => m.RepositoryId == repo.Id && m.Digest == child, ct))
                 return RegistryErrors.ManifestBlobUnknown(child);
 
-        await store.PutAsync(digest, bytes, ct);
+        // Rows first, then bytes, as uploads commit: the collector never deletes a file put in place after its row was touched.
         await repositories.CommitBlobAsync(repo, digest, bytes.Length, ct);
+        await store.PutAsync(digest, bytes, ct);
         if (!await db.RegistryManifests.AnyAsync(m => m.RepositoryId == repo.Id && m.Digest == digest, ct))
         {
             var manifest = new RegistryManifest

@@ -67,9 +67,15 @@ public sealed class RegistryRepositories(PlatformDbContext db, RepositoryCreatio
         db.RegistryRepositoryBlobs.AnyAsync(l => l.RepositoryId == repositoryId && l.Digest == digest, ct);
 
     /// <summary>Records verified content (a blob or a manifest's bytes) and links it to the repository.</summary>
+    /// <remarks>
+    /// Called before the bytes are moved into place. The blob's row is touched (or created), so the collector — which
+    /// deletes only rows older than its grace period, and the file in the same transaction as the row — either
+    /// finished deleting before this (the file this upload moves in afterwards survives) or leaves the blob alone.
+    /// </remarks>
     public async Task CommitBlobAsync(RegistryRepository repo, string digest, long size, CancellationToken ct)
     {
-        if (!await db.RegistryBlobs.AnyAsync(b => b.Digest == digest, ct))
+        if (await db.RegistryBlobs.Where(b => b.Digest == digest)
+                .ExecuteUpdateAsync(s => s.SetProperty(b => b.CreatedAt, Now).SetProperty(b => b.Size, size), ct) == 0)
         {
             db.RegistryBlobs.Add(new RegistryBlob { Digest = digest, Size = size, CreatedAt = Now });
             await SaveIgnoringRaceAsync(ct);

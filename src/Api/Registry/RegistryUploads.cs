@@ -9,8 +9,10 @@ namespace Platform.Api.Registry;
 /// Blob upload sessions (the spec's "pushing blobs"): <c>POST …/blobs/uploads/</c> opens one (or takes
 /// the whole blob with <c>digest</c>), <c>PATCH</c> appends a chunk at the current offset, <c>GET</c>
 /// tells how far it got, <c>PUT …?digest=</c> takes the last bytes and commits, <c>DELETE</c> drops it.
-/// The digest is verified over everything received before the blob is visible; a refused upload
-/// leaves no file and no row behind.
+/// One request writes a session at a time; the finishing one first takes its bytes where no PATCH can
+/// append, so the digest is verified over exactly what becomes the blob. Bytes in flight count against
+/// the team's registry quota while they stream, and a team holds at most
+/// <see cref="RegistryOptions.MaxUploadSessionsPerTeam"/> sessions. A refused upload leaves no file and no row behind.
 /// </summary>
 public sealed class RegistryUploads(
     PlatformDbContext db, IBlobStore store, RegistryRepositories repositories, RegistryQuota quota, IOptions<PlatformOptions> options, TimeProvider clock)
@@ -32,9 +34,18 @@ public sealed class RegistryUploads(
     public async Task<IResult> StartAsync(HttpContext http, RegistryNames.Parsed name, CancellationToken ct)
     {
         var repo = await repositories.GetOrCreateAsync(name, ct);
+        if (repo.TeamId is { } teamId)
+        {
+            var open = await db.RegistryUploads.CountAsync(u => db.RegistryRepositories.Any(r => r.Id == u.RepositoryId && r.TeamId == teamId), ct);
+            if (open >= Options.MaxUploadSessionsPerTeam)
+                return RegistryErrors.Error(429, "TOOMANYREQUESTS",
+                    $"the team has {open} upload sessions open (at most {Options.MaxUploadSessionsPerTeam}): finish or cancel some; abandoned ones expire after {Options.UploadExpiry}",
+                    new { resource = "uploadSessions", scope = "team", used = open, limit = Options.MaxUploadSessionsPerTeam });
+        }
         var upload = new RegistryUpload { Id = Guid.NewGuid(), RepositoryId = repo.Id, CreatedAt = Now, UpdatedAt = Now };
         db.RegistryUploads.Add(upload);
         await db.SaveChangesAsync(ct);
+        store.CreateUpload(upload.Id);
         if (http.Request.Query["digest"].ToString() is { Length: > 0 })
             return await FinishAsync(http, name, repo, upload, ct);   // monolithic: POST with the whole blob
         return Progress(http, name, upload.Id, 0);
@@ -47,7 +58,10 @@ public sealed class RegistryUploads(
             && db.RegistryRepositories.Any(r => r.Id == u.RepositoryId && r.Name == name.Name), ct);
     }
 
-    /// <summary>Appends a chunk; one whose <c>Content-Range</c> does not continue the upload gets 416 with the current range.</summary>
+    /// <summary>
+    /// Appends a chunk; one whose <c>Content-Range</c> does not continue the upload, or that arrives while another
+    /// request writes or finishes the session, gets 416 with the current range.
+    /// </summary>
     public async Task<IResult> PatchAsync(HttpContext http, RegistryNames.Parsed name, string id, CancellationToken ct)
     {
         var upload = await FindAsync(name, id, ct);
@@ -64,24 +78,39 @@ public sealed class RegistryUploads(
         long size;
         try
         {
-            size = await store.AppendAsync(upload.Id, offset, http.Request.Body, Options.MaxBlobBytes, ct);
+            size = await store.AppendAsync(upload.Id, offset, http.Request.Body, quota.Limit(repo, upload.Id, Options.MaxBlobBytes), ct);
         }
         catch (BlobTooLargeException e)
         {
-            return RegistryErrors.SizeInvalid($"blobs are limited to {e.Max} bytes");
+            return await TooLargeAsync(http, repo, upload, offset, e, drop: false, ct);
         }
         catch (UploadOffsetException e)
         {
             return Progress(http, name, upload.Id, e.Expected, 416);
         }
-        if (await quota.CheckAsync(repo, size, null, ct) is { } denied)
+        catch (UploadBusyException e)
         {
-            await DropAsync(upload, ct);
-            return denied;
+            return Progress(http, name, upload.Id, e.Size, 416);
+        }
+        catch (UploadUnknownException)
+        {
+            return RegistryErrors.BlobUploadUnknown();
         }
         upload.UpdatedAt = Now;
+        upload.Bytes = size;
         await db.SaveChangesAsync(ct);
         return Progress(http, name, upload.Id, size);
+    }
+
+    /// <summary>A chunk stopped by the blob limit (413) or by the team's quota, counted with its uploads in flight (403 with the figures).</summary>
+    private async Task<IResult> TooLargeAsync(HttpContext http, RegistryRepository repo, RegistryUpload upload, long offset, BlobTooLargeException e, bool drop, CancellationToken ct)
+    {
+        var result = e.Max < Options.MaxBlobBytes && repo.TeamId is { } teamId
+            ? await quota.UploadDeniedAsync(teamId, upload.Id, offset, http.Request.ContentLength ?? e.Max - offset + 1, ct)
+            : RegistryErrors.SizeInvalid($"blobs are limited to {Options.MaxBlobBytes} bytes");
+        if (drop) await DropAsync(upload, ct);
+        else await db.RegistryUploads.Where(u => u.Id == upload.Id).ExecuteUpdateAsync(s => s.SetProperty(u => u.Bytes, offset), ct);
+        return result;
     }
 
     public async Task<IResult> StatusAsync(HttpContext http, RegistryNames.Parsed name, string id, CancellationToken ct)
@@ -113,37 +142,51 @@ public sealed class RegistryUploads(
         return await FinishAsync(http, name, repo, upload, ct);
     }
 
-    /// <summary>Takes the last bytes (if any), verifies the digest over everything received, then commits.</summary>
+    /// <summary>
+    /// Takes the session (no PATCH appends from now on), the last bytes (if any), verifies the digest over exactly
+    /// those bytes, then commits: the rows first, then the file, so the collector, which deletes a blob's row
+    /// and then its file in one transaction, never deletes a file this upload has just put in place.
+    /// </summary>
     private async Task<IResult> FinishAsync(HttpContext http, RegistryNames.Parsed name, RegistryRepository repo, RegistryUpload upload, CancellationToken ct)
     {
         var digest = http.Request.Query["digest"].ToString();
         if (!Digests.IsValid(digest))
             return RegistryErrors.DigestInvalid("the digest query parameter must be sha256:<64 hex digits>");
+        var offset = store.UploadSize(upload.Id);
+        SealedUpload sealedUpload;
         try
         {
-            await store.AppendAsync(upload.Id, store.UploadSize(upload.Id), http.Request.Body, Options.MaxBlobBytes, ct);
+            sealedUpload = await store.SealAsync(upload.Id, http.Request.Body, quota.Limit(repo, upload.Id, Options.MaxBlobBytes), ct);
         }
         catch (BlobTooLargeException e)
         {
-            await DropAsync(upload, ct);
-            return RegistryErrors.SizeInvalid($"blobs are limited to {e.Max} bytes");
+            return await TooLargeAsync(http, repo, upload, offset, e, drop: true, ct);
         }
-        var actual = await store.DigestUploadAsync(upload.Id, ct);
-        if (actual != digest)
+        catch (UploadBusyException e)
         {
-            await DropAsync(upload, ct);
-            return RegistryErrors.DigestInvalid($"the content's digest is {actual}, not {digest}");
+            return Progress(http, name, upload.Id, e.Size, 416);
         }
-        var size = store.UploadSize(upload.Id);
-        if (await quota.CheckAsync(repo, size, digest, ct) is { } denied)
+        catch (UploadUnknownException)
         {
-            await DropAsync(upload, ct);
-            return denied;
+            return RegistryErrors.BlobUploadUnknown();
         }
-        store.Commit(upload.Id, digest);
+        using (sealedUpload)
+        {
+            if (sealedUpload.Digest != digest)
+            {
+                await DropAsync(upload, ct);
+                return RegistryErrors.DigestInvalid($"the content's digest is {sealedUpload.Digest}, not {digest}");
+            }
+            if (await quota.CheckAsync(repo, sealedUpload.Size, digest, ct, upload.Id) is { } denied)
+            {
+                await DropAsync(upload, ct);
+                return denied;
+            }
+            await repositories.CommitBlobAsync(repo, digest, sealedUpload.Size, ct);
+            sealedUpload.Commit();
+        }
         db.RegistryUploads.Remove(upload);
         await db.SaveChangesAsync(ct);
-        await repositories.CommitBlobAsync(repo, digest, size, ct);
         return RegistryResults.Created(http, RegistryBlobs.Location(name, digest), digest);
     }
 }

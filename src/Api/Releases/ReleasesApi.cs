@@ -45,6 +45,8 @@ public static class ReleasesApi
         if (a is null) return Problems.NotFound($"App '{app}'");
         var target = await db.Releases.AsNoTracking().FirstOrDefaultAsync(r => r.AppId == a.Id && r.Version == version, ct);
         if (target is null) return Problems.NotFound($"Release v{version}");
+        // The release may name an image someone else deployed: the person rolling back must be able to pull it.
+        if (await deployments.MayRunAsync(access.Caller, target.Image, ct) is { } imageDenied) return imageDenied;
         var release = (await deployments.ApplyAsync(a, team, RunSpec.Of(a),
             new Deploy(target.Image, $"Rollback to v{version}", target.Commit, target.BuildNumber), access.Caller.UserId, ct))!;
         await deployments.CommitAsync(tx, a.Id, ct);

@@ -25,10 +25,13 @@ public sealed class PlatformHost : WebApplicationFactory<Program>
     public string DataDir { get; }
     public string? ConnectionString { get; }
     private readonly Dictionary<string, string?> _settings;
+    private readonly Action<IServiceCollection>? _services;
 
+    /// <param name="services">Replaces services after the Api registered its own (a test's seam around one component).</param>
     public PlatformHost(Provider provider, string? dataDir = null, string? connectionString = null, IDictionary<string, string?>? settings = null,
-        IReadOnlyList<System.Net.IPAddress>? listen = null)
+        IReadOnlyList<System.Net.IPAddress>? listen = null, Action<IServiceCollection>? services = null)
     {
+        _services = services;
         Provider = provider;
         DataDir = dataDir ?? Path.Combine(Path.GetTempPath(), "platform-tests", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(DataDir);
@@ -63,6 +66,7 @@ public sealed class PlatformHost : WebApplicationFactory<Program>
             builder.UseSetting("ConnectionStrings:Platform", ConnectionString);
         }
         foreach (var (k, v) in _settings) builder.UseSetting(k, v);
+        if (_services is not null) Microsoft.AspNetCore.TestHost.WebHostBuilderExtensions.ConfigureTestServices(builder, _services);
     }
 
     /// <summary>The server's base address (http://127.0.0.1:port), once started.</summary>

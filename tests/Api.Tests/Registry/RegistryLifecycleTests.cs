@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Platform.Api.Registry;
 using Platform.Api.Tests.Infrastructure;
@@ -17,20 +18,8 @@ public abstract class RegistryLifecycleTests(Provider provider)
     private static HttpClient Basic(PlatformHost host, string pat) => RegistryHttp.Basic(host, pat);
     private static Task<string> PushBlobAsync(HttpClient client, string repo, byte[] content) => RegistryHttp.PushBlobAsync(client, repo, content);
 
-    private static async Task<string> PushImageAsync(HttpClient client, string repo, string reference, byte[] layer)
-    {
-        var config = await PushBlobAsync(client, repo, Encoding.UTF8.GetBytes("{\"os\":\"linux\"}"));
-        var layerDigest = await PushBlobAsync(client, repo, layer);
-        var manifest = JsonSerializer.Serialize(new
-        {
-            schemaVersion = 2, mediaType = "application/vnd.oci.image.manifest.v1+json",
-            config = new { mediaType = "application/vnd.oci.image.config.v1+json", digest = config, size = 14 },
-            layers = new[] { new { mediaType = "application/vnd.oci.image.layer.v1.tar", digest = layerDigest, size = layer.Length } },
-        });
-        var put = await client.PutAsync($"/v2/{repo}/manifests/{reference}", new StringContent(manifest, Encoding.UTF8, "application/vnd.oci.image.manifest.v1+json"));
-        Assert.Equal(HttpStatusCode.Created, put.StatusCode);
-        return put.Headers.GetValues("Docker-Content-Digest").Single();
-    }
+    private static Task<string> PushImageAsync(HttpClient client, string repo, string reference, byte[] layer) =>
+        RegistryHttp.PushImageAsync(client, repo, reference, layer);
 
     private static async Task TeamAsync(PlatformHost host, string team, long registryGiB = 10)
     {
@@ -70,6 +59,76 @@ public abstract class RegistryLifecycleTests(Provider provider)
 
         var again = await scope.ServiceProvider.GetRequiredService<RegistryGc>().RunAsync(CancellationToken.None);
         Assert.Equal(new RegistryGc.Report(0, 0, 0, 0, 0), again);
+    }
+
+    [Fact]
+    public async Task A_rollback_to_a_release_whose_tag_moved_still_pulls_after_garbage_collection()
+    {
+        await using var host = new PlatformHost(provider, settings: new Dictionary<string, string?> { ["Platform:Registry:GcGracePeriod"] = "00:00:00" });
+        await TeamAsync(host, "rb");
+        var registry = Basic(host, PlatformHost.AdminToken);
+        var firstLayer = RandomNumberGenerator.GetBytes(100_000);
+        var first = await PushImageAsync(registry, "rb/p/app", "v1", firstLayer);
+        await host.Admin().PostAsJsonAsync("/api/v1/teams/rb/projects/p/apps", new { name = "app", image = "rb/p/app:v1", memoryMiB = 64 })
+            .ShouldBeAsync(HttpStatusCode.Created);   // release 1, pinned to the digest v1 names now
+        await PushImageAsync(registry, "rb/p/app", "v1", RandomNumberGenerator.GetBytes(100_000));   // the tag moves on
+        var unreleased = await PushImageAsync(registry, "rb/p/app", "scratch", RandomNumberGenerator.GetBytes(50_000));
+        Assert.Equal(HttpStatusCode.Accepted, (await registry.DeleteAsync("/v2/rb/p/app/manifests/scratch")).StatusCode);
+
+        await using var scope = host.Services.CreateAsyncScope();
+        var report = await scope.ServiceProvider.GetRequiredService<RegistryGc>().RunAsync(CancellationToken.None);
+        Assert.Equal(1, report.Manifests);   // positive control: the collector ran and took the image no release names
+        Assert.Equal(HttpStatusCode.NotFound, (await registry.GetAsync($"/v2/rb/p/app/manifests/{unreleased}")).StatusCode);
+
+        var rolledBack = await host.Admin().PostAsync("/api/v1/teams/rb/projects/p/apps/app/releases/1/rollback", null).ShouldBeAsync(HttpStatusCode.Created);
+        Assert.Equal($"rb/p/app@{first}", rolledBack.GetProperty("image").GetString());
+        Assert.Equal(HttpStatusCode.OK, (await registry.GetAsync($"/v2/rb/p/app/manifests/{first}")).StatusCode);
+        Assert.Equal(firstLayer, await registry.GetByteArrayAsync($"/v2/rb/p/app/blobs/{Sha(firstLayer)}"));
+    }
+
+    [Fact]
+    public async Task An_image_only_running_instances_still_use_survives_garbage_collection_after_its_tag_moved()
+    {
+        await using var host = new PlatformHost(provider, settings: new Dictionary<string, string?> { ["Platform:Registry:GcGracePeriod"] = "00:00:00" });
+        await TeamAsync(host, "ir");
+        var admin = host.Admin();
+        var registry = Basic(host, PlatformHost.AdminToken);
+        // Created before its image exists: the release cannot pin a digest; the placement resolves one later.
+        await admin.PostAsJsonAsync("/api/v1/teams/ir/projects/p/apps", new { name = "app", image = "ir/p/app:v1", memoryMiB = 64, cpuMillicores = 100 })
+            .ShouldBeAsync(HttpStatusCode.Created);
+        var join = await admin.PostAsJsonAsync("/api/v1/nodes/join-tokens", new { expiresInHours = 1 }).ShouldBeAsync(HttpStatusCode.Created);
+        var joined = await host.Http().PostAsJsonAsync("/api/v1/nodes/join", new { joinToken = join.GetProperty("token").GetString(), name = "ir-node" })
+            .ShouldBeAsync(HttpStatusCode.OK);
+        var token = await host.Http().PostAsync("/connect/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials", ["client_id"] = joined.GetProperty("clientId").GetString()!,
+            ["client_secret"] = joined.GetProperty("clientSecret").GetString()!, ["scope"] = "platform",
+        })).ShouldBeAsync(HttpStatusCode.OK);
+        var node = host.Http(token.GetProperty("access_token").GetString());
+        var resources = new Platform.Contracts.NodeResources(4096, 4000);
+        await node.PostAsJsonAsync("/api/v1/nodes/heartbeat", new Platform.Contracts.NodeHeartbeat("127.0.0.1", "test", resources, resources, null, 0))
+            .ShouldBeAsync(HttpStatusCode.OK);
+
+        var layer = RandomNumberGenerator.GetBytes(100_000);
+        var running = await PushImageAsync(registry, "ir/p/app", "v1", layer);
+        await using var scope = host.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<Platform.Data.PlatformDbContext>();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!await db.Instances.AnyAsync(i => i.ImageDigest == running))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the app's instance was never placed with the pushed digest");
+            await Task.Delay(100);
+        }
+        Assert.DoesNotContain(await db.Releases.Select(r => r.Image).ToListAsync(), i => i.Contains(running));   // only the instance names it
+        await PushImageAsync(registry, "ir/p/app", "v1", RandomNumberGenerator.GetBytes(100_000));   // the tag moves on
+        var unused = await PushImageAsync(registry, "ir/p/app", "scratch", RandomNumberGenerator.GetBytes(50_000));
+        Assert.Equal(HttpStatusCode.Accepted, (await registry.DeleteAsync("/v2/ir/p/app/manifests/scratch")).StatusCode);
+
+        var report = await scope.ServiceProvider.GetRequiredService<RegistryGc>().RunAsync(CancellationToken.None);
+        Assert.Equal(1, report.Manifests);   // positive control: what nothing runs is collected
+        Assert.Equal(HttpStatusCode.NotFound, (await registry.GetAsync($"/v2/ir/p/app/manifests/{unused}")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await registry.GetAsync($"/v2/ir/p/app/manifests/{running}")).StatusCode);
+        Assert.Equal(layer, await registry.GetByteArrayAsync($"/v2/ir/p/app/blobs/{Sha(layer)}"));
     }
 
     [Fact]
