@@ -14,7 +14,8 @@ namespace Platform.Api.Registry;
 /// Who calls the registry: a person (through a personal access token, directly or inside a registry
 /// token), or a node agent (its client credentials), which may pull only what is scheduled to it.
 /// </summary>
-public sealed record RegistryCaller(string UserId, bool IsPlatformAdmin, IReadOnlyDictionary<string, HashSet<string>>? Granted, Guid? NodeId = null)
+public sealed record RegistryCaller(string UserId, bool IsPlatformAdmin, IReadOnlyDictionary<string, HashSet<string>>? Granted, Guid? NodeId = null,
+    BuildScope? Build = null)
 {
     public const string NodePrefix = "node:";
 
@@ -23,6 +24,12 @@ public sealed record RegistryCaller(string UserId, bool IsPlatformAdmin, IReadOn
 }
 
 public enum RegistryAction { Pull, Push, Delete }
+
+/// <summary>
+/// What a running build's credential may do, whatever its person's roles: pull <c>library/</c> and its own team's
+/// repositories (its bases) and push its app's repository; the person's roles still have to allow each.
+/// </summary>
+public sealed record BuildScope(Guid Build, string Team, string Repository, bool PersonIsPlatformAdmin);
 
 /// <summary>
 /// Docker's token authentication (and plain Basic with a personal access token). Tokens are short-lived,
@@ -39,6 +46,39 @@ public sealed class RegistryAuth(PlatformDbContext db, IDataProtectionProvider p
 
     private sealed record TokenPayload(string Sub, Dictionary<string, string[]> Access);
 
+    /// <summary>The user name of a build's credential (its password is the credential itself).</summary>
+    public const string BuildUser = "build";
+    private const string BuildCredentialPrefix = "plat_build.";
+
+    private ITimeLimitedDataProtector BuildProtector => protection.CreateProtector("platform.registry.build").ToTimeLimitedDataProtector();
+
+    private sealed record BuildPayload(Guid Build, string Sub, string Team, string Repository);
+
+    /// <summary>
+    /// The registry credential of one build (Basic <see cref="BuildUser"/> and this): good only at the registry, only
+    /// for <see cref="BuildScope"/>'s actions, only while the build runs and at the latest until <paramref name="expires"/>.
+    /// It is no personal access token, so the REST API and git refuse it.
+    /// </summary>
+    public string BuildCredential(Guid build, string userId, string team, string repository, DateTimeOffset expires) =>
+        BuildCredentialPrefix + BuildProtector.Protect(JsonSerializer.Serialize(new BuildPayload(build, userId, team, repository)), expires);
+
+    private async Task<RegistryCaller?> BuildCallerAsync(string secret, CancellationToken ct)
+    {
+        BuildPayload payload;
+        try
+        {
+            payload = JsonSerializer.Deserialize<BuildPayload>(BuildProtector.Unprotect(secret[BuildCredentialPrefix.Length..], out _))!;
+        }
+        catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or FormatException or JsonException)
+        {
+            return null;
+        }
+        // Revoked with its build: once the build is no longer Running the credential opens nothing.
+        if (!await db.Builds.AsNoTracking().AnyAsync(b => b.Id == payload.Build && b.State == Builds.BuildStates.Running, ct)) return null;
+        var user = await UserAsync(payload.Sub, ct);
+        return user is null ? null : new RegistryCaller(user.UserId, false, null, null, new BuildScope(payload.Build, payload.Team, payload.Repository, user.IsPlatformAdmin));
+    }
+
     public enum Outcome { Anonymous, Invalid, Ok }
 
     /// <summary>Reads the caller from <c>Authorization</c>: Basic or Bearer personal access token, or a registry token.</summary>
@@ -47,6 +87,11 @@ public sealed class RegistryAuth(PlatformDbContext db, IDataProtectionProvider p
         var header = request.Headers.Authorization.ToString();
         if (string.IsNullOrEmpty(header))
             return (Outcome.Anonymous, null);
+        if (PatAuthenticationHandler.ReadBasic(header) is { User: BuildUser } build && build.Password.StartsWith(BuildCredentialPrefix, StringComparison.Ordinal))
+        {
+            var caller = await BuildCallerAsync(build.Password, ct);
+            return caller is null ? (Outcome.Invalid, null) : (Outcome.Ok, caller);
+        }
         if (NodeCredentials(header) is { } node)
         {
             var caller = await NodeAsync(node.ClientId, node.Secret, ct);
@@ -115,6 +160,16 @@ public sealed class RegistryAuth(PlatformDbContext db, IDataProtectionProvider p
     /// </summary>
     public async Task<HashSet<RegistryAction>?> RoleActionsAsync(RegistryCaller caller, RegistryNames.Parsed name, CancellationToken ct)
     {
+        if (caller.Build is { } build)
+        {
+            HashSet<RegistryAction> scope = name.Name == build.Repository ? [RegistryAction.Pull, RegistryAction.Push]
+                : name.IsLibrary || name.Team == build.Team ? [RegistryAction.Pull] : [];
+            if (scope.Count == 0) return null;
+            var person = await RoleActionsAsync(caller with { Build = null, IsPlatformAdmin = build.PersonIsPlatformAdmin }, name, ct);
+            if (person is null) return null;
+            person.IntersectWith(scope);
+            return person;
+        }
         if (caller.NodeId is { } node)
             return await db.Instances.AnyAsync(i => i.NodeId == node && i.ImageRepository == name.Name, ct) ? [RegistryAction.Pull] : null;
         if (name.IsLibrary)
