@@ -100,8 +100,13 @@ public sealed partial class BuildJob(
             workspace = BuildWorkspace.Create(layout.BuildScratch(build.Id, build.Attempts));
             await workspace.CheckOutAsync(output, cgroup, build.Source, layout.Repository(app.Id), build.Commit, o.Builds.AllowedSourceHosts, ct);
             var registry = RegistryHost();
-            var original = await workspace.DockerfileAsync(app.DockerfilePath, build.Commit, registry, o.Builds.UpstreamRegistries, ct);
+            var (original, upstream) = await workspace.DockerfileAsync(app.DockerfilePath, build.Commit, registry, o.Builds.UpstreamRegistries, ct);
             workspace.WriteAuthFile(registry, RegistryAuth.BuildUser, credential);
+            if (upstream.Count > 0)
+            {
+                var cacheCredential = registryAuth.BuildCredential(build.Id, build.CreatedBy ?? "", team.Name, repository, clock.GetUtcNow().AddSeconds(limits.TimeoutSeconds + 600), upstreamCache: true);
+                foreach (var @base in upstream) await UpstreamCache.RefreshAsync(output, cgroup, workspace, @base, cacheCredential, ct);
+            }
 
             var env = buildah.Configure(app.Id, registry);
             env["TMPDIR"] = workspace.Temp;

@@ -15,14 +15,21 @@ namespace Platform.Api.Builds;
 /// </summary>
 public static partial class DockerfileBases
 {
-    /// <summary>The rewritten Dockerfile, or every reason it is refused (one per line, naming its line).</summary>
-    public sealed record Result(string Text, IReadOnlyList<string> Problems);
+    /// <summary>
+    /// The rewritten Dockerfile, or every reason it is refused (one per line, naming its line), and the bases from
+    /// upstream registries with the platform-registry name of their cached copy (what the Dockerfile now names).
+    /// </summary>
+    public sealed record Result(string Text, IReadOnlyList<string> Problems, IReadOnlyList<(string Source, string Cache)> Upstream);
+
+    /// <summary>Where the platform's registry keeps copies of upstream bases: <c>library/upstream/{host-port}/…</c>.</summary>
+    public const string CachePrefix = "library/upstream/";
 
     public static Result Rewrite(string dockerfile, string registry, IReadOnlyCollection<string> upstreams)
     {
         var lines = dockerfile.Replace("\r\n", "\n").Split('\n');
         var escape = EscapeOf(lines);
         var problems = new List<string>();
+        var upstream = new List<(string Source, string Cache)>();
         var stages = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         var globalArgs = new Dictionary<string, string>(StringComparer.Ordinal);
         var stageCount = 0;
@@ -58,7 +65,7 @@ public static partial class DockerfileBases
                     if (index < 0) break;
                     var image = words[index].Value;
                     if (!image.Equals("scratch", StringComparison.OrdinalIgnoreCase) && !stages.Contains(image)
-                        && Resolve(image, globalArgs, registry, upstreams, where, problems) is { } resolved && resolved != image)
+                        && Resolve(image, globalArgs, registry, upstreams, where, problems, upstream) is { } resolved && resolved != image)
                         edits.Add((words[index].Index, image.Length, resolved));
                     if (words.Count > index + 2 && words[index + 1].Value.Equals("AS", StringComparison.OrdinalIgnoreCase)) stages.Add(words[index + 2].Value);
                     stageCount++;
@@ -72,7 +79,7 @@ public static partial class DockerfileBases
                         var group = from.Groups["image"];
                         var value = group.Value.Trim('"');
                         if (stages.Contains(value) || value.All(char.IsAsciiDigit)) continue;
-                        if (Resolve(value, globalArgs, registry, upstreams, where, problems) is { } resolved && resolved != value)
+                        if (Resolve(value, globalArgs, registry, upstreams, where, problems, upstream) is { } resolved && resolved != value)
                             edits.Add((words[w].Index + group.Index, group.Length, resolved));
                     }
                     break;
@@ -86,12 +93,12 @@ public static partial class DockerfileBases
             lines[first] = joined;
             for (var j = first + 1; j <= i; j++) lines[j] = "";
         }
-        return new Result(string.Join('\n', lines), problems);
+        return new Result(string.Join('\n', lines), problems, upstream.Distinct().ToList());
     }
 
     /// <summary>The image as buildah should pull it, or null (a reason added) when the build may not pull it.</summary>
     private static string? Resolve(string image, Dictionary<string, string> args, string registry, IReadOnlyCollection<string> upstreams,
-        string where, List<string> problems)
+        string where, List<string> problems, List<(string Source, string Cache)> upstream)
     {
         var expanded = Variable().Replace(image, m => args.TryGetValue(m.Groups["a"].Success ? m.Groups["a"].Value : m.Groups["b"].Value, out var v) ? v : m.Value);
         if (expanded.Contains('$'))
@@ -107,7 +114,14 @@ public static partial class DockerfileBases
         var slash = expanded.IndexOf('/');
         var head = slash < 0 ? "" : expanded[..slash];
         if (!IsRegistryHost(head)) return slash < 0 ? $"{registry}/library/{expanded}" : $"{registry}/{expanded}";
-        if (head.Equals(registry, StringComparison.OrdinalIgnoreCase) || upstreams.Contains(head, StringComparer.OrdinalIgnoreCase)) return expanded;
+        if (head.Equals(registry, StringComparison.OrdinalIgnoreCase)) return expanded;
+        if (upstreams.Contains(head, StringComparer.OrdinalIgnoreCase))
+        {
+            // Pull-through: buildah and nodes use the platform's copy; the build refreshes it from upstream first.
+            var cache = $"{registry}/{CachePrefix}{head.ToLowerInvariant().Replace(':', '-')}/{expanded[(slash + 1)..]}";
+            upstream.Add((expanded, cache));
+            return cache;
+        }
         problems.Add($"{where}: '{expanded}' is in the registry {head}, which builds may not pull from: use the platform's registry "
             + "(library/… or your team's repositories), or ask an operator to list it in Platform:Builds:UpstreamRegistries.");
         return null;

@@ -29,7 +29,11 @@ public enum RegistryAction { Pull, Push, Delete }
 /// What a running build's credential may do, whatever its person's roles: pull <c>library/</c> and its own team's
 /// repositories (its bases) and push its app's repository; the person's roles still have to allow each.
 /// </summary>
-public sealed record BuildScope(Guid Build, string Team, string Repository, bool PersonIsPlatformAdmin);
+/// <remarks>
+/// The upstream-cache credential of a build (<see cref="UpstreamCache"/>) instead pulls and pushes only the platform's
+/// copies of upstream bases (<c>library/upstream/…</c>): the Api's own skopeo uses it, buildah never sees it.
+/// </remarks>
+public sealed record BuildScope(Guid Build, string Team, string Repository, bool PersonIsPlatformAdmin, bool UpstreamCache = false);
 
 /// <summary>
 /// Docker's token authentication (and plain Basic with a personal access token). Tokens are short-lived,
@@ -52,15 +56,15 @@ public sealed class RegistryAuth(PlatformDbContext db, IDataProtectionProvider p
 
     private ITimeLimitedDataProtector BuildProtector => protection.CreateProtector("platform.registry.build").ToTimeLimitedDataProtector();
 
-    private sealed record BuildPayload(Guid Build, string Sub, string Team, string Repository);
+    private sealed record BuildPayload(Guid Build, string Sub, string Team, string Repository, bool Cache);
 
     /// <summary>
     /// The registry credential of one build (Basic <see cref="BuildUser"/> and this): good only at the registry, only
     /// for <see cref="BuildScope"/>'s actions, only while the build runs and at the latest until <paramref name="expires"/>.
     /// It is no personal access token, so the REST API and git refuse it.
     /// </summary>
-    public string BuildCredential(Guid build, string userId, string team, string repository, DateTimeOffset expires) =>
-        BuildCredentialPrefix + BuildProtector.Protect(JsonSerializer.Serialize(new BuildPayload(build, userId, team, repository)), expires);
+    public string BuildCredential(Guid build, string userId, string team, string repository, DateTimeOffset expires, bool upstreamCache = false) =>
+        BuildCredentialPrefix + BuildProtector.Protect(JsonSerializer.Serialize(new BuildPayload(build, userId, team, repository, upstreamCache)), expires);
 
     private async Task<RegistryCaller?> BuildCallerAsync(string secret, CancellationToken ct)
     {
@@ -76,7 +80,7 @@ public sealed class RegistryAuth(PlatformDbContext db, IDataProtectionProvider p
         // Revoked with its build: once the build is no longer Running the credential opens nothing.
         if (!await db.Builds.AsNoTracking().AnyAsync(b => b.Id == payload.Build && b.State == Builds.BuildStates.Running, ct)) return null;
         var user = await UserAsync(payload.Sub, ct);
-        return user is null ? null : new RegistryCaller(user.UserId, false, null, null, new BuildScope(payload.Build, payload.Team, payload.Repository, user.IsPlatformAdmin));
+        return user is null ? null : new RegistryCaller(user.UserId, false, null, null, new BuildScope(payload.Build, payload.Team, payload.Repository, user.IsPlatformAdmin, payload.Cache));
     }
 
     public enum Outcome { Anonymous, Invalid, Ok }
@@ -160,6 +164,8 @@ public sealed class RegistryAuth(PlatformDbContext db, IDataProtectionProvider p
     /// </summary>
     public async Task<HashSet<RegistryAction>?> RoleActionsAsync(RegistryCaller caller, RegistryNames.Parsed name, CancellationToken ct)
     {
+        if (caller.Build is { UpstreamCache: true })
+            return name.Name.StartsWith(Builds.DockerfileBases.CachePrefix, StringComparison.Ordinal) ? [RegistryAction.Pull, RegistryAction.Push] : null;
         if (caller.Build is { } build)
         {
             HashSet<RegistryAction> scope = name.Name == build.Repository ? [RegistryAction.Pull, RegistryAction.Push]

@@ -101,7 +101,7 @@ public sealed class BuildRulesTests
         "FROM reg:5000/library/busybox AS b\nFROM scratch\nCOPY --from=b /bin/sh /sh\nCOPY --from=0 /x /y\nCOPY --from=reg:5000/library/alpine /z /z\n")]
     [InlineData("ARG BASE=busybox:1\nFROM ${BASE}\n", "ARG BASE=busybox:1\nFROM reg:5000/library/busybox:1\n")]
     [InlineData("FROM \\\n  busybox\n", "FROM   reg:5000/library/busybox\n\n")]
-    [InlineData("FROM up.example.com:5000/x/y\n", "FROM up.example.com:5000/x/y\n")]
+    [InlineData("FROM up.example.com:5000/x/y:1\n", "FROM reg:5000/library/upstream/up.example.com-5000/x/y:1\n")]
     [InlineData("FROM busybox\nRUN --mount=type=bind,from=alpine,target=/a ls /a\n", "FROM reg:5000/library/busybox\nRUN --mount=type=bind,from=reg:5000/library/alpine,target=/a ls /a\n")]
     public void Base_images_resolve_to_the_platform_registry_and_scratch_stages_platform_and_listed_upstreams_stay(string dockerfile, string expected)
     {

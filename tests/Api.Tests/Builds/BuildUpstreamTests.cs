@@ -5,13 +5,14 @@ namespace Platform.Api.Tests.Builds;
 
 /// <summary>
 /// A base from a registry an operator listed (Platform:Builds:UpstreamRegistries): Debian's docker-registry
-/// (distribution) on loopback, with its own configuration and storage, holding no credentials of the platform's.
+/// (distribution) on loopback, with its own configuration and storage, holding no credentials of the platform's;
+/// pulled through the platform's registry, whose copy serves once the upstream is gone.
 /// </summary>
 [Collection("runtime")]
 public sealed class BuildUpstreamTests
 {
     [Fact]
-    public async Task A_FROM_naming_a_listed_upstream_registry_builds_from_it()
+    public async Task A_FROM_naming_a_listed_upstream_registry_builds_through_the_platforms_cache_which_serves_when_the_upstream_is_down()
     {
         await using var upstream = await UpstreamRegistry.StartAsync();
         await using var cluster = await Cluster.StartAsync(settings: new Dictionary<string, string?>(BuildKit.BuildSettings)
@@ -24,8 +25,21 @@ public sealed class BuildUpstreamTests
         await source.PushAsync(new Dictionary<string, string> { ["Dockerfile"] = $"FROM {upstream.Host}/tools/busybox:1\nRUN echo from the upstream\n" }, "up");
         await BuildKit.WaitForBuildAsync(cluster, "upstream", 1, "Succeeded");
         var log = await cluster.Admin.GetStringAsync($"{cluster.Apps}/upstream/builds/1/log");
-        Assert.Contains($"Trying to pull {upstream.Host}/tools/busybox:1", log);
+        var cached = $"library/upstream/{upstream.Host.Replace(':', '-')}/tools/busybox:1";
+        Assert.Contains($"cached {upstream.Host}/tools/busybox:1 in the platform's registry", log);
+        Assert.Contains($"Trying to pull {cluster.Registry}/{cached}", log);   // buildah pulls the platform's copy, not the upstream
         Assert.Contains("from the upstream", log);
+        (await Run.ToolAsync("skopeo", ["inspect", "--tls-verify=false", "--creds=admin:" + PlatformHost.AdminToken, $"docker://{cluster.Registry}/{cached}"]))
+            .EnsureSuccess("the cached copy in the platform's registry");
+
+        // The upstream goes away. Another app (a layer cache of its own, so nothing local) still builds from the copy.
+        await upstream.DisposeAsync();
+        var other = await BuildKit.GitAppAsync(cluster, "again");
+        await other.PushAsync(new Dictionary<string, string> { ["Dockerfile"] = $"FROM {upstream.Host}/tools/busybox:1\nRUN echo from the cache\n" }, "again");
+        await BuildKit.WaitForBuildAsync(cluster, "again", 1, "Succeeded");
+        var again = await cluster.Admin.GetStringAsync($"{cluster.Apps}/again/builds/1/log");
+        Assert.Contains("could not be fetched from its registry", again);
+        Assert.Contains("from the cache", again);
     }
 
     /// <summary>docker-registry on a free loopback port, its storage and configuration in a folder of its own.</summary>
@@ -33,6 +47,7 @@ public sealed class BuildUpstreamTests
     {
         private readonly string root;
         private readonly Platform.Host.Processes.RunningProcess process;
+        private bool stopped;
         public string Host { get; }
 
         private UpstreamRegistry(string root, string host, Platform.Host.Processes.RunningProcess process)
@@ -77,6 +92,8 @@ public sealed class BuildUpstreamTests
 
         public async ValueTask DisposeAsync()
         {
+            if (stopped) return;
+            stopped = true;
             await process.DisposeAsync();
             Directory.Delete(root, recursive: true);
         }

@@ -48,7 +48,7 @@ public sealed class BuildCredentialAttackTests
         await using var cluster = await Cluster.StartAsync(settings: BuildKit.BuildSettings);
         var source = await BuildKit.GitAppAsync(cluster, "thief");
         await source.PushAsync(new Dictionary<string, string> { ["Dockerfile"] = "FROM busybox\nRUN echo waiting && sleep 120\n" }, "wait");
-        await Cluster.WaitAsync(async () => (await cluster.Admin.GetStringAsync($"{cluster.Apps}/thief/builds/1/log")).Contains("waiting"), 60, "the RUN step started");
+        await Cluster.WaitAsync(async () => (await cluster.Admin.GetStringAsync($"{cluster.Apps}/thief/builds/1/log")).Split('\n').Contains("waiting"), 60, "the RUN step started");
         // What a step that escaped its container would find: the build's auth file in its scratch folder.
         var file = Directory.EnumerateFiles(Path.Combine(cluster.Host.DataDir, "scratch"), "auth.json", SearchOption.AllDirectories).Single();
         var auths = JsonDocument.Parse(await File.ReadAllTextAsync(file)).RootElement.GetProperty("auths");
