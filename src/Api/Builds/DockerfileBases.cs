@@ -10,7 +10,7 @@ namespace Platform.Api.Builds;
 /// registry (<c>library/</c> for one word); <c>scratch</c>, earlier stages (by name or index) and <c>--platform</c>
 /// stay as written. A name given through a variable is resolved from the global <c>ARG</c> defaults (the platform
 /// passes no build arguments) or refused, as is any other registry: what the platform cannot read, it does not
-/// let buildah pull. Line continuations, comments and the <c>escape</c> directive are read as buildah reads them;
+/// let buildah pull. ADD of a URL is refused too (buildah would fetch it from the Api's network). Line continuations, comments and the <c>escape</c> directive are read as buildah reads them;
 /// a rewritten instruction keeps its first line and leaves the rest of its lines empty, so line numbers hold.
 /// </summary>
 public static partial class DockerfileBases
@@ -82,6 +82,11 @@ public static partial class DockerfileBases
                         if (Resolve(value, globalArgs, registry, upstreams, where, problems, upstream) is { } resolved && resolved != value)
                             edits.Add((words[w].Index + group.Index, group.Length, resolved));
                     }
+                    // buildah fetches ADD's URLs itself, from the Api's machine and network (its services, PostgreSQL, the
+                    // metadata address), not from the build network the RUN steps are confined to.
+                    if (keyword == "ADD" && words.Skip(1).Any(w => !w.Value.StartsWith("--", StringComparison.Ordinal)
+                        && (w.Value.Contains("://", StringComparison.Ordinal) || w.Value.TrimStart('[', '"').StartsWith("git@", StringComparison.Ordinal))))
+                        problems.Add($"{where}: ADD may not fetch URLs (buildah would fetch them from the platform's own network): download in a RUN step, which runs in the build network.");
                     break;
                 case "ONBUILD" when words.Skip(1).Any(w => FromFlag().IsMatch(w.Value) || MountFrom().IsMatch(w.Value)):
                     problems.Add($"{where}: ONBUILD may not name images (it would pull them in the builds of others).");

@@ -119,6 +119,9 @@ public sealed class BuildRulesTests
     [InlineData("FROM $NOPE\n", "Dockerfile line 1: the image '$NOPE' is named through a variable")]
     [InlineData("FROM busybox\nRUN --mount=type=bind,from=evil.io/x,target=/a true\n", "Dockerfile line 2: 'evil.io/x' is in the registry evil.io")]
     [InlineData("FROM busybox\nONBUILD COPY --from=busybox /a /b\n", "Dockerfile line 2: ONBUILD may not name images")]
+    [InlineData("FROM busybox\nADD http://169.254.169.254/latest/meta-data /m\n", "Dockerfile line 2: ADD may not fetch URLs")]
+    [InlineData("FROM busybox\nADD [\"https://127.0.0.1:5080/healthz\", \"/h\"]\n", "Dockerfile line 2: ADD may not fetch URLs")]
+    [InlineData("FROM busybox\nadd git@github.com:acme/web.git /src\n", "Dockerfile line 2: ADD may not fetch URLs")]
     public void Images_from_other_registries_or_unresolvable_names_are_refused_naming_the_line(string dockerfile, string problem)
     {
         var result = DockerfileBases.Rewrite(dockerfile, "reg:5000", ["up.example.com:5000"]);
