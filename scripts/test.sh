@@ -20,6 +20,7 @@ for tool in skopeo umoci buildah runc iptables; do command -v $tool >/dev/null |
 command -v ip >/dev/null || need+=(iproute2)
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 [ -f /usr/share/containers/seccomp.json ] || need+=(golang-github-containers-common)
+command -v docker-registry >/dev/null || need+=(docker-registry)   # an upstream registry for builds (its own config, loopback)
 [ -x /usr/bin/chromium ] || need+=(chromium)   # the Portal's browser tests (Playwright drives it; never `playwright install`)
 [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q static || need+=(busybox-static file)
 if [ ${#need[@]} -gt 0 ]; then
@@ -29,6 +30,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   # The tests start their own server; the packaged cluster is not needed.
   systemctl disable --now postgresql >/dev/null 2>&1 || true
+  systemctl disable --now docker-registry >/dev/null 2>&1 || true
 fi
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet tool restore >/dev/null

@@ -5,7 +5,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Platform.Api.Deployments;
-using Platform.Api.Identity;
+using Platform.Api.Registry;
 using Platform.Api.Infrastructure;
 using Platform.Data;
 
@@ -31,13 +31,13 @@ public static class BuildStates
 /// only then writes its outcome: a release through <see cref="DeploymentService"/> (release, the app's
 /// image and the build's success in one transaction), or the reason it failed. So a build seen finished
 /// has left nothing behind. It writes a heartbeat while it runs and obeys a cancel request within a
-/// second or two. The build pulls and pushes as the person who started it, through a token minted for the
-/// build and revoked when it ends. Running it twice for one build does nothing the second time (the claim
+/// second or two. The build pulls and pushes as the person who started it, through a registry credential
+/// scoped to the build (<see cref="RegistryAuth.BuildCredential"/>) that dies when it ends. Running it twice for one build does nothing the second time (the claim
 /// finds it no longer Queued).
 /// </summary>
 public sealed partial class BuildJob(
     PlatformDbContext db, BuildClaim claims, LocalBuilds local, Buildah buildah, BuildNetwork network, DeploymentService deployments,
-    IBackgroundJobClient jobs, IServer server, IServiceScopeFactory scopes, DataLayout layout, IOptions<PlatformOptions> options,
+    IBackgroundJobClient jobs, IServer server, IServiceScopeFactory scopes, DataLayout layout, IOptions<PlatformOptions> options, RegistryAuth registryAuth,
     TimeProvider clock, ILogger<BuildJob> log)
 {
     public static BuildLimits LimitsOf(TeamQuota q, BuildsOptions d) => new(
@@ -74,12 +74,9 @@ public sealed partial class BuildJob(
         var limits = LimitsOf(team.Quota, o.Builds);
         Directory.CreateDirectory(layout.BuildLogs);
 
-        var token = TokenSecrets.NewSecret(TokenSecrets.PatPrefix);
-        var pat = new PersonalAccessToken
-        {
-            UserId = build.CreatedBy ?? "", Name = $"build {repository} #{build.Number}", Prefix = token[..12], Hash = TokenSecrets.Hash(token),
-            CreatedAt = clock.GetUtcNow().UtcDateTime, ExpiresAt = clock.GetUtcNow().UtcDateTime.AddSeconds(limits.TimeoutSeconds + 600),
-        };
+        // The registry credential of this build alone: only the platform's registry gets it (the auth file names no
+        // other), it pulls bases and pushes this app's repository and nothing else, and it dies with the build.
+        var credential = registryAuth.BuildCredential(build.Id, build.CreatedBy ?? "", team.Name, repository, clock.GetUtcNow().AddSeconds(limits.TimeoutSeconds + 600));
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(shutdown);
         stop.CancelAfter(TimeSpan.FromSeconds(limits.TimeoutSeconds));
@@ -91,24 +88,29 @@ public sealed partial class BuildJob(
         BuildWorkspace? workspace = null;
         string? digest = null;
         (string State, string Reason)? failure = null;
-        using var output = new BuildLog(layout.BuildLog(build.Id), o.Builds.MaxLogBytes);
+        using var output = new BuildLog(layout.BuildLog(build.Id), o.Builds.MaxLogBytes) { MaxStepBytes = o.Builds.MaxStepOutputBytes };
         try
         {
             output.Say($"building {repository} #{build.Number} at {build.Commit} (memory {limits.MemoryMiB} MiB, CPU {limits.CpuMillicores}m, {limits.Pids} processes, {limits.TimeoutSeconds} s)");
             // The build pulls and pushes with the rights of the person who started it (for webhooks: who set the source).
             if (build.CreatedBy is null || !await db.Users.AnyAsync(u => u.Id == build.CreatedBy, shutdown))
                 throw new BuildFailure("Nobody's rights to use: the person who started this build (for a webhook, who set the app's source) no longer exists. Set the source again.");
-            db.PersonalAccessTokens.Add(pat);
-            await db.SaveChangesAsync(shutdown);
             cgroup = BuildCgroup.Create(o.Builds.CgroupName, build.Id, limits);
             var ct = stop.Token;
             workspace = BuildWorkspace.Create(layout.BuildScratch(build.Id, build.Attempts));
             await workspace.CheckOutAsync(output, cgroup, build.Source, layout.Repository(app.Id), build.Commit, o.Builds.AllowedSourceHosts, ct);
             var registry = RegistryHost();
-            var (dockerfile, original) = await workspace.DockerfileAsync(app.DockerfilePath, build.Commit, registry, ct);
+            var (original, upstream) = await workspace.DockerfileAsync(app.DockerfilePath, build.Commit, registry, o.Builds.UpstreamRegistries, ct);
+            workspace.WriteAuthFile(registry, RegistryAuth.BuildUser, credential);
+            if (upstream.Count > 0)
+            {
+                var cacheCredential = registryAuth.BuildCredential(build.Id, build.CreatedBy ?? "", team.Name, repository, clock.GetUtcNow().AddSeconds(limits.TimeoutSeconds + 600), upstreamCache: true);
+                foreach (var @base in upstream) await UpstreamCache.RefreshAsync(output, cgroup, workspace, @base, cacheCredential, ct);
+            }
 
             var env = buildah.Configure(app.Id, registry);
             env["TMPDIR"] = workspace.Temp;
+            foreach (var (k, v) in workspace.AuthEnv) env[k] = v;
             var image = $"{registry}/{repository}:{build.Commit}";
             string[] networkArgs;
             if (o.Builds.Network == "isolated")
@@ -119,13 +121,13 @@ public sealed partial class BuildJob(
             else networkArgs = ["--network", "none"];
             try
             {
-                await Buildah.BudAsync(output, cgroup, workspace, env, networkArgs, token, dockerfile, image, ct);
+                await Buildah.BudAsync(output, cgroup, workspace, env, networkArgs, image, ct);
             }
             catch (BuildFailure f)
             {
                 throw new BuildFailure(Explain(f.Message, original, registry));
             }
-            digest = await Buildah.PushAsync(output, cgroup, workspace, env, token, image, ct);
+            digest = await Buildah.PushAsync(output, cgroup, workspace, env, image, ct);
             output.Say($"pushed {repository}@{digest}; rolling out");
             // The layer cache keeps the images of the app's last two successful builds (this one included).
             var keep = await db.Builds.AsNoTracking().Where(b => b.AppId == app.Id && b.State == BuildStates.Succeeded)
@@ -154,8 +156,6 @@ public sealed partial class BuildJob(
             if (lease is not null) await lease.DisposeAsync();
             try { workspace?.Remove(); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { LogCleanupFailed(log, build.Number, e.Message); }
-            await db.PersonalAccessTokens.Where(t => t.Id == pat.Id)
-                .ExecuteUpdateAsync(s => s.SetProperty(t => t.RevokedAt, clock.GetUtcNow().UtcDateTime), CancellationToken.None);
         }
 
         if (digest is null && failure is null)
@@ -273,13 +273,6 @@ public sealed partial class BuildJob(
         var address = server.Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new Uri(address.Replace("0.0.0.0", "127.0.0.1").Replace("[::]", "127.0.0.1").Replace("+", "127.0.0.1").Replace("*", "127.0.0.1")).Authority;
     }
-
-    [GeneratedRegex(@"^(\s*FROM\s+)(?:--platform=\S+\s+)?([a-z0-9][a-z0-9._-]*(?::[A-Za-z0-9_.-]+)?)(\s|$)", RegexOptions.IgnoreCase | RegexOptions.Multiline)]
-    private static partial Regex ShortFrom();
-
-    /// <summary><c>FROM busybox</c> (no slash: Docker Hub's library) becomes <c>FROM {registry}/library/busybox</c>.</summary>
-    public static string ResolveShortNames(string dockerfile, string registry) =>
-        ShortFrom().Replace(dockerfile, m => $"{m.Groups[1].Value}{registry}/library/{m.Groups[2].Value}{m.Groups[3].Value}");
 
     [LoggerMessage(EventId = 70, Level = LogLevel.Warning, Message = "Build #{Number} of {Repository} {State}: {Reason}")]
     private static partial void LogFailed(ILogger logger, string repository, int number, string state, string reason);

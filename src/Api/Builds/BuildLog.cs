@@ -13,6 +13,9 @@ public sealed class BuildLog(string path, long maxBytes) : IDisposable
     private long written = File.Exists(path) ? new FileInfo(path).Length : 0;
     private bool truncated;
 
+    /// <summary>How much output one step may print in all before it is stopped (<see cref="Infrastructure.BuildsOptions.MaxStepOutputBytes"/>).</summary>
+    public long MaxStepBytes { get; init; } = long.MaxValue;
+
     /// <summary>A line of a step's output (dropped past the limit).</summary>
     public void Step(string line)
     {

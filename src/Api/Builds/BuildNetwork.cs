@@ -63,7 +63,7 @@ public sealed class BuildNetwork(IOptions<PlatformOptions> options)
         var host = Enumerable.Range(2, 253).FirstOrDefault(h => leases.TryAdd(h, build));
         if (host == 0) throw new InvalidOperationException("The build network has no free address: too many builds run on this machine at once.");
         var name = NamespaceOf(build);
-        var veth = "pbv" + build.ToString("N")[^10..];
+        var veth = VethOf(name);
         var lease = new Lease(this, name, host);
         try
         {
@@ -88,13 +88,24 @@ public sealed class BuildNetwork(IOptions<PlatformOptions> options)
     /// <summary>Removes the name-space of a build that no longer runs here (its Api died); nothing when there is none.</summary>
     public static Task RemoveAsync(Guid build, CancellationToken ct) => NetworkNamespaces.DeleteAsync(NamespaceOf(build), ct);
 
-    /// <summary>Removes name-spaces of builds that no longer run here (their Api died).</summary>
-    public static async Task RemoveLeftoversAsync(IReadOnlySet<string> keep, CancellationToken ct)
+    /// <summary>
+    /// Removes name-spaces of builds that no longer run here (their Api died): only those whose veth is a port of
+    /// this platform's bridge, so another platform on the machine (other settings: a developer's, a test's) keeps
+    /// its builds' name-spaces, which this one's cgroups do not list.
+    /// </summary>
+    public async Task RemoveLeftoversAsync(IReadOnlySet<string> keep, CancellationToken ct)
     {
+        var ports = await ProcessRunner.RunAsync("ip", ["-o", "link", "show", "master", Bridge], ct);
+        if (!ports.Succeeded) return;   // no bridge: no build of this platform's has a name-space
+        var ours = ports.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l.Split(':', 3) is [_, var n, _] ? n.Trim().Split('@')[0] : "").Where(n => n.StartsWith("pbv", StringComparison.Ordinal)).ToHashSet();
         foreach (var name in await NetworkNamespaces.ListAsync(ct))
-            if (name.StartsWith("pb-", StringComparison.Ordinal) && !keep.Contains(name))
+            if (name.StartsWith("pb-", StringComparison.Ordinal) && !keep.Contains(name) && ours.Contains(VethOf(name)))
                 await NetworkNamespaces.DeleteAsync(name, ct);
     }
+
+    /// <summary>The host end of a build name-space's veth (the id's last ten hex digits).</summary>
+    private static string VethOf(string ns) => "pbv" + ns[^10..];
 
     /// <summary>The build's name-space: from the id's random end (a version 7 id begins with its millisecond).</summary>
     public static string NamespaceOf(Guid build) => "pb-" + build.ToString("N")[^12..];

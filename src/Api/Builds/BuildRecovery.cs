@@ -14,7 +14,7 @@ namespace Platform.Api.Builds;
 /// name-spaces that belong to no build running here are removed at start.
 /// </summary>
 public sealed partial class BuildRecovery(
-    IServiceScopeFactory scopes, LocalBuilds local, Buildah buildah, DataLayout layout, IOptions<PlatformOptions> options, TimeProvider clock, ILogger<BuildRecovery> log)
+    IServiceScopeFactory scopes, LocalBuilds local, Buildah buildah, BuildNetwork network, DataLayout layout, IOptions<PlatformOptions> options, TimeProvider clock, ILogger<BuildRecovery> log)
     : BackgroundService
 {
     public override async Task StartAsync(CancellationToken cancellationToken)
@@ -91,7 +91,7 @@ public sealed partial class BuildRecovery(
             if (!local.Runs(build))
                 Directory.Delete(folder, recursive: true);
         if (o.Builds.Network == "isolated" && Environment.UserName == "root")
-            await BuildNetwork.RemoveLeftoversAsync(   // a build running anywhere on this machine has its cgroup
+            await network.RemoveLeftoversAsync(   // a build running anywhere on this machine has its cgroup
                 BuildCgroup.Present(o.Builds.CgroupName).Concat(local.Builds).Select(BuildNetwork.NamespaceOf).ToHashSet(), ct);
     }
 

@@ -36,19 +36,22 @@ public sealed class Buildah(DataLayout layout)
         ["CONTAINERS_CONF"] = Path.Combine(root, "containers.conf"),
     };
 
-    /// <summary><c>buildah bud</c> of the checkout: RUN steps in <paramref name="network"/>, under the build's cgroup, pulling with the build's token.</summary>
+    /// <summary>
+    /// <c>buildah bud</c> of the checkout's real path with the rewritten Dockerfile: RUN steps in <paramref name="network"/>,
+    /// under the build's cgroup; pulls authenticate from the build's auth file, which names the platform's registry alone.
+    /// </summary>
     internal static Task BudAsync(BuildLog output, BuildCgroup cgroup, BuildWorkspace workspace, IReadOnlyDictionary<string, string?> env,
-        IReadOnlyList<string> network, string token, string dockerfile, string image, CancellationToken ct) =>
+        IReadOnlyList<string> network, string image, CancellationToken ct) =>
         BuildStep.RunAsync(output, cgroup, "buildah", ["bud", "--layers", "--isolation", "oci", "--runtime", "/usr/sbin/runc", .. network,
             "--runtime-flag", "root=" + workspace.RuntimeRoot,
             "--cgroup-parent", cgroup.Parent,   // the build's limits hold for the steps through the hierarchy, and its OOM counter sees them
-            "--tls-verify=false", "--creds", "build:" + token, "--pull", "-f", dockerfile, "-t", image, workspace.Checkout], env, ct);
+            "--tls-verify=false", "--authfile", workspace.AuthFile, "--pull", "-f", workspace.RewrittenDockerfile, "-t", image, workspace.Context], env, ct);
 
-    /// <summary>Pushes <paramref name="image"/> to the registry it names; returns the manifest's digest.</summary>
+    /// <summary>Pushes <paramref name="image"/> to the registry it names (the platform's) with the build's auth file; returns the manifest's digest.</summary>
     internal static async Task<string> PushAsync(BuildLog output, BuildCgroup cgroup, BuildWorkspace workspace, IReadOnlyDictionary<string, string?> env,
-        string token, string image, CancellationToken ct)
+        string image, CancellationToken ct)
     {
-        await BuildStep.RunAsync(output, cgroup, "buildah", ["push", "--tls-verify=false", "--creds", "build:" + token, "--digestfile", workspace.DigestFile,
+        await BuildStep.RunAsync(output, cgroup, "buildah", ["push", "--tls-verify=false", "--authfile", workspace.AuthFile, "--digestfile", workspace.DigestFile,
             image, "docker://" + image], env, ct);
         return (await File.ReadAllTextAsync(workspace.DigestFile, ct)).Trim();
     }

@@ -96,6 +96,16 @@ public sealed class BuildsOptions
     /// <summary>A build's log keeps at most this much of its steps' output.</summary>
     public long MaxLogBytes { get; set; } = 16L * 1024 * 1024;
     /// <summary>
+    /// A step (clone, bud, push) that prints more than this is stopped and the build fails: past the log's limit its
+    /// output is only read and dropped, and this bounds that work too. Lines are cut at 64 KiB either way.
+    /// </summary>
+    public long MaxStepOutputBytes { get; set; } = 256L * 1024 * 1024;
+    /// <summary>
+    /// Registries (host or host:port, as a FROM line spells them) builds may pull bases from besides the platform's;
+    /// pulled without the platform's credentials. Any other registry in a FROM (or COPY --from) is refused.
+    /// </summary>
+    public List<string> UpstreamRegistries { get; set; } = [];
+    /// <summary>
     /// "isolated" (default): RUN steps get their own network name-space behind NAT that reaches the internet but
     /// not this machine's addresses nor private, loopback or link-local ones; "none": no network at all.
     /// </summary>
@@ -188,6 +198,10 @@ public sealed class PlatformOptionsValidator : IValidateOptions<PlatformOptions>
             errors.Add("Platform:Builds: Workers ≥ 0, MemoryMiB ≥ 64, CpuMillicores ≥ 100, Pids ≥ 16 and TimeoutSeconds ≥ 5.");
         if (o.Builds.MaxLogBytes < 64 * 1024)
             errors.Add("Platform:Builds:MaxLogBytes must be at least 64 KiB.");
+        if (o.Builds.MaxStepOutputBytes < o.Builds.MaxLogBytes)
+            errors.Add("Platform:Builds:MaxStepOutputBytes must be at least Platform:Builds:MaxLogBytes.");
+        foreach (var upstream in o.Builds.UpstreamRegistries.Where(u => !Builds.DockerfileBases.IsRegistryHost(u)))
+            errors.Add($"Platform:Builds:UpstreamRegistries: '{upstream}' is not a registry host such as registry.example.com or 127.0.0.1:5000.");
         if (o.Builds.Network is not ("isolated" or "none"))
             errors.Add("Platform:Builds:Network must be 'isolated' or 'none'.");
         if (!Builds.BuildNetwork.TryParseSubnet(o.Builds.Subnet, out _))

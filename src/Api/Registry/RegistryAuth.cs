@@ -14,7 +14,8 @@ namespace Platform.Api.Registry;
 /// Who calls the registry: a person (through a personal access token, directly or inside a registry
 /// token), or a node agent (its client credentials), which may pull only what is scheduled to it.
 /// </summary>
-public sealed record RegistryCaller(string UserId, bool IsPlatformAdmin, IReadOnlyDictionary<string, HashSet<string>>? Granted, Guid? NodeId = null)
+public sealed record RegistryCaller(string UserId, bool IsPlatformAdmin, IReadOnlyDictionary<string, HashSet<string>>? Granted, Guid? NodeId = null,
+    BuildScope? Build = null)
 {
     public const string NodePrefix = "node:";
 
@@ -23,6 +24,16 @@ public sealed record RegistryCaller(string UserId, bool IsPlatformAdmin, IReadOn
 }
 
 public enum RegistryAction { Pull, Push, Delete }
+
+/// <summary>
+/// What a running build's credential may do, whatever its person's roles: pull <c>library/</c> and its own team's
+/// repositories (its bases) and push its app's repository; the person's roles still have to allow each.
+/// </summary>
+/// <remarks>
+/// The upstream-cache credential of a build (<see cref="UpstreamCache"/>) instead pulls and pushes only the platform's
+/// copies of upstream bases (<c>library/upstream/…</c>): the Api's own skopeo uses it, buildah never sees it.
+/// </remarks>
+public sealed record BuildScope(Guid Build, string Team, string Repository, bool PersonIsPlatformAdmin, bool UpstreamCache = false);
 
 /// <summary>
 /// Docker's token authentication (and plain Basic with a personal access token). Tokens are short-lived,
@@ -39,6 +50,39 @@ public sealed class RegistryAuth(PlatformDbContext db, IDataProtectionProvider p
 
     private sealed record TokenPayload(string Sub, Dictionary<string, string[]> Access);
 
+    /// <summary>The user name of a build's credential (its password is the credential itself).</summary>
+    public const string BuildUser = "build";
+    private const string BuildCredentialPrefix = "plat_build.";
+
+    private ITimeLimitedDataProtector BuildProtector => protection.CreateProtector("platform.registry.build").ToTimeLimitedDataProtector();
+
+    private sealed record BuildPayload(Guid Build, string Sub, string Team, string Repository, bool Cache);
+
+    /// <summary>
+    /// The registry credential of one build (Basic <see cref="BuildUser"/> and this): good only at the registry, only
+    /// for <see cref="BuildScope"/>'s actions, only while the build runs and at the latest until <paramref name="expires"/>.
+    /// It is no personal access token, so the REST API and git refuse it.
+    /// </summary>
+    public string BuildCredential(Guid build, string userId, string team, string repository, DateTimeOffset expires, bool upstreamCache = false) =>
+        BuildCredentialPrefix + BuildProtector.Protect(JsonSerializer.Serialize(new BuildPayload(build, userId, team, repository, upstreamCache)), expires);
+
+    private async Task<RegistryCaller?> BuildCallerAsync(string secret, CancellationToken ct)
+    {
+        BuildPayload payload;
+        try
+        {
+            payload = JsonSerializer.Deserialize<BuildPayload>(BuildProtector.Unprotect(secret[BuildCredentialPrefix.Length..], out _))!;
+        }
+        catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or FormatException or JsonException)
+        {
+            return null;
+        }
+        // Revoked with its build: once the build is no longer Running the credential opens nothing.
+        if (!await db.Builds.AsNoTracking().AnyAsync(b => b.Id == payload.Build && b.State == Builds.BuildStates.Running, ct)) return null;
+        var user = await UserAsync(payload.Sub, ct);
+        return user is null ? null : new RegistryCaller(user.UserId, false, null, null, new BuildScope(payload.Build, payload.Team, payload.Repository, user.IsPlatformAdmin, payload.Cache));
+    }
+
     public enum Outcome { Anonymous, Invalid, Ok }
 
     /// <summary>Reads the caller from <c>Authorization</c>: Basic or Bearer personal access token, or a registry token.</summary>
@@ -47,6 +91,11 @@ public sealed class RegistryAuth(PlatformDbContext db, IDataProtectionProvider p
         var header = request.Headers.Authorization.ToString();
         if (string.IsNullOrEmpty(header))
             return (Outcome.Anonymous, null);
+        if (PatAuthenticationHandler.ReadBasic(header) is { User: BuildUser } build && build.Password.StartsWith(BuildCredentialPrefix, StringComparison.Ordinal))
+        {
+            var caller = await BuildCallerAsync(build.Password, ct);
+            return caller is null ? (Outcome.Invalid, null) : (Outcome.Ok, caller);
+        }
         if (NodeCredentials(header) is { } node)
         {
             var caller = await NodeAsync(node.ClientId, node.Secret, ct);
@@ -115,6 +164,18 @@ public sealed class RegistryAuth(PlatformDbContext db, IDataProtectionProvider p
     /// </summary>
     public async Task<HashSet<RegistryAction>?> RoleActionsAsync(RegistryCaller caller, RegistryNames.Parsed name, CancellationToken ct)
     {
+        if (caller.Build is { UpstreamCache: true })
+            return name.Name.StartsWith(Builds.DockerfileBases.CachePrefix, StringComparison.Ordinal) ? [RegistryAction.Pull, RegistryAction.Push] : null;
+        if (caller.Build is { } build)
+        {
+            HashSet<RegistryAction> scope = name.Name == build.Repository ? [RegistryAction.Pull, RegistryAction.Push]
+                : name.IsLibrary || name.Team == build.Team ? [RegistryAction.Pull] : [];
+            if (scope.Count == 0) return null;
+            var person = await RoleActionsAsync(caller with { Build = null, IsPlatformAdmin = build.PersonIsPlatformAdmin }, name, ct);
+            if (person is null) return null;
+            person.IntersectWith(scope);
+            return person;
+        }
         if (caller.NodeId is { } node)
             return await db.Instances.AnyAsync(i => i.NodeId == node && i.ImageRepository == name.Name, ct) ? [RegistryAction.Pull] : null;
         if (name.IsLibrary)

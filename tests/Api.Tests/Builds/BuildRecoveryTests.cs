@@ -85,4 +85,32 @@ public sealed class BuildRecoveryTests
             if (!api.HasExited) api.Kill(entireProcessTree: true);
         }
     }
+
+    [Fact]
+    public async Task At_start_leftover_name_spaces_on_this_platforms_bridge_go_and_those_of_another_platform_stay()
+    {
+        var ours = "pb-" + Guid.NewGuid().ToString("N")[..12];
+        var theirs = "pb-" + Guid.NewGuid().ToString("N")[..12];
+        try
+        {
+            await using (var first = await Cluster.StartAsync(settings: BuildKit.BuildSettings))
+            {
+                var source = await BuildKit.GitAppAsync(first, "bridge");
+                await source.PushAsync(new Dictionary<string, string> { ["Dockerfile"] = "FROM busybox\nRUN true\n" }, "bridge");   // the bridge exists
+                await BuildKit.WaitForBuildAsync(first, "bridge", 1, "Succeeded");
+            }
+            // What a build whose Api died leaves (a name-space with its veth on the bridge), and a name-space of another platform's.
+            foreach (var ns in new[] { ours, theirs }) (await Run.ToolAsync("ip", ["netns", "add", ns])).EnsureSuccess("ip netns add");
+            (await Run.ToolAsync("ip", ["link", "add", "pbv" + ours[^10..], "type", "veth", "peer", "name", "eth0", "netns", ours])).EnsureSuccess("ip link add");
+            (await Run.ToolAsync("ip", ["link", "set", "pbv" + ours[^10..], "master", BuildKit.BuildSettings["Platform:Builds:Bridge"]!])).EnsureSuccess("ip link set master");
+
+            await using var second = await Cluster.StartAsync(settings: BuildKit.BuildSettings);   // its recovery runs before it starts
+            Assert.False(Platform.Host.Linux.NetworkNamespaces.Exists(ours), "the leftover on this platform's bridge is still there");
+            Assert.True(Platform.Host.Linux.NetworkNamespaces.Exists(theirs), "another platform's name-space was removed");
+        }
+        finally
+        {
+            foreach (var ns in new[] { ours, theirs }) await Run.ToolAsync("ip", ["netns", "delete", ns]);
+        }
+    }
 }

@@ -89,12 +89,43 @@ public sealed class BuildRulesTests
         Assert.StartsWith("The base image library/nosuch was not found in the platform registry", reason);
     }
 
-    [Fact]
-    public void Short_base_names_resolve_to_the_platform_library_and_full_names_stay()
+    [Theory]
+    [InlineData("FROM busybox\nRUN x\n", "FROM reg:5000/library/busybox\nRUN x\n")]
+    [InlineData("FROM alpine:3 AS base\n", "FROM reg:5000/library/alpine:3 AS base\n")]
+    [InlineData("FROM reg:5000/team/p/app:1\n", "FROM reg:5000/team/p/app:1\n")]
+    [InlineData("FROM team/p/base\n", "FROM reg:5000/team/p/base\n")]
+    [InlineData("FROM scratch\nCOPY x /\n", "FROM scratch\nCOPY x /\n")]
+    [InlineData("FROM busybox AS build\nRUN x\nFROM build\n", "FROM reg:5000/library/busybox AS build\nRUN x\nFROM build\n")]
+    [InlineData("FROM --platform=linux/amd64 busybox\n", "FROM --platform=linux/amd64 reg:5000/library/busybox\n")]
+    [InlineData("FROM busybox AS b\nFROM scratch\nCOPY --from=b /bin/sh /sh\nCOPY --from=0 /x /y\nCOPY --from=alpine /z /z\n",
+        "FROM reg:5000/library/busybox AS b\nFROM scratch\nCOPY --from=b /bin/sh /sh\nCOPY --from=0 /x /y\nCOPY --from=reg:5000/library/alpine /z /z\n")]
+    [InlineData("ARG BASE=busybox:1\nFROM ${BASE}\n", "ARG BASE=busybox:1\nFROM reg:5000/library/busybox:1\n")]
+    [InlineData("FROM \\\n  busybox\n", "FROM   reg:5000/library/busybox\n\n")]
+    [InlineData("FROM up.example.com:5000/x/y:1\n", "FROM reg:5000/library/upstream/up.example.com-5000/x/y:1\n")]
+    [InlineData("FROM busybox\nRUN --mount=type=bind,from=alpine,target=/a ls /a\n", "FROM reg:5000/library/busybox\nRUN --mount=type=bind,from=reg:5000/library/alpine,target=/a ls /a\n")]
+    public void Base_images_resolve_to_the_platform_registry_and_scratch_stages_platform_and_listed_upstreams_stay(string dockerfile, string expected)
     {
-        Assert.Equal("FROM reg:5000/library/busybox\nRUN x\n", BuildJob.ResolveShortNames("FROM busybox\nRUN x\n", "reg:5000"));
-        Assert.Equal("FROM reg:5000/library/alpine:3 AS base\n", BuildJob.ResolveShortNames("FROM alpine:3 AS base\n", "reg:5000"));
-        Assert.Equal("FROM reg:5000/team/p/app:1\n", BuildJob.ResolveShortNames("FROM reg:5000/team/p/app:1\n", "reg:5000"));
+        var result = DockerfileBases.Rewrite(dockerfile, "reg:5000", ["up.example.com:5000"]);
+        Assert.Empty(result.Problems);
+        Assert.Equal(expected, result.Text);
+    }
+
+    [Theory]
+    [InlineData("FROM evil.example.com/x\n", "Dockerfile line 1: 'evil.example.com/x' is in the registry evil.example.com")]
+    [InlineData("FROM busybox\nCOPY --from=127.0.0.1:9/x /a /b\n", "Dockerfile line 2: '127.0.0.1:9/x' is in the registry 127.0.0.1:9")]
+    [InlineData("# escape=`\nFROM `\n  localhost:1/x\n", "Dockerfile line 2: 'localhost:1/x' is in the registry localhost:1")]
+    [InlineData("FROM \\\n# a comment\n  evil.io/x\n", "Dockerfile line 1: 'evil.io/x' is in the registry evil.io")]
+    [InlineData("ARG BASE=evil.io/x\nFROM $BASE\n", "Dockerfile line 2: 'evil.io/x' is in the registry evil.io")]
+    [InlineData("FROM $NOPE\n", "Dockerfile line 1: the image '$NOPE' is named through a variable")]
+    [InlineData("FROM busybox\nRUN --mount=type=bind,from=evil.io/x,target=/a true\n", "Dockerfile line 2: 'evil.io/x' is in the registry evil.io")]
+    [InlineData("FROM busybox\nONBUILD COPY --from=busybox /a /b\n", "Dockerfile line 2: ONBUILD may not name images")]
+    [InlineData("FROM busybox\nADD http://169.254.169.254/latest/meta-data /m\n", "Dockerfile line 2: ADD may not fetch URLs")]
+    [InlineData("FROM busybox\nADD [\"https://127.0.0.1:5080/healthz\", \"/h\"]\n", "Dockerfile line 2: ADD may not fetch URLs")]
+    [InlineData("FROM busybox\nadd git@github.com:acme/web.git /src\n", "Dockerfile line 2: ADD may not fetch URLs")]
+    public void Images_from_other_registries_or_unresolvable_names_are_refused_naming_the_line(string dockerfile, string problem)
+    {
+        var result = DockerfileBases.Rewrite(dockerfile, "reg:5000", ["up.example.com:5000"]);
+        Assert.Contains(result.Problems, p => p.StartsWith(problem, StringComparison.Ordinal));
     }
 
     [Fact]
