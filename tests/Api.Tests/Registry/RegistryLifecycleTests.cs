@@ -97,7 +97,7 @@ public abstract class RegistryLifecycleTests(Provider provider)
         await admin.PostAsJsonAsync("/api/v1/teams/ir/projects/p/apps", new { name = "app", image = "ir/p/app:v1", memoryMiB = 64, cpuMillicores = 100 })
             .ShouldBeAsync(HttpStatusCode.Created);
         var join = await admin.PostAsJsonAsync("/api/v1/nodes/join-tokens", new { expiresInHours = 1 }).ShouldBeAsync(HttpStatusCode.Created);
-        var joined = await host.Http().PostAsJsonAsync("/api/v1/nodes/join", new { joinToken = join.GetProperty("token").GetString(), name = "ir-node" })
+        var joined = await host.Http().PostAsJsonAsync("/api/v1/nodes/join", new { joinToken = join.GetProperty("token").GetString(), name = "ir-node", address = "127.0.0.1" })
             .ShouldBeAsync(HttpStatusCode.OK);
         var token = await host.Http().PostAsync("/connect/token", new FormUrlEncodedContent(new Dictionary<string, string>
         {
