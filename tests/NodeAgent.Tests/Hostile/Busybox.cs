@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Platform.Host.Processes;
 using Platform.NodeAgent.Runtime;
+using Platform.NodeAgent.Tests.Runtime;
 
 namespace Platform.NodeAgent.Tests.Hostile;
 
@@ -45,26 +46,9 @@ public sealed class Busybox : IAsyncDisposable
         }, seccomp);
 
     /// <summary>Starts the container of <paramref name="spec"/>; returns its bundle.</summary>
-    public async Task<string> StartAsync(string id, JsonObject spec)
-    {
-        var bundle = Path.Combine(Dir, "bundles", id);
-        Directory.CreateDirectory(bundle);
-        File.SetUnixFileMode(bundle, (UnixFileMode)0b111_001_001);   // 0711: the mapped root must traverse it
-        await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), spec.ToJsonString());
-        await Runc.StartAsync(id, bundle, CancellationToken.None);
-        return bundle;
-    }
+    public Task<string> StartAsync(string id, JsonObject spec) => TestContainers.StartAsync(Runc, id, Path.Combine(Dir, "bundles", id), spec);
 
-    public static async Task<ExitInfo> WaitExitAsync(string bundle, int seconds = 60)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(seconds);
-        while (DateTime.UtcNow < deadline)
-        {
-            if (Runc.Exit(bundle) is { } exit) return exit;
-            await Task.Delay(50);
-        }
-        throw new TimeoutException("the container did not exit: " + Output(bundle));
-    }
+    public static Task<ExitInfo> WaitExitAsync(string bundle, int seconds = 60) => TestContainers.WaitExitAsync(bundle, seconds);
 
     /// <summary>Runs <paramref name="script"/> to its end in a container and returns what it printed.</summary>
     public async Task<string> RunAsync(string id, string script, JsonObject seccomp, string? netns = null, Action<JsonObject>? edit = null)
@@ -76,11 +60,7 @@ public sealed class Busybox : IAsyncDisposable
         return Output(bundle);
     }
 
-    public static string Output(string bundle)
-    {
-        var log = Path.Combine(bundle, "output.log");
-        return File.Exists(log) ? File.ReadAllText(log) : "";
-    }
+    public static string Output(string bundle) => TestContainers.Output(bundle);
 
     public async ValueTask DisposeAsync()
     {
