@@ -24,13 +24,14 @@ for tool in runc iptables ip; do command -v $tool >/dev/null || need+=($([ $tool
 [ -f /usr/share/containers/seccomp.json ] || need+=(golang-github-containers-common)
 # Apps built from source: git (hosting and clones) and buildah (the builds).
 for tool in git buildah; do command -v $tool >/dev/null || need+=($tool); done
+command -v newuidmap >/dev/null || need+=(uidmap)   # builds run buildah rootless, as the build account
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then echo "Please install: ${need[*]} (apt-get install ${need[*]})"; exit 1; fi
   echo "==> installing ${need[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-mkdir -p "$DATA/logs"
+mkdir -p "$DATA/logs" && chmod 0700 "$DATA/logs"   # the logs are the operator's, not every local account's
 
 # The first run creates the admin's credentials; later runs reuse them (the file is mode 0600).
 CRED=$DATA/admin-credentials

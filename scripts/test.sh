@@ -18,6 +18,7 @@ need=()
 command -v git >/dev/null || need+=(git)
 for tool in skopeo umoci buildah runc iptables; do command -v $tool >/dev/null || need+=($tool); done
 command -v ip >/dev/null || need+=(iproute2)
+command -v newuidmap >/dev/null || need+=(uidmap)   # builds run buildah rootless (the build account's user name-space)
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 [ -f /usr/share/containers/seccomp.json ] || need+=(golang-github-containers-common)
 command -v docker-registry >/dev/null || need+=(docker-registry)   # an upstream registry for builds (its own config, loopback)

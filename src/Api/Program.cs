@@ -32,6 +32,9 @@ await Database.MigrateAsync(app.Services, CancellationToken.None);
 if (args.Contains("migrate"))
     return;
 await Bootstrap.RunAsync(app.Services, CancellationToken.None);
+var layout = app.Services.GetRequiredService<DataLayout>();
+DataFolderAccess.Protect(layout);
+app.Lifetime.ApplicationStarted.Register(() => DataFolderAccess.Protect(layout));   // Hangfire's database exists by then
 
 app.UseExceptionHandler();
 app.UseStatusCodePages();

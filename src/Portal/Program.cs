@@ -21,7 +21,12 @@ builder.WebHost.UseStaticWebAssets();
 var apiUrl = (builder.Configuration["Portal:ApiUrl"] ?? "http://localhost:5080").TrimEnd('/');
 var dataDir = builder.Configuration["Portal:DataDir"];
 if (!string.IsNullOrEmpty(dataDir))
-    builder.Services.AddDataProtection().PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(dataDir, "portal-keys")));
+{
+    // The key ring signs the Portal's cookies: the owner's alone (the data folder may be shared with the Api's).
+    var keys = Directory.CreateDirectory(Path.Combine(dataDir, "portal-keys"));
+    if (OperatingSystem.IsLinux()) File.SetUnixFileMode(keys.FullName, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+    builder.Services.AddDataProtection().PersistKeysToFileSystem(keys);
+}
 
 builder.Services.AddRazorComponents().AddInteractiveServerComponents();
 builder.Services.AddMudServices();

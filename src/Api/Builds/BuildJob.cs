@@ -36,7 +36,7 @@ public static class BuildStates
 /// finds it no longer Queued).
 /// </summary>
 public sealed partial class BuildJob(
-    PlatformDbContext db, BuildClaim claims, LocalBuilds local, Buildah buildah, BuildNetwork network, DeploymentService deployments,
+    PlatformDbContext db, BuildClaim claims, LocalBuilds local, Buildah buildah, BuildUser buildUser, BuildNetwork network, DeploymentService deployments,
     IBackgroundJobClient jobs, IServer server, IServiceScopeFactory scopes, DataLayout layout, IOptions<PlatformOptions> options, RegistryAuth registryAuth,
     TimeProvider clock, ILogger<BuildJob> log)
 {
@@ -97,37 +97,36 @@ public sealed partial class BuildJob(
                 throw new BuildFailure("Nobody's rights to use: the person who started this build (for a webhook, who set the app's source) no longer exists. Set the source again.");
             cgroup = BuildCgroup.Create(o.Builds.CgroupName, build.Id, limits);
             var ct = stop.Token;
+            DataFolderAccess.PrepareBuildWork(layout);
             workspace = BuildWorkspace.Create(layout.BuildScratch(build.Id, build.Attempts));
             await workspace.CheckOutAsync(output, cgroup, build.Source, layout.Repository(app.Id), build.Commit, o.Builds.AllowedSourceHosts, ct);
             var registry = RegistryHost();
-            var (original, upstream) = await workspace.DockerfileAsync(app.DockerfilePath, build.Commit, registry, o.Builds.UpstreamRegistries, ct);
+            var (original, rewritten) = await workspace.DockerfileAsync(app.DockerfilePath, build.Commit, registry, o.Builds.UpstreamRegistries, ct);
             workspace.WriteAuthFile(registry, RegistryAuth.BuildUser, credential);
+            var upstream = rewritten.Upstream;
             if (upstream.Count > 0)
             {
                 var cacheCredential = registryAuth.BuildCredential(build.Id, build.CreatedBy ?? "", team.Name, repository, clock.GetUtcNow().AddSeconds(limits.TimeoutSeconds + 600), upstreamCache: true);
                 foreach (var @base in upstream) await UpstreamCache.RefreshAsync(output, cgroup, workspace, @base, cacheCredential, ct);
             }
 
-            var env = buildah.Configure(app.Id, registry);
+            // From here on the build account works in the scratch folder (buildah rootless: RUN's root is that account).
+            var env = await buildah.ConfigureAsync(app.Id, registry, ct);
+            await BuildUser.HandOverAsync(await buildUser.EnsureAsync(ct), workspace.Root, ct);
             env["TMPDIR"] = workspace.Temp;
             foreach (var (k, v) in workspace.AuthEnv) env[k] = v;
             var image = $"{registry}/{repository}:{build.Commit}";
-            string[] networkArgs;
-            if (o.Builds.Network == "isolated")
-            {
-                lease = await network.CreateAsync(build.Id, ct);
-                networkArgs = ["--network", "ns:" + lease.Path];
-            }
-            else networkArgs = ["--network", "none"];
+            if (o.Builds.Network == "isolated") lease = await network.CreateAsync(build.Id, ct);
             try
             {
-                await Buildah.BudAsync(output, cgroup, workspace, env, networkArgs, image, ct);
+                await buildah.PullAsync(output, cgroup, workspace, env, rewritten.Pulls, ct);
+                await buildah.BudAsync(output, cgroup, workspace, env, lease?.Path, image, ct);
             }
             catch (BuildFailure f)
             {
                 throw new BuildFailure(Explain(f.Message, original, registry));
             }
-            digest = await Buildah.PushAsync(output, cgroup, workspace, env, image, ct);
+            digest = await buildah.PushAsync(output, cgroup, workspace, env, image, ct);
             output.Say($"pushed {repository}@{digest}; rolling out");
             // The layer cache keeps the images of the app's last two successful builds (this one included).
             var keep = await db.Builds.AsNoTracking().Where(b => b.AppId == app.Id && b.State == BuildStates.Succeeded)

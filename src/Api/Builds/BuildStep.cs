@@ -30,7 +30,8 @@ internal static class BuildStep
         var tooMuch = false;
         var cut = new bool[2];   // per stream: the line being read is past MaxLineBytes (its pieces are dropped)
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var join = cgroup is null ? "exec \"$@\"" : string.Join("; ", cgroup.ProcsFiles.Select(f => $"echo $$ > {f}")) + "; exec \"$@\"";
+        // umask 022: files a step makes (the checkout above all, copied into the image) get the usual modes.
+        var join = "umask 022; " + (cgroup is null ? "exec \"$@\"" : string.Join("; ", cgroup.ProcsFiles.Select(f => $"echo $$ > {f}")) + "; exec \"$@\"");
         var spec = new ProcessSpec("/bin/sh", ["-c", join, "step", file, .. args])
         {
             Env = env,

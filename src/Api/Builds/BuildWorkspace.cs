@@ -41,6 +41,8 @@ internal sealed class BuildWorkspace
     {
         var w = new BuildWorkspace(root);
         w.Remove();
+        Directory.CreateDirectory(w.Root);
+        if (OperatingSystem.IsLinux()) File.SetUnixFileMode(w.Root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         Directory.CreateDirectory(w.Temp);
         return w;
     }
@@ -92,9 +94,9 @@ internal sealed class BuildWorkspace
     /// file inside the checkout (a link that leads out is refused and named), with its base images checked and
     /// spelled out (<see cref="DockerfileBases"/>) and written to <see cref="RewrittenDockerfile"/>: the checkout is
     /// never written, so a link cannot turn the rewrite onto a file of the Api's (its database, its keys).
-    /// Returns the original text and the upstream bases to cache.
+    /// Returns the original text and the rewritten one (with the upstream bases to cache and the images to pull).
     /// </summary>
-    public async Task<(string Original, IReadOnlyList<(string Source, string Cache)> Upstream)> DockerfileAsync(string path, string commit, string registry, IReadOnlyCollection<string> upstreams, CancellationToken ct)
+    public async Task<(string Original, DockerfileBases.Result Rewritten)> DockerfileAsync(string path, string commit, string registry, IReadOnlyCollection<string> upstreams, CancellationToken ct)
     {
         var checkout = Context;
         var parts = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
@@ -112,7 +114,7 @@ internal sealed class BuildWorkspace
         var rewritten = DockerfileBases.Rewrite(original, registry, upstreams);
         if (rewritten.Problems.Count > 0) throw new BuildFailure(string.Join("\n", rewritten.Problems));
         await File.WriteAllTextAsync(RewrittenDockerfile, rewritten.Text, ct);
-        return (original, rewritten.Upstream);
+        return (original, rewritten);
     }
 
     private static bool IsInside(string root, string path) => path == root || path.StartsWith(root + "/", StringComparison.Ordinal);

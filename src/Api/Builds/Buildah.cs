@@ -4,29 +4,48 @@ using Platform.Host.Processes;
 namespace Platform.Api.Builds;
 
 /// <summary>
-/// buildah as builds use it: each app has storage of its own (<see cref="DataLayout.BuildahStorage"/>: a
-/// per-app layer cache, so no team reuses another's cached steps) configured for the platform registry;
-/// <c>bud</c> with runc in the build's cgroup and network, <c>push</c> with the build's token, and the
-/// housekeeping of that storage (old images, working containers a killed build left, the whole cache of
-/// a deleted app).
+/// buildah as builds use it: rootless, as the build account (<see cref="BuildUser"/>), so RUN steps run in a user
+/// name-space whose root is that unprivileged account. Each app has storage of its own
+/// (<see cref="DataLayout.BuildahStorage"/>, the account's: a per-app layer cache, so no team reuses another's cached
+/// steps) configured for the platform registry; bases pulled first with the build's token, then <c>bud</c> with
+/// runc in the build's cgroup (inherited: a rootless runc makes no cgroups) and network name-space (buildah runs in
+/// it, so RUN steps share it), <c>push</c>, and the housekeeping of that storage (old images, working containers a
+/// killed build left, the whole cache of a deleted app).
 /// </summary>
-public sealed class Buildah(DataLayout layout)
+public sealed class Buildah(DataLayout layout, BuildUser account)
 {
     /// <summary>How long a housekeeping command may take (they only touch local storage).</summary>
     private static readonly TimeSpan Housekeeping = TimeSpan.FromMinutes(5);
 
-    /// <summary>buildah's configuration for one app's storage; returns the environment that points buildah at it.</summary>
-    public Dictionary<string, string?> Configure(Guid app, string registry)
+    /// <summary>
+    /// buildah's configuration for one app's storage, owned by the build account (a cache an older, rootful
+    /// version left is removed first); returns the environment that points buildah at it.
+    /// </summary>
+    public async Task<Dictionary<string, string?>> ConfigureAsync(Guid app, string registry, CancellationToken ct)
     {
+        var user = await account.EnsureAsync(ct);
+        DataFolderAccess.PrepareBuildWork(layout);
         var root = layout.BuildahStorage(app);
+        if (Directory.Exists(root) && await OwnerOfAsync(root, ct) != user.Uid)
+        {
+            await HousekeepAsync(["rm", "--all"], StorageEnv(root), asRoot: true);
+            await HousekeepAsync(["rmi", "--all", "--force"], StorageEnv(root), asRoot: true);
+            Directory.Delete(root, recursive: true);
+        }
         Directory.CreateDirectory(root);
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         File.WriteAllText(Path.Combine(root, "storage.conf"),
             $"[storage]\ndriver = \"overlay\"\ngraphroot = \"{root}/storage\"\nrunroot = \"{root}/run\"\n");
         File.WriteAllText(Path.Combine(root, "registries.conf"),
             $"unqualified-search-registries = []\n[[registry]]\nlocation = \"{registry}\"\ninsecure = true\n");
         File.WriteAllText(Path.Combine(root, "containers.conf"), "[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n");
+        Directory.CreateDirectory(Path.Combine(root, "xdg"));
+        await BuildUser.HandOverAsync(user, root, ct);
         return StorageEnv(root);
     }
+
+    private static async Task<int> OwnerOfAsync(string path, CancellationToken ct) =>
+        int.TryParse((await ProcessRunner.CheckedAsync("stat", ["--format=%u", "--", path], ct)).Stdout.Trim(), out var uid) ? uid : -1;
 
     /// <summary>The environment that points buildah at an app's storage, as the app's builds configured it.</summary>
     private static Dictionary<string, string?> StorageEnv(string root) => new()
@@ -34,25 +53,50 @@ public sealed class Buildah(DataLayout layout)
         ["CONTAINERS_STORAGE_CONF"] = Path.Combine(root, "storage.conf"),
         ["CONTAINERS_REGISTRIES_CONF"] = Path.Combine(root, "registries.conf"),
         ["CONTAINERS_CONF"] = Path.Combine(root, "containers.conf"),
+        ["HOME"] = root,
+        ["XDG_RUNTIME_DIR"] = Path.Combine(root, "xdg"),
     };
 
     /// <summary>
-    /// <c>buildah bud</c> of the checkout's real path with the rewritten Dockerfile: RUN steps in <paramref name="network"/>,
-    /// under the build's cgroup; pulls authenticate from the build's auth file, which names the platform's registry alone.
+    /// Pulls every image the rewritten Dockerfile names (<paramref name="pulls"/>, with the platform a FROM asks for)
+    /// with the build's auth file, which names the platform's registry alone; <c>bud</c> then pulls nothing.
     /// </summary>
-    internal static Task BudAsync(BuildLog output, BuildCgroup cgroup, BuildWorkspace workspace, IReadOnlyDictionary<string, string?> env,
-        IReadOnlyList<string> network, string image, CancellationToken ct) =>
-        BuildStep.RunAsync(output, cgroup, "buildah", ["bud", "--layers", "--isolation", "oci", "--runtime", "/usr/sbin/runc", .. network,
-            "--runtime-flag", "root=" + workspace.RuntimeRoot,
-            "--cgroup-parent", cgroup.Parent,   // the build's limits hold for the steps through the hierarchy, and its OOM counter sees them
-            "--tls-verify=false", "--authfile", workspace.AuthFile, "--pull", "-f", workspace.RewrittenDockerfile, "-t", image, workspace.Context], env, ct);
+    internal async Task PullAsync(BuildLog output, BuildCgroup cgroup, BuildWorkspace workspace, IReadOnlyDictionary<string, string?> env,
+        IReadOnlyList<DockerfileBases.Pull> pulls, CancellationToken ct)
+    {
+        var user = await account.EnsureAsync(ct);
+        foreach (var pull in pulls)
+        {
+            List<string> args = ["pull", "--policy", "always", "--tls-verify=false", "--authfile", workspace.AuthFile];
+            if (pull.Platform is { } platform) args.AddRange(["--platform", platform]);
+            var (file, line) = BuildUser.Command(user, "buildah", [.. args, pull.Image], env);
+            output.Say($"pulling {pull.Image}{(pull.Platform is null ? "" : " for " + pull.Platform)}");
+            await BuildStep.RunAsync(output, cgroup, file, line, null, ct);
+        }
+    }
+
+    /// <summary>
+    /// <c>buildah bud</c> of the checkout's real path with the rewritten Dockerfile, inside <paramref name="netns"/>
+    /// (RUN steps share it; without one they get no network at all), under the build's cgroup, with the bases already pulled.
+    /// </summary>
+    internal async Task BudAsync(BuildLog output, BuildCgroup cgroup, BuildWorkspace workspace, IReadOnlyDictionary<string, string?> env,
+        string? netns, string image, CancellationToken ct)
+    {
+        var user = await account.EnsureAsync(ct);
+        var (file, line) = BuildUser.Command(user, "buildah", ["bud", "--layers", "--isolation", "oci", "--runtime", "/usr/sbin/runc",
+            "--network", netns is null ? "none" : "host", "--runtime-flag", "root=" + workspace.RuntimeRoot,
+            "--pull=never", "-f", workspace.RewrittenDockerfile, "-t", image, workspace.Context], env, netns);
+        await BuildStep.RunAsync(output, cgroup, file, line, null, ct);
+    }
 
     /// <summary>Pushes <paramref name="image"/> to the registry it names (the platform's) with the build's auth file; returns the manifest's digest.</summary>
-    internal static async Task<string> PushAsync(BuildLog output, BuildCgroup cgroup, BuildWorkspace workspace, IReadOnlyDictionary<string, string?> env,
+    internal async Task<string> PushAsync(BuildLog output, BuildCgroup cgroup, BuildWorkspace workspace, IReadOnlyDictionary<string, string?> env,
         string image, CancellationToken ct)
     {
-        await BuildStep.RunAsync(output, cgroup, "buildah", ["push", "--tls-verify=false", "--authfile", workspace.AuthFile, "--digestfile", workspace.DigestFile,
-            image, "docker://" + image], env, ct);
+        var user = await account.EnsureAsync(ct);
+        var (file, line) = BuildUser.Command(user, "buildah", ["push", "--tls-verify=false", "--authfile", workspace.AuthFile,
+            "--digestfile", workspace.DigestFile, image, "docker://" + image], env);
+        await BuildStep.RunAsync(output, cgroup, file, line, null, ct);
         return (await File.ReadAllTextAsync(workspace.DigestFile, ct)).Trim();
     }
 
@@ -88,14 +132,15 @@ public sealed class Buildah(DataLayout layout)
     }
 
     /// <summary>A buildah housekeeping command, best effort: its stdout, or nothing when it failed or ran past its time (and was killed).</summary>
-    private static async Task<string> HousekeepAsync(IReadOnlyList<string> args, IReadOnlyDictionary<string, string?> env)
+    private async Task<string> HousekeepAsync(IReadOnlyList<string> args, IReadOnlyDictionary<string, string?> env, bool asRoot = false)
     {
         try
         {
-            var r = await ProcessRunner.RunAsync("buildah", args, CancellationToken.None, Housekeeping, env);
+            var (file, line) = asRoot ? ("buildah", args) : BuildUser.Command(await account.EnsureAsync(CancellationToken.None), "buildah", args, env);
+            var r = await ProcessRunner.RunAsync(file, line, CancellationToken.None, Housekeeping, asRoot ? env : null);
             return r.Succeeded ? r.Stdout : "";
         }
-        catch (TimeoutException)
+        catch (Exception e) when (e is TimeoutException or BuildFailure)
         {
             return "";
         }

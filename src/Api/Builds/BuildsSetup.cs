@@ -19,6 +19,7 @@ public static class BuildsSetup
         services.TryAddScoped<BuildClaim>();
         services.TryAddScoped<BuildJob>();
         services.TryAddSingleton<LocalBuilds>();
+        services.TryAddSingleton<BuildUser>();
         services.TryAddSingleton<Buildah>();
         services.TryAddSingleton<BuildNetwork>();
         services.TryAddSingleton<WebhookSecrets>();

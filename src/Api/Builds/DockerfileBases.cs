@@ -19,7 +19,14 @@ public static partial class DockerfileBases
     /// The rewritten Dockerfile, or every reason it is refused (one per line, naming its line), and the bases from
     /// upstream registries with the platform-registry name of their cached copy (what the Dockerfile now names).
     /// </summary>
-    public sealed record Result(string Text, IReadOnlyList<string> Problems, IReadOnlyList<(string Source, string Cache)> Upstream);
+    public sealed record Result(string Text, IReadOnlyList<string> Problems, IReadOnlyList<(string Source, string Cache)> Upstream)
+    {
+        /// <summary>Every image the rewritten Dockerfile names, as buildah is to pull it before <c>bud</c> (which pulls nothing itself).</summary>
+        public IReadOnlyList<Pull> Pulls { get; init; } = [];
+    }
+
+    /// <summary>One image to pull, and the platform its FROM asks for (null: this machine's, also for a platform given through a variable).</summary>
+    public sealed record Pull(string Image, string? Platform);
 
     /// <summary>Where the platform's registry keeps copies of upstream bases: <c>library/upstream/{host-port}/…</c>.</summary>
     public const string CachePrefix = "library/upstream/";
@@ -30,6 +37,7 @@ public static partial class DockerfileBases
         var escape = EscapeOf(lines);
         var problems = new List<string>();
         var upstream = new List<(string Source, string Cache)>();
+        var pulls = new List<Pull>();
         var stages = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         var globalArgs = new Dictionary<string, string>(StringComparer.Ordinal);
         var stageCount = 0;
@@ -65,8 +73,12 @@ public static partial class DockerfileBases
                     if (index < 0) break;
                     var image = words[index].Value;
                     if (!image.Equals("scratch", StringComparison.OrdinalIgnoreCase) && !stages.Contains(image)
-                        && Resolve(image, globalArgs, registry, upstreams, where, problems, upstream) is { } resolved && resolved != image)
-                        edits.Add((words[index].Index, image.Length, resolved));
+                        && Resolve(image, globalArgs, registry, upstreams, where, problems, upstream) is { } resolved)
+                    {
+                        if (resolved != image) edits.Add((words[index].Index, image.Length, resolved));
+                        var platform = words.Take(index).Select(w => w.Value).FirstOrDefault(w => w.StartsWith("--platform=", StringComparison.OrdinalIgnoreCase))?["--platform=".Length..].Trim('"');
+                        pulls.Add(new Pull(resolved, platform is null || platform.Contains('$') ? null : platform));
+                    }
                     if (words.Count > index + 2 && words[index + 1].Value.Equals("AS", StringComparison.OrdinalIgnoreCase)) stages.Add(words[index + 2].Value);
                     stageCount++;
                     break;
@@ -79,8 +91,9 @@ public static partial class DockerfileBases
                         var group = from.Groups["image"];
                         var value = group.Value.Trim('"');
                         if (stages.Contains(value) || value.All(char.IsAsciiDigit)) continue;
-                        if (Resolve(value, globalArgs, registry, upstreams, where, problems, upstream) is { } resolved && resolved != value)
-                            edits.Add((words[w].Index + group.Index, group.Length, resolved));
+                        if (Resolve(value, globalArgs, registry, upstreams, where, problems, upstream) is not { } resolved) continue;
+                        if (resolved != value) edits.Add((words[w].Index + group.Index, group.Length, resolved));
+                        pulls.Add(new Pull(resolved, null));
                     }
                     // buildah fetches ADD's URLs itself, from the Api's machine and network (its services, PostgreSQL, the
                     // metadata address), not from the build network the RUN steps are confined to.
@@ -98,7 +111,7 @@ public static partial class DockerfileBases
             lines[first] = joined;
             for (var j = first + 1; j <= i; j++) lines[j] = "";
         }
-        return new Result(string.Join('\n', lines), problems, upstream.Distinct().ToList());
+        return new Result(string.Join('\n', lines), problems, upstream.Distinct().ToList()) { Pulls = pulls.Distinct().ToList() };
     }
 
     /// <summary>The image as buildah should pull it, or null (a reason added) when the build may not pull it.</summary>

@@ -118,6 +118,19 @@ public sealed class BuildsOptions
     /// loopback addresses: an in-house git server. Everything else private is refused.
     /// </summary>
     public List<string> AllowedSourceHosts { get; set; } = [];
+    /// <summary>
+    /// The unprivileged account buildah runs as (rootless; see <see cref="Builds.BuildUser"/>). The Api makes it, with
+    /// 65536 subordinate ids from <see cref="SubordinateIdStart"/>, at the first build when it is missing.
+    /// </summary>
+    public string User { get; set; } = "platform-build";
+    /// <summary>First id of the build account's subordinate range; below 1,000,000, where the nodes' project ranges start.</summary>
+    public long SubordinateIdStart { get; set; } = 500_000;
+    /// <summary>
+    /// Where the build account's folders live (buildah storage, build scratch). Empty: <c>{DataDir}/build-work</c>
+    /// when others may pass every folder above the data folder, else <c>/var/lib/platform/build-work-{hash of DataDir}</c>
+    /// (a data folder under /root, mode 0700, is closed to the account).
+    /// </summary>
+    public string WorkDir { get; set; } = "";
 }
 
 public sealed class HousekeepingOptions
@@ -202,6 +215,12 @@ public sealed class PlatformOptionsValidator : IValidateOptions<PlatformOptions>
             errors.Add("Platform:Builds:MaxStepOutputBytes must be at least Platform:Builds:MaxLogBytes.");
         foreach (var upstream in o.Builds.UpstreamRegistries.Where(u => !Builds.DockerfileBases.IsRegistryHost(u)))
             errors.Add($"Platform:Builds:UpstreamRegistries: '{upstream}' is not a registry host such as registry.example.com or 127.0.0.1:5000.");
+        if (o.Builds.SubordinateIdStart < 65536 || o.Builds.SubordinateIdStart + Builds.BuildUser.SubordinateIds > 1_000_000)
+            errors.Add("Platform:Builds:SubordinateIdStart must be between 65536 and 934464 (the nodes' project ranges start at 1,000,000).");
+        if (!System.Text.RegularExpressions.Regex.IsMatch(o.Builds.User, "^[a-z_][a-z0-9_-]{0,30}$"))
+            errors.Add($"Platform:Builds:User '{o.Builds.User}' is not an account name (lower-case letters, digits, '-' and '_').");
+        if (o.Builds.WorkDir != "" && !Path.IsPathRooted(o.Builds.WorkDir))
+            errors.Add("Platform:Builds:WorkDir must be an absolute path.");
         if (o.Builds.Network is not ("isolated" or "none"))
             errors.Add("Platform:Builds:Network must be 'isolated' or 'none'.");
         if (!Builds.BuildNetwork.TryParseSubnet(o.Builds.Subnet, out _))

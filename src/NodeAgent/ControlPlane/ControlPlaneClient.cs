@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Platform.Contracts;
+using Platform.Host.Files;
 
 namespace Platform.NodeAgent.ControlPlane;
 
@@ -50,10 +51,7 @@ public sealed partial class ControlPlaneClient(Uri api, AgentLayout layout, Time
         var joined = (await response.Content.ReadFromJsonAsync<NodeJoinResponse>(ct))!;
         var credentials = new Credentials(joined.NodeName, joined.ClientId, joined.ClientSecret, joined.TokenEndpoint);
         Directory.CreateDirectory(Path.GetDirectoryName(file)!);
-        var temp = file + ".tmp";
-        await File.WriteAllTextAsync(temp, JsonSerializer.Serialize(credentials), ct);
-        File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        File.Move(temp, file, overwrite: true);
+        await PrivateFile.WriteAllTextAsync(file, JsonSerializer.Serialize(credentials), ct);
         LogJoined(log, joined.NodeName);
         return Credentials = credentials;
     }

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Platform.Contracts;
+using Platform.Host.Files;
 using Platform.Host.Linux;
 using Platform.NodeAgent.Images;
 using Platform.NodeAgent.Instances;
@@ -217,7 +218,8 @@ public sealed partial class RuncRuntime : IContainerRuntime
             MemoryBytes = d.MemoryMiB * 1024L * 1024L, CpuMillicores = d.CpuMillicores, PidsLimit = _settings.PidsLimit,
             NetworkNamespacePath = attachment.NamespacePath, CgroupsPath = CgroupsPathOf(d.Id),
         }, _seccomp);
-        await File.WriteAllTextAsync(Path.Combine(e.Bundle, "config.json"), spec.ToJsonString(), ct);
+        // The spec and the record hold the app's environment (its secrets): root's alone, although the bundle is passable.
+        await PrivateFile.WriteAllTextAsync(Path.Combine(e.Bundle, "config.json"), spec.ToJsonString(), ct);
     }
 
     /// <summary>One pull per image at a time, shared by the instances that start together; a failed pull is forgotten.</summary>
@@ -291,8 +293,7 @@ public sealed partial class RuncRuntime : IContainerRuntime
     {
         var file = Path.Combine(e.Bundle, "instance.json");
         Directory.CreateDirectory(e.Bundle);
-        await File.WriteAllTextAsync(file + ".tmp", JsonSerializer.Serialize(e.Record), ct);
-        File.Move(file + ".tmp", file, overwrite: true);
+        await PrivateFile.WriteAllTextAsync(file, JsonSerializer.Serialize(e.Record), ct);
     }
 
     public (long CpuNanos, long MemoryBytes)? Usage(Guid id) => Cgroups.Usage(CgroupsPathOf(id));

@@ -63,7 +63,7 @@ public sealed class BuildRecoveryTests
             async Task<JsonElement> Build() => (await http.GetFromJsonAsync<JsonElement>("/api/v1/teams/rec/projects/p/apps/slow/builds/1"));
             await Cluster.WaitAsync(async () => (await http.GetStringAsync("/api/v1/teams/rec/projects/p/apps/slow/builds/1/log")).Contains("slow step"),
                 60, "the slow step running");
-            var scratch = Directory.EnumerateDirectories(Path.Combine(dataDir, "scratch")).Single();
+            var scratch = Directory.EnumerateDirectories(Path.Combine(dataDir, "build-work", "scratch")).Single();
 
             api.Kill();   // SIGKILL, the Api alone: buildah and the step are orphans now
             await api.WaitForExitAsync();
@@ -78,7 +78,7 @@ public sealed class BuildRecoveryTests
             Assert.True(build.GetProperty("state").GetString() == "Succeeded", log);
             Assert.Contains("the Api running this build stopped; retrying", log);
             Assert.False(Directory.Exists(scratch), "the first attempt's scratch folder is gone");
-            Assert.Empty(Directory.EnumerateDirectories(Path.Combine(dataDir, "scratch")));
+            Assert.Empty(Directory.EnumerateDirectories(Path.Combine(dataDir, "build-work", "scratch")));
         }
         finally
         {

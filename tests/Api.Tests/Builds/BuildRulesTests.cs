@@ -110,6 +110,31 @@ public sealed class BuildRulesTests
         Assert.Equal(expected, result.Text);
     }
 
+    [Fact]
+    public void Every_image_a_Dockerfile_names_is_listed_once_to_pull_before_bud_with_the_platform_its_FROM_asks_for()
+    {
+        var result = DockerfileBases.Rewrite("""
+            FROM --platform=linux/amd64 busybox AS tools
+            FROM tools
+            COPY --from=alpine:3 /x /x
+            COPY --from=tools /y /y
+            RUN --mount=type=bind,from=team/p/base,target=/b ls /b
+            FROM --platform=$BUILDPLATFORM busybox
+            FROM scratch
+            COPY --from=0 /z /z
+            FROM up.example.com:5000/x/y:1
+            FROM busybox
+            """, "reg:5000", ["up.example.com:5000"]);
+        Assert.Empty(result.Problems);
+        Assert.Equal([
+            new DockerfileBases.Pull("reg:5000/library/busybox", "linux/amd64"),
+            new DockerfileBases.Pull("reg:5000/library/alpine:3", null),
+            new DockerfileBases.Pull("reg:5000/team/p/base", null),
+            new DockerfileBases.Pull("reg:5000/library/busybox", null),
+            new DockerfileBases.Pull("reg:5000/library/upstream/up.example.com-5000/x/y:1", null),
+        ], result.Pulls);
+    }
+
     [Theory]
     [InlineData("FROM evil.example.com/x\n", "Dockerfile line 1: 'evil.example.com/x' is in the registry evil.example.com")]
     [InlineData("FROM busybox\nCOPY --from=127.0.0.1:9/x /a /b\n", "Dockerfile line 2: '127.0.0.1:9/x' is in the registry 127.0.0.1:9")]

@@ -109,8 +109,9 @@ public sealed class BuildTests
         Assert.EndsWith("event: end\ndata: Succeeded\n\n", events);
         // Older builds' images were pruned from the app's cache, the steps of the last ones were not.
         Assert.Contains("Using cache", events);
-        var storage = Directory.EnumerateDirectories(Path.Combine(cluster.Host.DataDir, "buildah")).Single();   // the app's own cache
-        var images = (await Run.ToolAsync("env", [$"CONTAINERS_STORAGE_CONF={storage}/storage.conf", "buildah", "images", "--noheading", "--format", "{{.Name}}:{{.Tag}}"]))
+        var storage = Directory.EnumerateDirectories(Path.Combine(cluster.Host.DataDir, "build-work", "buildah")).Single();   // the app's own cache
+        var images = (await Run.ToolAsync("runuser", ["-u", "platform-build", "--", "env", $"CONTAINERS_STORAGE_CONF={storage}/storage.conf",   // rootless storage: its account's
+            $"HOME={storage}", $"XDG_RUNTIME_DIR={storage}/xdg", "buildah", "images", "--noheading", "--format", "{{.Name}}:{{.Tag}}"]))
             .EnsureSuccess("buildah images").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(i => i.Contains("/rt/web/site:")).ToList();
         Assert.True(images.Count <= 2, string.Join("\n", images));
     }

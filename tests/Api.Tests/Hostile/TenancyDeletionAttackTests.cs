@@ -246,7 +246,7 @@ public sealed class TenancyDeletionAttackTests(DeletionCluster fixture, ITestOut
         // The build runs: its RUN step has started, inside the build's cgroup, with its layer cache and scratch folder on disk.
         await Cluster.WaitAsync(async () => (await C.Admin.GetStringAsync($"{apps}/slow/builds/1/log")).Contains("step-started", StringComparison.Ordinal) && BuildProcesses().Count > 0,
             180, () => "the build's RUN step running");
-        var caches = Directory.GetDirectories(Path.Combine(C.Host.DataDir, "buildah"));
+        var caches = Directory.GetDirectories(Path.Combine(C.Host.DataDir, "build-work", "buildah"));
         var cache = Assert.Single(caches);
         var repository = Assert.Single(Directory.GetDirectories(Path.Combine(C.Host.DataDir, "git")), d => Path.GetFileName(d).StartsWith(Path.GetFileName(cache), StringComparison.Ordinal));
         var logs = Directory.GetFiles(Path.Combine(C.Host.DataDir, "builds"));
@@ -257,8 +257,8 @@ public sealed class TenancyDeletionAttackTests(DeletionCluster fixture, ITestOut
         await Cluster.WaitAsync(() => Task.FromResult(!Directory.Exists(cache)), 30, () => $"the layer cache {cache} removed");
         Assert.False(Directory.Exists(repository), "the git repository stayed");
         Assert.All(logs, l => Assert.False(File.Exists(l), $"build log {l} stayed"));
-        await Cluster.WaitAsync(() => Task.FromResult(!Directory.Exists(Path.Combine(C.Host.DataDir, "scratch"))
-            || Directory.GetDirectories(Path.Combine(C.Host.DataDir, "scratch")).Length == 0), 30, "the build's scratch folder removed");
+        await Cluster.WaitAsync(() => Task.FromResult(!Directory.Exists(Path.Combine(C.Host.DataDir, "build-work", "scratch"))
+            || Directory.GetDirectories(Path.Combine(C.Host.DataDir, "build-work", "scratch")).Length == 0), 30, "the build's scratch folder removed");
         Assert.False(Cgroups.Exists(fixture.BuildCgroupName + "/" + Path.GetFileNameWithoutExtension(logs[0])), "the build's cgroup stayed");
     }
 }

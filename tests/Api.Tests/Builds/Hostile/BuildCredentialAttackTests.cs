@@ -50,7 +50,7 @@ public sealed class BuildCredentialAttackTests
         await source.PushAsync(new Dictionary<string, string> { ["Dockerfile"] = "FROM busybox\nRUN echo waiting && sleep 120\n" }, "wait");
         await Cluster.WaitAsync(async () => (await cluster.Admin.GetStringAsync($"{cluster.Apps}/thief/builds/1/log")).Split('\n').Contains("waiting"), 60, "the RUN step started");
         // What a step that escaped its container would find: the build's auth file in its scratch folder.
-        var file = Directory.EnumerateFiles(Path.Combine(cluster.Host.DataDir, "scratch"), "auth.json", SearchOption.AllDirectories).Single();
+        var file = Directory.EnumerateFiles(Path.Combine(cluster.Host.DataDir, "build-work", "scratch"), "auth.json", SearchOption.AllDirectories).Single();
         var auths = JsonDocument.Parse(await File.ReadAllTextAsync(file)).RootElement.GetProperty("auths");
         Assert.Equal([cluster.Registry], auths.EnumerateObject().Select(p => p.Name));   // the platform's registry alone
         var basic = Encoding.UTF8.GetString(Convert.FromBase64String(auths.GetProperty(cluster.Registry).GetProperty("auth").GetString()!));
