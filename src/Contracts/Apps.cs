@@ -17,7 +17,21 @@ public sealed record CreateAppRequest(
     string? SourceUrl = null,
     string? Branch = null,
     string? DockerfilePath = null,
-    string? WebhookSecret = null);
+    string? WebhookSecret = null,
+    ProbeRequest? Readiness = null,
+    ProbeRequest? Liveness = null,
+    int? StopGraceSeconds = null,
+    int? ProgressDeadlineSeconds = null);
+
+/// <summary>
+/// A readiness or liveness probe as a client sets it; members left out take their defaults. <c>type</c>: <c>tcp</c>,
+/// <c>http</c> (path, default the app's healthCheckPath or <c>/</c>; status range, default 200–399) or <c>process</c>;
+/// for liveness also <c>none</c> (off).
+/// </summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed record ProbeRequest(
+    string? Type, string? Path = null, int? StatusMin = null, int? StatusMax = null, int? IntervalSeconds = null, int? TimeoutSeconds = null,
+    int? SuccessThreshold = null, int? FailureThreshold = null, int? InitialDelaySeconds = null);
 
 /// <summary>A partial update: only the members present change (JSON merge-patch semantics for scalars).</summary>
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
@@ -32,7 +46,11 @@ public sealed record UpdateAppRequest(
     string? SourceUrl = null,
     string? Branch = null,
     string? DockerfilePath = null,
-    string? WebhookSecret = null);
+    string? WebhookSecret = null,
+    ProbeRequest? Readiness = null,
+    ProbeRequest? Liveness = null,
+    int? StopGraceSeconds = null,
+    int? ProgressDeadlineSeconds = null);
 
 public sealed record AppResponse(
     string Name,
@@ -44,7 +62,7 @@ public sealed record AppResponse(
     int CpuMillicores,
     int Port,
     IReadOnlyDictionary<string, string> Env,
-    string HealthCheckPath,
+    string? HealthCheckPath,
     string Url,
     string? GitUrl,
     DateTime CreatedAt,
@@ -55,7 +73,18 @@ public sealed record AppResponse(
     string? DockerfilePath = null,
     string? WebhookUrl = null,
     /// <summary>Only in the response of the request that generated it (a source URL set without a secret): shown once.</summary>
-    string? WebhookSecret = null);
+    string? WebhookSecret = null,
+    /// <summary>The readiness probe in effect (the default when none was set).</summary>
+    ProbeSpec? Readiness = null,
+    /// <summary>The liveness probe, or null (off).</summary>
+    ProbeSpec? Liveness = null,
+    /// <summary>Seconds between SIGTERM and SIGKILL when an instance stops.</summary>
+    int StopGraceSeconds = 10,
+    /// <summary>A rollout not Ready in full this many seconds after it started is rolled back to the last good spec.</summary>
+    int ProgressDeadlineSeconds = 120);
 
-/// <summary>How many instances run out of how many are wanted, and why not all when they do not.</summary>
-public sealed record AppStatus(int Running, int Desired, string? Message);
+/// <summary>
+/// How many instances of the current generation are Ready out of how many are wanted, and why not all when they
+/// are not ("rolling out 1/2" while the previous generation still serves).
+/// </summary>
+public sealed record AppStatus(int Ready, int Desired, string? Message);

@@ -123,7 +123,21 @@ public sealed class App
     public int CpuMillicores { get; set; }
     public int Port { get; set; }
     public Dictionary<string, string> Env { get; set; } = [];
-    public string HealthCheckPath { get; set; } = "/";
+    /// <summary>The path an HTTP probe asks when it names none; null: not set (the default readiness probe is then TCP).</summary>
+    public string? HealthCheckPath { get; set; }
+    /// <summary>The readiness probe as set (null: the default, Apps/Probes); agents run it and only Ready instances are routed.</summary>
+    public Platform.Contracts.ProbeSpec? ReadinessProbe { get; set; }
+    /// <summary>The liveness probe (null: off); failing it restarts the instance.</summary>
+    public Platform.Contracts.ProbeSpec? LivenessProbe { get; set; }
+    /// <summary>Seconds between SIGTERM and SIGKILL when an instance stops.</summary>
+    public int StopGraceSeconds { get; set; } = 10;
+    /// <summary>A rollout whose new instances are not all Ready this many seconds after it started is rolled back.</summary>
+    public int ProgressDeadlineSeconds { get; set; } = 120;
+    /// <summary>
+    /// What the app ran when its last rollout succeeded (image, env, limits, port as JSON), the target of an
+    /// automatic rollback; null until a rollout of it succeeded.
+    /// </summary>
+    public string? LastGoodSpec { get; set; }
     /// <summary>Bumped whenever what an instance runs changes (image, env, port, memory, CPU): instances of older generations are replaced.</summary>
     public int Generation { get; set; } = 1;
     /// <summary>Why the scheduler could not (fully) place the app, for people; null when it could.</summary>
@@ -172,6 +186,47 @@ public sealed class Release
     public required string Description { get; set; }
     public string? CreatedBy { get; set; }
     public DateTime CreatedAt { get; set; }
+    /// <summary>Set when the rollout of this release failed (its progress deadline passed, or it was cancelled): why.</summary>
+    public string? FailureReason { get; set; }
+}
+
+/// <summary>
+/// One change of what an app's instances are made of, as it rolls out: generation <see cref="Generation"/> replaces
+/// the previous one, gated on readiness, until it is Ready in full (Succeeded) or its deadline passes (RolledBack, or
+/// Failed when there was nothing good to go back to) or someone cancels it (Cancelled, rolled back too). Kept in the
+/// database so a rollout survives an Api restart; the newest per app is the current one.
+/// </summary>
+public sealed class Rollout
+{
+    public Guid Id { get; set; }
+    public Guid AppId { get; set; }
+    public App? App { get; set; }
+    public int Generation { get; set; }
+    /// <summary>The release it rolls out (null for a change of env, limits or port alone).</summary>
+    public int? ReleaseVersion { get; set; }
+    /// <summary>Progressing, Succeeded, RolledBack, Cancelled or Failed.</summary>
+    public required string State { get; set; }
+    /// <summary>What happened, in words ("rolled back to v3: readiness: connection refused on :8080 (3 of 3)").</summary>
+    public string? Message { get; set; }
+    /// <summary>A rollback's own rollout names the generation it undid.</summary>
+    public int? RollbackOf { get; set; }
+    public DateTime StartedAt { get; set; }
+    public DateTime DeadlineAt { get; set; }
+    public DateTime? FinishedAt { get; set; }
+}
+
+/// <summary>Something that happened to an app, for people: rollout started, instance ready, probe failed, rolled back, OOM, crash loop.</summary>
+public sealed class AppEvent
+{
+    public long Id { get; set; }
+    public Guid AppId { get; set; }
+    public App? App { get; set; }
+    public DateTime At { get; set; }
+    /// <summary>RolloutStarted, RolloutSucceeded, RolledBack, RolloutCancelled, RolloutFailed, InstanceReady, ProbeFailed, Unhealthy, OOMKilled, CrashLoop.</summary>
+    public required string Kind { get; set; }
+    public required string Message { get; set; }
+    public int? Generation { get; set; }
+    public Guid? InstanceId { get; set; }
 }
 
 /// <summary>

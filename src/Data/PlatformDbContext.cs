@@ -19,6 +19,8 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
     public DbSet<Instance> Instances => Set<Instance>();
     public DbSet<Build> Builds => Set<Build>();
     public DbSet<Release> Releases => Set<Release>();
+    public DbSet<Rollout> Rollouts => Set<Rollout>();
+    public DbSet<AppEvent> AppEvents => Set<AppEvent>();
     public DbSet<AuditEvent> AuditEvents => Set<AuditEvent>();
     public DbSet<RegistryRepository> RegistryRepositories => Set<RegistryRepository>();
     public DbSet<RegistryBlob> RegistryBlobs => Set<RegistryBlob>();
@@ -38,6 +40,10 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
     private sealed class UtcDateTimeConverter() : Microsoft.EntityFrameworkCore.Storage.ValueConversion.ValueConverter<DateTime, DateTime>(
         v => v.Kind == DateTimeKind.Utc ? v : v.ToUniversalTime(),
         v => DateTime.SpecifyKind(v, DateTimeKind.Utc));
+
+    private static readonly Microsoft.EntityFrameworkCore.Storage.ValueConversion.ValueConverter<ProbeSpec?, string?> ProbeConverter = new(
+        v => v == null ? null : JsonSerializer.Serialize(v, JsonSerializerOptions.Default),
+        v => v == null ? null : JsonSerializer.Deserialize<ProbeSpec>(v, JsonSerializerOptions.Default));
 
     protected override void OnModelCreating(ModelBuilder builder)
     {
@@ -74,10 +80,15 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
 
         builder.Entity<App>(e =>
         {
+            // A probe is a small immutable record: stored as its JSON (records compare by value, so no comparer is needed).
             e.ToTable("apps");
             e.Property(a => a.Name).HasMaxLength(Names.MaxLabelLength);
             e.Property(a => a.Image).HasMaxLength(512);
             e.Property(a => a.HealthCheckPath).HasMaxLength(Quantities.MaxHealthCheckPathLength);
+            e.Property(a => a.ReadinessProbe).HasConversion(ProbeConverter).HasMaxLength(2048);
+            e.Property(a => a.LivenessProbe).HasConversion(ProbeConverter).HasMaxLength(2048);
+            e.Property(a => a.StopGraceSeconds).HasDefaultValue(10);
+            e.Property(a => a.ProgressDeadlineSeconds).HasDefaultValue(120);
             e.Property(a => a.SchedulingMessage).HasMaxLength(512);
             e.Property(a => a.SourceUrl).HasMaxLength(2048);
             e.Property(a => a.Branch).HasMaxLength(255);
@@ -139,6 +150,25 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
             e.HasIndex(b => b.State);
         });
 
+        builder.Entity<Rollout>(e =>
+        {
+            e.ToTable("rollouts");
+            e.Property(r => r.State).HasMaxLength(16);
+            e.Property(r => r.Message).HasMaxLength(1024);
+            e.HasIndex(r => new { r.AppId, r.Generation }).IsUnique();
+            e.HasIndex(r => r.State);
+            e.HasOne(r => r.App).WithMany().HasForeignKey(r => r.AppId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<AppEvent>(e =>
+        {
+            e.ToTable("app_events");
+            e.Property(x => x.Kind).HasMaxLength(32);
+            e.Property(x => x.Message).HasMaxLength(1024);
+            e.HasIndex(x => new { x.AppId, x.Id });
+            e.HasOne(x => x.App).WithMany().HasForeignKey(x => x.AppId).OnDelete(DeleteBehavior.Cascade);
+        });
+
         builder.Entity<Release>(e =>
         {
             e.ToTable("releases");
@@ -148,6 +178,7 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
             e.Property(r => r.Commit).HasMaxLength(64);
             e.Property(r => r.Description).HasMaxLength(256);
             e.Property(r => r.CreatedBy).HasMaxLength(64);
+            e.Property(r => r.FailureReason).HasMaxLength(1024);
         });
 
         builder.Entity<Instance>(e =>

@@ -26,7 +26,8 @@ public sealed class AgentOptions
     public int PortRangeSize { get; set; } = 10000;
     /// <summary>The agent's control endpoint (logs, for the Api); 0 picks a free port, reported in heartbeats.</summary>
     public int ControlPort { get; set; }
-    public int StopGraceSeconds { get; set; } = 10;
+    /// <summary>The longest grace period (SIGTERM to SIGKILL) an app's instances get on this node; each app sets its own below it.</summary>
+    public int StopGraceSeconds { get; set; } = 600;
     public int MaxParallelStarts { get; set; } = 8;
     public long LogMaxBytes { get; set; } = 10 * 1024 * 1024;
     public int PidsLimit { get; set; } = 1024;

@@ -52,8 +52,11 @@ public sealed class FakeApi : IPlatformApi
     public static ProjectResponse Project(string team, string name) =>
         new(name, team, DateTime.UtcNow, "developer", new ProjectQuotaResponse(Q(256, 1024), Q(250, 1000), Q(1, 4), Q(1, 5)));
     public static AppResponse App(string team, string project, string name, int running, int desired, string? message = null) =>
-        new(name, project, team, "library/hello:latest", desired, 64, 100, 8080, new Dictionary<string, string>(), "/",
-            Url(team, project, name), null, DateTime.UtcNow, DateTime.UtcNow, new AppStatus(running, desired, message));
+        new(name, project, team, "library/hello:latest", desired, 64, 100, 8080, new Dictionary<string, string>(), null,
+            Url(team, project, name), null, DateTime.UtcNow, DateTime.UtcNow, new AppStatus(running, desired, message)) { Readiness = DefaultReadiness };
+
+    /// <summary>The Api's default readiness probe (TCP on the app's port; Apps/Probes).</summary>
+    public static readonly ProbeSpec DefaultReadiness = new(ProbeTypes.Tcp, null, 200, 399, 2, 1, 1, 3, 0);
 
     private static string Url(string team, string project, string app) => $"http://{app}-{project}-{team}.apps.localhost:8080";
 
@@ -141,11 +144,14 @@ public sealed class FakeApi : IPlatformApi
             var instances = request.Instances ?? 1;
             var app = new AppResponse(name, project, team, request.Image, instances, request.MemoryMiB ?? 256, request.CpuMillicores ?? 250,
                 request.Port ?? 8080, (request.Env ?? []).Where(e => e.Value is not null).ToDictionary(e => e.Key, e => e.Value!),
-                request.HealthCheckPath ?? "/", Url(team, project, name),
+                request.HealthCheckPath, Url(team, project, name),
                 fromSource && request.SourceUrl is null ? $"{ApiUrl}/git/{team}/{project}/{name}.git" : null,
                 DateTime.UtcNow, DateTime.UtcNow, new AppStatus(0, fromSource ? 0 : instances, null),
                 request.SourceUrl, fromSource ? request.Branch ?? "main" : null, fromSource ? request.DockerfilePath ?? "Dockerfile" : null,
-                request.SourceUrl is null ? null : $"{ApiUrl}/hooks/{team}/{project}/{name}");
+                request.SourceUrl is null ? null : $"{ApiUrl}/hooks/{team}/{project}/{name}")
+            {
+                Readiness = request.HealthCheckPath is null ? DefaultReadiness : DefaultReadiness with { Type = ProbeTypes.Http, Path = request.HealthCheckPath },
+            };
             apps.Add(app);
             return app with { WebhookSecret = request.SourceUrl is not null && request.WebhookSecret is null ? "whsec_ONCE" : null };
         });
@@ -165,7 +171,10 @@ public sealed class FakeApi : IPlatformApi
             {
                 Image = image, Instances = instances, MemoryMiB = request.MemoryMiB ?? a.MemoryMiB, CpuMillicores = request.CpuMillicores ?? a.CpuMillicores,
                 Port = request.Port ?? a.Port, HealthCheckPath = request.HealthCheckPath ?? a.HealthCheckPath, Env = env, UpdatedAt = DateTime.UtcNow,
-                Status = new AppStatus(a.Status?.Running ?? 0, image is null ? 0 : instances, a.Status?.Message),
+                // As the Api: without a probe of its own, readiness is HTTP on the healthCheckPath once one is set.
+                Readiness = (request.HealthCheckPath ?? a.HealthCheckPath) is { } path && a.Readiness?.Type != ProbeTypes.Process
+                    ? DefaultReadiness with { Type = ProbeTypes.Http, Path = path } : a.Readiness,
+                Status = new AppStatus(a.Status?.Ready ?? 0, image is null ? 0 : instances, a.Status?.Message),
             };
             apps[apps.IndexOf(a)] = updated;
             return updated;
@@ -333,6 +342,16 @@ public sealed class FakeApi : IPlatformApi
             Releases.Insert(0, release);
             return release;
         });
+    public RolloutResponse? Rollout { get; set; }
+    public Task<RolloutResponse?> RolloutAsync(string team, string project, string app, CancellationToken ct = default) => Answer(() => Rollout);
+    public Task<RolloutResponse> CancelRolloutAsync(string team, string project, string app, CancellationToken ct = default) =>
+        Send(("cancel rollout", app), () => Rollout = Rollout! with
+        {
+            State = "Cancelled", Message = $"cancelled by dev@example.com, rolled back to generation {Rollout.Generation + 1}", FinishedAt = DateTime.UtcNow,
+        });
+    public List<AppEventResponse> Events { get; } = [];
+    public Task<IReadOnlyList<AppEventResponse>> EventsAsync(string team, string project, string app, CancellationToken ct = default) =>
+        Answer<IReadOnlyList<AppEventResponse>>(() => Events);
     public Task<IReadOnlyList<AuditEventResponse>> AuditAsync(string team, CancellationToken ct = default) =>
         Answer<IReadOnlyList<AuditEventResponse>>(() => [new AuditEventResponse(1, DateTime.UtcNow, "owner@example.com", "apps.create", team, $"app {team}/web/shop", "success", 201, $"/api/v1/teams/{team}/projects/web/apps")]);
     public string? MyRole { get; set; } = "owner";

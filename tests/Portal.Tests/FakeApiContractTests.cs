@@ -147,7 +147,7 @@ public sealed class FakeApiContractTests
         a.Name, a.Project, a.Team, a.Image, a.Instances, a.MemoryMiB, a.CpuMillicores, a.Port,
         Env = a.Env.OrderBy(e => e.Key, StringComparer.Ordinal).ToList(), a.HealthCheckPath,
         Host = new Uri(a.Url).Host, GitPath = a.GitUrl is null ? null : new Uri(a.GitUrl).AbsolutePath,
-        a.Status?.Running, a.Status?.Desired, a.SourceUrl, a.Branch, a.DockerfilePath, a.WebhookSecret,
+        a.Status?.Ready, a.Status?.Desired, a.Readiness, a.Liveness, a.StopGraceSeconds, a.SourceUrl, a.Branch, a.DockerfilePath, a.WebhookSecret,
         shape = Shape(a with { Status = a.Status! with { Message = null } }),
     };
 

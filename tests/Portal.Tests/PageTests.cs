@@ -85,7 +85,7 @@ public sealed class PageTests : IAsyncLifetime
 
         _api.Gate.SetResult();
         page.WaitForAssertion(() => Assert.Contains("acme", page.Markup));
-        Assert.Contains("running 2/2", page.Markup);
+        Assert.Contains("ready 2/2", page.Markup);
         Assert.Contains("waiting 0/1", page.Markup);
         Assert.Contains("create one from an image", page.Markup);   // the empty project says what to do next
         Assert.NotNull(page.Find("a[href='/teams/acme/projects/web/apps/shop']"));
@@ -114,7 +114,7 @@ public sealed class PageTests : IAsyncLifetime
     public void The_app_page_shows_status_url_instances_with_exit_reasons_and_logs()
     {
         _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "shop", 1, 2)];
-        _api.Instances.Add(new InstanceResponse("0123456789abcdef0123456789abcdef", "node1", "Running", 0, null, null, null, "acme/web/shop@sha256:00", 1, DateTime.UtcNow, DateTime.UtcNow, 12, 8 << 20));
+        _api.Instances.Add(new InstanceResponse("0123456789abcdef0123456789abcdef", "node1", "Ready", 0, null, null, null, "acme/web/shop@sha256:00", 1, DateTime.UtcNow, DateTime.UtcNow, 12, 8 << 20));
         _api.Instances.Add(new InstanceResponse("fedcba9876543210fedcba9876543210", "node2", "Restarting", 3, 137, "OOMKilled", null, "acme/web/shop@sha256:00", 1, DateTime.UtcNow, null, 0, 0));
 
         var page = Render<AppPage>(p => p.Add(x => x.Team, "acme").Add(x => x.Project, "web").Add(x => x.Name, "shop"));
@@ -297,7 +297,7 @@ public sealed class PageTests : IAsyncLifetime
         _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "shop", 1, 1)];
         var page = RenderApp("shop");
         page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='app-url']")));
-        Assert.Equal(["Overview", "Releases"], page.FindAll(".mud-tab").Select(t => t.TextContent.Trim()));
+        Assert.Equal(["Overview", "Releases", "Events", "Health"], page.FindAll(".mud-tab").Select(t => t.TextContent.Trim()));
     }
 
     [Fact]
@@ -501,5 +501,48 @@ public sealed class PageTests : IAsyncLifetime
         Assert.Equal(("site", null, "https://github.com/acme/site.git", "release", "docker/web.Dockerfile"), (sent.Name, sent.Image, sent.SourceUrl, sent.Branch, sent.DockerfilePath));
         Assert.Contains("http://api.example:5080/hooks/acme/web/site", page.Find("[data-testid='webhook-url']").TextContent);
         Assert.NotNull(page.Find("a[href='/teams/acme/projects/web/apps/site']"));
+    }
+
+    [Fact]
+    public void The_app_page_shows_the_rollout_in_progress_with_a_progress_bar_and_cancelling_rolls_it_back()
+    {
+        _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "shop", 1, 2, "rolling out 1/2")];
+        _api.Rollout = new RolloutResponse(2, "Progressing", "release v2 (acme/web/shop:2)", 2, null, DateTime.UtcNow.AddSeconds(-20),
+            DateTime.UtcNow.AddSeconds(100), null, new RolloutSide(1, 2), new RolloutSide(2, 2));
+        _api.Events.Add(new AppEventResponse(7, DateTime.UtcNow, "ProbeFailed", "instance 89abcdef (generation 2) is not ready: readiness: connection refused on :8080 (3 of 3)", 2, null));
+        _api.Events.Add(new AppEventResponse(6, DateTime.UtcNow, "RolloutStarted", "generation 2 rolling out: release v2", 2, null));
+        var page = RenderApp("shop");
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='rollout']")));
+        Assert.Equal("Progressing", page.Find("[data-testid='rollout-state']").TextContent.Trim());
+        Assert.Contains("new 1/2 ready", page.Find("[data-testid='rollout-counts']").TextContent);
+        Assert.Contains("old 2/2 still serving", page.Find("[data-testid='rollout-counts']").TextContent);
+        Assert.Equal("50", page.Find("[data-testid='rollout-progress']").GetAttribute("aria-valuenow"));
+        Assert.Contains("rolling out 1/2", page.Markup);
+
+        page.Find("[data-testid='cancel-rollout']").Click();
+        page.WaitForAssertion(() => Assert.Contains(("cancel rollout", "shop"), _api.Sent.OfType<(string, string)>()));
+        page.WaitForAssertion(() => Assert.Equal("Cancelled", page.Find("[data-testid='rollout-state']").TextContent.Trim()));
+        Assert.Empty(page.FindAll("[data-testid='cancel-rollout']"));   // nothing left to cancel
+
+        OpenTab(page, "Events");
+        page.WaitForAssertion(() => Assert.Contains("connection refused on :8080 (3 of 3)", page.Find("[data-testid='events-table']").TextContent));
+    }
+
+    [Fact]
+    public void The_health_tab_shows_the_probes_in_effect_and_puts_the_Apis_refusal_next_to_the_field()
+    {
+        _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "shop", 1, 1)];
+        _api.Refuse = body => body is UpdateAppRequest { Readiness.IntervalSeconds: > 300 } ? FakeApi.Invalid("readiness.intervalSeconds", "must be between 1 and 300.") : null;
+        var page = RenderApp("shop");
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='no-instances']")));
+        Assert.Contains("readiness <code>TCP every 2 s</code>", page.Markup);
+        OpenTab(page, "Health");
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='health']")));
+        Input(page, "Every (s)").Change("900");   // not Immediate: the field binds when it changes
+        page.Find("[data-testid='save-health']").Click();
+        page.WaitForAssertion(() => Assert.Contains("must be between 1 and 300.", page.Markup));
+        var sent = Assert.IsType<UpdateAppRequest>(_api.Sent.Single());
+        Assert.Equal(("tcp", 900, "none"), (sent.Readiness!.Type, sent.Readiness.IntervalSeconds, sent.Liveness!.Type));
+        Assert.Equal((10, 120), (sent.StopGraceSeconds, sent.ProgressDeadlineSeconds));
     }
 }

@@ -395,7 +395,6 @@ namespace Platform.Migrations.Postgres.Migrations
                         .HasColumnType("integer");
 
                     b.Property<string>("HealthCheckPath")
-                        .IsRequired()
                         .HasMaxLength(512)
                         .HasColumnType("character varying(512)");
 
@@ -410,6 +409,13 @@ namespace Platform.Migrations.Postgres.Migrations
                     b.Property<int>("Instances")
                         .HasColumnType("integer");
 
+                    b.Property<string>("LastGoodSpec")
+                        .HasColumnType("text");
+
+                    b.Property<string>("LivenessProbe")
+                        .HasMaxLength(2048)
+                        .HasColumnType("character varying(2048)");
+
                     b.Property<int>("MemoryMiB")
                         .HasColumnType("integer");
 
@@ -421,8 +427,17 @@ namespace Platform.Migrations.Postgres.Migrations
                     b.Property<int>("Port")
                         .HasColumnType("integer");
 
+                    b.Property<int>("ProgressDeadlineSeconds")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("integer")
+                        .HasDefaultValue(120);
+
                     b.Property<Guid>("ProjectId")
                         .HasColumnType("uuid");
+
+                    b.Property<string>("ReadinessProbe")
+                        .HasMaxLength(2048)
+                        .HasColumnType("character varying(2048)");
 
                     b.Property<string>("SchedulingMessage")
                         .HasMaxLength(512)
@@ -435,6 +450,11 @@ namespace Platform.Migrations.Postgres.Migrations
                     b.Property<string>("SourceUrl")
                         .HasMaxLength(2048)
                         .HasColumnType("character varying(2048)");
+
+                    b.Property<int>("StopGraceSeconds")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("integer")
+                        .HasDefaultValue(10);
 
                     b.Property<DateTime>("UpdatedAt")
                         .HasColumnType("timestamp with time zone");
@@ -452,6 +472,43 @@ namespace Platform.Migrations.Postgres.Migrations
                         .IsUnique();
 
                     b.ToTable("apps", (string)null);
+                });
+
+            modelBuilder.Entity("Platform.Data.AppEvent", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<Guid>("AppId")
+                        .HasColumnType("uuid");
+
+                    b.Property<DateTime>("At")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<int?>("Generation")
+                        .HasColumnType("integer");
+
+                    b.Property<Guid?>("InstanceId")
+                        .HasColumnType("uuid");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)");
+
+                    b.Property<string>("Message")
+                        .IsRequired()
+                        .HasMaxLength(1024)
+                        .HasColumnType("character varying(1024)");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("AppId", "Id");
+
+                    b.ToTable("app_events", (string)null);
                 });
 
             modelBuilder.Entity("Platform.Data.AuditEvent", b =>
@@ -1153,6 +1210,10 @@ namespace Platform.Migrations.Postgres.Migrations
                         .HasMaxLength(256)
                         .HasColumnType("character varying(256)");
 
+                    b.Property<string>("FailureReason")
+                        .HasMaxLength(1024)
+                        .HasColumnType("character varying(1024)");
+
                     b.Property<string>("Image")
                         .IsRequired()
                         .HasMaxLength(512)
@@ -1167,6 +1228,52 @@ namespace Platform.Migrations.Postgres.Migrations
                         .IsUnique();
 
                     b.ToTable("releases", (string)null);
+                });
+
+            modelBuilder.Entity("Platform.Data.Rollout", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid");
+
+                    b.Property<Guid>("AppId")
+                        .HasColumnType("uuid");
+
+                    b.Property<DateTime>("DeadlineAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<DateTime?>("FinishedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<int>("Generation")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("Message")
+                        .HasMaxLength(1024)
+                        .HasColumnType("character varying(1024)");
+
+                    b.Property<int?>("ReleaseVersion")
+                        .HasColumnType("integer");
+
+                    b.Property<int?>("RollbackOf")
+                        .HasColumnType("integer");
+
+                    b.Property<DateTime>("StartedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("State");
+
+                    b.HasIndex("AppId", "Generation")
+                        .IsUnique();
+
+                    b.ToTable("rollouts", (string)null);
                 });
 
             modelBuilder.Entity("Platform.Data.Team", b =>
@@ -1290,6 +1397,17 @@ namespace Platform.Migrations.Postgres.Migrations
                         .IsRequired();
 
                     b.Navigation("Project");
+                });
+
+            modelBuilder.Entity("Platform.Data.AppEvent", b =>
+                {
+                    b.HasOne("Platform.Data.App", "App")
+                        .WithMany()
+                        .HasForeignKey("AppId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+
+                    b.Navigation("App");
                 });
 
             modelBuilder.Entity("Platform.Data.Build", b =>
@@ -1463,6 +1581,17 @@ namespace Platform.Migrations.Postgres.Migrations
                 });
 
             modelBuilder.Entity("Platform.Data.Release", b =>
+                {
+                    b.HasOne("Platform.Data.App", "App")
+                        .WithMany()
+                        .HasForeignKey("AppId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+
+                    b.Navigation("App");
+                });
+
+            modelBuilder.Entity("Platform.Data.Rollout", b =>
                 {
                     b.HasOne("Platform.Data.App", "App")
                         .WithMany()

@@ -386,7 +386,6 @@ namespace Platform.Migrations.Sqlite.Migrations
                         .HasColumnType("INTEGER");
 
                     b.Property<string>("HealthCheckPath")
-                        .IsRequired()
                         .HasMaxLength(512)
                         .HasColumnType("TEXT");
 
@@ -401,6 +400,13 @@ namespace Platform.Migrations.Sqlite.Migrations
                     b.Property<int>("Instances")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("LastGoodSpec")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("LivenessProbe")
+                        .HasMaxLength(2048)
+                        .HasColumnType("TEXT");
+
                     b.Property<int>("MemoryMiB")
                         .HasColumnType("INTEGER");
 
@@ -412,7 +418,16 @@ namespace Platform.Migrations.Sqlite.Migrations
                     b.Property<int>("Port")
                         .HasColumnType("INTEGER");
 
+                    b.Property<int>("ProgressDeadlineSeconds")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasDefaultValue(120);
+
                     b.Property<Guid>("ProjectId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ReadinessProbe")
+                        .HasMaxLength(2048)
                         .HasColumnType("TEXT");
 
                     b.Property<string>("SchedulingMessage")
@@ -426,6 +441,11 @@ namespace Platform.Migrations.Sqlite.Migrations
                     b.Property<string>("SourceUrl")
                         .HasMaxLength(2048)
                         .HasColumnType("TEXT");
+
+                    b.Property<int>("StopGraceSeconds")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasDefaultValue(10);
 
                     b.Property<DateTime>("UpdatedAt")
                         .HasColumnType("TEXT");
@@ -443,6 +463,41 @@ namespace Platform.Migrations.Sqlite.Migrations
                         .IsUnique();
 
                     b.ToTable("apps", (string)null);
+                });
+
+            modelBuilder.Entity("Platform.Data.AppEvent", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER");
+
+                    b.Property<Guid>("AppId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("At")
+                        .HasColumnType("TEXT");
+
+                    b.Property<int?>("Generation")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<Guid?>("InstanceId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Message")
+                        .IsRequired()
+                        .HasMaxLength(1024)
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("AppId", "Id");
+
+                    b.ToTable("app_events", (string)null);
                 });
 
             modelBuilder.Entity("Platform.Data.AuditEvent", b =>
@@ -1142,6 +1197,10 @@ namespace Platform.Migrations.Sqlite.Migrations
                         .HasMaxLength(256)
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("FailureReason")
+                        .HasMaxLength(1024)
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("Image")
                         .IsRequired()
                         .HasMaxLength(512)
@@ -1156,6 +1215,52 @@ namespace Platform.Migrations.Sqlite.Migrations
                         .IsUnique();
 
                     b.ToTable("releases", (string)null);
+                });
+
+            modelBuilder.Entity("Platform.Data.Rollout", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("AppId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("DeadlineAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime?>("FinishedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("Generation")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Message")
+                        .HasMaxLength(1024)
+                        .HasColumnType("TEXT");
+
+                    b.Property<int?>("ReleaseVersion")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int?>("RollbackOf")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<DateTime>("StartedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("State");
+
+                    b.HasIndex("AppId", "Generation")
+                        .IsUnique();
+
+                    b.ToTable("rollouts", (string)null);
                 });
 
             modelBuilder.Entity("Platform.Data.Team", b =>
@@ -1279,6 +1384,17 @@ namespace Platform.Migrations.Sqlite.Migrations
                         .IsRequired();
 
                     b.Navigation("Project");
+                });
+
+            modelBuilder.Entity("Platform.Data.AppEvent", b =>
+                {
+                    b.HasOne("Platform.Data.App", "App")
+                        .WithMany()
+                        .HasForeignKey("AppId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+
+                    b.Navigation("App");
                 });
 
             modelBuilder.Entity("Platform.Data.Build", b =>
@@ -1452,6 +1568,17 @@ namespace Platform.Migrations.Sqlite.Migrations
                 });
 
             modelBuilder.Entity("Platform.Data.Release", b =>
+                {
+                    b.HasOne("Platform.Data.App", "App")
+                        .WithMany()
+                        .HasForeignKey("AppId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+
+                    b.Navigation("App");
+                });
+
+            modelBuilder.Entity("Platform.Data.Rollout", b =>
                 {
                     b.HasOne("Platform.Data.App", "App")
                         .WithMany()

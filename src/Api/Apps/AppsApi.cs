@@ -50,10 +50,12 @@ public static partial class AppsApi
         var (items, next) = Paging.Split(rows, take, a => a.Name);
         var ids = items.Select(a => a.Id).ToList();
         var running = await db.Instances.AsNoTracking()
-            .Where(i => ids.Contains(i.AppId) && i.State == InstanceStates.Running && i.Generation == i.App!.Generation)
+            .Where(i => ids.Contains(i.AppId) && i.State == InstanceStates.Ready && i.Generation == i.App!.Generation)
             .GroupBy(i => i.AppId).Select(g => new { g.Key, Count = g.Count() }).ToDictionaryAsync(g => g.Key, g => g.Count, ct);
+        var rolling = (await db.Rollouts.AsNoTracking().Where(r => ids.Contains(r.AppId) && r.State == Rollouts.RolloutStates.Progressing)
+            .Select(r => r.AppId).ToListAsync(ct)).ToHashSet();
         return TypedResults.Ok(new Page<AppResponse>(
-            items.Select(a => ToResponse(a, scope, http, options.Value, running.GetValueOrDefault(a.Id))).ToList(), next));
+            items.Select(a => ToResponse(a, scope, http, options.Value, running.GetValueOrDefault(a.Id), rolling.Contains(a.Id))).ToList(), next));
     }
 
     private static async Task<Results<Created<AppResponse>, ProblemHttpResult>> CreateAsync(
@@ -77,6 +79,10 @@ public static partial class AppsApi
             errors.Add("image", "an app runs an image or is built from source (sourceUrl, branch, dockerfilePath), not both.");
         if (body.WebhookSecret is not null && body.SourceUrl is null)
             errors.Add("webhookSecret", "is only used with sourceUrl (a repository hosted elsewhere).");
+        var readiness = body.Readiness is null ? default : Probes.Resolve(body.Readiness, "readiness", liveness: false, errors);
+        var liveness = body.Liveness is null ? default : Probes.Resolve(body.Liveness, "liveness", liveness: true, errors);
+        errors.Range("stopGraceSeconds", body.StopGraceSeconds, 0, Probes.MaxStopGraceSeconds)
+            .Range("progressDeadlineSeconds", body.ProgressDeadlineSeconds, 10, 3600);
         if (errors.Any) return errors.ToProblem();
         if (body.Image is not null && await deployments.MayRunAsync(access.Caller, body.Image, ct) is { } imageDenied) return imageDenied;
 
@@ -93,7 +99,11 @@ public static partial class AppsApi
             CpuMillicores = body.CpuMillicores ?? DefaultCpuMillicores,
             Port = body.Port ?? DefaultPort,
             Env = body.Env?.Where(e => e.Value is not null).ToDictionary(e => e.Key, e => e.Value!) ?? [],
-            HealthCheckPath = body.HealthCheckPath ?? "/",
+            HealthCheckPath = body.HealthCheckPath,
+            ReadinessProbe = readiness.Spec,
+            LivenessProbe = liveness.Spec,
+            StopGraceSeconds = body.StopGraceSeconds ?? Probes.DefaultStopGraceSeconds,
+            ProgressDeadlineSeconds = body.ProgressDeadlineSeconds ?? 120,
             SourceUrl = body.SourceUrl,
             Branch = body.Branch ?? "main",
             DockerfilePath = body.DockerfilePath ?? "Dockerfile",
@@ -136,7 +146,7 @@ public static partial class AppsApi
     {
         var (a, scope, problem) = await access.AppAsync(team, project, app, Permission.AppRead, ct);
         if (problem is not null) return problem;
-        return TypedResults.Ok(ToResponse(a!, scope!, http, options.Value, await RunningAsync(db, a!, ct)));
+        return TypedResults.Ok(ToResponse(a!, scope!, http, options.Value, await RunningAsync(db, a!, ct), await RollingOutAsync(db, a!, ct)));
     }
 
     private static async Task<Results<Ok<AppResponse>, ProblemHttpResult>> UpdateAsync(
@@ -152,6 +162,10 @@ public static partial class AppsApi
         if (!errors.Any && body.Image is not null && ImageResolver.Eligibility(body.Image, team) is { } imageProblem)
             errors.Add("image", imageProblem);
         ValidateSource(errors, body.SourceUrl, body.Branch, body.DockerfilePath, body.WebhookSecret, options.Value.Builds.AllowedSourceHosts);
+        var readiness = body.Readiness is null ? default : Probes.Resolve(body.Readiness, "readiness", liveness: false, errors);
+        var liveness = body.Liveness is null ? default : Probes.Resolve(body.Liveness, "liveness", liveness: true, errors);
+        errors.Range("stopGraceSeconds", body.StopGraceSeconds, 0, Probes.MaxStopGraceSeconds)
+            .Range("progressDeadlineSeconds", body.ProgressDeadlineSeconds, 10, 3600);
         if (errors.Any) return errors.ToProblem();
         if (body.Image is not null && await deployments.MayRunAsync(access.Caller, body.Image, ct) is { } imageDenied) return imageDenied;
 
@@ -192,6 +206,11 @@ public static partial class AppsApi
         a.CpuMillicores = body.CpuMillicores ?? a.CpuMillicores;
         a.Port = body.Port ?? a.Port;
         a.HealthCheckPath = body.HealthCheckPath ?? a.HealthCheckPath;
+        // Probes and the grace period reach running instances at once, without a rollout.
+        if (body.Readiness is not null) a.ReadinessProbe = readiness.Spec;
+        if (body.Liveness is not null) a.LivenessProbe = liveness.Spec;
+        a.StopGraceSeconds = body.StopGraceSeconds ?? a.StopGraceSeconds;
+        a.ProgressDeadlineSeconds = body.ProgressDeadlineSeconds ?? a.ProgressDeadlineSeconds;
         if (body.Env is not null)
         {
             // JSON merge-patch: a null value removes the variable, any other value sets it.
@@ -206,7 +225,7 @@ public static partial class AppsApi
         await deployments.ApplyAsync(a, team, running, deploy, access.Caller.UserId, ct);
         await deployments.CommitAsync(tx, a.Id, ct);
         a.SchedulingMessage = await db.Apps.Where(x => x.Id == a.Id).Select(x => x.SchedulingMessage).FirstOrDefaultAsync(ct);
-        return TypedResults.Ok(ToResponse(a, scope, http, options.Value, await RunningAsync(db, a, ct)) with { WebhookSecret = shownSecret });
+        return TypedResults.Ok(ToResponse(a, scope, http, options.Value, await RunningAsync(db, a, ct), await RollingOutAsync(db, a, ct)) with { WebhookSecret = shownSecret });
     }
 
     /// <summary>An image set by hand (create or PATCH), as its release describes it.</summary>
@@ -251,7 +270,10 @@ public static partial class AppsApi
     }
 
     private static Task<int> RunningAsync(PlatformDbContext db, App a, CancellationToken ct) =>
-        db.Instances.CountAsync(i => i.AppId == a.Id && i.State == InstanceStates.Running && i.Generation == a.Generation, ct);
+        db.Instances.CountAsync(i => i.AppId == a.Id && i.State == InstanceStates.Ready && i.Generation == a.Generation, ct);
+
+    private static Task<bool> RollingOutAsync(PlatformDbContext db, App a, CancellationToken ct) =>
+        db.Rollouts.AnyAsync(r => r.AppId == a.Id && r.State == Rollouts.RolloutStates.Progressing, ct);
 
     [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]*\\z")]
     private static partial Regex EnvName();
@@ -283,9 +305,7 @@ public static partial class AppsApi
                     errors.Add("env." + k, $"must be at most {Quantities.MaxEnvValueLength} characters with no NUL.");
             }
         }
-        if (healthCheckPath is not null &&
-            (healthCheckPath.Length > Quantities.MaxHealthCheckPathLength || !healthCheckPath.StartsWith('/') || healthCheckPath.Any(char.IsControl) || healthCheckPath.Contains(' ')))
-            errors.Add("healthCheckPath", $"must be a URL path starting with '/', without spaces or control characters, at most {Quantities.MaxHealthCheckPathLength} characters.");
+        if (healthCheckPath is not null) errors.Add("healthCheckPath", Probes.PathProblem(healthCheckPath));
     }
 
     [GeneratedRegex(@"^(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,255}(?<!/)(?<!\.lock)$")]
@@ -312,7 +332,7 @@ public static partial class AppsApi
         return new string(cut.Select(c => char.IsControl(c) ? '?' : c).ToArray());
     }
 
-    private static AppResponse ToResponse(App a, ProjectScope scope, HttpContext http, PlatformOptions options, int running = 0)
+    private static AppResponse ToResponse(App a, ProjectScope scope, HttpContext http, PlatformOptions options, int running = 0, bool rollingOut = false)
     {
         var team = scope.Access.Team.Name;
         var project = scope.Project.Name;
@@ -325,8 +345,9 @@ public static partial class AppsApi
         var webhookUrl = a.SourceUrl is null ? null : $"{http.Request.Scheme}://{http.Request.Host}/hooks/{team}/{project}/{a.Name}";
         return new AppResponse(a.Name, project, team, a.Image, a.Instances, a.MemoryMiB, a.CpuMillicores, a.Port,
             env, a.HealthCheckPath, url, gitUrl, a.CreatedAt, a.UpdatedAt,
-            new AppStatus(running, a.Image is null ? 0 : a.Instances, a.SchedulingMessage),
+            new AppStatus(running, a.Image is null ? 0 : a.Instances,
+                a.SchedulingMessage ?? (rollingOut && running < a.Instances ? $"rolling out {running}/{a.Instances}" : null)),
             a.SourceUrl is null ? null : Builds.SourceUrls.Redact(a.SourceUrl), a.FromSource ? a.Branch : null,
-            a.FromSource ? a.DockerfilePath : null, webhookUrl);
+            a.FromSource ? a.DockerfilePath : null, webhookUrl, null, Probes.Readiness(a), Probes.Liveness(a), a.StopGraceSeconds, a.ProgressDeadlineSeconds);
     }
 }

@@ -72,6 +72,26 @@ public sealed class BuildCgroup
         }
     }
 
+    /// <summary>
+    /// Whether a fork in the build was refused for its pids limit (pids.events counts them; buildah's own processes
+    /// count too, so a step at the limit can starve buildah and fail with buildah's error rather than its own).
+    /// </summary>
+    public bool PidsLimitHit()
+    {
+        try
+        {
+            // Counted where the refused fork came from (a child, on v1) or where the limit is, by kernel: the whole subtree is read.
+            var top = Cgroups.PathOf("pids", Path);
+            return Directory.EnumerateDirectories(top, "*", SearchOption.AllDirectories).Prepend(top)
+                .Select(d => System.IO.Path.Combine(d, "pids.events")).Where(File.Exists)
+                .Any(f => File.ReadLines(f).Any(l => l.StartsWith("max ", StringComparison.Ordinal) && l[4..].Trim() != "0"));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Kills every process in the build's cgroup and its children's, then removes the cgroups (retrying while they empty).</summary>
     public Task KillAndRemoveAsync() => Cgroups.KillAndRemoveAsync(Path, CancellationToken.None);
 }

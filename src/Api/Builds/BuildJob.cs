@@ -143,6 +143,7 @@ public sealed partial class BuildJob(
                 failure = cancelled ? (BuildStates.Cancelled, "Cancelled.")
                     : e is OperationCanceledException ? (BuildStates.Failed, $"The build took longer than its time limit of {limits.TimeoutSeconds} s and was stopped.")
                     : cgroup?.OomKilled(e.Message) == true ? (BuildStates.Failed, $"The build ran out of memory (limit {limits.MemoryMiB} MiB): {e.Message}")
+                    : cgroup?.PidsLimitHit() == true ? (BuildStates.Failed, $"The build reached its limit of {limits.Pids} processes: {e.Message}")
                     : (BuildStates.Failed, e.Message);
         }
         finally

@@ -4,6 +4,7 @@ using Platform.Api.Access;
 using Platform.Api.Quotas;
 using Platform.Api.Registry;
 using Platform.Api.Releases;
+using Platform.Api.Rollouts;
 using Platform.Api.Scheduling;
 using Platform.Data;
 
@@ -68,18 +69,49 @@ public sealed class DeploymentService(PlatformDbContext db, QuotaService quotas,
     /// as a release and runs its image, bumps the generation when <see cref="RunSpec"/> moved from
     /// <paramref name="before"/> (null for a new app: it has no instances to replace) and stamps the change.
     /// </summary>
-    public async Task<Release?> ApplyAsync(App app, string team, RunSpec? before, Deploy? deploy, string? userId, CancellationToken ct)
+    /// <remarks>
+    /// Every new generation is a rollout (<see cref="RolloutService"/>), a new app's first one too; <paramref name="rollbackOf"/>
+    /// names the generation a rollback undoes.
+    /// </remarks>
+    public async Task<Release?> ApplyAsync(App app, string team, RunSpec? before, Deploy? deploy, string? userId, CancellationToken ct, int? rollbackOf = null)
     {
         Release? release = null;
+        var now = clock.GetUtcNow().UtcDateTime;
         if (deploy is not null)
         {
             release = await releases.AddAsync(app, team, deploy.Image, deploy.Description, deploy.Commit, deploy.BuildNumber, userId, ct);
             app.Image = deploy.Image;
         }
-        if (before is not { } b) return release;   // a new app keeps its creation time and first generation
-        if (b != RunSpec.Of(app)) app.Generation++;
-        app.UpdatedAt = clock.GetUtcNow().UtcDateTime;
+        if (before is not { } b)
+        {
+            // A new app keeps its creation time and first generation; its first image rolls out like any other.
+            if (app.Image is not null) await RolloutService.StartAsync(db, app, release?.Version, null, Describe(null, app, release), now, ct);
+            return release;
+        }
+        if (b != RunSpec.Of(app))
+        {
+            app.Generation++;
+            await RolloutService.StartAsync(db, app, release?.Version, rollbackOf, Describe(b, app, release), now, ct);
+        }
+        app.UpdatedAt = now;
         return release;
+    }
+
+    /// <summary>What a rollout changes, in words: <c>release v4 (acme/web/shop@sha256:…)</c>, <c>env, memory</c>.</summary>
+    private static string Describe(RunSpec? before, App app, Release? release)
+    {
+        List<string> what = [];
+        if (release is not null) what.Add($"release v{release.Version} ({release.Image})");
+        else if (before is null || before.Value.Image != app.Image) what.Add($"image {app.Image}");
+        if (before is { } b)
+        {
+            var now = RunSpec.Of(app);
+            if (b.Env != now.Env) what.Add("env");
+            if (b.MemoryMiB != now.MemoryMiB) what.Add($"memory {b.MemoryMiB} → {now.MemoryMiB} MiB");
+            if (b.CpuMillicores != now.CpuMillicores) what.Add($"CPU {b.CpuMillicores}m → {now.CpuMillicores}m");
+            if (b.Port != now.Port) what.Add($"port {b.Port} → {now.Port}");
+        }
+        return what.Count == 0 ? "no change" : string.Join(", ", what);
     }
 
     /// <summary>Saves and commits the admission, then lets the placement act on the app (best effort: its background pass retries).</summary>

@@ -12,6 +12,8 @@ public static class DeploymentsSetup
         builder.Services.TryAddScoped<DeploymentService>();
         builder.Services.TryAddScoped<ReleaseService>();
         builder.Services.TryAddScoped<ImageResolver>();
+        builder.Services.TryAddScoped<Rollouts.RolloutService>();
+        builder.Services.AddHostedService<Rollouts.RolloutMonitor>();
         return builder;
     }
 }

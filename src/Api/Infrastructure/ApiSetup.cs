@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using Platform.Api.Access;
 using Platform.Api.Apps;
 using Platform.Api.Releases;
+using Platform.Api.Rollouts;
 using Platform.Api.Audit;
 using Platform.Api.Identity;
 using Platform.Api.Nodes;
@@ -77,6 +78,7 @@ public static class ApiSetup
         api.MapNodesApi();
         api.MapImagesApi();
         api.MapReleasesApi();
+        api.MapRolloutsApi();
 
         app.MapGroup("/api/v1").AllowAnonymous().AddEndpointFilter<AuditFilter>().WithTags("Nodes").MapNodeJoin();
         // Node agents' own endpoints: their client-credentials token, no person, no audit of routine reports.

@@ -60,6 +60,9 @@ public static class Problems
         private readonly Dictionary<string, List<string>> _errors = [];
         public bool Any => _errors.Count > 0;
 
+        /// <summary>How many messages were added so far (to tell whether a step added any).</summary>
+        public int Count => _errors.Values.Sum(l => l.Count);
+
         public Errors Add(string field, string? message)
         {
             if (message is null) return this;

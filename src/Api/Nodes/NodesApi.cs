@@ -110,10 +110,12 @@ public static class NodesApi
             {
                 i.Id, Team = i.App!.Project!.Team!.Name, Project = i.App.Project.Name, i.App.ProjectId, App = i.App.Name, i.Generation,
                 i.ImageRepository, i.ImageDigest, i.App.Env, i.App.Port, i.MemoryMiB, i.CpuMillicores,
+                i.App.ReadinessProbe, i.App.LivenessProbe, i.App.HealthCheckPath, i.App.StopGraceSeconds,
             }).ToListAsync(ct);
         return new DesiredState(revision, rows.OrderBy(r => r.Id).Select(r => new DesiredInstance(
             r.Id, r.Team, r.Project, r.ProjectId, r.App, r.Generation, $"{r.ImageRepository}@{r.ImageDigest}",
-            r.Env, r.Port, r.MemoryMiB, r.CpuMillicores)).ToList());
+            r.Env, r.Port, r.MemoryMiB, r.CpuMillicores, Apps.Probes.Readiness(r.ReadinessProbe, r.HealthCheckPath),
+            Apps.Probes.Liveness(r.LivenessProbe, r.HealthCheckPath), r.StopGraceSeconds)).ToList());
     }
 
     /// <summary>What the agent observes of its instances; rows of other nodes and removed instances are ignored.</summary>
@@ -150,12 +152,13 @@ public static class NodesApi
         foreach (var row in rows)
         {
             var r = reports[row.Id];
-            var wasRunning = row.State == InstanceStates.Running;
-            if (wasRunning != (r.State == InstanceStates.Running) || (r.State == InstanceStates.Running && row.HostPort != r.HostPort))
+            var wasReady = row.State == InstanceStates.Ready;
+            if (wasReady != (r.State == InstanceStates.Ready) || (r.State == InstanceStates.Ready && row.HostPort != r.HostPort))
             {
                 routesChanged = true;
                 rollouts.Add(row.AppId);
             }
+            Rollouts.AppEvents.OfReport(db, row, r, now);
             row.State = r.State;
             row.Restarts = r.Restarts;
             row.ExitCode = r.ExitCode;

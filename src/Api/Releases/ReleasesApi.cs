@@ -32,7 +32,7 @@ public static class ReleasesApi
     }
 
     private static ReleaseResponse ToResponse(Release r, string? by, int current) =>
-        new(r.Version, r.Image, r.Commit, r.BuildNumber, r.Description, by, r.CreatedAt, r.Version == current);
+        new(r.Version, r.Image, r.Commit, r.BuildNumber, r.Description, by, r.CreatedAt, r.Version == current, r.FailureReason);
 
     private static async Task<Results<Created<ReleaseResponse>, ProblemHttpResult>> RollbackAsync(
         string team, string project, string app, int version, AccessService access, PlatformDbContext db,

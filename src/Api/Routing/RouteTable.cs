@@ -15,7 +15,7 @@ public sealed class RouteEntry(string app, string project, string team, IReadOnl
     public string App { get; } = app;
     public string Project { get; } = project;
     public string Team { get; } = team;
-    /// <summary>http://{node address}:{host port}/ of each Running instance.</summary>
+    /// <summary>http://{node address}:{host port}/ of each Ready instance (its readiness probe passes).</summary>
     public IReadOnlyList<string> Destinations { get; } = destinations;
 
     /// <summary>Round robin across the destinations (lock-free; fair under concurrency).</summary>
@@ -73,7 +73,7 @@ public sealed partial class RouteTable(IServiceScopeFactory scopes, ClusterSigna
         var apps = await db.Apps.AsNoTracking()
             .Select(a => new { a.Id, a.Name, Project = a.Project!.Name, Team = a.Project.Team!.Name, a.CreatedAt }).ToListAsync(ct);
         var running = await db.Instances.AsNoTracking()
-            .Where(i => i.State == InstanceStates.Running && i.HostPort != null && i.Node!.Address != null && i.Node.LastHeartbeatAt >= readySince)
+            .Where(i => i.State == InstanceStates.Ready && i.HostPort != null && i.Node!.Address != null && i.Node.LastHeartbeatAt >= readySince)
             .Select(i => new { i.AppId, i.Node!.Address, i.HostPort }).ToListAsync(ct);
         var byApp = running.ToLookup(r => r.AppId, r => $"http://{(r.Address!.Contains(':') ? $"[{r.Address}]" : r.Address)}:{r.HostPort}/");
         var domain = options.Value.Ingress.Domain;

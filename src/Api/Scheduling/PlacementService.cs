@@ -134,7 +134,7 @@ public sealed partial class PlacementService(
                 var perNode = fresh.GroupBy(i => i.NodeId).ToDictionary(g => g.Key, g => g.Count());
                 while (fresh.Count > want)
                 {
-                    var victim = fresh.OrderBy(i => i.State == InstanceStates.Running ? 1 : 0).ThenByDescending(i => perNode[i.NodeId])
+                    var victim = fresh.OrderBy(i => i.State == InstanceStates.Ready ? 1 : 0).ThenByDescending(i => perNode[i.NodeId])
                         .ThenByDescending(i => i.CreatedAt).First();
                     perNode[victim.NodeId]--;
                     fresh.Remove(victim);
@@ -166,9 +166,21 @@ public sealed partial class PlacementService(
                         : $"{left} instance(s) wait for a Ready node with {app.MemoryMiB} MiB and {app.CpuMillicores} millicores free.";
                 }
             }
-            // The surge completes: once the new generation runs in full, the old one goes.
-            if (stale.Count > 0 && fresh.Count(i => i.State == InstanceStates.Running) >= want)
+            // The surge completes: once the new generation is Ready in full (its readiness probes pass), the old one goes.
+            // Without room for a full surge it goes one at a time: an old instance leaves for each new one Ready, so
+            // Ready fresh + old in service never drops below what the app wants.
+            var readyFresh = fresh.Count(i => i.State == InstanceStates.Ready);
+            if (stale.Count > 0 && readyFresh >= want)
                 remove.AddRange(stale);
+            else if (stale.Count > 0 && fresh.Count < want)
+            {
+                var surplus = stale.Count - Math.Max(0, want - readyFresh);
+                if (surplus > 0)
+                    remove.AddRange(stale.OrderBy(i => i.State == InstanceStates.Ready ? 1 : 0).ThenBy(i => i.CreatedAt).Take(surplus));
+                message = message is null
+                    ? $"rolling out one at a time: no node has room for all {want} new instance(s) beside the old ones"
+                    : $"rolling out one at a time: {message}";
+            }
             foreach (var i in remove.Distinct())
             {
                 db.Instances.Remove(i);

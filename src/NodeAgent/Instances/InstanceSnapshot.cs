@@ -13,7 +13,10 @@ public sealed record InstanceSnapshot(
 {
     public Guid Id => Desired.Id;
 
-    public bool Running => State == InstanceStates.Running;
+    /// <summary>Its process runs (Starting while not yet ready, Ready, NotReady, or Stopping until it ends).</summary>
+    public bool ProcessUp { get; init; }
+
+    public bool Running => ProcessUp;
 
     public InstanceReport Report(long cpuMillicores, long memoryBytes) =>
         new(Id, State, Restarts, ExitCode, Reason, Message, HostPort, Running ? StartedAt : null, Running ? cpuMillicores : 0, Running ? memoryBytes : 0);

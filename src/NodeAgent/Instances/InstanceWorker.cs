@@ -42,6 +42,11 @@ public sealed partial class InstanceWorker
     private int? _hostPort;
     private DateTime? _startedAt;
     private DateTime _nextAttempt;
+    private bool _processUp;
+    private ProbeTracker? _readiness;
+    private ProbeTracker? _liveness;
+    private bool _killedUnhealthy;
+    private bool _everReady;   // liveness counts only once the process was Ready (a slow start is not a failure to live)
 
     private InstanceWorker(DesiredInstance desired, Phase phase, string state, IContainerRuntime runtime, TimeProvider clock, ILogger log, Action<InstanceSnapshot> changed)
     {
@@ -62,12 +67,16 @@ public sealed partial class InstanceWorker
     /// <summary>A worker for what a previous run of the agent left: a running container is adopted, never restarted.</summary>
     public static InstanceWorker Adopt(RecoveredInstance found, IContainerRuntime runtime, TimeProvider clock, ILogger log, Action<InstanceSnapshot> changed)
     {
-        var w = new InstanceWorker(found.Desired, Phase.Run, InstanceStates.Running, runtime, clock, log, changed)
+        var w = new InstanceWorker(found.Desired, Phase.Run, InstanceStates.Starting, runtime, clock, log, changed)
         {
             _hostPort = found.HostPort > 0 ? found.HostPort : null, _startedAt = found.StartedAt,
         };
         switch (found.State)
         {
+            case RecoveredState.Running:
+                // Adopted: probed again from now, as a fresh start would be (routed again once ready).
+                w.Probing(clock.GetUtcNow().UtcDateTime, initialDelay: false);
+                break;
             case RecoveredState.Exited:
                 w.Exited(found.Exit!);
                 w._phase = Phase.Wait;
@@ -98,9 +107,18 @@ public sealed partial class InstanceWorker
     {
         Task<bool>? commands = null;
         Task<ExitInfo>? exit = null;
+        Task<(ProbeTracker, ProbeResult)>? probe = null;
         CancellationTokenSource? watch = null;
+        CancellationTokenSource? probing = null;
+        void StopProbing()
+        {
+            probing?.Cancel();
+            probing?.Dispose();
+            (probing, probe) = (null, null);
+        }
         void StopWatching()
         {
+            StopProbing();
             watch?.Cancel();
             watch?.Dispose();
             (watch, exit) = (null, null);
@@ -121,7 +139,16 @@ public sealed partial class InstanceWorker
                     // An instance keeps running what it was started with: a rollout replaces it with a new
                     // instance. What changed (the app's env or port) is used when it next starts afresh.
                     var update = (UpdateCommand)command;
-                    if (InstanceDiff.SameRun(update.Desired, _desired)) continue;
+                    if (InstanceDiff.SameRun(update.Desired, _desired))
+                    {
+                        // Probes and the grace period apply at once, to the running process too.
+                        if (InstanceDiff.Same(update.Desired, _desired)) continue;
+                        _desired = update.Desired;
+                        Respec();
+                        StopProbing();   // the next probe is the new spec's
+                        Publish();
+                        continue;
+                    }
                     LogChanged(_log, Id);
                     _desired = update.Desired;
                     Publish();
@@ -136,7 +163,20 @@ public sealed partial class InstanceWorker
                     case Phase.Run:
                         watch ??= CancellationTokenSource.CreateLinkedTokenSource(ct);
                         exit ??= _runtime.WaitForExitAsync(Id, watch.Token);
-                        if (await Task.WhenAny(exit, commands) != exit) break;
+                        if (probe is null)
+                        {
+                            probing = CancellationTokenSource.CreateLinkedTokenSource(watch.Token);
+                            probe = NextProbeAsync(probing.Token);
+                        }
+                        var done = await Task.WhenAny(exit, commands, probe);
+                        if (done == probe)
+                        {
+                            var (tracker, result) = await probe;
+                            StopProbing();
+                            await ProbedAsync(tracker, result, ct);
+                            break;
+                        }
+                        if (done != exit) break;
                         try
                         {
                             Exited(await exit);
@@ -179,8 +219,9 @@ public sealed partial class InstanceWorker
         try
         {
             var started = await _runtime.StartAsync(_desired, ct);
-            (_state, _hostPort, _startedAt, _exitCode, _message) = (InstanceStates.Running, started.HostPort, started.StartedAt, null, null);
+            (_hostPort, _startedAt, _exitCode, _message) = (started.HostPort, started.StartedAt, null, null);
             if (_restarts == 0) _reason = null;
+            Probing(started.StartedAt, initialDelay: true);
             _phase = Phase.Run;
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
@@ -194,7 +235,9 @@ public sealed partial class InstanceWorker
     /// <summary>Removal is retried with back-off until it succeeds (a CNI DEL that failed once must not leak the network).</summary>
     private async Task RemoveAsync(CancellationToken ct)
     {
-        _state = InstanceStates.Pending;   // out of the router's rotation while it stops
+        // Out of the router's rotation first (its route goes with the desired state; Stopping says so to every
+        // replica), then the runtime drains, sends SIGTERM, waits the app's grace period and sends SIGKILL.
+        _state = InstanceStates.Stopping;
         _snapshot = Current() with { Removing = true };
         _changed(_snapshot);
         for (var attempt = 1; ; attempt++)
@@ -230,7 +273,9 @@ public sealed partial class InstanceWorker
         var now = _clock.GetUtcNow().UtcDateTime;
         _failuresInARow = RestartPolicy.AfterExit(_failuresInARow, _startedAt is { } started ? now - started : TimeSpan.Zero);
         _restarts++;
-        (_exitCode, _reason, _message) = (exit.ExitCode, exit.Reason, null);
+        (_exitCode, _reason) = (exit.ExitCode, _killedUnhealthy ? "Unhealthy" : exit.Reason);
+        if (!_killedUnhealthy) _message = null;   // a liveness restart keeps the probe's words
+        (_killedUnhealthy, _processUp, _readiness, _liveness) = (false, false, null, null);
         _state = _failuresInARow >= RestartPolicy.CrashLoopAfter ? InstanceStates.CrashLoop : InstanceStates.Restarting;
         _nextAttempt = now + RestartPolicy.Backoff(_failuresInARow);
         LogExited(_log, Id, exit.ExitCode, exit.Reason, _nextAttempt - now);
@@ -238,6 +283,7 @@ public sealed partial class InstanceWorker
 
     private void Failed(Exception e)
     {
+        (_processUp, _readiness, _liveness) = (false, null, null);
         _hostPort = null;   // the runtime released what the failed start had
         _failuresInARow++;
         _state = _failuresInARow >= RestartPolicy.CrashLoopAfter ? InstanceStates.CrashLoop : InstanceStates.Failed;
@@ -249,7 +295,96 @@ public sealed partial class InstanceWorker
     private static string Trim(string message) => message.Length > 1000 ? message[..1000] : message;
 
     private InstanceSnapshot Current() =>
-        new(_desired, _state, _restarts, _exitCode, _reason, _message, _hostPort, _startedAt, _phase == Phase.Wait ? _nextAttempt : null);
+        new(_desired, _state, _restarts, _exitCode, _reason, _message, _hostPort, _startedAt, _phase == Phase.Wait ? _nextAttempt : null)
+        {
+            ProcessUp = _processUp,
+        };
+
+    /// <summary>The process just started (or was adopted): Ready at once without a readiness probe, else Starting until it passes.</summary>
+    private void Probing(DateTime started, bool initialDelay)
+    {
+        _processUp = true;
+        var from = initialDelay ? started : _clock.GetUtcNow().UtcDateTime - TimeSpan.FromSeconds(_desired.Readiness?.InitialDelaySeconds ?? 0);
+        _readiness = _desired.Readiness is { Type: not ProbeTypes.Process } r ? new ProbeTracker("readiness", r, from) : null;
+        var fromLive = initialDelay ? started : _clock.GetUtcNow().UtcDateTime - TimeSpan.FromSeconds(_desired.Liveness?.InitialDelaySeconds ?? 0);
+        _liveness = _desired.Liveness is { Type: not ProbeTypes.Process } l ? new ProbeTracker("liveness", l, fromLive) : null;
+        _state = _readiness is null ? InstanceStates.Ready : InstanceStates.Starting;
+        _everReady = _readiness is null;
+        _message = _readiness is null ? null : "readiness: not probed yet";
+    }
+
+    /// <summary>The app's probes changed while the process runs: trackers follow (a probe added starts from now, one removed goes).</summary>
+    private void Respec()
+    {
+        if (!_processUp) return;
+        var now = _clock.GetUtcNow().UtcDateTime;
+        if (_desired.Readiness is { Type: not ProbeTypes.Process } r)
+        {
+            if (_readiness is null) (_readiness, _state, _message) = (new ProbeTracker("readiness", r, now), InstanceStates.Starting, "readiness: not probed yet");
+            else _readiness.Respec(r, now);
+        }
+        else if (_readiness is not null)
+        {
+            (_readiness, _state, _message, _everReady) = (null, InstanceStates.Ready, null, true);
+        }
+        if (_desired.Liveness is { Type: not ProbeTypes.Process } l)
+        {
+            if (_liveness is null) _liveness = new ProbeTracker("liveness", l, now);
+            else _liveness.Respec(l, now);
+        }
+        else _liveness = null;
+    }
+
+    /// <summary>Waits for the probe due first, runs it with its timeout and returns what it found (never completes without probes).</summary>
+    private async Task<(ProbeTracker, ProbeResult)> NextProbeAsync(CancellationToken ct)
+    {
+        var tracker = new[] { _readiness, _everReady ? _liveness : null }.Where(t => t is not null).MinBy(t => t!.NextDue);
+        if (tracker is null)
+        {
+            await Task.Delay(Timeout.InfiniteTimeSpan, _clock, ct);
+            throw new OperationCanceledException(ct);
+        }
+        await DelayUntilAsync(tracker.NextDue, ct);
+        var timeout = TimeSpan.FromSeconds(tracker.Spec.TimeoutSeconds);
+        using var limit = new CancellationTokenSource(timeout, _clock);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, limit.Token);
+        try
+        {
+            return (tracker, await _runtime.ProbeAsync(Id, tracker.Spec, linked.Token));
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return (tracker, new ProbeResult(false, $"no answer within {tracker.Spec.TimeoutSeconds} s on :{_desired.Port}"));
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return (tracker, new ProbeResult(false, Trim(e.Message)));
+        }
+    }
+
+    /// <summary>Counts a probe's result: readiness moves Starting/NotReady ↔ Ready; liveness failing ends the process (restarted, reason Unhealthy).</summary>
+    private async Task ProbedAsync(ProbeTracker tracker, ProbeResult result, CancellationToken ct)
+    {
+        if (tracker != _readiness && tracker != _liveness) return;   // a tracker the spec replaced meanwhile
+        var now = _clock.GetUtcNow().UtcDateTime;
+        var changed = tracker.Apply(result, now);
+        if (tracker == _liveness && tracker.Passing == false)
+        {
+            (_message, _killedUnhealthy, _state) = (tracker.Failure + "; restarting", true, InstanceStates.NotReady);   // out of the rotation
+            (_readiness, _liveness) = (null, null);   // this process is done: no more probes until the restart
+            LogUnhealthy(_log, Id, tracker.Failure!);
+            Publish();
+            await _runtime.KillAsync(Id, TimeSpan.FromSeconds(_desired.StopGraceSeconds), ct);
+            return;
+        }
+        var (state, message) = (_state, _message);
+        if (tracker == _readiness && tracker.Passing == true) (_state, _everReady) = (InstanceStates.Ready, true);
+        else if (tracker == _readiness && tracker.Passing == false && _state == InstanceStates.Ready) _state = InstanceStates.NotReady;
+        // The words: why it is not ready, or, while Ready, a probe failing below its threshold (cleared by a pass).
+        _message = _state == InstanceStates.Ready ? _liveness?.Failure ?? _readiness?.Failure : _readiness?.Failure ?? _liveness?.Failure ?? message;
+        if (changed && _state == InstanceStates.NotReady) LogNotReady(_log, Id, tracker.Failure ?? "");
+        if (state != _state || message != _message) Publish();
+    }
 
     private void Publish()
     {
@@ -265,6 +400,12 @@ public sealed partial class InstanceWorker
 
     [LoggerMessage(EventId = 29, Level = LogLevel.Warning, Message = "Removing instance {Id} failed: {Reason}; retrying")]
     private static partial void LogRemoveFailed(ILogger logger, Guid id, string reason);
+
+    [LoggerMessage(EventId = 33, Level = LogLevel.Warning, Message = "Instance {Id} failed its liveness probe: {Failure}; restarting it")]
+    private static partial void LogUnhealthy(ILogger logger, Guid id, string failure);
+
+    [LoggerMessage(EventId = 34, Level = LogLevel.Information, Message = "Instance {Id} is not ready: {Failure}")]
+    private static partial void LogNotReady(ILogger logger, Guid id, string failure);
 
     [LoggerMessage(EventId = 30, Level = LogLevel.Information, Message = "Instance {Id} was described anew; it takes effect when it next starts from scratch")]
     private static partial void LogChanged(ILogger logger, Guid id);

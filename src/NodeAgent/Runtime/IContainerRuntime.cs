@@ -24,6 +24,9 @@ public enum RecoveredState
 
 public sealed record RecoveredInstance(DesiredInstance Desired, RecoveredState State, ExitInfo? Exit, int HostPort, DateTime? StartedAt);
 
+/// <summary>What one probe found: passed or not, and in words (<c>connection refused on :8080</c>, <c>HTTP 503 on /healthz</c>).</summary>
+public sealed record ProbeResult(bool Passed, string Detail);
+
 /// <summary>A container the runtime started: the host port the router reaches it on, and when it started.</summary>
 public sealed record StartedContainer(int HostPort, DateTime StartedAt);
 
@@ -48,8 +51,20 @@ public interface IContainerRuntime
     /// <summary>Completes when the instance's process ends (also one that ended while nobody waited).</summary>
     Task<ExitInfo> WaitForExitAsync(Guid id, CancellationToken ct);
 
-    /// <summary>Stops the instance and removes everything it had on this node (network, root file system, record, logs).</summary>
+    /// <summary>
+    /// Stops the instance (SIGTERM, its grace period, SIGKILL) and removes everything it had on this node (network,
+    /// root file system, record, logs).
+    /// </summary>
     Task RemoveAsync(Guid id, CancellationToken ct);
+
+    /// <summary>Runs one probe against the running instance, as the router would reach it; <paramref name="ct"/> carries the probe's timeout.</summary>
+    Task<ProbeResult> ProbeAsync(Guid id, ProbeSpec probe, CancellationToken ct);
+
+    /// <summary>
+    /// Ends the running instance's process (SIGTERM, <paramref name="grace"/>, SIGKILL) and keeps what it was prepared
+    /// with, so <see cref="WaitForExitAsync"/> completes and a start runs it again (a liveness restart).
+    /// </summary>
+    Task KillAsync(Guid id, TimeSpan grace, CancellationToken ct);
 
     /// <summary>Total CPU time (ns) and memory (bytes) of a running instance, or null when unknown.</summary>
     (long CpuNanos, long MemoryBytes)? Usage(Guid id);

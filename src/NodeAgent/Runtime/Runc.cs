@@ -172,17 +172,23 @@ public sealed class Runc(string stateRoot, TimeProvider clock, string runc = "ru
             await ForgetAsync(id, ct);
             return;
         }
+        await KillAsync(id, grace, ct);
+        // Run with --keep, a stopped container stays until deleted (its shim has read the OOM counter by then).
+        var gone = clock.GetUtcNow() + Quick;
+        while (clock.GetUtcNow() < gone && await StateAsync(id, ct) is { Status: not "stopped" })
+            await Task.Delay(TimeSpan.FromMilliseconds(20), clock, ct);
+        await ForgetAsync(id, ct);
+    }
+
+    /// <summary>SIGTERM, then SIGKILL once <paramref name="grace"/> passed and it still runs; the container itself stays (stopped).</summary>
+    public async Task KillAsync(string id, TimeSpan grace, CancellationToken ct)
+    {
         await ProcessRunner.RunAsync(runc, [.. Global, "kill", id, "TERM"], ct, Quick);
         var deadline = clock.GetUtcNow() + grace;
         while (clock.GetUtcNow() < deadline && await StateAsync(id, ct) is { Status: "running" })
             await Task.Delay(TimeSpan.FromMilliseconds(50), clock, ct);
         if (await StateAsync(id, ct) is { Status: "running" })
             await ProcessRunner.RunAsync(runc, [.. Global, "kill", id, "KILL"], ct, Quick);
-        // Run with --keep, a stopped container stays until deleted (its shim has read the OOM counter by then).
-        var gone = clock.GetUtcNow() + Quick;
-        while (clock.GetUtcNow() < gone && await StateAsync(id, ct) is { Status: not "stopped" })
-            await Task.Delay(TimeSpan.FromMilliseconds(20), clock, ct);
-        await ForgetAsync(id, ct);
     }
 
     /// <summary>How the instance of <paramref name="bundle"/> ended, or null while it runs.</summary>

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -237,9 +238,27 @@ public sealed partial class RuncRuntime : IContainerRuntime
             ? _exits.WaitAsync(e.Bundle, ct)
             : Task.FromException<ExitInfo>(new InvalidOperationException($"instance {id} is not on this node"));
 
+    public Task<ProbeResult> ProbeAsync(Guid id, ProbeSpec probe, CancellationToken ct) =>
+        _entries.TryGetValue(id, out var e) && e.Record.HostPort > 0
+            ? Prober.ProbeAsync(IPAddress.Loopback, e.Record.HostPort, e.Record.Desired.Port, probe, ct)
+            : Task.FromResult(new ProbeResult(false, "the instance has no port on this node"));
+
+    public async Task KillAsync(Guid id, TimeSpan grace, CancellationToken ct)
+    {
+        if (_entries.TryGetValue(id, out var e)) await _runc.KillAsync(e.ContainerId, grace < _settings.StopGrace ? grace : _settings.StopGrace, ct);
+    }
+
+    /// <summary>The app's grace period, at most the node's (<c>Agent:StopGraceSeconds</c>).</summary>
+    private TimeSpan Grace(DesiredInstance d) => TimeSpan.FromSeconds(Math.Min(d.StopGraceSeconds, _settings.StopGrace.TotalSeconds));
+
+    /// <summary>How long a stopping instance stays out of the rotation before its SIGTERM, so routers stop sending it requests first.</summary>
+    public static readonly TimeSpan DrainDelay = TimeSpan.FromSeconds(1);
+
     public async Task RemoveAsync(Guid id, CancellationToken ct)
     {
         if (!_entries.TryGetValue(id, out var e)) return;
+        if (Grace(e.Record.Desired) > TimeSpan.Zero && await _runc.StateAsync(e.ContainerId, ct) is { Status: "running" })
+            await Task.Delay(DrainDelay, _clock, ct);
         await TeardownAsync(e, keepRecord: false, ct);
         // The project's last instance here: its slot is free again and its bridge goes (a later one recreates it).
         // Under the slot's lock, so an instance attaching now (of this project, or of the next one to take the
@@ -264,7 +283,7 @@ public sealed partial class RuncRuntime : IContainerRuntime
     /// <summary>SIGTERM, grace, SIGKILL; then the network (CNI DEL while the name-space exists), the overlay, the port, the bundle.</summary>
     private async Task TeardownAsync(Entry e, bool keepRecord, CancellationToken ct)
     {
-        await _runc.StopAsync(e.ContainerId, _settings.StopGrace, ct);
+        await _runc.StopAsync(e.ContainerId, Grace(e.Record.Desired), ct);
         await ExitWatcher.SettleAsync(e.Bundle, _clock, ct);
         if (e.Record.HostPort > 0)
             await _network.DetachAsync(e.ContainerId, _slots.NetworkOf(e.Record.Slot), e.Record.HostPort, e.Record.Desired.Port, ct);

@@ -26,7 +26,7 @@ public sealed record InstanceDiff(IReadOnlyList<Guid> Removes, IReadOnlyList<Des
         {
             if (observed.TryGetValue(id, out var running))
             {
-                if (!SameRun(running, d)) updates.Add(d);
+                if (!Same(running, d)) updates.Add(d);
             }
             else if (busy is null || !busy.Contains(id))
             {
@@ -35,6 +35,10 @@ public sealed record InstanceDiff(IReadOnlyList<Guid> Removes, IReadOnlyList<Des
         }
         return new InstanceDiff(removes, updates.OrderBy(d => d.Id).ToList(), adds.OrderBy(d => d.Id).ToList());
     }
+
+    /// <summary>Whether two descriptions of one instance are the same in all (run, probes, grace period).</summary>
+    public static bool Same(DesiredInstance a, DesiredInstance b) =>
+        SameRun(a, b) && a.Readiness == b.Readiness && a.Liveness == b.Liveness && a.StopGraceSeconds == b.StopGraceSeconds;
 
     /// <summary>Whether two descriptions of one instance run the same thing (the environment compared by content).</summary>
     public static bool SameRun(DesiredInstance a, DesiredInstance b) =>

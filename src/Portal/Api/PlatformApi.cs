@@ -90,6 +90,11 @@ public interface IPlatformApi
     Task<IReadOnlyList<ReleaseResponse>> ListReleasesAsync(string team, string project, string app, CancellationToken ct = default);
     /// <summary>A new release running the image of release <paramref name="version"/>.</summary>
     Task<ReleaseResponse> RollbackAsync(string team, string project, string app, int version, CancellationToken ct = default);
+    /// <summary>The app's current rollout, or null when it never rolled out.</summary>
+    Task<RolloutResponse?> RolloutAsync(string team, string project, string app, CancellationToken ct = default);
+    /// <summary>Cancels the rollout in progress: it is rolled back.</summary>
+    Task<RolloutResponse> CancelRolloutAsync(string team, string project, string app, CancellationToken ct = default);
+    Task<IReadOnlyList<AppEventResponse>> EventsAsync(string team, string project, string app, CancellationToken ct = default);
 }
 
 /// <summary>Attaches the signed-in person's access token (kept in the Portal's auth cookie) to every call.</summary>
@@ -193,6 +198,17 @@ public sealed class PlatformApi(HttpClient http) : IPlatformApi
         (await GetAsync<Page<ReleaseResponse>>($"{Apps(team, project)}/{E(app)}/releases", ct)).Items;
     public Task<ReleaseResponse> RollbackAsync(string team, string project, string app, int version, CancellationToken ct = default) =>
         SendAsync<ReleaseResponse>(HttpMethod.Post, $"{Apps(team, project)}/{E(app)}/releases/{version}/rollback", null, ct);
+    public async Task<RolloutResponse?> RolloutAsync(string team, string project, string app, CancellationToken ct = default)
+    {
+        using var response = await http.GetAsync($"{Apps(team, project)}/{E(app)}/rollout", ct);
+        if (response.StatusCode == HttpStatusCode.NotFound) return null;
+        if (!response.IsSuccessStatusCode) throw await ApiProblem.ReadAsync(response, ct);
+        return await response.Content.ReadFromJsonAsync<RolloutResponse>(Json, ct);
+    }
+    public Task<RolloutResponse> CancelRolloutAsync(string team, string project, string app, CancellationToken ct = default) =>
+        SendAsync<RolloutResponse>(HttpMethod.Post, $"{Apps(team, project)}/{E(app)}/rollout/cancel", null, ct);
+    public async Task<IReadOnlyList<AppEventResponse>> EventsAsync(string team, string project, string app, CancellationToken ct = default) =>
+        (await GetAsync<Page<AppEventResponse>>($"{Apps(team, project)}/{E(app)}/events?limit=50", ct)).Items;
 
     /// <summary>
     /// Reads the log as Server-Sent Events: a <c>data:</c> event per line (multi-line data joined with '\n'),

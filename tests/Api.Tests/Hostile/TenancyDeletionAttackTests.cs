@@ -115,7 +115,7 @@ public sealed class TenancyDeletionAttackTests(DeletionCluster fixture, ITestOut
         await Cluster.WaitAsync(async () =>
         {
             items = (await C.Admin.GetFromJsonAsync<JsonElement>(appPath + "/instances")).GetProperty("items").EnumerateArray().ToList();
-            return items.Count == 1 && items[0].GetProperty("state").GetString() == "Running";
+            return items.Count == 1 && items[0].GetProperty("state").GetString() == "Ready";
         }, 90, () => $"a running instance of {appPath}: {JsonSerializer.Serialize(items)}\n{C.AgentLogs()}");
         return items[0].GetProperty("id").GetString()!;
     }

@@ -140,16 +140,18 @@ public sealed class Cluster : IAsyncDisposable
             : null;
     }
 
+    /// <summary>Creates an app; <paramref name="readiness"/> null takes the Api's default (TCP on port 8080), <c>"process"</c> for images that listen on nothing.</summary>
     public async Task<JsonElement> CreateAppAsync(string name, string image, int instances = 1, int memoryMiB = 64, int cpuMillicores = 100,
-        Dictionary<string, string>? env = null) =>
-        await Admin.PostAsJsonAsync(Apps, new { name, image, instances, memoryMiB, cpuMillicores, port = 8080, env })
+        Dictionary<string, string>? env = null, string? readiness = null) =>
+        await Admin.PostAsJsonAsync(Apps, new { name, image, instances, memoryMiB, cpuMillicores, port = 8080, env,
+                readiness = readiness is null ? null : new { type = readiness } })
             .ShouldBeAsync(HttpStatusCode.Created);
 
     public async Task<List<JsonElement>> InstancesAsync(string app) =>
         (await Admin.GetFromJsonAsync<JsonElement>($"{Apps}/{app}/instances")).GetProperty("items").EnumerateArray().ToList();
 
     /// <summary>Waits until <paramref name="app"/> has <paramref name="count"/> instances in <paramref name="state"/>.</summary>
-    public async Task<List<JsonElement>> WaitForInstancesAsync(string app, int count, string state = "Running", int seconds = 90)
+    public async Task<List<JsonElement>> WaitForInstancesAsync(string app, int count, string state = "Ready", int seconds = 90)
     {
         List<JsonElement> items = [];
         await WaitAsync(async () =>

@@ -72,7 +72,7 @@ public sealed class RouterTests
             Instance Running(int port) => new()
             {
                 Id = Guid.NewGuid(), AppId = app.Id, NodeId = node.Id, ImageRepository = "rtr/p/ws", ImageDigest = "sha256:" + new string('0', 64),
-                State = InstanceStates.Running, HostPort = port, Generation = 1, CreatedAt = DateTime.UtcNow, UpdatedAt = DateTime.UtcNow,
+                State = InstanceStates.Ready, HostPort = port, Generation = 1, CreatedAt = DateTime.UtcNow, UpdatedAt = DateTime.UtcNow,
             };
             db.Instances.AddRange(Running(portA), Running(portB));
             await db.SaveChangesAsync();

@@ -134,7 +134,7 @@ public sealed class RuntimeTests : IAsyncLifetime
         Assert.Equal("Error", crash[0].GetProperty("reason").GetString());
         Assert.True(crash[0].GetProperty("restarts").GetInt32() >= 3);
         var app = await _cluster.Admin.GetFromJsonAsync<JsonElement>($"{_cluster.Apps}/crash");
-        Assert.Equal(0, app.GetProperty("status").GetProperty("running").GetInt32());
+        Assert.Equal(0, app.GetProperty("status").GetProperty("ready").GetInt32());
     }
 
     [Fact]
@@ -142,8 +142,8 @@ public sealed class RuntimeTests : IAsyncLifetime
     {
         // The neighbour is library/hello, the greeting app make-base-image.sh pushes: nodes pull library/ too.
         await _cluster.CreateAppAsync("neighbour", "library/hello:latest", env: new() { ["GREETING"] = "hi" });
-        await _cluster.CreateAppAsync("bomb", await _cluster.ImageAsync("bomb", "b() { b | b & }; b; sleep 600"));
-        await _cluster.CreateAppAsync("spin", await _cluster.ImageAsync("spin", "while :; do :; done"), cpuMillicores: 250);
+        await _cluster.CreateAppAsync("bomb", await _cluster.ImageAsync("bomb", "b() { b | b & }; b; sleep 600"), readiness: "process");
+        await _cluster.CreateAppAsync("spin", await _cluster.ImageAsync("spin", "while :; do :; done"), cpuMillicores: 250, readiness: "process");
         await _cluster.WaitForInstancesAsync("neighbour", 1);
         var bomb = (await _cluster.WaitForInstancesAsync("bomb", 1))[0].GetProperty("id").GetString()!;
         var spin = (await _cluster.WaitForInstancesAsync("spin", 1))[0].GetProperty("id").GetString()!;

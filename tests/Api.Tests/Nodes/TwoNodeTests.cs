@@ -81,7 +81,7 @@ public sealed class TwoNodeTests : IAsyncLifetime
         await Cluster.WaitAsync(async () =>
         {
             var now = await cluster.InstancesAsync("spread");
-            return now.Count == 2 && now.All(i => i.GetProperty("node").GetString() == "node0" && i.GetProperty("state").GetString() == "Running");
+            return now.Count == 2 && now.All(i => i.GetProperty("node").GetString() == "node0" && i.GetProperty("state").GetString() == "Ready");
         }, 60, () => "both replicas running on node0\n" + cluster.AgentLogs());
         Assert.True(Directory.Exists(Path.Combine(cluster.AgentDataDir("node1"), "instances", moved)), "the silent node still runs its old container");
         cluster.RestartAgent("node1");

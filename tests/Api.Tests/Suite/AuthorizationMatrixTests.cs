@@ -139,6 +139,12 @@ public abstract class AuthorizationMatrixTests(PlatformHost host) : IAsyncLifeti
         yield return new("GET", "/api/v1/teams/{team}/projects/{project}/apps/{app}/releases", () => $"{apps}/a1/releases", null, seeTeam);
         yield return new("POST", "/api/v1/teams/{team}/projects/{project}/apps/{app}/releases/{version:int}/rollback", () => $"{apps}/a1/releases/1/rollback", null,
             [404, 404, 404, 404, 403, 404, 404, 401]);
+        // a1 never rolled out (no image yet): readers are told so (404), writers may not cancel what is not there (409).
+        yield return new("GET", "/api/v1/teams/{team}/projects/{project}/apps/{app}/rollout", () => $"{apps}/a1/rollout", null,
+            [404, 404, 404, 404, 404, 404, 404, 401]);
+        yield return new("POST", "/api/v1/teams/{team}/projects/{project}/apps/{app}/rollout/cancel", () => $"{apps}/a1/rollout/cancel", null,
+            [409, 409, 409, 409, 403, 409, 404, 401]);
+        yield return new("GET", "/api/v1/teams/{team}/projects/{project}/apps/{app}/events", () => $"{apps}/a1/events", null, seeTeam);
         yield return new("GET", "/api/v1/teams/{team}/audit", () => $"{teams}/{t}/audit", null, [200, 200, 200, 403, 403, 403, 404, 401]);
         yield return new("GET", "/api/v1/teams/{team}/images", () => $"{teams}/{t}/images", null, seeTeam);
         yield return new("GET", "/api/v1/audit", () => "/api/v1/audit", null, paOnly);

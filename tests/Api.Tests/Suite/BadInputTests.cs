@@ -64,7 +64,7 @@ public abstract class BadInputTests(PlatformHost host) : IAsyncLifetime
         });
         yield return ("POST", "/api/v1/nodes/status", new()
         {
-            ["instances"] = new[] { new { id = Guid.NewGuid(), state = "Running", restarts = 0, hostPort = 20001, usedCpuMillicores = 1, usedMemoryBytes = 1 } },
+            ["instances"] = new[] { new { id = Guid.NewGuid(), state = "Ready", restarts = 0, hostPort = 20001, usedCpuMillicores = 1, usedMemoryBytes = 1 } },
         });
     }
 

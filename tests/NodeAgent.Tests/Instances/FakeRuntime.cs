@@ -59,6 +59,22 @@ public sealed class FakeRuntime(TimeProvider clock) : IContainerRuntime
         return Task.CompletedTask;
     }
 
+    /// <summary>What probes find, per instance: a test sets it; without one a probe passes.</summary>
+    public ConcurrentDictionary<Guid, ProbeResult> ProbeAnswers { get; } = new();
+
+    public Task<ProbeResult> ProbeAsync(Guid id, ProbeSpec probe, CancellationToken ct)
+    {
+        Calls.Enqueue("probe " + probe.Type);
+        return Task.FromResult(ProbeAnswers.TryGetValue(id, out var r) ? r : new ProbeResult(true, "ok"));
+    }
+
+    public Task KillAsync(Guid id, TimeSpan grace, CancellationToken ct)
+    {
+        Calls.Enqueue("kill " + id.ToString("N")[..4]);
+        if (_running.TryGetValue(id, out var c)) c.TrySetResult(new ExitInfo(143, false));
+        return Task.CompletedTask;
+    }
+
     public (long CpuNanos, long MemoryBytes)? Usage(Guid id) => IsRunning(id) ? (1_000_000, 4 << 20) : null;
 
     /// <summary>Log folders the control server serves, per instance (none unless a test sets one).</summary>

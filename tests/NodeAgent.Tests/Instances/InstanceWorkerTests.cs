@@ -40,7 +40,7 @@ public sealed class InstanceWorkerTests : IDisposable
         var d = Desired.Of("web");
         var (w, _) = Start(d);
         await Becomes(InstanceStates.Starting);
-        var running = await Becomes(InstanceStates.Running);
+        var running = await Becomes(InstanceStates.Ready);
         Assert.NotNull(running.HostPort);
         Assert.Equal(Now, running.StartedAt);
         Assert.Null(running.NextAttempt);
@@ -53,7 +53,7 @@ public sealed class InstanceWorkerTests : IDisposable
     {
         var d = Desired.Of("crash");
         Start(d);
-        await Becomes(InstanceStates.Running);
+        await Becomes(InstanceStates.Ready);
 
         _runtime.Exit(d.Id, 3);
         var first = await Becomes(InstanceStates.Restarting);
@@ -61,13 +61,13 @@ public sealed class InstanceWorkerTests : IDisposable
         Assert.Equal(Now + TimeSpan.FromSeconds(1), first.NextAttempt);
 
         _clock.Advance(TimeSpan.FromSeconds(1));
-        await Becomes(InstanceStates.Running, "the first restart");
+        await Becomes(InstanceStates.Ready, "the first restart");
         _runtime.Exit(d.Id, 3);
         var second = await Becomes(InstanceStates.Restarting);
         Assert.Equal(Now + TimeSpan.FromSeconds(2), second.NextAttempt);
 
         _clock.Advance(TimeSpan.FromSeconds(2));
-        await Becomes(InstanceStates.Running, "the second restart");
+        await Becomes(InstanceStates.Ready, "the second restart");
         _runtime.Exit(d.Id, 3, oom: true);
         var third = await Becomes(InstanceStates.CrashLoop);
         Assert.Equal((3, 3, "OOMKilled"), (third.Restarts, third.ExitCode, third.Reason));
@@ -75,7 +75,7 @@ public sealed class InstanceWorkerTests : IDisposable
         Assert.Equal(3, _runtime.Count("start crash"));
 
         _clock.Advance(TimeSpan.FromSeconds(4));
-        var again = await Becomes(InstanceStates.Running, "restarts go on in a crash loop");
+        var again = await Becomes(InstanceStates.Ready, "restarts go on in a crash loop");
         Assert.Equal("OOMKilled", again.Reason);   // the last exit's reason stays once it has restarted
         Assert.Null(again.ExitCode);
     }
@@ -85,11 +85,11 @@ public sealed class InstanceWorkerTests : IDisposable
     {
         var d = Desired.Of("steady");
         Start(d);
-        await Becomes(InstanceStates.Running);
+        await Becomes(InstanceStates.Ready);
         _runtime.Exit(d.Id, 1);
         await Becomes(InstanceStates.Restarting);
         _clock.Advance(TimeSpan.FromSeconds(1));
-        await Becomes(InstanceStates.Running);
+        await Becomes(InstanceStates.Ready);
 
         _clock.Advance(RestartPolicy.QuickFailure + TimeSpan.FromSeconds(1));
         _runtime.Exit(d.Id, 1);
@@ -110,7 +110,7 @@ public sealed class InstanceWorkerTests : IDisposable
         Assert.Equal(Now + TimeSpan.FromSeconds(1), failed.NextAttempt);
 
         _clock.Advance(TimeSpan.FromSeconds(1));
-        var running = await Becomes(InstanceStates.Running);
+        var running = await Becomes(InstanceStates.Ready);
         Assert.Null(running.Reason);
         Assert.Null(running.Message);
         Assert.Equal(0, running.Restarts);
@@ -122,7 +122,7 @@ public sealed class InstanceWorkerTests : IDisposable
     {
         var d = Desired.Of("gone");
         var (w, run) = Start(d);
-        await Becomes(InstanceStates.Running);
+        await Becomes(InstanceStates.Ready);
         Assert.True(_runtime.IsRunning(d.Id), "positive control: it runs before the remove");
         w.Remove();
         await _published.WaitAsync(s => s.Removed, "removed");
@@ -136,7 +136,7 @@ public sealed class InstanceWorkerTests : IDisposable
     {
         var d = Desired.Of("sticky");
         var (w, run) = Start(d);
-        await Becomes(InstanceStates.Running);
+        await Becomes(InstanceStates.Ready);
         _runtime.RemoveFailures.Enqueue(new InvalidOperationException("CNI bridge DEL failed"));
         w.Remove();
         var failed = await _published.WaitAsync(s => s.Removing && s.Message is not null, "the failed removal");
@@ -160,13 +160,13 @@ public sealed class InstanceWorkerTests : IDisposable
         w.Update(d with { Env = new Dictionary<string, string> { ["A"] = "2" } });
         await _published.WaitAsync(s => s.Desired.Env["A"] == "2", "the new description");
         _clock.Advance(TimeSpan.FromSeconds(1));
-        await Becomes(InstanceStates.Running);
+        await Becomes(InstanceStates.Ready);
         Assert.True(_runtime.Started.TryPeek(out var started));
         Assert.Equal("2", started.Env["A"]);
 
         w.Update(d with { Env = new Dictionary<string, string> { ["A"] = "3" } });
         await _published.WaitAsync(s => s.Desired.Env["A"] == "3", "the newer description");
-        Assert.Equal(InstanceStates.Running, w.Snapshot.State);
+        Assert.Equal(InstanceStates.Ready, w.Snapshot.State);
         Assert.True(_runtime.IsRunning(d.Id));
         Assert.Equal(["start web", "start web"], _runtime.Calls.ToArray());   // no stop, no second start
     }
@@ -178,7 +178,7 @@ public sealed class InstanceWorkerTests : IDisposable
         _runtime.Left.Add(new RecoveredInstance(d, RecoveredState.Running, null, 20001, Now.AddMinutes(-5)));
         await _runtime.RecoverAsync(CancellationToken.None);
         var (w, _) = Adopt(_runtime.Left[0]);
-        Assert.Equal(InstanceStates.Running, w.Snapshot.State);
+        Assert.Equal(InstanceStates.Ready, w.Snapshot.State);
         Assert.Equal(20001, w.Snapshot.HostPort);
 
         _runtime.Exit(d.Id, 0);
@@ -186,7 +186,7 @@ public sealed class InstanceWorkerTests : IDisposable
         Assert.Equal("Completed", exited.Reason);
         Assert.Equal(0, _runtime.Count("start kept"));   // adopted, never started again until it exited
         _clock.Advance(TimeSpan.FromSeconds(1));
-        await Becomes(InstanceStates.Running);
+        await Becomes(InstanceStates.Ready);
         Assert.Equal(1, _runtime.Count("start kept"));
     }
 
@@ -202,10 +202,10 @@ public sealed class InstanceWorkerTests : IDisposable
         Assert.Equal("the agent stopped while the instance was starting", w2.Snapshot.Message);
 
         _ = Task.Run(() => w2.RunAsync(_agent.Token));
-        await _published.WaitAsync(s => s.Id == interrupted.Id && s.State == InstanceStates.Running, "the interrupted one, at once");
+        await _published.WaitAsync(s => s.Id == interrupted.Id && s.State == InstanceStates.Ready, "the interrupted one, at once");
         _ = Task.Run(() => w1.RunAsync(_agent.Token));
         _clock.Advance(TimeSpan.FromSeconds(1));
-        await _published.WaitAsync(s => s.Id == exited.Id && s.State == InstanceStates.Running, "the exited one, after its back-off");
+        await _published.WaitAsync(s => s.Id == exited.Id && s.State == InstanceStates.Ready, "the exited one, after its back-off");
     }
 
     [Fact]
@@ -213,7 +213,7 @@ public sealed class InstanceWorkerTests : IDisposable
     {
         var d = Desired.Of("web");
         var (_, run) = Start(d);
-        await Becomes(InstanceStates.Running);
+        await Becomes(InstanceStates.Ready);
         _agent.Cancel();
         await run.WaitAsync(TimeSpan.FromSeconds(20));
         Assert.True(_runtime.IsRunning(d.Id));
@@ -225,7 +225,7 @@ public sealed class InstanceWorkerTests : IDisposable
     {
         var d = Desired.Of("waiting");
         var (_, run) = Start(d);
-        await Becomes(InstanceStates.Running);
+        await Becomes(InstanceStates.Ready);
         _runtime.Exit(d.Id, 1);
         await Becomes(InstanceStates.Restarting);
         _agent.Cancel();
@@ -238,7 +238,7 @@ public sealed class InstanceWorkerTests : IDisposable
     {
         var d = Desired.Of("flaky");
         Start(d);
-        var running = await Becomes(InstanceStates.Running);
+        var running = await Becomes(InstanceStates.Ready);
         Assert.NotNull(running.HostPort);   // positive control
         _runtime.StartFailures.Enqueue(new InvalidOperationException("mount refused"));
         _runtime.Exit(d.Id, 1);
@@ -250,13 +250,94 @@ public sealed class InstanceWorkerTests : IDisposable
     }
 
     [Fact]
-    public async Task An_instance_being_removed_is_reported_pending_so_it_leaves_the_rotation()
+    public async Task An_instance_being_removed_is_reported_stopping_so_it_leaves_the_rotation()
     {
         var d = Desired.Of("leaving");
         var (w, _) = Start(d);
-        await Becomes(InstanceStates.Running);
+        await Becomes(InstanceStates.Ready);
         w.Remove();
         var removing = await _published.WaitAsync(s => s.Removing, "removing");
-        Assert.Equal(InstanceStates.Pending, removing.State);
+        Assert.Equal(InstanceStates.Stopping, removing.State);
+    }
+
+    private Task<InstanceSnapshot> Says(string message) => _published.WaitAsync(s => s.Message == message, message);
+
+    [Fact]
+    public async Task Readiness_keeps_an_instance_starting_until_it_passes_and_failures_past_the_threshold_take_it_out_until_it_passes_again()
+    {
+        var d = Desired.Of("probed") with { Readiness = new ProbeSpec(ProbeTypes.Tcp, null, 200, 399, 2, 1, 1, 3, 0) };
+        _runtime.ProbeAnswers[d.Id] = new ProbeResult(false, "connection refused on :8080");
+        Start(d);
+        var first = await Says("readiness: connection refused on :8080 (1 of 3)");
+        Assert.Equal(InstanceStates.Starting, first.State);
+        Assert.True(first.ProcessUp, "the process runs; only its readiness is missing");
+        for (var n = 2; n <= 3; n++)
+        {
+            _clock.Advance(TimeSpan.FromSeconds(2));
+            var again = await Says($"readiness: connection refused on :8080 ({n} of 3)");
+            Assert.Equal(InstanceStates.Starting, again.State);   // never ready yet: it stays Starting, whatever the count
+        }
+
+        _runtime.ProbeAnswers[d.Id] = new ProbeResult(true, "connected on :8080");
+        _clock.Advance(TimeSpan.FromSeconds(2));
+        var ready = await Becomes(InstanceStates.Ready, "ready at its first pass");
+        Assert.Null(ready.Message);
+
+        // Two failures leave it Ready (saying so); the third takes it out of the rotation.
+        _runtime.ProbeAnswers[d.Id] = new ProbeResult(false, "HTTP 503 on /healthz (expected 200–399)");
+        _clock.Advance(TimeSpan.FromSeconds(2));
+        Assert.Equal(InstanceStates.Ready, (await Says("readiness: HTTP 503 on /healthz (expected 200–399) (1 of 3)")).State);
+        _clock.Advance(TimeSpan.FromSeconds(2));
+        Assert.Equal(InstanceStates.Ready, (await Says("readiness: HTTP 503 on /healthz (expected 200–399) (2 of 3)")).State);
+        _clock.Advance(TimeSpan.FromSeconds(2));
+        var notReady = await Becomes(InstanceStates.NotReady);
+        Assert.Equal("readiness: HTTP 503 on /healthz (expected 200–399) (3 of 3)", notReady.Message);
+        Assert.True(notReady.ProcessUp);
+        Assert.Equal(0, notReady.Restarts);   // readiness never restarts
+
+        _runtime.ProbeAnswers[d.Id] = new ProbeResult(true, "HTTP 200 on /healthz");
+        _clock.Advance(TimeSpan.FromSeconds(2));
+        Assert.Null((await Becomes(InstanceStates.Ready, "back once it passes")).Message);
+        Assert.Equal(1, _runtime.Count("start probed"));
+    }
+
+    [Fact]
+    public async Task A_liveness_failure_past_its_threshold_kills_the_instance_which_is_restarted_with_reason_Unhealthy()
+    {
+        var d = Desired.Of("alive") with { Liveness = new ProbeSpec(ProbeTypes.Http, "/live", 200, 399, 10, 2, 1, 2, 0), StopGraceSeconds = 3 };
+        Start(d);
+        await Becomes(InstanceStates.Ready);   // no readiness probe: ready once running
+        _runtime.ProbeAnswers[d.Id] = new ProbeResult(false, "HTTP 500 on /live (expected 200–399)");
+        _clock.Advance(TimeSpan.FromSeconds(10));
+        var warned = await Says("liveness: HTTP 500 on /live (expected 200–399) (1 of 2)");
+        Assert.Equal(InstanceStates.Ready, warned.State);
+        Assert.Equal(0, _runtime.Count("kill " + d.Id.ToString("N")[..4]));   // positive control for the kill below
+
+        _clock.Advance(TimeSpan.FromSeconds(10));
+        var restarting = await Becomes(InstanceStates.Restarting);
+        Assert.Equal(("Unhealthy", 1), (restarting.Reason, restarting.Restarts));
+        Assert.Equal("liveness: HTTP 500 on /live (expected 200–399) (2 of 2); restarting", restarting.Message);
+        Assert.Equal(1, _runtime.Count("kill " + d.Id.ToString("N")[..4]));
+
+        _runtime.ProbeAnswers[d.Id] = new ProbeResult(true, "HTTP 200 on /live");
+        _clock.Advance(restarting.NextAttempt!.Value - Now);
+        await Becomes(InstanceStates.Ready, "started again after its back-off");
+        Assert.Equal(2, _runtime.Count("start alive"));
+    }
+
+    [Fact]
+    public async Task A_changed_probe_applies_to_the_running_process_without_a_restart()
+    {
+        var d = Desired.Of("respec");
+        var (w, _) = Start(d);
+        await Becomes(InstanceStates.Ready);
+        _runtime.ProbeAnswers[d.Id] = new ProbeResult(false, "connection refused on :8080");
+        w.Update(d with { Readiness = new ProbeSpec(ProbeTypes.Tcp, null, 200, 399, 2, 1, 1, 1, 0) });
+        var starting = await Becomes(InstanceStates.Starting, "probed from now on");
+        Assert.True(starting.ProcessUp);
+        await Says("readiness: connection refused on :8080 (1 of 1)");
+        w.Update(d with { Readiness = new ProbeSpec(ProbeTypes.Process, null, 200, 399, 2, 1, 1, 1, 0) });
+        await Becomes(InstanceStates.Ready, "a process probe: ready while it runs");
+        Assert.Equal(1, _runtime.Count("start respec"));
     }
 }

@@ -57,9 +57,9 @@ public sealed class SyncLoopTests : IAsyncDisposable
         _runtime.Left.Add(new RecoveredInstance(kept, RecoveredState.Running, null, 20001, _clock.GetUtcNow().UtcDateTime));
         await RunAsync();
         var reports = _sync.Reports();
-        Assert.Equal(InstanceStates.Running, Assert.Single(reports).State);
+        Assert.Equal(InstanceStates.Ready, Assert.Single(reports).State);
         _clock.Advance(TimeSpan.FromSeconds(5));   // several ticks of the loop
-        await ReportsAsync(r => r.Single().State == InstanceStates.Running, "still running");
+        await ReportsAsync(r => r.Single().State == InstanceStates.Ready, "still running");
         Assert.DoesNotContain(_runtime.Calls, c => c.StartsWith("remove", StringComparison.Ordinal));
         Assert.DoesNotContain("housekeep", _runtime.Calls);   // no image collection before the Api has spoken
 
@@ -75,7 +75,7 @@ public sealed class SyncLoopTests : IAsyncDisposable
         await RunAsync();
         var (a, b) = (Desired.Of("a"), Desired.Of("b"));
         _sync.SetDesired(new DesiredState(1, [a, b]));
-        await ReportsAsync(r => r.Count == 2 && r.All(x => x.State == InstanceStates.Running), "both running");
+        await ReportsAsync(r => r.Count == 2 && r.All(x => x.State == InstanceStates.Ready), "both running");
         Assert.Equal(1, _sync.DesiredRevision);
 
         _clock.Advance(SyncLoop.HousekeepingEvery);   // a usage sample
@@ -85,7 +85,7 @@ public sealed class SyncLoopTests : IAsyncDisposable
 
         var c = Desired.Of("c");
         _sync.SetDesired(new DesiredState(2, [b, c]));
-        var reports = await ReportsAsync(r => r.Count == 2 && r.Any(x => x.Id == c.Id && x.State == InstanceStates.Running), "a replaced by c");
+        var reports = await ReportsAsync(r => r.Count == 2 && r.Any(x => x.Id == c.Id && x.State == InstanceStates.Ready), "a replaced by c");
         Assert.DoesNotContain(reports, x => x.Id == a.Id);
         Assert.Contains("housekeep", _runtime.Calls);
     }
@@ -96,11 +96,11 @@ public sealed class SyncLoopTests : IAsyncDisposable
         await RunAsync();
         var a = Desired.Of("a");
         _sync.SetDesired(new DesiredState(1, [a]));
-        await ReportsAsync(r => r.Count == 1 && r[0].State == InstanceStates.Running, "running");
+        await ReportsAsync(r => r.Count == 1 && r[0].State == InstanceStates.Ready, "running");
         _sync.SetDesired(new DesiredState(2, []));
         await ReportsAsync(r => r.Count == 0, "removed");
         _sync.SetDesired(new DesiredState(3, [a]));
-        await ReportsAsync(r => r.Count == 1 && r[0].State == InstanceStates.Running, "running again");
+        await ReportsAsync(r => r.Count == 1 && r[0].State == InstanceStates.Ready, "running again");
         Assert.Equal(2, _runtime.Count("start a"));
     }
 }

@@ -144,7 +144,7 @@ public sealed class JourneyTests
             await Field(page, "Environment (KEY=value, one per line)").FillAsync("GREETING=from the portal");
             await page.GetByRole(AriaRole.Button, new() { Name = "Create app" }).ClickAsync();
             await page.WaitForURLAsync(portal + "/teams/e2e/projects/web/apps/hello");
-            await Assertions.Expect(page.GetByText("running 1/1")).ToBeVisibleAsync(new() { Timeout = 60_000 });
+            await Assertions.Expect(page.GetByText("ready 1/1")).ToBeVisibleAsync(new() { Timeout = 60_000 });
 
             // The app's URL as the page shows it, opened in a tab of its own until it answers with the expected text.
             async Task OpenAppAsync(string expected)
@@ -165,7 +165,7 @@ public sealed class JourneyTests
             await Field(page, "Instances").FillAsync("2");
             await Field(page, "Instances").PressAsync("Tab");
             await page.GetByRole(AriaRole.Button, new() { Name = "Scale" }).ClickAsync();
-            await Assertions.Expect(page.GetByText("running 2/2")).ToBeVisibleAsync(new() { Timeout = 60_000 });
+            await Assertions.Expect(page.GetByText("ready 2/2")).ToBeVisibleAsync(new() { Timeout = 60_000 });
             await Assertions.Expect(page.GetByTestId("instances").Locator("tbody tr")).ToHaveCountAsync(2);
             await Assertions.Expect(page.GetByTestId("logs")).ToContainTextAsync("serving on port 8080");
 
@@ -200,7 +200,7 @@ public sealed class JourneyTests
             await Assertions.Expect(page.GetByTestId("release-1")).ToContainTextAsync("Build #1");
             await Assertions.Expect(page.GetByTestId("release-1").GetByTestId("current")).ToBeVisibleAsync();
             await page.GetByRole(AriaRole.Tab, new() { Name = "Overview" }).ClickAsync();
-            await Assertions.Expect(page.GetByText("running 1/1")).ToBeVisibleAsync(new() { Timeout = 60_000 });
+            await Assertions.Expect(page.GetByText("ready 1/1")).ToBeVisibleAsync(new() { Timeout = 60_000 });
             await OpenAppAsync("hello from git");
             Assert.Contains("Refreshed the access token of dev@e2e.test", await File.ReadAllTextAsync(Path.Combine(cluster.Host.DataDir, "portal", "portal.log")));
         }

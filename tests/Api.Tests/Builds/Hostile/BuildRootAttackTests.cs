@@ -24,7 +24,7 @@ public sealed class BuildRootAttackTests
         const string TestSecret = "PLATFORM_TEST_ENV_SECRET";
         Environment.SetEnvironmentVariable(TestSecret, marker);   // the Api's environment (in this process): must not reach the build's
         await cluster.StartAgentAsync("n1");
-        var source = await BuildKit.GitAppAsync(cluster, "rooty", new { env = new Dictionary<string, string> { ["DB_PASSWORD"] = marker + "-app" } });
+        var source = await BuildKit.GitAppAsync(cluster, "rooty", new { env = new Dictionary<string, string> { ["DB_PASSWORD"] = marker + "-app" }, readiness = new { type = "process" } });
         await source.PushAsync(new Dictionary<string, string>
         {
             ["Dockerfile"] = $"""

@@ -134,7 +134,7 @@ public sealed class NodeTrustAttackTests : IAsyncLifetime
             await db.SaveChangesAsync();
             return (x.Id, y.Id);
         });
-        object Running(Guid id, int port) => new { instances = new[] { new { id, state = "Running", restarts = 0, hostPort = port } } };
+        object Running(Guid id, int port) => new { instances = new[] { new { id, state = "Ready", restarts = 0, hostPort = port } } };
         Task<Instance> RowAsync(Guid id) => DbAsync(db => db.Instances.AsNoTracking().SingleAsync(i => i.Id == id));
 
         // The attack: b says a's instance runs on a port of b's choosing (the router would follow the row).
@@ -149,8 +149,8 @@ public sealed class NodeTrustAttackTests : IAsyncLifetime
         // Positive control: each node's report about its own instance lands.
         await a.Api.PostAsJsonAsync("/api/v1/nodes/status", Running(onA, 20001)).ShouldBeAsync(HttpStatusCode.NoContent);
         await b.Api.PostAsJsonAsync("/api/v1/nodes/status", Running(onB, 20002)).ShouldBeAsync(HttpStatusCode.NoContent);
-        Assert.Equal((InstanceStates.Running, 20001), await RowAsync(onA) is var x ? (x.State, x.HostPort) : default);
-        Assert.Equal((InstanceStates.Running, 20002), await RowAsync(onB) is var y ? (y.State, y.HostPort) : default);
+        Assert.Equal((InstanceStates.Ready, 20001), await RowAsync(onA) is var x ? (x.State, x.HostPort) : default);
+        Assert.Equal((InstanceStates.Ready, 20002), await RowAsync(onB) is var y ? (y.State, y.HostPort) : default);
     }
 
     [Fact]
