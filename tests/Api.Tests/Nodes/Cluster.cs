@@ -77,8 +77,9 @@ public sealed class Cluster : IAsyncDisposable
     /// A test in another test assembly runs beside this one's runtime tests: it passes a bridge prefix, subnet base and port
     /// range of its own, so the two agents' bridges, addresses and host ports never meet.
     /// </summary>
+    /// <param name="maxStopGraceSeconds">The node's cap on apps' grace periods (short: most test apps ignore SIGTERM, and every stop would wait it out).</param>
     public async Task StartAgentAsync(string name, Uri? apiUrl = null, string address = "127.0.0.1", string? netns = null, int portRangeStart = 31000,
-        string bridgePrefix = BridgePrefix, int subnetBase = 120)
+        string bridgePrefix = BridgePrefix, int subnetBase = 120, int maxStopGraceSeconds = 2)
     {
         var env = new Dictionary<string, string>
         {
@@ -93,7 +94,7 @@ public sealed class Cluster : IAsyncDisposable
             ["Agent__PortRangeSize"] = "1000",
             ["Agent__PidsLimit"] = "64",
             ["Agent__SubnetBase"] = subnetBase.ToString(),
-            ["Agent__StopGraceSeconds"] = "2",
+            ["Agent__StopGraceSeconds"] = maxStopGraceSeconds.ToString(),
             ["Logging__Console__FormatterName"] = "simple",
         };
         _agents.Add((name, Launch(env, netns), env, netns));

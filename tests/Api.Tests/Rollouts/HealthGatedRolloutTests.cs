@@ -21,7 +21,7 @@ public sealed class HealthGatedRolloutTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _cluster = await Cluster.StartAsync();
-        await _cluster.StartAgentAsync(Node);
+        await _cluster.StartAgentAsync(Node, maxStopGraceSeconds: 30);
     }
 
     public async Task DisposeAsync() => await _cluster.DisposeAsync();
