@@ -7,7 +7,7 @@ public sealed record BuildLimits(long MemoryMiB, long CpuMillicores, long Pids, 
 
 /// <summary>
 /// The cgroup around one build: <c>/{name}/{build}</c> (every v1 controller, or the v2 hierarchy; see
-/// <see cref="Cgroups"/>), holding buildah and — through <c>--cgroup-parent</c> — every RUN step's container.
+/// <see cref="Cgroups"/>), holding buildah in its leaf and, by inheritance, every RUN step (a rootless runc makes no cgroups).
 /// Memory, CPU and pids limits on it bound the whole build; killing everything in it ends a build whose
 /// Api died, orphans included; its OOM counter says a build failed for memory.
 /// </summary>
@@ -18,13 +18,7 @@ public sealed class BuildCgroup
     /// <summary>The build's cgroup (absolute from each hierarchy's root), where the limits are.</summary>
     public string Path { get; }
 
-    /// <summary>
-    /// The path buildah is given as <c>--cgroup-parent</c>: runc runs each RUN step in exactly that cgroup (and
-    /// removes it after), a child of the build's, beside the leaf that holds buildah itself (<see cref="Steps"/>:
-    /// cgroup v2 allows processes only in leaves).
-    /// </summary>
-    public string Parent => Path + "/run";
-
+    /// <summary>The leaf that holds the build's processes (cgroup v2 allows processes only in leaves).</summary>
     private string Steps => Path + "/steps";
 
     /// <summary>Creates the cgroup with the limits set; throws when cgroups cannot be written (builds need root).</summary>
@@ -51,8 +45,8 @@ public sealed class BuildCgroup
 
     /// <summary>
     /// Whether the kernel killed something in the build for memory. v2 counts OOM kills of the whole subtree in
-    /// memory.events; v1 counts them in the step's own cgroup, which runc has removed by now, so there also: the
-    /// build's limit was hit (failcnt, or peak usage at the limit) and the step died of SIGKILL.
+    /// memory.events; v1 counts them only in the cgroup the kill happened in, so there also: the build's limit was hit
+    /// (failcnt, or peak usage at the limit) and the step died of SIGKILL.
     /// </summary>
     public bool OomKilled(string error)
     {
