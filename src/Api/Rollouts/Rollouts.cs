@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Platform.Api.Deployments;
+using Platform.Api.Infrastructure;
 using Platform.Contracts;
 using Platform.Data;
 
@@ -205,29 +206,13 @@ public sealed partial class RolloutService(PlatformDbContext db, DeploymentServi
 }
 
 /// <summary>Looks at the rollouts in progress every second, on every replica (each step is a conditional update: one replica does it).</summary>
-public sealed partial class RolloutMonitor(IServiceScopeFactory scopes, TimeProvider clock, ILogger<RolloutMonitor> log) : BackgroundService
+public sealed partial class RolloutMonitor(IServiceScopeFactory scopes, TimeProvider clock, ILogger<RolloutMonitor> log) : ScopedPeriodicPass(scopes, clock)
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), clock);
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            try
-            {
-                await timer.WaitForNextTickAsync(stoppingToken);
-                await using var scope = scopes.CreateAsyncScope();
-                await scope.ServiceProvider.GetRequiredService<RolloutService>().CheckAsync(stoppingToken);
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e) when (e is DbUpdateException or InvalidOperationException or System.Data.Common.DbException)
-            {
-                LogFailed(log, e.Message);
-            }
-        }
-    }
+    protected override TimeSpan Period => TimeSpan.FromSeconds(1);
+
+    protected override Task PassAsync(IServiceProvider services, CancellationToken ct) => services.GetRequiredService<RolloutService>().CheckAsync(ct);
+
+    protected override void Failed(string reason) => LogFailed(log, reason);
 
     [LoggerMessage(EventId = 142, Level = LogLevel.Warning, Message = "Looking at rollouts failed ({Reason}); the next look retries")]
     private static partial void LogFailed(ILogger logger, string reason);

@@ -211,30 +211,15 @@ public sealed partial class PlacementService(
 }
 
 /// <summary>The scheduler's pass every few seconds: nodes that went NotReady, capacity that freed up, rollouts that finished.</summary>
-public sealed partial class SchedulingLoop(IServiceScopeFactory scopes, IOptions<PlatformOptions> options, TimeProvider clock, ILogger<SchedulingLoop> log) : BackgroundService
+public sealed partial class SchedulingLoop(IServiceScopeFactory scopes, IOptions<PlatformOptions> options, TimeProvider clock, ILogger<SchedulingLoop> log)
+    : ScopedPeriodicPass(scopes, clock)
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        var period = TimeSpan.FromSeconds(Math.Max(1, options.Value.Nodes.ReconcileSeconds));
-        using var timer = new PeriodicTimer(period, clock);
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            try
-            {
-                await timer.WaitForNextTickAsync(stoppingToken);
-                await using var scope = scopes.CreateAsyncScope();
-                await scope.ServiceProvider.GetRequiredService<PlacementService>().ReconcileAsync(null, stoppingToken);
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e) when (e is DbUpdateException or InvalidOperationException or System.Data.Common.DbException)
-            {
-                LogFailed(log, e.Message);
-            }
-        }
-    }
+    protected override TimeSpan Period => TimeSpan.FromSeconds(Math.Max(1, options.Value.Nodes.ReconcileSeconds));
+
+    protected override Task PassAsync(IServiceProvider services, CancellationToken ct) =>
+        services.GetRequiredService<PlacementService>().ReconcileAsync(null, ct);
+
+    protected override void Failed(string reason) => LogFailed(log, reason);
 
     [LoggerMessage(EventId = 42, Level = LogLevel.Warning, Message = "A placement pass failed ({Reason}); the next one retries")]
     private static partial void LogFailed(ILogger logger, string reason);
