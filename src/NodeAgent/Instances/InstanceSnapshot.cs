@@ -14,9 +14,7 @@ public sealed record InstanceSnapshot(
     public Guid Id => Desired.Id;
 
     /// <summary>Its process runs (Starting while not yet ready, Ready, NotReady, or Stopping until it ends).</summary>
-    public bool ProcessUp { get; init; }
-
-    public bool Running => ProcessUp;
+    public bool Running { get; init; }
 
     public InstanceReport Report(long cpuMillicores, long memoryBytes) =>
         new(Id, State, Restarts, ExitCode, Reason, Message, HostPort, Running ? StartedAt : null, Running ? cpuMillicores : 0, Running ? memoryBytes : 0);

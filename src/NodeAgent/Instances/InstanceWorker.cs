@@ -297,17 +297,17 @@ public sealed partial class InstanceWorker
     private InstanceSnapshot Current() =>
         new(_desired, _state, _restarts, _exitCode, _reason, _message, _hostPort, _startedAt, _phase == Phase.Wait ? _nextAttempt : null)
         {
-            ProcessUp = _processUp,
+            Running = _processUp,
         };
 
     /// <summary>The process just started (or was adopted): Ready at once without a readiness probe, else Starting until it passes.</summary>
     private void Probing(DateTime started, bool initialDelay)
     {
         _processUp = true;
-        var from = initialDelay ? started : _clock.GetUtcNow().UtcDateTime - TimeSpan.FromSeconds(_desired.Readiness?.InitialDelaySeconds ?? 0);
-        _readiness = _desired.Readiness is { Type: not ProbeTypes.Process } r ? new ProbeTracker("readiness", r, from) : null;
-        var fromLive = initialDelay ? started : _clock.GetUtcNow().UtcDateTime - TimeSpan.FromSeconds(_desired.Liveness?.InitialDelaySeconds ?? 0);
-        _liveness = _desired.Liveness is { Type: not ProbeTypes.Process } l ? new ProbeTracker("liveness", l, fromLive) : null;
+        // A fresh process waits out each probe's initial delay; an adopted one is probed at once.
+        DateTime FirstDue(ProbeSpec p) => initialDelay ? started + TimeSpan.FromSeconds(p.InitialDelaySeconds) : _clock.GetUtcNow().UtcDateTime;
+        _readiness = _desired.Readiness is { Type: not ProbeTypes.Process } r ? new ProbeTracker("readiness", r, FirstDue(r)) : null;
+        _liveness = _desired.Liveness is { Type: not ProbeTypes.Process } l ? new ProbeTracker("liveness", l, FirstDue(l)) : null;
         _state = _readiness is null ? InstanceStates.Ready : InstanceStates.Starting;
         _everReady = _readiness is null;
         _message = _readiness is null ? null : "readiness: not probed yet";
@@ -320,7 +320,7 @@ public sealed partial class InstanceWorker
         var now = _clock.GetUtcNow().UtcDateTime;
         if (_desired.Readiness is { Type: not ProbeTypes.Process } r)
         {
-            if (_readiness is null) (_readiness, _state, _message) = (new ProbeTracker("readiness", r, now), InstanceStates.Starting, "readiness: not probed yet");
+            if (_readiness is null) (_readiness, _state, _message) = (new ProbeTracker("readiness", r, now + TimeSpan.FromSeconds(r.InitialDelaySeconds)), InstanceStates.Starting, "readiness: not probed yet");
             else _readiness.Respec(r, now);
         }
         else if (_readiness is not null)
@@ -329,7 +329,7 @@ public sealed partial class InstanceWorker
         }
         if (_desired.Liveness is { Type: not ProbeTypes.Process } l)
         {
-            if (_liveness is null) _liveness = new ProbeTracker("liveness", l, now);
+            if (_liveness is null) _liveness = new ProbeTracker("liveness", l, now + TimeSpan.FromSeconds(l.InitialDelaySeconds));
             else _liveness.Respec(l, now);
         }
         else _liveness = null;

@@ -6,16 +6,16 @@ namespace Platform.NodeAgent.Instances;
 /// <summary>
 /// One probe of one running process (kubelet's prober worker, in small): when it is due next, how many passes or
 /// failures in a row it has seen, and its verdict once a threshold is reached — null until then. Owned by the
-/// instance's worker; a new process (a restart) gets a new tracker.
+/// instance's worker; a new process (a restart) gets a new tracker, first due after the probe's initial delay.
 /// </summary>
-public sealed class ProbeTracker(string name, ProbeSpec spec, DateTime processStarted)
+public sealed class ProbeTracker(string name, ProbeSpec spec, DateTime firstDue)
 {
     private int _passes;
     private int _failures;
 
     public string Name { get; } = name;
     public ProbeSpec Spec { get; private set; } = spec;
-    public DateTime NextDue { get; private set; } = processStarted + TimeSpan.FromSeconds(spec.InitialDelaySeconds);
+    public DateTime NextDue { get; private set; } = firstDue;
 
     /// <summary>True once it passed <c>SuccessThreshold</c> times in a row, false once it failed <c>FailureThreshold</c> times in a row.</summary>
     public bool? Passing { get; private set; }

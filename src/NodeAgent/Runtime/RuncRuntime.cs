@@ -245,11 +245,13 @@ public sealed partial class RuncRuntime : IContainerRuntime
 
     public async Task KillAsync(Guid id, TimeSpan grace, CancellationToken ct)
     {
-        if (_entries.TryGetValue(id, out var e)) await _runc.KillAsync(e.ContainerId, grace < _settings.StopGrace ? grace : _settings.StopGrace, ct);
+        if (_entries.TryGetValue(id, out var e)) await _runc.KillAsync(e.ContainerId, Capped(grace), ct);
     }
 
     /// <summary>The app's grace period, at most the node's (<c>Agent:StopGraceSeconds</c>).</summary>
-    private TimeSpan Grace(DesiredInstance d) => TimeSpan.FromSeconds(Math.Min(d.StopGraceSeconds, _settings.StopGrace.TotalSeconds));
+    private TimeSpan Grace(DesiredInstance d) => Capped(TimeSpan.FromSeconds(d.StopGraceSeconds));
+
+    private TimeSpan Capped(TimeSpan grace) => grace < _settings.StopGrace ? grace : _settings.StopGrace;
 
     /// <summary>How long a stopping instance stays out of the rotation before its SIGTERM, so routers stop sending it requests first.</summary>
     public static readonly TimeSpan DrainDelay = TimeSpan.FromSeconds(1);

@@ -270,7 +270,7 @@ public sealed class InstanceWorkerTests : IDisposable
         Start(d);
         var first = await Says("readiness: connection refused on :8080 (1 of 3)");
         Assert.Equal(InstanceStates.Starting, first.State);
-        Assert.True(first.ProcessUp, "the process runs; only its readiness is missing");
+        Assert.True(first.Running, "the process runs; only its readiness is missing");
         for (var n = 2; n <= 3; n++)
         {
             _clock.Advance(TimeSpan.FromSeconds(2));
@@ -292,7 +292,7 @@ public sealed class InstanceWorkerTests : IDisposable
         _clock.Advance(TimeSpan.FromSeconds(2));
         var notReady = await Becomes(InstanceStates.NotReady);
         Assert.Equal("readiness: HTTP 503 on /healthz (expected 200–399) (3 of 3)", notReady.Message);
-        Assert.True(notReady.ProcessUp);
+        Assert.True(notReady.Running);
         Assert.Equal(0, notReady.Restarts);   // readiness never restarts
 
         _runtime.ProbeAnswers[d.Id] = new ProbeResult(true, "HTTP 200 on /healthz");
@@ -334,7 +334,7 @@ public sealed class InstanceWorkerTests : IDisposable
         _runtime.ProbeAnswers[d.Id] = new ProbeResult(false, "connection refused on :8080");
         w.Update(d with { Readiness = new ProbeSpec(ProbeTypes.Tcp, null, 200, 399, 2, 1, 1, 1, 0) });
         var starting = await Becomes(InstanceStates.Starting, "probed from now on");
-        Assert.True(starting.ProcessUp);
+        Assert.True(starting.Running);
         await Says("readiness: connection refused on :8080 (1 of 1)");
         w.Update(d with { Readiness = new ProbeSpec(ProbeTypes.Process, null, 200, 399, 2, 1, 1, 1, 0) });
         await Becomes(InstanceStates.Ready, "a process probe: ready while it runs");
