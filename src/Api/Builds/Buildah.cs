@@ -24,8 +24,7 @@ public sealed class Buildah(DataLayout layout, BuildUser account)
     public async Task<Dictionary<string, string?>> ConfigureAsync(Guid app, string registry, CancellationToken ct)
     {
         var user = await account.EnsureAsync(ct);
-        DataFolderAccess.PrepareBuildWork(layout);
-        var root = layout.BuildahStorage(app);
+        var root = layout.BuildahStorage(app);   // below the build work folder, which the build job prepared
         if (Directory.Exists(root) && await OwnerOfAsync(root, ct) != user.Uid)
         {
             await HousekeepAsync(["rm", "--all"], StorageEnv(root), asRoot: true);

@@ -40,10 +40,20 @@ public static class AppEvents
     public const string CrashLoop = "CrashLoop";
 
     public static void Add(PlatformDbContext db, Guid app, string kind, string message, DateTime at, int? generation = null, Guid? instance = null) =>
-        db.AppEvents.Add(new AppEvent
-        {
-            AppId = app, Kind = kind, Message = message.Length > 1024 ? message[..1024] : message, At = at, Generation = generation, InstanceId = instance,
-        });
+        db.AppEvents.Add(New(app, kind, message, at, generation, instance));
+
+    /// <summary>An event of an app not saved yet (its id comes at save): linked by the entity.</summary>
+    public static void Add(PlatformDbContext db, App app, string kind, string message, DateTime at, int? generation = null)
+    {
+        var e = New(app.Id, kind, message, at, generation, null);
+        e.App = app;
+        db.AppEvents.Add(e);
+    }
+
+    private static AppEvent New(Guid app, string kind, string message, DateTime at, int? generation, Guid? instance) => new()
+    {
+        AppId = app, Kind = kind, Message = message.Length > 1024 ? message[..1024] : message, At = at, Generation = generation, InstanceId = instance,
+    };
 
     /// <summary>The events an instance's new report means: ready, a probe failing it, a liveness restart, an OOM kill, a crash loop.</summary>
     public static void OfReport(PlatformDbContext db, Instance row, InstanceReport r, DateTime at)
@@ -83,11 +93,7 @@ public sealed partial class RolloutService(PlatformDbContext db, DeploymentServi
             Id = Guid.CreateVersion7(), App = app, AppId = app.Id, Generation = app.Generation, ReleaseVersion = release, RollbackOf = rollbackOf,
             State = RolloutStates.Progressing, StartedAt = now, DeadlineAt = now.AddSeconds(app.ProgressDeadlineSeconds), Message = what,
         });
-        db.AppEvents.Add(new AppEvent
-        {
-            App = app, AppId = app.Id, Kind = AppEvents.RolloutStarted, At = now, Generation = app.Generation,
-            Message = $"generation {app.Generation} rolling out: {what} (deadline {app.ProgressDeadlineSeconds} s)",
-        });
+        AppEvents.Add(db, app, AppEvents.RolloutStarted, $"generation {app.Generation} rolling out: {what} (deadline {app.ProgressDeadlineSeconds} s)", now, app.Generation);
     }
 
     /// <summary>One look at every rollout in progress: finished ones are marked, overdue ones rolled back. Returns how many changed.</summary>
