@@ -80,6 +80,23 @@ projects=$(find tests -name '*.Tests.csproj' | wc -l)   # one test project per p
 reported=$(grep -cE "$summary" "$WORK/test.log" || true)
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi           # a crash with no summary still fails
 if [ "$reported" -lt "$projects" ]; then failed=$((failed + projects - reported)); fi   # so does a project that reported none
+# The failures again, at the end where a reader (or a CI log cut to its tail) sees them: each failed test's
+# name, message, the top of its stack and the end of what it printed, read from the trx results.
+if [ "$failed" -gt 0 ] && command -v python3 >/dev/null; then
+  log "failed tests"
+  python3 - "$WORK/results" <<'PY' || true
+import glob, sys, xml.etree.ElementTree as ET
+ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+for trx in sorted(glob.glob(sys.argv[1] + "/*.trx")):
+    for r in ET.parse(trx).getroot().iterfind(".//t:UnitTestResult[@outcome='Failed']", ns):
+        text = lambda path: (r.findtext(path, "", ns) or "").strip().splitlines()
+        print(f"--- {r.get('testName')} ({r.get('duration')})")
+        print("\n".join(text("t:Output/t:ErrorInfo/t:Message")[:60]))
+        print("\n".join(text("t:Output/t:ErrorInfo/t:StackTrace")[:8]))
+        out = text("t:Output/t:StdOut") + text("t:Output/t:StdErr")
+        if out: print("... what it printed, last lines:\n" + "\n".join(out[-40:]))
+PY
+fi
 [ -d "$WORK/screenshots" ] && log "browser screenshots of failures: $WORK/screenshots"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

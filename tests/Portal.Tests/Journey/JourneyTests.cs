@@ -76,6 +76,7 @@ public sealed class JourneyTests
         IPlaywright? playwright = null;
         IBrowser? browser = null;
         IPage? page = null;
+        var step = "the Portal starting";   // named in the failure, so a CI log that shows only the message says where
         try
         {
             await Cluster.WaitAsync(async () =>
@@ -96,6 +97,7 @@ public sealed class JourneyTests
             page = await context.NewPageAsync();
 
             // The platform admin: a team, its quota, a user who becomes the team's admin.
+            step = "the admin creating a team, its quota and a user";
             await SignInAsync(page, portal, PlatformHost.AdminEmail, PlatformHost.AdminPassword);
             await OpenAsync(page, portal + "/admin/teams");
             await Field(page, "Team name").FillAsync("e2e");
@@ -122,6 +124,7 @@ public sealed class JourneyTests
             await SignOutAsync(page);
 
             // The team's new admin: a project, an app from the registry, running, through the router.
+            step = "the team admin creating a project and an app";
             await SignInAsync(page, portal, "dev@e2e.test", "dev-password-123");
             await OpenAsync(page, portal + "/teams/e2e");
             await Field(page, "New project").FillAsync("web");
@@ -160,8 +163,10 @@ public sealed class JourneyTests
                 }, 30, () => $"'{expected}' through the router in the browser at {url} (last: {seen})");
                 await routed.CloseAsync();
             }
+            step = "opening the app's URL";
             await OpenAppAsync("Hello from hello (from the portal)");
 
+            step = "scaling to 2";
             await Field(page, "Instances").FillAsync("2");
             await Field(page, "Instances").PressAsync("Tab");
             await page.GetByRole(AriaRole.Button, new() { Name = "Scale" }).ClickAsync();
@@ -169,6 +174,7 @@ public sealed class JourneyTests
             await Assertions.Expect(page.GetByTestId("instances").Locator("tbody tr")).ToHaveCountAsync(2);
             await Assertions.Expect(page.GetByTestId("logs")).ToContainTextAsync("serving on port 8080");
 
+            step = "deleting the app";
             await page.GetByRole(AriaRole.Button, new() { Name = "Delete app" }).ClickAsync();
             await page.GetByRole(AriaRole.Button, new() { Name = "Delete", Exact = true }).ClickAsync();
             await page.WaitForURLAsync(portal + "/teams/e2e/projects/web");
@@ -176,6 +182,7 @@ public sealed class JourneyTests
 
             // From git: the app is created in the Portal, the code pushed with plain git, and the build
             // followed in the Builds tab to its release, which the Releases tab shows as current.
+            step = "creating an app built from git and pushing to it";
             await Field(page, "Name").FillAsync("site");
             await page.GetByText("Build from git instead of running an image").ClickAsync();
             await Field(page, "Memory (MiB)").FillAsync("64");
@@ -191,6 +198,7 @@ public sealed class JourneyTests
             {
                 ["Dockerfile"] = "FROM busybox\nRUN mkdir -p /www && echo 'hello from git' > /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
             }, "first");
+            step = "following the build to its release";
             var build = page.GetByTestId("build-1");
             await Assertions.Expect(build).ToContainTextAsync("Succeeded", new() { Timeout = 120_000 });
             await Assertions.Expect(build).ToContainTextAsync("dev@e2e.test");
@@ -199,12 +207,13 @@ public sealed class JourneyTests
             await page.GetByRole(AriaRole.Tab, new() { Name = "Releases" }).ClickAsync();
             await Assertions.Expect(page.GetByTestId("release-1")).ToContainTextAsync("Build #1");
             await Assertions.Expect(page.GetByTestId("release-1").GetByTestId("current")).ToBeVisibleAsync();
+            step = "opening the built app";
             await page.GetByRole(AriaRole.Tab, new() { Name = "Overview" }).ClickAsync();
             await Assertions.Expect(page.GetByText("ready 1/1")).ToBeVisibleAsync(new() { Timeout = 60_000 });
             await OpenAppAsync("hello from git");
             Assert.Contains("Refreshed the access token of dev@e2e.test", await File.ReadAllTextAsync(Path.Combine(cluster.Host.DataDir, "portal", "portal.log")));
         }
-        catch
+        catch (Exception e)
         {
             if (page is not null)
             {
@@ -220,8 +229,8 @@ public sealed class JourneyTests
                 }
             }
             var portalLog = Path.Combine(cluster.Host.DataDir, "portal", "portal.log");
-            if (File.Exists(portalLog)) Console.Error.WriteLine("--- portal.log\n" + string.Join("\n", File.ReadLines(portalLog).TakeLast(40)));
-            throw;
+            var tail = File.Exists(portalLog) ? string.Join("\n", File.ReadLines(portalLog).TakeLast(40)) : "(no portal.log)";
+            throw new InvalidOperationException($"The journey failed at {step}: {e.Message}\n--- the last lines of portal.log\n{tail}", e);
         }
         finally
         {
