@@ -223,9 +223,9 @@ public sealed class JourneyTests
                     await page.ScreenshotAsync(new() { Path = Path.Combine(screenshots, $"journey-{DateTime.UtcNow:HHmmss}.png"), FullPage = true });
                     await File.WriteAllTextAsync(Path.Combine(screenshots, $"journey-{DateTime.UtcNow:HHmmss}.html"), await page.ContentAsync());
                 }
-                catch (PlaywrightException e)
+                catch (PlaywrightException shotError)
                 {
-                    Console.Error.WriteLine("no screenshot: " + e.Message);
+                    Console.Error.WriteLine("no screenshot: " + shotError.Message);
                 }
             }
             var portalLog = Path.Combine(cluster.Host.DataDir, "portal", "portal.log");
