@@ -151,7 +151,8 @@ public sealed partial class RolloutService(PlatformDbContext db, DeploymentServi
 
     /// <summary>
     /// Ends rollout <paramref name="rolloutId"/> as <paramref name="state"/> (if it still progresses) and puts the app back on its last
-    /// good spec, which rolls out as a new generation; with nothing good to go back to, the rollout is Failed and the app stays.
+    /// good spec, which rolls out as a new generation; with nothing good to go back to, or when the rollout was itself a rollback,
+    /// it is Failed (or Cancelled) and the app stays.
     /// Returns the rollout as it ended, or null when it no longer progressed.
     /// </summary>
     public async Task<Rollout?> RollBackAsync(Guid rolloutId, string state, string reason, string? actor, CancellationToken ct)
@@ -169,10 +170,14 @@ public sealed partial class RolloutService(PlatformDbContext db, DeploymentServi
         if (rollout.ReleaseVersion is { } version)
             await db.Releases.Where(r => r.AppId == app.Id && r.Version == version)
                 .ExecuteUpdateAsync(s => s.SetProperty(r => r.FailureReason, Trim((state == RolloutStates.Cancelled ? "cancelled" + who + ": " : "") + reason)), ct);
-        if (good is null || app.Generation != rollout.Generation)
+        // A rollback that itself does not get ready is not rolled back again (that would loop, one generation per deadline).
+        if (good is null || app.Generation != rollout.Generation || rollout.RollbackOf is not null)
         {
+            var nowhere = rollout.RollbackOf is { } undone && good is not null
+                ? $"it rolled back generation {undone}, and is not rolled back in turn; its instances keep trying"
+                : "nothing earlier ran well to roll back to";
             rollout.State = state == RolloutStates.Cancelled ? RolloutStates.Cancelled : RolloutStates.Failed;
-            rollout.Message = Trim($"{(state == RolloutStates.Cancelled ? "cancelled" + who : "failed")}: {reason}; nothing earlier ran well to roll back to");
+            rollout.Message = Trim($"{(state == RolloutStates.Cancelled ? "cancelled" + who : "failed")}: {reason}; {nowhere}");
             AppEvents.Add(db, app.Id, state == RolloutStates.Cancelled ? AppEvents.RolloutCancelled : AppEvents.RolloutFailed,
                 $"generation {rollout.Generation} {rollout.Message}", now, rollout.Generation);
             Audit(app, rollout.State, rollout.Message, actor, now);

@@ -36,7 +36,8 @@ public static class RolloutsApi
         var old = instances.Where(i => i.Generation != r.Generation).ToList();
         return new RolloutResponse(r.Generation, r.State, r.Message, r.ReleaseVersion, r.RollbackOf, r.StartedAt, r.DeadlineAt, r.FinishedAt,
             new RolloutSide(mine.Count(i => i.State == InstanceStates.Ready), a.Image is null ? 0 : a.Instances),
-            new RolloutSide(old.Count(i => i.State == InstanceStates.Ready), old.Count));
+            new RolloutSide(old.Count(i => i.State == InstanceStates.Ready), old.Count),
+            r.State == RolloutStates.Progressing && a.SchedulingMessage?.StartsWith("rolling out", StringComparison.Ordinal) == true ? a.SchedulingMessage : null);
     }
 
     private static async Task<Results<Ok<RolloutResponse>, ProblemHttpResult>> CancelAsync(

@@ -29,7 +29,7 @@ public sealed partial class PlacementService(
 {
     private const long AdvisoryLockKey = 0x706C6174_7363686C;   // "platschl"
 
-    private sealed record AppRow(Guid Id, string Team, string Project, string? Image, int Instances, int MemoryMiB, int CpuMillicores, int Generation, string? Message);
+    private sealed record AppRow(Guid Id, Guid TeamId, string Team, string Project, string? Image, int Instances, int MemoryMiB, int CpuMillicores, int Generation, string? Message);
 
     /// <summary>Reconciles the given apps, or every app when <paramref name="apps"/> is null; returns how many instances were added or removed.</summary>
     public async Task<int> ReconcileAsync(IReadOnlyCollection<Guid>? apps, CancellationToken ct)
@@ -94,7 +94,7 @@ public sealed partial class PlacementService(
 
         var appQuery = db.Apps.AsNoTracking();
         if (appIds is not null) appQuery = appQuery.Where(a => appIds.Contains(a.Id));
-        var apps = await appQuery.Select(a => new AppRow(a.Id, a.Project!.Team!.Name, a.Project.Name, a.Image, a.Instances, a.MemoryMiB,
+        var apps = await appQuery.Select(a => new AppRow(a.Id, a.Project!.TeamId, a.Project!.Team!.Name, a.Project.Name, a.Image, a.Instances, a.MemoryMiB,
             a.CpuMillicores, a.Generation, a.SchedulingMessage)).ToListAsync(ct);
         var ids = apps.Select(a => a.Id).ToList();
         var instancesQuery = db.Instances.AsQueryable();
@@ -106,6 +106,7 @@ public sealed partial class PlacementService(
         var scheduler = new Scheduler(ordered, Random.Shared);
         var touched = new HashSet<Guid>();
         var changes = 0;
+        var budgets = new Dictionary<Guid, SurgeBudget>();   // per team, loaded when an app of it first surges
 
         foreach (var app in apps)
         {
@@ -142,9 +143,18 @@ public sealed partial class PlacementService(
                 }
             }
             var missing = image is null ? 0 : want - fresh.Count;
-            if (missing > 0)
+            // A surge (new instances beside old ones) grows only into the room the team's quota leaves (SurgeBudget).
+            SurgeBudget? budget = null;
+            var quotaRoom = missing;
+            if (missing > 0 && stale.Count > 0)
             {
-                var (placed, unplaced) = scheduler.Place([new PlacementRequest(app.Id, missing, app.MemoryMiB, app.CpuMillicores)]);
+                if (!budgets.TryGetValue(app.TeamId, out budget)) budgets[app.TeamId] = budget = await SurgeBudget.LoadAsync(db, app.TeamId, ct);
+                quotaRoom = budget.Fit(app.Id, missing, app.MemoryMiB, app.CpuMillicores);
+            }
+            var placedNow = 0;
+            if (quotaRoom > 0)
+            {
+                var (placed, unplaced) = scheduler.Place([new PlacementRequest(app.Id, quotaRoom, app.MemoryMiB, app.CpuMillicores)]);
                 foreach (var p in placed)
                 {
                     var instance = new Instance
@@ -157,7 +167,9 @@ public sealed partial class PlacementService(
                     fresh.Add(instance);
                     touched.Add(instance.NodeId);
                     changes++;
+                    placedNow++;
                 }
+                budget?.Place(app.Id, placed.Count, app.MemoryMiB, app.CpuMillicores);
                 if (unplaced.Count > 0)
                 {
                     var left = unplaced.Sum(u => u.Count);
@@ -167,19 +179,28 @@ public sealed partial class PlacementService(
                 }
             }
             // The surge completes: once the new generation is Ready in full (its readiness probes pass), the old one goes.
-            // Without room for a full surge it goes one at a time: an old instance leaves for each new one Ready, so
-            // Ready fresh + old in service never drops below what the app wants.
+            // Without room for a full surge (the team's quota or the nodes) it goes as far as the room allows: an old
+            // instance leaves for each new one Ready, so Ready new + old never drops below what the app wants. With no
+            // room for even one new instance, one old instance stops first, and the next pass places a new one in its
+            // room — one at a time, the app one instance short while each new one starts (never more than one short).
             var readyFresh = fresh.Count(i => i.State == InstanceStates.Ready);
             if (stale.Count > 0 && readyFresh >= want)
                 remove.AddRange(stale);
             else if (stale.Count > 0 && fresh.Count < want)
             {
+                var oldFirst = stale.OrderBy(i => i.State == InstanceStates.Ready ? 1 : 0).ThenBy(i => i.CreatedAt).ToList();
                 var surplus = stale.Count - Math.Max(0, want - readyFresh);
-                if (surplus > 0)
-                    remove.AddRange(stale.OrderBy(i => i.State == InstanceStates.Ready ? 1 : 0).ThenBy(i => i.CreatedAt).Take(surplus));
-                message = message is null
-                    ? $"rolling out one at a time: no node has room for all {want} new instance(s) beside the old ones"
-                    : $"rolling out one at a time: {message}";
+                var beyond = Math.Max(0, alive.Count + quotaRoom - want);   // how many instances beyond what the app wants the quota lets it hold
+                var why = quotaRoom < missing
+                    ? $"the quota of team {app.Team} leaves room for {(beyond == 0 ? "no" : beyond)} new instance(s) beside the old ones"
+                    : $"no node has room for all {want} new instance(s) beside the old ones";
+                if (surplus <= 0 && placedNow == 0 && image is not null && stale.Count + fresh.Count >= want && fresh.All(i => i.State == InstanceStates.Ready))
+                {
+                    surplus = 1;
+                    why += "; an old instance stops before each new one starts";
+                }
+                if (surplus > 0) remove.AddRange(oldFirst.Take(surplus));
+                message = $"rolling out one at a time: {why}" + (message is null ? "" : $" ({message})");
             }
             foreach (var i in remove.Distinct())
             {

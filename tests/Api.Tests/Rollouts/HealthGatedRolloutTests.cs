@@ -154,6 +154,93 @@ public sealed class HealthGatedRolloutTests : IAsyncLifetime
         Assert.Contains("rollouts.rollback", audit);
     }
 
+    /// <summary>Clients sending requests through the router to an app until disposed, counting what did not come back 200 with <c>expect</c>.</summary>
+    private sealed class RouterLoad : IAsyncDisposable
+    {
+        private readonly CancellationTokenSource _stop = new();
+        private readonly List<Task> _clients;
+        private long _ok, _failed;
+        public System.Collections.Concurrent.ConcurrentQueue<string> Failures { get; } = new();
+        public long Ok => Interlocked.Read(ref _ok);
+        public long Failed => Interlocked.Read(ref _failed);
+
+        public RouterLoad(Cluster cluster, string app, int clients, Func<string, bool> expect) =>
+            _clients = Enumerable.Range(0, clients).Select(_ => Task.Run(async () =>
+            {
+                while (!_stop.IsCancellationRequested)
+                {
+                    try
+                    {
+                        using var r = await cluster.ThroughRouterAsync(app);
+                        var body = (await r.Content.ReadAsStringAsync()).Trim();
+                        if (r.StatusCode == HttpStatusCode.OK && expect(body)) Interlocked.Increment(ref _ok);
+                        else { Interlocked.Increment(ref _failed); Failures.Enqueue($"{(int)r.StatusCode} {body}"); }
+                    }
+                    catch (HttpRequestException e) { Interlocked.Increment(ref _failed); Failures.Enqueue(e.Message); }
+                }
+            })).ToList();
+
+        public async ValueTask DisposeAsync()
+        {
+            _stop.Cancel();
+            await Task.WhenAll(_clients);
+        }
+    }
+
+    /// <summary>
+    /// Rolls app <paramref name="app"/> (3 instances, serving v1) out to v2 under load with the team's quota at <paramref name="quotaInstances"/>
+    /// instances, watching every instance list until generation 2 serves in full: returns the most instances placed at once, the fewest
+    /// Ready at once, and the rollout's <c>pace</c> as it said it.
+    /// </summary>
+    private async Task<(int MostPlaced, int FewestReady, string? Pace)> RollOutUnderQuotaAsync(string app, int quotaInstances)
+    {
+        var v1 = await _cluster.ImageAsync($"{app}-v1", SlowWeb("v1", 2));
+        var v2 = await _cluster.ImageAsync($"{app}-v2", SlowWeb("v2", 2));
+        await _cluster.Admin.PutAsJsonAsync($"/api/v1/teams/{Cluster.Team}/quota",
+            new { memoryMiB = 8192, cpuMillicores = 8000, instances = quotaInstances, apps = 50, projects = 5, registryGiB = 5, concurrentBuilds = 2 }).ShouldBeAsync(HttpStatusCode.OK);
+        await _cluster.CreateAppAsync(app, v1, instances: 3);
+        await _cluster.WaitForInstancesAsync(app, 3);
+        await using var load = new RouterLoad(_cluster, app, 2, body => body is "v1" or "v2");
+        await Cluster.WaitAsync(() => Task.FromResult(load.Ok >= 200), 60, "the load to get going on v1");
+
+        await _cluster.Admin.PatchAsJsonAsync($"{_cluster.Apps}/{app}", new { image = v2 }).ShouldBeAsync(HttpStatusCode.OK);
+        int most = 0, fewest = int.MaxValue;
+        string? pace = null;
+        await Cluster.WaitAsync(async () =>
+        {
+            var now = await _cluster.InstancesAsync(app);
+            most = Math.Max(most, now.Count);
+            fewest = Math.Min(fewest, now.Count(i => i.GetProperty("state").GetString() == "Ready"));
+            var rollout = await _cluster.Admin.GetFromJsonAsync<JsonElement>($"{_cluster.Apps}/{app}/rollout");
+            if (rollout.GetProperty("pace").GetString() is { } said) pace = said;
+            return rollout.GetProperty("state").GetString() == "Succeeded";
+        }, 120, () => $"generation 2 to replace generation 1 ({most} placed at most)");
+        await Cluster.WaitAsync(() => Task.FromResult(load.Ok >= 400), 60, "requests after the rollout");
+        await load.DisposeAsync();
+        Assert.True(load.Failed == 0, $"{load.Failed} of {load.Ok + load.Failed} requests failed: {string.Join("; ", load.Failures.Take(10))}");
+        var after = await _cluster.InstancesAsync(app);
+        Assert.True(after.Count == 3 && after.All(i => i.GetProperty("generation").GetInt32() == 2), string.Join("\n", after));
+        return (most, fewest, pace);
+    }
+
+    [Fact]
+    public async Task A_quota_with_room_for_one_more_instance_makes_the_rollout_go_one_at_a_time_and_say_so_without_a_failed_request()
+    {
+        var (most, fewest, pace) = await RollOutUnderQuotaAsync("paced", quotaInstances: 4);
+        Assert.Equal(4, most);   // one new beside the three old: the quota's room, and no more
+        Assert.True(fewest >= 3, $"{fewest} Ready at the lowest");
+        Assert.Equal($"rolling out one at a time: the quota of team {Cluster.Team} leaves room for 1 new instance(s) beside the old ones", pace);
+    }
+
+    [Fact]
+    public async Task A_quota_with_no_room_makes_the_rollout_stop_one_old_instance_before_each_new_one_without_a_failed_request()
+    {
+        var (most, fewest, pace) = await RollOutUnderQuotaAsync("tight", quotaInstances: 3);
+        Assert.Equal(3, most);   // never beyond the quota
+        Assert.True(fewest >= 2, $"{fewest} Ready at the lowest: one short at most");
+        Assert.Equal($"rolling out one at a time: the quota of team {Cluster.Team} leaves room for no new instance(s) beside the old ones; an old instance stops before each new one starts", pace);
+    }
+
     [Fact]
     public async Task A_rollout_in_progress_can_be_cancelled_which_rolls_it_back()
     {
@@ -199,6 +286,65 @@ public sealed class HealthGatedRolloutTests : IAsyncLifetime
         var served = await _cluster.ThroughRouterAsync("late");
         Assert.Equal("late", (await served.Content.ReadAsStringAsync()).Trim());
         Assert.Equal(starting.GetProperty("id").GetString(), (await _cluster.InstancesAsync("late")).Single().GetProperty("id").GetString());
+    }
+
+    /// <summary>
+    /// Runs <paramref name="command"/> inside instance <paramref name="instanceId"/>, in its user and mount name-spaces, as a person at the
+    /// node would (runc exec cannot join the agent's named network name-space from the container's user name-space, nor does it need to).
+    /// </summary>
+    private async Task<string> InsideAsync(string instanceId, string command)
+    {
+        var state = await Run.ToolAsync("runc", ["--root", Path.Combine(_cluster.AgentDataDir(Node), "runc"), "state", Guid.Parse(instanceId).ToString("N")]);
+        var pid = JsonDocument.Parse(state.EnsureSuccess("runc state").Stdout).RootElement.GetProperty("pid").GetInt32();
+        var result = await Run.ToolAsync("nsenter", ["-t", pid.ToString(System.Globalization.CultureInfo.InvariantCulture), "-U", "-m", "--", "sh", "-c", command]);
+        return result.EnsureSuccess($"nsenter {command}").Stdout.Trim();
+    }
+
+    [Fact]
+    public async Task A_Ready_instance_whose_readiness_fails_leaves_the_rotation_and_returns_when_it_passes_again()
+    {
+        // Each instance serves its own random name; /ready is what the readiness probe asks for.
+        var image = await _cluster.ImageAsync("flaky", "mkdir -p /tmp/www && cat /proc/sys/kernel/random/uuid > /tmp/www/index.html && echo up > /tmp/www/ready && exec httpd -f -p $PORT -h /tmp/www");
+        await _cluster.Admin.PostAsJsonAsync(_cluster.Apps, new
+        {
+            name = "flaky", image, instances = 2, memoryMiB = 64, port = 8080,
+            readiness = new { type = "http", path = "/ready", intervalSeconds = 1, failureThreshold = 1, successThreshold = 1 },
+        }).ShouldBeAsync(HttpStatusCode.Created);
+        var instances = await _cluster.WaitForInstancesAsync("flaky", 2);
+        var (sick, well) = (instances[0].GetProperty("id").GetString()!, instances[1].GetProperty("id").GetString()!);
+        var (sickName, wellName) = (await InsideAsync(sick, "cat /tmp/www/index.html"), await InsideAsync(well, "cat /tmp/www/index.html"));
+
+        async Task<HashSet<string>> ServedAsync(int requests)
+        {
+            var served = new HashSet<string>();
+            for (var n = 0; n < requests; n++)
+            {
+                using var r = await _cluster.ThroughRouterAsync("flaky");
+                Assert.True(r.StatusCode == HttpStatusCode.OK, $"request {n}: {(int)r.StatusCode}");
+                served.Add((await r.Content.ReadAsStringAsync()).Trim());
+            }
+            return served;
+        }
+        // Both serve while both are Ready (the control: the router does reach the instance about to fail).
+        await Cluster.WaitAsync(async () => (await ServedAsync(10)).SetEquals([sickName, wellName]), 30, "both instances in the rotation");
+
+        await InsideAsync(sick, "rm /tmp/www/ready");
+        JsonElement seen = default;
+        await Cluster.WaitAsync(async () =>
+        {
+            seen = (await _cluster.InstancesAsync("flaky")).Single(i => i.GetProperty("id").GetString() == sick);
+            return seen.GetProperty("state").GetString() == "NotReady";
+        }, 30, () => $"the instance to turn NotReady: {seen}");
+        Assert.StartsWith("readiness: HTTP 404 on /ready", seen.GetProperty("message").GetString());
+        // Out of the rotation, and nothing fails: every request goes to the one still Ready.
+        await Cluster.WaitAsync(async () => (await ServedAsync(10)).SetEquals([wellName]), 30, "the NotReady instance to leave the rotation");
+        Assert.Equal([wellName], await ServedAsync(40));
+
+        await InsideAsync(sick, "echo up > /tmp/www/ready");
+        await Cluster.WaitAsync(async () => (await ServedAsync(10)).SetEquals([sickName, wellName]), 30, "the instance to return to the rotation");
+        var back = (await _cluster.InstancesAsync("flaky")).Single(i => i.GetProperty("id").GetString() == sick);
+        Assert.Equal("Ready", back.GetProperty("state").GetString());
+        Assert.Equal(0, back.GetProperty("restarts").GetInt32());   // readiness never restarts: the same process came back
     }
 
     [Fact]
