@@ -82,6 +82,14 @@ try
     foreach (var (mode, list) in results)
         Console.WriteLine($"| {mode} | {Median(list.Select(r => r.Ms)):F0} ms | {Median(list.Select(r => (double)r.Total)):F0} | {Median(list.Select(r => (double)r.Failed)):F0}, {list.Max(r => r.Failed)} |");
 
+    // Tear down as a user would (the project deleted), and wait until the node has stopped and removed every
+    // instance before the processes go: a killed agent would leave its instances' mounts and name-spaces behind.
+    (await http.DeleteAsync("api/v1/teams/bench/projects/p")).EnsureSuccessStatusCode();
+    var instancesDir = Path.Combine(work, "agent", "instances");
+    await Until(() => Task.FromResult(!Directory.Exists(instancesDir) || Directory.GetDirectories(instancesDir).Length == 0), 120, "the node to remove every instance");
+    var leftMounts = File.ReadLines("/proc/self/mounts").Count(l => l.Contains(work, StringComparison.Ordinal));
+    if (leftMounts > 0) throw new InvalidOperationException($"{leftMounts} mount(s) under {work} left after every instance was removed");
+
     async Task<(double, long, long)> RolloutAsync(string app, string image)
     {
         using var stop = new CancellationTokenSource();

@@ -529,6 +529,32 @@ public sealed class PageTests : IAsyncLifetime
     }
 
     [Fact]
+    public void The_rollout_and_the_instance_list_move_on_the_open_page_without_a_refresh()
+    {
+        var clock = _clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 12, 0, 0, TimeSpan.Zero));
+        var now = clock.GetUtcNow().UtcDateTime;
+        InstanceResponse Instance(string id, string state, int generation) =>
+            new(id, "node-1", state, 0, null, null, state == "Starting" ? "readiness: connection refused on :8080 (1 of 3)" : null, "acme/web/shop@sha256:aa", generation, now, now, 0, 0);
+        _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "shop", 1, 1, "rolling out 0/1")];
+        _api.Instances.AddRange([Instance("00000000000000000000000000old001", "Ready", 1), Instance("00000000000000000000000000new002", "Starting", 2)]);
+        _api.Rollout = new RolloutResponse(2, "Progressing", "release v2", 2, null, now, now.AddSeconds(120), null, new RolloutSide(0, 1), new RolloutSide(1, 1));
+        var page = RenderApp("shop");
+        page.WaitForAssertion(() => Assert.Equal("0", page.Find("[data-testid='rollout-progress']").GetAttribute("aria-valuenow")));
+        Assert.Contains("Starting", page.Find("[data-testid='instances']").TextContent);
+        Assert.Contains("old001", page.Find("[data-testid='instances']").TextContent);
+
+        // The new instance passes its probe and the old one goes: one tick of the page's 2 s refresh shows it, no click.
+        _api.Instances.Clear();
+        _api.Instances.Add(Instance("00000000000000000000000000new002", "Ready", 2));
+        _api.Rollout = _api.Rollout with { State = "Succeeded", New = new RolloutSide(1, 1), Old = new RolloutSide(0, 0), FinishedAt = now.AddSeconds(4) };
+        clock.Advance(TimeSpan.FromSeconds(2));
+        page.WaitForAssertion(() => Assert.Equal("Succeeded", page.Find("[data-testid='rollout-state']").TextContent.Trim()));
+        Assert.Equal("100", page.Find("[data-testid='rollout-progress']").GetAttribute("aria-valuenow"));
+        Assert.DoesNotContain("old001", page.Find("[data-testid='instances']").TextContent);
+        Assert.Contains("Ready", page.Find("[data-testid='instances']").TextContent);
+    }
+
+    [Fact]
     public void The_health_tab_shows_the_probes_in_effect_and_puts_the_Apis_refusal_next_to_the_field()
     {
         _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "shop", 1, 1)];
