@@ -119,14 +119,14 @@ public sealed partial class BuildJob(
             if (o.Builds.Network == "isolated") lease = await network.CreateAsync(build.Id, ct);
             try
             {
-                await buildah.PullAsync(output, cgroup, workspace, env, rewritten.Pulls, ct);
+                await ThroughDoorAsync(output, lease, registry, "pulled the bases", netns => buildah.PullAsync(output, cgroup, workspace, env, rewritten.Pulls, netns, ct), ct);
                 await buildah.BudAsync(output, cgroup, workspace, env, lease?.Path, image, ct);
             }
             catch (BuildFailure f)
             {
                 throw new BuildFailure(Explain(f.Message, original, registry));
             }
-            digest = await buildah.PushAsync(output, cgroup, workspace, env, image, ct);
+            await ThroughDoorAsync(output, lease, registry, "pushed", async netns => digest = await buildah.PushAsync(output, cgroup, workspace, env, image, netns, ct), ct);
             output.Say($"pushed {repository}@{digest}; rolling out");
             // The layer cache keeps the images of the app's last two successful builds (this one included).
             var keep = await db.Builds.AsNoTracking().Where(b => b.AppId == app.Id && b.State == BuildStates.Succeeded)
@@ -256,12 +256,38 @@ public sealed partial class BuildJob(
             var where = index >= 0 ? $"Dockerfile line {index + 1}" : "Dockerfile";
             return $"{where}: {step} — {Regex.Replace(m.Groups["why"].Value, "^(error )?while running runtime: ", "")}";
         }
+        if (error.Contains("pinging container registry", StringComparison.Ordinal) || error.Contains("connection refused", StringComparison.Ordinal))
+            return $"The build could not reach the platform's registry: {error}";
         if (error.Contains("manifest unknown", StringComparison.Ordinal) || error.Contains("initializing source", StringComparison.Ordinal))
         {
             var image = SourceImage().Match(error) is { Success: true } i ? i.Groups["image"].Value.Replace(registry + "/", "") : "the base image";
             return $"The base image {image} was not found in the platform registry: push it (library/… or your team's repositories) or fix the FROM line. ({error})";
         }
         return error;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="step"/> (a pull or the push) inside the build's network name-space with the registry's door
+    /// open there, so the build account reaches the registry from the build network only; with no name-space
+    /// (<c>Platform:Builds:Network = none</c>) in the Api's network, as the platform's registry is the only place it goes.
+    /// </summary>
+    private static async Task ThroughDoorAsync(BuildLog output, BuildNetwork.Lease? lease, string registry, string what, Func<string?, Task> step, CancellationToken ct)
+    {
+        if (lease is null)
+        {
+            await step(null);
+            return;
+        }
+        var door = await RegistryDoor.OpenAsync(lease.Path, registry, ct);
+        try
+        {
+            await step(lease.Path);
+        }
+        finally
+        {
+            await door.DisposeAsync();
+        }
+        output.Say($"{what} from the build's network ({door.Connections} connection(s) to the registry through its door)");
     }
 
     private static string Normalize(string s) => Regex.Replace(s.Trim(), @"\s+", " ");

@@ -58,17 +58,18 @@ public sealed class Buildah(DataLayout layout, BuildUser account)
 
     /// <summary>
     /// Pulls every image the rewritten Dockerfile names (<paramref name="pulls"/>, with the platform a FROM asks for)
-    /// with the build's auth file, which names the platform's registry alone; <c>bud</c> then pulls nothing.
+    /// with the build's auth file, which names the platform's registry alone, from inside <paramref name="netns"/>
+    /// when given (the build's network, with a <see cref="RegistryDoor"/> open); <c>bud</c> then pulls nothing.
     /// </summary>
     internal async Task PullAsync(BuildLog output, BuildCgroup cgroup, BuildWorkspace workspace, IReadOnlyDictionary<string, string?> env,
-        IReadOnlyList<DockerfileBases.Pull> pulls, CancellationToken ct)
+        IReadOnlyList<DockerfileBases.Pull> pulls, string? netns, CancellationToken ct)
     {
         var user = await account.EnsureAsync(ct);
         foreach (var pull in pulls)
         {
             List<string> args = ["pull", "--policy", "always", "--tls-verify=false", "--authfile", workspace.AuthFile];
             if (pull.Platform is { } platform) args.AddRange(["--platform", platform]);
-            var (file, line) = BuildUser.Command(user, "buildah", [.. args, pull.Image], env);
+            var (file, line) = BuildUser.Command(user, "buildah", [.. args, pull.Image], env, netns);
             output.Say($"pulling {pull.Image}{(pull.Platform is null ? "" : " for " + pull.Platform)}");
             await BuildStep.RunAsync(output, cgroup, file, line, null, ct);
         }
@@ -88,13 +89,16 @@ public sealed class Buildah(DataLayout layout, BuildUser account)
         await BuildStep.RunAsync(output, cgroup, file, line, null, ct);
     }
 
-    /// <summary>Pushes <paramref name="image"/> to the registry it names (the platform's) with the build's auth file; returns the manifest's digest.</summary>
+    /// <summary>
+    /// Pushes <paramref name="image"/> to the registry it names (the platform's) with the build's auth file, from inside
+    /// <paramref name="netns"/> when given (as <see cref="PullAsync"/>); returns the manifest's digest.
+    /// </summary>
     internal async Task<string> PushAsync(BuildLog output, BuildCgroup cgroup, BuildWorkspace workspace, IReadOnlyDictionary<string, string?> env,
-        string image, CancellationToken ct)
+        string image, string? netns, CancellationToken ct)
     {
         var user = await account.EnsureAsync(ct);
         var (file, line) = BuildUser.Command(user, "buildah", ["push", "--tls-verify=false", "--authfile", workspace.AuthFile,
-            "--digestfile", workspace.DigestFile, image, "docker://" + image], env);
+            "--digestfile", workspace.DigestFile, image, "docker://" + image], env, netns);
         await BuildStep.RunAsync(output, cgroup, file, line, null, ct);
         return (await File.ReadAllTextAsync(workspace.DigestFile, ct)).Trim();
     }

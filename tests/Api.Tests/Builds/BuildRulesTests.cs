@@ -89,6 +89,15 @@ public sealed class BuildRulesTests
         Assert.StartsWith("The base image library/nosuch was not found in the platform registry", reason);
     }
 
+    [Fact]
+    public void A_registry_out_of_reach_is_not_called_a_missing_base_image()
+    {
+        var reason = BuildJob.Explain(
+            "Error: initializing source docker://reg:5000/library/busybox:latest: pinging container registry reg:5000: Get \"http://reg:5000/v2/\": dial tcp 10.0.0.1:5000: connect: connection refused",
+            "FROM busybox\n", "reg:5000");
+        Assert.StartsWith("The build could not reach the platform's registry: ", reason);
+    }
+
     [Theory]
     [InlineData("FROM busybox\nRUN x\n", "FROM reg:5000/library/busybox\nRUN x\n")]
     [InlineData("FROM alpine:3 AS base\n", "FROM reg:5000/library/alpine:3 AS base\n")]
