@@ -1,5 +1,6 @@
 using Platform.Api.Builds;
 using Platform.Api.Deployments;
+using Platform.Api.Domains;
 using Platform.Api.Git;
 using Platform.Api.Identity;
 using Platform.Api.Infrastructure;
@@ -22,6 +23,7 @@ builder.Services.AddPlatformRegistry(options);
 builder.AddPlatformDeployments();
 builder.Services.AddPlatformScheduling(options);
 builder.AddPlatformRouting();
+builder.AddPlatformDomains();
 builder.AddPlatformGit();
 builder.AddPlatformBuilds(options);
 

@@ -18,6 +18,8 @@ public sealed class Team
     public required string Name { get; set; }
     public DateTime CreatedAt { get; set; }
     public TeamQuota Quota { get; set; } = new();
+    /// <summary>The host-name suffixes the team's members may claim as custom domains (empty: any), set by platform admins.</summary>
+    public List<string> DomainSuffixes { get; set; } = [];
 
     /// <summary>
     /// Bumped by every admission (app create/scale/resize, project create, project quota change) so
@@ -213,6 +215,50 @@ public sealed class Rollout
     public DateTime StartedAt { get; set; }
     public DateTime DeadlineAt { get; set; }
     public DateTime? FinishedAt { get; set; }
+}
+
+/// <summary>
+/// A custom domain of an app: the host (unique platform-wide), where its certificate comes from (ACME or uploaded)
+/// and the certificate served, as state a controller moves along (Pending → Issuing → Ready | Failed, renewed before
+/// it expires). The key is kept protected with the Api's data-protection keys.
+/// </summary>
+public sealed class CustomDomain
+{
+    public Guid Id { get; set; }
+    public Guid AppId { get; set; }
+    public App? App { get; set; }
+    /// <summary>Lower case, no trailing dot (<see cref="Platform.Contracts.DomainNames.Normalize"/>).</summary>
+    public required string Host { get; set; }
+    /// <summary>Pending, Issuing, Ready or Failed (<see cref="Platform.Contracts.DomainStates"/>).</summary>
+    public string State { get; set; } = Platform.Contracts.DomainStates.Pending;
+    /// <summary>What the last step said, for people (the CA's problem detail when it failed).</summary>
+    public string? Message { get; set; }
+    /// <summary>acme or uploaded.</summary>
+    public string Source { get; set; } = "acme";
+    /// <summary>The chain served for the host (PEM, leaf first); null until there is one.</summary>
+    public string? CertificatePem { get; set; }
+    /// <summary>The certificate's private key (PEM), protected with the data-protection keys.</summary>
+    public string? KeyPem { get; set; }
+    public DateTime? NotAfter { get; set; }
+    /// <summary>When the issuer acts on it next (first order, retry after a failure, renewal); null: nothing to do.</summary>
+    public DateTime? NextAttemptAt { get; set; }
+    /// <summary>Failed attempts in a row (the back-off grows with them); 0 after a success.</summary>
+    public int Failures { get; set; }
+    /// <summary>The replica working on it and until when (an Issuing domain whose lease ran out is taken over).</summary>
+    public string? LeaseHolder { get; set; }
+    public DateTime? LeaseUntil { get; set; }
+    public string? CreatedBy { get; set; }
+    public DateTime CreatedAt { get; set; }
+    public DateTime UpdatedAt { get; set; }
+}
+
+/// <summary>An ACME http-01 challenge being answered: any router replica serves <c>/.well-known/acme-challenge/{token}</c> from this row.</summary>
+public sealed class AcmeChallenge
+{
+    public required string Token { get; set; }
+    public required string KeyAuthorization { get; set; }
+    public required string Host { get; set; }
+    public DateTime ExpiresAt { get; set; }
 }
 
 /// <summary>Something that happened to an app, for people: rollout started, instance ready, probe failed, rolled back, OOM, crash loop.</summary>

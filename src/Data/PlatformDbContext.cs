@@ -21,6 +21,8 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
     public DbSet<Release> Releases => Set<Release>();
     public DbSet<Rollout> Rollouts => Set<Rollout>();
     public DbSet<AppEvent> AppEvents => Set<AppEvent>();
+    public DbSet<CustomDomain> CustomDomains => Set<CustomDomain>();
+    public DbSet<AcmeChallenge> AcmeChallenges => Set<AcmeChallenge>();
     public DbSet<AuditEvent> AuditEvents => Set<AuditEvent>();
     public DbSet<RegistryRepository> RegistryRepositories => Set<RegistryRepository>();
     public DbSet<RegistryBlob> RegistryBlobs => Set<RegistryBlob>();
@@ -56,6 +58,10 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
             e.Property(t => t.Name).HasMaxLength(Names.MaxLabelLength);
             e.HasIndex(t => t.Name).IsUnique();
             e.OwnsOne(t => t.Quota, q => q.ToTable("team_quotas"));
+            e.Property(t => t.DomainSuffixes).HasMaxLength(4096).HasConversion(
+                v => JsonSerializer.Serialize(v, JsonSerializerOptions.Default),
+                v => JsonSerializer.Deserialize<List<string>>(v, JsonSerializerOptions.Default) ?? new(),
+                new ValueComparer<List<string>>((a, b) => a!.SequenceEqual(b!), v => v.Aggregate(0, (h, x) => HashCode.Combine(h, x.GetHashCode())), v => v.ToList()));
         });
 
         builder.Entity<Project>(e =>
@@ -158,6 +164,31 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
             e.HasIndex(r => new { r.AppId, r.Generation }).IsUnique();
             e.HasIndex(r => r.State);
             e.HasOne(r => r.App).WithMany().HasForeignKey(r => r.AppId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<CustomDomain>(e =>
+        {
+            e.ToTable("app_domains");
+            e.Property(d => d.Host).HasMaxLength(Platform.Contracts.DomainNames.MaxLength);
+            e.HasIndex(d => d.Host).IsUnique();
+            e.Property(d => d.State).HasMaxLength(16);
+            e.Property(d => d.Source).HasMaxLength(16);
+            e.Property(d => d.Message).HasMaxLength(2048);
+            e.Property(d => d.CertificatePem).HasMaxLength(65536);
+            e.Property(d => d.KeyPem).HasMaxLength(16384);
+            e.Property(d => d.LeaseHolder).HasMaxLength(128);
+            e.Property(d => d.CreatedBy).HasMaxLength(320);
+            e.HasIndex(d => d.NextAttemptAt);
+            e.HasOne(d => d.App).WithMany().HasForeignKey(d => d.AppId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<AcmeChallenge>(e =>
+        {
+            e.ToTable("acme_challenges");
+            e.HasKey(c => c.Token);
+            e.Property(c => c.Token).HasMaxLength(256);
+            e.Property(c => c.KeyAuthorization).HasMaxLength(512);
+            e.Property(c => c.Host).HasMaxLength(Platform.Contracts.DomainNames.MaxLength);
         });
 
         builder.Entity<AppEvent>(e =>

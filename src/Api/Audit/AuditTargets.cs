@@ -36,6 +36,7 @@ public static class AuditTargets
             var path = $"{team}/{project}/{app}";
             if (route("number") is { } number) return $"build {path}#{number}";
             if (route("version") is { } version) return $"release {path} v{version}";
+            if (route("host") is { } host) return $"domain {host} (app {path})";
             return Created(result) is BuildResponse b ? $"build {path}#{b.Number}" : $"app {path}";
         }
         return project is not null || team is not null ? scope : "";

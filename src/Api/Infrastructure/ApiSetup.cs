@@ -7,6 +7,7 @@ using Platform.Api.Apps;
 using Platform.Api.Releases;
 using Platform.Api.Rollouts;
 using Platform.Api.Audit;
+using Platform.Api.Domains;
 using Platform.Api.Identity;
 using Platform.Api.Nodes;
 using Platform.Api.Projects;
@@ -79,6 +80,7 @@ public static class ApiSetup
         api.MapImagesApi();
         api.MapReleasesApi();
         api.MapRolloutsApi();
+        api.MapDomainsApi();
 
         app.MapGroup("/api/v1").AllowAnonymous().AddEndpointFilter<AuditFilter>().WithTags("Nodes").MapNodeJoin();
         // Node agents' own endpoints: their client-credentials token, no person, no audit of routine reports.

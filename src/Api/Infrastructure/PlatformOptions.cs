@@ -21,6 +21,8 @@ public sealed class PlatformOptions
     public NodesOptions Nodes { get; set; } = new();
     public BuildsOptions Builds { get; set; } = new();
     public GitOptions Git { get; set; } = new();
+    public AcmeOptions Acme { get; set; } = new();
+    public DomainsOptions Domains { get; set; } = new();
 
     /// <summary>
     /// The Api's public base URL, used as the OIDC issuer. Set it when the Api runs behind a load
@@ -60,6 +62,25 @@ public sealed class IngressOptions
 {
     public string Domain { get; set; } = "apps.localhost";
     public string Url { get; set; } = "http://127.0.0.1:8080";
+    /// <summary>The router's HTTPS listener (SNI picks each host's certificate); null: HTTP only.</summary>
+    public string? HttpsUrl { get; set; }
+}
+
+/// <summary>Where custom domains' certificates come from (RFC 8555, http-01 answered by the router).</summary>
+public sealed class AcmeOptions
+{
+    /// <summary>The ACME directory (Let's Encrypt: https://acme-v02.api.letsencrypt.org/directory); null: no ACME, certificates are uploaded.</summary>
+    public string? DirectoryUrl { get; set; }
+    /// <summary>The account's contact (optional).</summary>
+    public string? Email { get; set; }
+    /// <summary>A certificate is renewed this many days before it expires.</summary>
+    public int RenewBeforeDays { get; set; } = 30;
+}
+
+public sealed class DomainsOptions
+{
+    /// <summary>Custom domains one app may hold.</summary>
+    public int MaxPerApp { get; set; } = 20;
 }
 
 public sealed class PortalOptions

@@ -80,8 +80,15 @@ public sealed partial class RouteTable(IServiceScopeFactory scopes, ClusterSigna
         var table = new Dictionary<string, RouteEntry>(StringComparer.OrdinalIgnoreCase);
         // Host labels are unique (App.Host) for every app created since issue 12; of two older apps that spell the same
         // host ("a-b" in project "c", "a" in "b-c"), the older keeps it.
+        var entries = new Dictionary<Guid, RouteEntry>();
         foreach (var a in apps.OrderBy(a => a.CreatedAt).ThenBy(a => a.Id))
-            table.TryAdd(HostOf(a.Name, a.Project, a.Team, domain), new RouteEntry(a.Name, a.Project, a.Team, byApp[a.Id].Order(StringComparer.Ordinal).ToList()));
+        {
+            var entry = entries[a.Id] = new RouteEntry(a.Name, a.Project, a.Team, byApp[a.Id].Order(StringComparer.Ordinal).ToList());
+            table.TryAdd(HostOf(a.Name, a.Project, a.Team, domain), entry);
+        }
+        // Custom domains share their app's entry (one rotation per app); their hosts never fall in the apps domain.
+        foreach (var d in await db.CustomDomains.AsNoTracking().Select(d => new { d.Host, d.AppId }).ToListAsync(ct))
+            if (entries.TryGetValue(d.AppId, out var entry)) table.TryAdd(d.Host, entry);
         var old = _routes;
         // Keep round-robin positions of unchanged entries so a refresh does not reset the rotation.
         foreach (var (host, entry) in table.ToList())

@@ -2,15 +2,11 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Net.WebSockets;
 using System.Text;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Platform.Api.Routing;
 using Platform.Api.Tests.Infrastructure;
+using Platform.Api.Tests.Routing;
 using Platform.Contracts;
 using Platform.Data;
 
@@ -23,31 +19,6 @@ namespace Platform.Api.Tests.Nodes;
 /// </summary>
 public sealed class RouterTests
 {
-    private static async Task<(WebApplication App, int Port)> BackendAsync(string name)
-    {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        var app = builder.Build();
-        app.UseWebSockets();
-        app.Run(async context =>
-        {
-            if (context.WebSockets.IsWebSocketRequest)
-            {
-                using var socket = await context.WebSockets.AcceptWebSocketAsync();
-                var buffer = new byte[1024];
-                var received = await socket.ReceiveAsync(buffer, CancellationToken.None);
-                var echo = Encoding.UTF8.GetBytes($"{name} echoes {Encoding.UTF8.GetString(buffer, 0, received.Count)}");
-                await socket.SendAsync(echo, WebSocketMessageType.Text, true, CancellationToken.None);
-                await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", CancellationToken.None);
-                return;
-            }
-            await context.Response.WriteAsync($"{name} host={context.Request.Host} xff={context.Request.Headers["X-Forwarded-For"]} xfh={context.Request.Headers["X-Forwarded-Host"]}");
-        });
-        await app.StartAsync();
-        var port = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()).Port;
-        return (app, port);
-    }
-
     [Fact]
     public async Task The_router_balances_keeps_the_host_passes_websockets_and_follows_changes()
     {
@@ -57,27 +28,12 @@ public sealed class RouterTests
         await admin.PostAsJsonAsync("/api/v1/teams/rtr/projects", new { name = "p" }).ShouldBeAsync(HttpStatusCode.Created);
         // Two instances of an image never pushed: the scheduler keeps the stand-ins below and places nothing new.
         await admin.PostAsJsonAsync("/api/v1/teams/rtr/projects/p/apps", new { name = "ws", image = "rtr/p/ws:1", instances = 2 }).ShouldBeAsync(HttpStatusCode.Created);
-        var (a, portA) = await BackendAsync("a");
-        var (b, portB) = await BackendAsync("b");
+        var (a, portA) = await StandIns.BackendAsync("a");
+        var (b, portB) = await StandIns.BackendAsync("b");
         await using var _a = a;
         await using var _b = b;
 
-        Guid second;
-        using (var scope = host.Services.CreateScope())
-        {
-            var db = scope.ServiceProvider.GetRequiredService<PlatformDbContext>();
-            var app = await db.Apps.SingleAsync(x => x.Name == "ws");
-            var node = new Node { Name = "stand-in", ClientId = "node-stand-in", Address = "127.0.0.1", LastHeartbeatAt = DateTime.UtcNow.AddDays(1) };
-            db.Nodes.Add(node);
-            Instance Running(int port) => new()
-            {
-                Id = Guid.NewGuid(), AppId = app.Id, NodeId = node.Id, ImageRepository = "rtr/p/ws", ImageDigest = "sha256:" + new string('0', 64),
-                State = InstanceStates.Ready, HostPort = port, Generation = 1, CreatedAt = DateTime.UtcNow, UpdatedAt = DateTime.UtcNow,
-            };
-            db.Instances.AddRange(Running(portA), Running(portB));
-            await db.SaveChangesAsync();
-            second = (await db.Instances.SingleAsync(i => i.HostPort == portB)).Id;
-        }
+        var second = (await StandIns.RunAsync(host, "rtr", "ws", portA, portB))[1];
         var router = host.Services.GetRequiredService<Router>().Address!;
         const string appHost = "ws-p-rtr.apps.localhost";
         using var client = new HttpClient();

@@ -145,6 +145,16 @@ public abstract class AuthorizationMatrixTests(PlatformHost host) : IAsyncLifeti
         yield return new("POST", "/api/v1/teams/{team}/projects/{project}/apps/{app}/rollout/cancel", () => $"{apps}/a1/rollout/cancel", null,
             [409, 409, 409, 409, 403, 409, 404, 401]);
         yield return new("GET", "/api/v1/teams/{team}/projects/{project}/apps/{app}/events", () => $"{apps}/a1/events", null, seeTeam);
+        yield return new("GET", "/api/v1/teams/{team}/projects/{project}/apps/{app}/domains", () => $"{apps}/a1/domains", null, seeTeam);
+        yield return new("PUT", "/api/v1/teams/{team}/projects/{project}/apps/{app}/domains/{host}", () => $"{apps}/a1/domains/{Fresh("d")}.example.com", () => new { },
+            [201, 201, 201, 201, 403, 201, 404, 401]);
+        var doomedHost = "";
+        yield return new("DELETE", "/api/v1/teams/{team}/projects/{project}/apps/{app}/domains/{host}", () => $"{apps}/a1/domains/{doomedHost}", null,
+            [204, 204, 204, 204, 403, 204, 404, 401],
+            async () => { doomedHost = Fresh("gone") + ".example.com"; await Admin.PutAsJsonAsync($"{apps}/a1/domains/{doomedHost}", new { }); });
+        yield return new("GET", "/api/v1/teams/{team}/domain-suffixes", () => $"{teams}/{t}/domain-suffixes", null, seeTeam);
+        yield return new("PUT", "/api/v1/teams/{team}/domain-suffixes", () => $"{teams}/{t}/domain-suffixes", () => new { suffixes = Array.Empty<string>() },
+            [200, 403, 403, 403, 403, 403, 404, 401]);
         yield return new("GET", "/api/v1/teams/{team}/audit", () => $"{teams}/{t}/audit", null, [200, 200, 200, 403, 403, 403, 404, 401]);
         yield return new("GET", "/api/v1/teams/{team}/images", () => $"{teams}/{t}/images", null, seeTeam);
         yield return new("GET", "/api/v1/audit", () => "/api/v1/audit", null, paOnly);
