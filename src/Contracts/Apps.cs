@@ -21,7 +21,9 @@ public sealed record CreateAppRequest(
     ProbeRequest? Readiness = null,
     ProbeRequest? Liveness = null,
     int? StopGraceSeconds = null,
-    int? ProgressDeadlineSeconds = null);
+    int? ProgressDeadlineSeconds = null,
+    bool? HttpsRedirect = null,
+    bool? Hsts = null);
 
 /// <summary>
 /// A readiness or liveness probe as a client sets it; members left out take their defaults. <c>type</c>: <c>tcp</c>,
@@ -50,7 +52,9 @@ public sealed record UpdateAppRequest(
     ProbeRequest? Readiness = null,
     ProbeRequest? Liveness = null,
     int? StopGraceSeconds = null,
-    int? ProgressDeadlineSeconds = null);
+    int? ProgressDeadlineSeconds = null,
+    bool? HttpsRedirect = null,
+    bool? Hsts = null);
 
 public sealed record AppResponse(
     string Name,
@@ -81,7 +85,11 @@ public sealed record AppResponse(
     /// <summary>Seconds between SIGTERM and SIGKILL when an instance stops.</summary>
     int StopGraceSeconds = 10,
     /// <summary>A rollout not Ready in full this many seconds after it started is rolled back to the last good spec.</summary>
-    int ProgressDeadlineSeconds = 120);
+    int ProgressDeadlineSeconds = 120,
+    /// <summary>The router answers plain HTTP with a redirect to HTTPS for every host of the app that has a certificate.</summary>
+    bool HttpsRedirect = true,
+    /// <summary>HTTPS answers carry Strict-Transport-Security (a year), so browsers stop trying HTTP.</summary>
+    bool Hsts = false);
 
 /// <summary>
 /// How many instances of the current generation are Ready out of how many are wanted, and why not all when they

@@ -135,6 +135,10 @@ public sealed class App
     public int StopGraceSeconds { get; set; } = 10;
     /// <summary>A rollout whose new instances are not all Ready this many seconds after it started is rolled back.</summary>
     public int ProgressDeadlineSeconds { get; set; } = 120;
+    /// <summary>The router redirects plain HTTP to HTTPS for the app's hosts that have a certificate.</summary>
+    public bool HttpsRedirect { get; set; } = true;
+    /// <summary>HTTPS answers carry Strict-Transport-Security.</summary>
+    public bool Hsts { get; set; }
     /// <summary>
     /// What the app ran when its last rollout succeeded (image, env, limits, port as JSON), the target of an
     /// automatic rollback; null until a rollout of it succeeded.

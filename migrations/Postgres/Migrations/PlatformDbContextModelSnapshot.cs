@@ -426,6 +426,12 @@ namespace Platform.Migrations.Postgres.Migrations
                         .HasMaxLength(63)
                         .HasColumnType("character varying(63)");
 
+                    b.Property<bool>("Hsts")
+                        .HasColumnType("boolean");
+
+                    b.Property<bool>("HttpsRedirect")
+                        .HasColumnType("boolean");
+
                     b.Property<string>("Image")
                         .HasMaxLength(512)
                         .HasColumnType("character varying(512)");

@@ -417,6 +417,12 @@ namespace Platform.Migrations.Sqlite.Migrations
                         .HasMaxLength(63)
                         .HasColumnType("TEXT");
 
+                    b.Property<bool>("Hsts")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<bool>("HttpsRedirect")
+                        .HasColumnType("INTEGER");
+
                     b.Property<string>("Image")
                         .HasMaxLength(512)
                         .HasColumnType("TEXT");

@@ -104,6 +104,8 @@ public static partial class AppsApi
             LivenessProbe = liveness.Spec,
             StopGraceSeconds = body.StopGraceSeconds ?? Probes.DefaultStopGraceSeconds,
             ProgressDeadlineSeconds = body.ProgressDeadlineSeconds ?? 120,
+            HttpsRedirect = body.HttpsRedirect ?? true,
+            Hsts = body.Hsts ?? false,
             SourceUrl = body.SourceUrl,
             Branch = body.Branch ?? "main",
             DockerfilePath = body.DockerfilePath ?? "Dockerfile",
@@ -211,6 +213,8 @@ public static partial class AppsApi
         if (body.Liveness is not null) a.LivenessProbe = liveness.Spec;
         a.StopGraceSeconds = body.StopGraceSeconds ?? a.StopGraceSeconds;
         a.ProgressDeadlineSeconds = body.ProgressDeadlineSeconds ?? a.ProgressDeadlineSeconds;
+        a.HttpsRedirect = body.HttpsRedirect ?? a.HttpsRedirect;
+        a.Hsts = body.Hsts ?? a.Hsts;
         if (body.Env is not null)
         {
             // JSON merge-patch: a null value removes the variable, any other value sets it.
@@ -348,6 +352,7 @@ public static partial class AppsApi
             new AppStatus(running, a.Image is null ? 0 : a.Instances,
                 a.SchedulingMessage ?? (rollingOut && running < a.Instances ? $"rolling out {running}/{a.Instances}" : null)),
             a.SourceUrl is null ? null : Builds.SourceUrls.Redact(a.SourceUrl), a.FromSource ? a.Branch : null,
-            a.FromSource ? a.DockerfilePath : null, webhookUrl, null, Probes.Readiness(a), Probes.Liveness(a), a.StopGraceSeconds, a.ProgressDeadlineSeconds);
+            a.FromSource ? a.DockerfilePath : null, webhookUrl, null, Probes.Readiness(a), Probes.Liveness(a), a.StopGraceSeconds, a.ProgressDeadlineSeconds,
+            a.HttpsRedirect, a.Hsts);
     }
 }

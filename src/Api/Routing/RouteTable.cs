@@ -9,7 +9,7 @@ using Platform.Data;
 namespace Platform.Api.Routing;
 
 /// <summary>An app as the router sees it: its host and where its running instances listen.</summary>
-public sealed class RouteEntry(string app, string project, string team, IReadOnlyList<string> destinations)
+public sealed class RouteEntry(string app, string project, string team, IReadOnlyList<string> destinations, bool httpsRedirect = true, bool hsts = false)
 {
     private int _next = -1;
     public string App { get; } = app;
@@ -17,6 +17,10 @@ public sealed class RouteEntry(string app, string project, string team, IReadOnl
     public string Team { get; } = team;
     /// <summary>http://{node address}:{host port}/ of each Ready instance (its readiness probe passes).</summary>
     public IReadOnlyList<string> Destinations { get; } = destinations;
+    /// <summary>Plain HTTP to a host of the app that has a certificate is redirected to HTTPS.</summary>
+    public bool HttpsRedirect { get; } = httpsRedirect;
+    /// <summary>HTTPS answers carry Strict-Transport-Security.</summary>
+    public bool Hsts { get; } = hsts;
 
     /// <summary>Round robin across the destinations (lock-free; fair under concurrency).</summary>
     public string? Next() => Destinations.Count == 0 ? null : Destinations[(int)((uint)Interlocked.Increment(ref _next) % (uint)Destinations.Count)];
@@ -29,7 +33,7 @@ public sealed class RouteEntry(string app, string project, string team, IReadOnl
 /// dictionary lookup, swapped atomically.
 /// </summary>
 public sealed partial class RouteTable(IServiceScopeFactory scopes, ClusterSignals signals, IOptions<PlatformOptions> options,
-    TimeProvider clock, ILogger<RouteTable> log) : BackgroundService
+    TlsCertificates tls, TimeProvider clock, ILogger<RouteTable> log) : BackgroundService
 {
     private volatile FrozenDictionary<string, RouteEntry> _routes = FrozenDictionary<string, RouteEntry>.Empty;
     private readonly TaskCompletionSource _loaded = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -71,7 +75,7 @@ public sealed partial class RouteTable(IServiceScopeFactory scopes, ClusterSigna
         var db = scope.ServiceProvider.GetRequiredService<PlatformDbContext>();
         var readySince = clock.GetUtcNow().UtcDateTime.AddSeconds(-options.Value.Nodes.NotReadyAfterSeconds);
         var apps = await db.Apps.AsNoTracking()
-            .Select(a => new { a.Id, a.Name, Project = a.Project!.Name, Team = a.Project.Team!.Name, a.CreatedAt }).ToListAsync(ct);
+            .Select(a => new { a.Id, a.Name, Project = a.Project!.Name, Team = a.Project.Team!.Name, a.CreatedAt, a.HttpsRedirect, a.Hsts }).ToListAsync(ct);
         var running = await db.Instances.AsNoTracking()
             .Where(i => i.State == InstanceStates.Ready && i.HostPort != null && i.Node!.Address != null && i.Node.LastHeartbeatAt >= readySince)
             .Select(i => new { i.AppId, i.Node!.Address, i.HostPort }).ToListAsync(ct);
@@ -83,7 +87,7 @@ public sealed partial class RouteTable(IServiceScopeFactory scopes, ClusterSigna
         var entries = new Dictionary<Guid, RouteEntry>();
         foreach (var a in apps.OrderBy(a => a.CreatedAt).ThenBy(a => a.Id))
         {
-            var entry = entries[a.Id] = new RouteEntry(a.Name, a.Project, a.Team, byApp[a.Id].Order(StringComparer.Ordinal).ToList());
+            var entry = entries[a.Id] = new RouteEntry(a.Name, a.Project, a.Team, byApp[a.Id].Order(StringComparer.Ordinal).ToList(), a.HttpsRedirect, a.Hsts);
             table.TryAdd(HostOf(a.Name, a.Project, a.Team, domain), entry);
         }
         // Custom domains share their app's entry (one rotation per app); their hosts never fall in the apps domain.
@@ -92,8 +96,10 @@ public sealed partial class RouteTable(IServiceScopeFactory scopes, ClusterSigna
         var old = _routes;
         // Keep round-robin positions of unchanged entries so a refresh does not reset the rotation.
         foreach (var (host, entry) in table.ToList())
-            if (old.TryGetValue(host, out var previous) && previous.Destinations.SequenceEqual(entry.Destinations))
+            if (old.TryGetValue(host, out var previous) && previous.Destinations.SequenceEqual(entry.Destinations)
+                && (previous.HttpsRedirect, previous.Hsts) == (entry.HttpsRedirect, entry.Hsts))
                 table[host] = previous;
+        await tls.RefreshAsync(db, ct);
         _routes = table.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
     }
 

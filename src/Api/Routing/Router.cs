@@ -1,5 +1,9 @@
 using System.Net;
+using System.Net.Security;
+using System.Security.Authentication;
 using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Options;
 using Platform.Api.Infrastructure;
@@ -8,13 +12,15 @@ using Yarp.ReverseProxy.Forwarder;
 namespace Platform.Api.Routing;
 
 /// <summary>
-/// Router v1: its own listener on Platform:Ingress:Url (a second Kestrel host in the Api process, so
-/// the Api's authentication and middleware never see app traffic). Each request's Host picks an app
-/// in the <see cref="RouteTable"/>; YARP's forwarder sends it to the next running instance (round
-/// robin), WebSocket upgrades included. Unknown hosts get a 404 page, apps with no running instance a
-/// 503 page with Retry-After, an instance that refuses the connection is skipped once for another.
+/// The router: its own listeners on Platform:Ingress:Url (HTTP) and Platform:Ingress:HttpsUrl (HTTPS, HTTP/2 and
+/// HTTP/1.1, the certificate picked per host from the SNI name by <see cref="TlsCertificates"/>), a second Kestrel
+/// host in the Api process, so the Api's authentication and middleware never see app traffic. Each request's Host
+/// picks an app in the <see cref="RouteTable"/>; YARP's forwarder sends it to the next running instance (round
+/// robin), WebSocket upgrades included. Plain HTTP to a host with a certificate is redirected to HTTPS (unless its
+/// app opts out); HTTPS answers carry HSTS when the app asks. Unknown hosts get a 404 page, apps with no running
+/// instance a 503 page with Retry-After, an instance that refuses the connection is skipped once for another.
 /// </summary>
-public sealed partial class Router(RouteTable routes, IOptions<PlatformOptions> options, ILogger<Router> log) : IHostedService, IAsyncDisposable
+public sealed partial class Router(RouteTable routes, TlsCertificates tls, IOptions<PlatformOptions> options, ILogger<Router> log) : IHostedService, IAsyncDisposable
 {
     private WebApplication? _app;
     private readonly HttpMessageInvoker _invoker = new(new SocketsHttpHandler
@@ -27,12 +33,36 @@ public sealed partial class Router(RouteTable routes, IOptions<PlatformOptions> 
     /// <summary>The router's bound address (useful when Ingress:Url asks for port 0).</summary>
     public Uri? Address { get; private set; }
 
+    /// <summary>The HTTPS listener's bound address, or null without Ingress:HttpsUrl.</summary>
+    public Uri? HttpsAddress { get; private set; }
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls(options.Value.Ingress.Url);
-        builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
+        var ingress = options.Value.Ingress;
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            Listen(k, ingress.Url, _ => { });
+            if (ingress.HttpsUrl is { } https)
+                Listen(k, https, listen =>
+                {
+                    listen.Protocols = HttpProtocols.Http1AndHttp2;
+                    listen.UseHttps(new TlsHandshakeCallbackOptions
+                    {
+                        // SNI picks the certificate; a name the platform holds none for ends the handshake (no default
+                        // certificate that would name another tenant's host).
+                        OnConnection = context => ValueTask.FromResult(new SslServerAuthenticationOptions
+                        {
+                            ServerCertificateContext = tls.Find(context.ClientHelloInfo.ServerName)
+                                ?? throw new AuthenticationException($"No certificate for '{context.ClientHelloInfo.ServerName}'."),
+                            ApplicationProtocols = [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11],
+                        }),
+                        HandshakeTimeout = TimeSpan.FromSeconds(10),
+                    });
+                });
+        });
         builder.Services.AddHttpForwarder();
         _app = builder.Build();
         var forwarder = _app.Services.GetRequiredService<IHttpForwarder>();
@@ -40,11 +70,21 @@ public sealed partial class Router(RouteTable routes, IOptions<PlatformOptions> 
         var config = new ForwarderRequestConfig { ActivityTimeout = TimeSpan.FromMinutes(2) };
         _app.Run(async context =>
         {
-            var host = context.Request.Host.Host.TrimEnd('.');
+            var host = context.Request.Host.Host.TrimEnd('.').ToLowerInvariant();
             var route = routes.Find(host);
             if (route is null)
             {
                 await PageAsync(context, 404, "No app here", $"No app answers at {host}.");
+                return;
+            }
+            if (context.Request.IsHttps)
+            {
+                if (route.Hsts) context.Response.Headers.StrictTransportSecurity = "max-age=31536000";
+            }
+            else if (route.HttpsRedirect && HttpsAddress is { } secure && tls.Has(host))
+            {
+                context.Response.StatusCode = StatusCodes.Status308PermanentRedirect;
+                context.Response.Headers.Location = $"https://{host}{(secure.Port == 443 ? "" : ":" + secure.Port)}{context.Request.PathBase}{context.Request.Path}{context.Request.QueryString}";
                 return;
             }
             var destination = route.Next();
@@ -74,9 +114,26 @@ public sealed partial class Router(RouteTable routes, IOptions<PlatformOptions> 
             }
         });
         await _app.StartAsync(cancellationToken);
-        var bound = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        Address = new Uri(bound.Replace("[::]", "127.0.0.1").Replace("0.0.0.0", "127.0.0.1"));
-        LogListening(log, Address.ToString());
+        var bound = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
+            .Select(a => new Uri(a.Replace("[::]", "127.0.0.1").Replace("0.0.0.0", "127.0.0.1"))).ToList();
+        Address = bound.First(a => a.Scheme == "http");
+        HttpsAddress = bound.FirstOrDefault(a => a.Scheme == "https");
+        LogListening(log, string.Join(", ", bound));
+    }
+
+    /// <summary>Listens where <paramref name="url"/> says: an IP address, <c>localhost</c>, or any address (<c>+</c>, <c>*</c>, <c>0.0.0.0</c>).</summary>
+    private static void Listen(KestrelServerOptions k, string url, Action<ListenOptions> configure)
+    {
+        var authority = url[(url.IndexOf("://", StringComparison.Ordinal) + 3)..].TrimEnd('/');
+        var colon = authority.LastIndexOf(':');
+        var (host, port) = colon > authority.LastIndexOf(']') && int.TryParse(authority[(colon + 1)..], out var p)
+            ? (authority[..colon], p)
+            : (authority, url.StartsWith("https", StringComparison.OrdinalIgnoreCase) ? 443 : 80);
+        host = host.Trim('[', ']');
+        if (host is "+" or "*") k.ListenAnyIP(port, configure);
+        else if (host == "localhost") k.ListenLocalhost(port, configure);
+        else if (IPAddress.TryParse(host, out var ip)) k.Listen(ip, port, configure);
+        else throw new InvalidOperationException($"The router cannot listen on {url}: give an IP address, localhost or + as its host.");
     }
 
     private static Task PageAsync(HttpContext context, int status, string title, string message)

@@ -226,6 +226,16 @@ public sealed class Cluster : IAsyncDisposable
                 if (!a.Process.HasExited) a.Process.Kill(entireProcessTree: true);
                 await a.Process.WaitForExitAsync();
             }
+            // An agent frees a project's bridge just after its last instance's folder goes, so one killed right then
+            // leaves the bridge (and its route) behind: a later cluster given the same subnet under another bridge name
+            // (fixtures with a prefix of their own pick a random subnet) would find its instances unreachable.
+            foreach (var prefix in _agents.Where(a => a.Netns is null).Select(a => a.Env["Agent__BridgePrefix"]).Where(p => p != BridgePrefix).Distinct())
+            {
+                var links = await Run.ToolAsync("ip", ["-o", "link", "show", "type", "bridge"]);
+                foreach (var link in links.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(':', 3)[1].Trim()))
+                    if (link.StartsWith(prefix, StringComparison.Ordinal) && link[prefix.Length..].All(char.IsAsciiDigit))
+                        await Run.ToolAsync("ip", ["link", "delete", link]);
+            }
             await Host.DisposeAsync();
         }
     }

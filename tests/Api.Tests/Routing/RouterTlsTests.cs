@@ -1,0 +1,107 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.DependencyInjection;
+using Platform.Api.Routing;
+using Platform.Api.Tests.Infrastructure;
+
+namespace Platform.Api.Tests.Routing;
+
+/// <summary>
+/// The router's HTTPS listener: the certificate picked per host from the SNI name, HTTP/2 and HTTP/1.1 over TLS,
+/// plain HTTP redirected to HTTPS for a host with a certificate (unless the app opts out), HSTS when asked, and no
+/// certificate at all for a name the platform holds none for.
+/// </summary>
+public sealed class RouterTlsTests
+{
+    /// <summary>A client that connects every host name to 127.0.0.1:<paramref name="port"/> (as curl --resolve) and records the certificate it was shown.</summary>
+    private static HttpClient Client(int port, Action<X509Certificate2?> shown) => new(new SocketsHttpHandler
+    {
+        AllowAutoRedirect = false,
+        ConnectCallback = async (context, ct) =>
+        {
+            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), ct);
+            return new NetworkStream(socket, ownsSocket: true);
+        },
+        SslOptions = new SslClientAuthenticationOptions
+        {
+            RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+            {
+                shown(certificate is null ? null : new X509Certificate2(certificate));
+                return true;   // self-signed test certificates: the test compares what it was shown
+            },
+        },
+    });
+
+    [Fact]
+    public async Task A_custom_domain_with_a_certificate_is_served_over_https_with_its_own_certificate_and_http_redirects_to_it()
+    {
+        await using var host = new PlatformHost(Provider.Sqlite, settings: new Dictionary<string, string?> { ["Platform:Ingress:HttpsUrl"] = "https://127.0.0.1:0" });
+        var admin = host.Admin();
+        await admin.PostAsJsonAsync("/api/v1/teams", new { name = "tls" }).ShouldBeAsync(HttpStatusCode.Created);
+        await admin.PostAsJsonAsync("/api/v1/teams/tls/projects", new { name = "p" }).ShouldBeAsync(HttpStatusCode.Created);
+        await admin.PostAsJsonAsync("/api/v1/teams/tls/projects/p/apps", new { name = "shop", image = "tls/p/shop:1", instances = 1 }).ShouldBeAsync(HttpStatusCode.Created);
+        await admin.PostAsJsonAsync("/api/v1/teams/tls/projects/p/apps", new { name = "blog", image = "tls/p/blog:1", instances = 1, httpsRedirect = false, hsts = true }).ShouldBeAsync(HttpStatusCode.Created);
+        var (shopBackend, shopPort) = await StandIns.BackendAsync("shop");
+        var (blogBackend, blogPort) = await StandIns.BackendAsync("blog");
+        await using var _shop = shopBackend;
+        await using var _blog = blogBackend;
+        await StandIns.RunAsync(host, "tls", "shop", shopPort);
+        await StandIns.RunAsync(host, "tls", "blog", blogPort);
+
+        var shop = DomainsTests.Certificate(["shop.example.com"], TimeSpan.FromDays(-1), TimeSpan.FromDays(90));
+        var blog = DomainsTests.Certificate(["blog.example.com"], TimeSpan.FromDays(-1), TimeSpan.FromDays(90));
+        await admin.PutAsJsonAsync("/api/v1/teams/tls/projects/p/apps/shop/domains/shop.example.com", new { certificate = new { chainPem = shop.Chain, keyPem = shop.Key } })
+            .ShouldBeAsync(HttpStatusCode.Created);
+        await admin.PutAsJsonAsync("/api/v1/teams/tls/projects/p/apps/blog/domains/blog.example.com", new { certificate = new { chainPem = blog.Chain, keyPem = blog.Key } })
+            .ShouldBeAsync(HttpStatusCode.Created);
+        await admin.PutAsJsonAsync("/api/v1/teams/tls/projects/p/apps/shop/domains/plain.example.com", new { }).ShouldBeAsync(HttpStatusCode.Created);   // no certificate yet
+
+        var router = host.Services.GetRequiredService<Router>();
+        var https = router.HttpsAddress!;
+        X509Certificate2? seen = null;
+        using var client = Client(https.Port, c => seen = c);
+        using var expected = X509Certificate2.CreateFromPem(shop.Chain);
+
+        // HTTPS with the host's own certificate, HTTP/2 by ALPN, and the app told the scheme.
+        HttpResponseMessage? answer = null;
+        await Nodes.Cluster.WaitAsync(async () =>
+        {
+            try
+            {
+                answer = await client.SendAsync(new HttpRequestMessage(HttpMethod.Get, $"https://shop.example.com:{https.Port}/x?y=1") { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact });
+                return answer.StatusCode == HttpStatusCode.OK;
+            }
+            catch (HttpRequestException) { return false; }   // until the route table has loaded the certificate
+        }, 10, () => $"shop over HTTPS: {answer?.StatusCode}");
+        Assert.Equal(HttpVersion.Version20, answer!.Version);
+        Assert.Equal(expected.Thumbprint, seen!.Thumbprint);
+        var body = await answer.Content.ReadAsStringAsync();
+        Assert.StartsWith($"shop host=shop.example.com:{https.Port} ", body);
+        Assert.Contains("xfp=https", body);
+        Assert.False(answer.Headers.Contains("Strict-Transport-Security"));
+
+        // Another host on the same listener gets its own certificate (SNI), with HSTS as its app asks; HTTP/1.1 too.
+        using var blogAnswer = await client.SendAsync(new HttpRequestMessage(HttpMethod.Get, $"https://blog.example.com:{https.Port}/"));
+        Assert.Equal(HttpStatusCode.OK, blogAnswer.StatusCode);
+        using (var blogCert = X509Certificate2.CreateFromPem(blog.Chain)) Assert.Equal(blogCert.Thumbprint, seen!.Thumbprint);
+        Assert.Equal("max-age=31536000", blogAnswer.Headers.GetValues("Strict-Transport-Security").Single());
+
+        // Plain HTTP: redirected to HTTPS where a certificate exists, unless the app opted out; served where there is none.
+        using var plain = Client(router.Address!.Port, _ => { });
+        using var redirected = await plain.GetAsync($"http://shop.example.com:{router.Address.Port}/cart?id=7");
+        Assert.Equal(HttpStatusCode.PermanentRedirect, redirected.StatusCode);
+        Assert.Equal($"https://shop.example.com:{https.Port}/cart?id=7", redirected.Headers.Location!.ToString());
+        using var optedOut = await plain.GetAsync($"http://blog.example.com:{router.Address.Port}/");
+        Assert.Equal(HttpStatusCode.OK, optedOut.StatusCode);
+        using var noCertificate = await plain.GetAsync($"http://plain.example.com:{router.Address.Port}/");
+        Assert.Equal(HttpStatusCode.OK, noCertificate.StatusCode);
+
+        // A name the platform holds no certificate for gets no handshake at all (no other tenant's certificate as a default).
+        await Assert.ThrowsAsync<HttpRequestException>(() => client.GetAsync($"https://plain.example.com:{https.Port}/"));
+        await Assert.ThrowsAsync<HttpRequestException>(() => client.GetAsync($"https://unknown.example.net:{https.Port}/"));
+    }
+}
