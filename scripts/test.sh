@@ -22,6 +22,8 @@ command -v newuidmap >/dev/null || need+=(uidmap)   # builds run buildah rootles
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 [ -f /usr/share/containers/seccomp.json ] || need+=(golang-github-containers-common)
 command -v docker-registry >/dev/null || need+=(docker-registry)   # an upstream registry for builds (its own config, loopback)
+command -v pebble >/dev/null || need+=(pebble)   # Let's Encrypt's test ACME server (and pebble-challtestsrv) for custom domains, loopback
+command -v curl >/dev/null || need+=(curl)
 [ -x /usr/bin/chromium ] || need+=(chromium)   # the Portal's browser tests (Playwright drives it; never `playwright install`)
 [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q static || need+=(busybox-static file)
 if [ ${#need[@]} -gt 0 ]; then

@@ -23,7 +23,7 @@ builder.Services.AddPlatformRegistry(options);
 builder.AddPlatformDeployments();
 builder.Services.AddPlatformScheduling(options);
 builder.AddPlatformRouting();
-builder.AddPlatformDomains();
+builder.AddPlatformDomains(options);
 builder.AddPlatformGit();
 builder.AddPlatformBuilds(options);
 

@@ -39,7 +39,7 @@ public static class DomainsApi
 
     private static async Task<Results<Ok<DomainResponse>, Created<DomainResponse>, ProblemHttpResult>> PutAsync(
         string team, string project, string app, string host, PutDomainRequest? body, AccessService access, PlatformDbContext db,
-        Certificates certificates, ClusterSignals signals, IOptions<PlatformOptions> options, TimeProvider clock, CancellationToken ct)
+        Certificates certificates, DomainIssuer issuer, ClusterSignals signals, IOptions<PlatformOptions> options, TimeProvider clock, CancellationToken ct)
     {
         var (a, scope, problem) = await access.AppAsync(team, project, app, Permission.AppWrite, ct);
         if (problem is not null) return problem;
@@ -93,6 +93,7 @@ public static class DomainsApi
             return Problems.Conflict("host", $"{host} is held by another app on this platform.", "The host is taken.");
         }
         await RoutesChangedAsync(db, signals, ct);
+        if (domain.Source == "acme" && domain.NextAttemptAt is not null) issuer.Enqueue(domain.Id);
         var response = ToResponse(domain, a!, team, project, o);
         return created ? TypedResults.Created($"/api/v1/teams/{team}/projects/{project}/apps/{app}/domains/{host}", response) : TypedResults.Ok(response);
     }

@@ -75,6 +75,8 @@ public sealed class AcmeOptions
     public string? Email { get; set; }
     /// <summary>A certificate is renewed this many days before it expires.</summary>
     public int RenewBeforeDays { get; set; } = 30;
+    /// <summary>A PEM file of root certificates to trust for the directory's HTTPS besides the system's (a private CA, or a test server).</summary>
+    public string? TrustedCaFile { get; set; }
 }
 
 public sealed class DomainsOptions

@@ -74,6 +74,9 @@ public static class Jobs
             HousekeepingJobId, j => j.RunAsync(CancellationToken.None), options.Housekeeping.Schedule);
         app.Services.GetRequiredService<IRecurringJobManager>().AddOrUpdate<Registry.RegistryGc>(
             Registry.RegistryGc.JobId, j => j.RunAsync(CancellationToken.None), options.Registry.GcSchedule);
+        // Custom domains' first orders that were not queued, retries after back-off and renewals: each minute.
+        app.Services.GetRequiredService<IRecurringJobManager>().AddOrUpdate<Domains.DomainIssuer>(
+            Domains.DomainIssuer.SweepJobId, j => j.SweepAsync(CancellationToken.None), Cron.Minutely());
         app.UseHangfireDashboard("/hangfire", new DashboardOptions
         {
             Authorization = [],

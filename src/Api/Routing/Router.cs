@@ -20,7 +20,8 @@ namespace Platform.Api.Routing;
 /// app opts out); HTTPS answers carry HSTS when the app asks. Unknown hosts get a 404 page, apps with no running
 /// instance a 503 page with Retry-After, an instance that refuses the connection is skipped once for another.
 /// </summary>
-public sealed partial class Router(RouteTable routes, TlsCertificates tls, IOptions<PlatformOptions> options, ILogger<Router> log) : IHostedService, IAsyncDisposable
+public sealed partial class Router(RouteTable routes, TlsCertificates tls, IServiceScopeFactory scopes, IOptions<PlatformOptions> options, ILogger<Router> log)
+    : IHostedService, IAsyncDisposable
 {
     private WebApplication? _app;
     private readonly HttpMessageInvoker _invoker = new(new SocketsHttpHandler
@@ -75,6 +76,14 @@ public sealed partial class Router(RouteTable routes, TlsCertificates tls, IOpti
             if (route is null)
             {
                 await PageAsync(context, 404, "No app here", $"No app answers at {host}.");
+                return;
+            }
+            // ACME http-01 (RFC 8555 §8.3): the key authorization of a challenge the platform is answering for this host,
+            // from the database, so whichever replica the CA reaches answers it; anything else is the app's.
+            if (context.Request.Path.StartsWithSegments("/.well-known/acme-challenge", out var rest) && await ChallengeAsync(host, rest.Value) is { } keyAuthorization)
+            {
+                context.Response.ContentType = "application/octet-stream";
+                await context.Response.WriteAsync(keyAuthorization);
                 return;
             }
             if (context.Request.IsHttps)
@@ -134,6 +143,16 @@ public sealed partial class Router(RouteTable routes, TlsCertificates tls, IOpti
         else if (host == "localhost") k.ListenLocalhost(port, configure);
         else if (IPAddress.TryParse(host, out var ip)) k.Listen(ip, port, configure);
         else throw new InvalidOperationException($"The router cannot listen on {url}: give an IP address, localhost or + as its host.");
+    }
+
+    private async Task<string?> ChallengeAsync(string host, string? rest)
+    {
+        var token = rest?.TrimStart('/');
+        if (token is not { Length: > 0 and <= 256 } || !token.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_')) return null;
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<Platform.Data.PlatformDbContext>();
+        return await Microsoft.EntityFrameworkCore.EntityFrameworkQueryableExtensions.FirstOrDefaultAsync(
+            db.AcmeChallenges.Where(c => c.Token == token && c.Host == host).Select(c => c.KeyAuthorization));
     }
 
     private static Task PageAsync(HttpContext context, int status, string title, string message)
