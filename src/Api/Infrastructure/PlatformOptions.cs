@@ -64,6 +64,14 @@ public sealed class IngressOptions
     public string Url { get; set; } = "http://127.0.0.1:8080";
     /// <summary>The router's HTTPS listener (SNI picks each host's certificate); null: HTTP only.</summary>
     public string? HttpsUrl { get; set; }
+    /// <summary>Largest request body the router passes to an app (413 beyond).</summary>
+    public long MaxRequestBodyBytes { get; set; } = 100 * 1024 * 1024;
+    /// <summary>Largest request head (request line and headers) the router takes (431 beyond).</summary>
+    public int MaxRequestHeaderBytes { get; set; } = 32 * 1024;
+    /// <summary>How long an app may stay silent (no bytes either way) before the router gives up on the request (504).</summary>
+    public int UpstreamTimeoutSeconds { get; set; } = 120;
+    /// <summary>One log line per request (the access log, category Platform.Api.Routing.Router, event 54).</summary>
+    public bool AccessLog { get; set; } = true;
 }
 
 /// <summary>Where custom domains' certificates come from (RFC 8555, http-01 answered by the router).</summary>
@@ -212,6 +220,22 @@ public sealed class PlatformOptionsValidator : IValidateOptions<PlatformOptions>
             errors.Add($"Platform:PublicUrl '{o.PublicUrl}' is not an absolute URL.");
         if (string.IsNullOrWhiteSpace(o.Ingress.Domain))
             errors.Add("Platform:Ingress:Domain must be set.");
+        if (o.Ingress.HttpsUrl is { } httpsUrl && (!Uri.TryCreate(httpsUrl, UriKind.Absolute, out var https) || https.Scheme != "https"))
+            errors.Add($"Platform:Ingress:HttpsUrl '{httpsUrl}' must be an absolute https:// URL.");
+        if (o.Ingress.MaxRequestBodyBytes < 1)
+            errors.Add("Platform:Ingress:MaxRequestBodyBytes must be positive.");
+        if (o.Ingress.MaxRequestHeaderBytes < 1024)
+            errors.Add("Platform:Ingress:MaxRequestHeaderBytes must be at least 1024.");
+        if (o.Ingress.UpstreamTimeoutSeconds < 1)
+            errors.Add("Platform:Ingress:UpstreamTimeoutSeconds must be at least 1.");
+        if (o.Acme.DirectoryUrl is { } directory && (!Uri.TryCreate(directory, UriKind.Absolute, out var acme) || acme.Scheme != "https"))
+            errors.Add($"Platform:Acme:DirectoryUrl '{directory}' must be an absolute https:// URL.");
+        if (o.Acme.TrustedCaFile is { } ca && !File.Exists(ca))
+            errors.Add($"Platform:Acme:TrustedCaFile '{ca}' does not exist.");
+        if (o.Acme.RenewBeforeDays is < 1 or > 365)
+            errors.Add("Platform:Acme:RenewBeforeDays must be between 1 and 365.");
+        if (o.Domains.MaxPerApp < 0)
+            errors.Add("Platform:Domains:MaxPerApp must not be negative.");
         if (o.Bootstrap.AdminEmail is not null && string.IsNullOrWhiteSpace(o.Bootstrap.AdminPassword))
             errors.Add("Platform:Bootstrap:AdminPassword must be set with Platform:Bootstrap:AdminEmail.");
         if (o.Bootstrap.AdminToken is { } t && (t.Length < 32 || !t.StartsWith("plat_", StringComparison.Ordinal)))

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Security;
 using System.Security.Authentication;
@@ -23,6 +25,13 @@ namespace Platform.Api.Routing;
 public sealed partial class Router(RouteTable routes, TlsCertificates tls, IServiceScopeFactory scopes, IOptions<PlatformOptions> options, ILogger<Router> log)
     : IHostedService, IAsyncDisposable
 {
+    private static readonly Meter Meter = new("Platform.Api");
+    private static readonly Counter<long> Requests = Meter.CreateCounter<long>("platform.router.requests", description: "Requests the router answered for an app, by app and status class (2xx…5xx)");
+    private static readonly Histogram<double> Duration = Meter.CreateHistogram<double>("platform.router.request.duration", unit: "s",
+        description: "Time from a request's arrival to its answer's end, by app", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] });
+
+    private static string StatusClass(int status) => status switch { < 200 => "1xx", < 300 => "2xx", < 400 => "3xx", < 500 => "4xx", _ => "5xx" };
+
     private WebApplication? _app;
     private readonly HttpMessageInvoker _invoker = new(new SocketsHttpHandler
     {
@@ -45,6 +54,10 @@ public sealed partial class Router(RouteTable routes, TlsCertificates tls, IServ
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
+            k.Limits.MaxRequestBodySize = ingress.MaxRequestBodyBytes;
+            k.Limits.MaxRequestHeadersTotalSize = ingress.MaxRequestHeaderBytes;
+            k.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(30);
+            k.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(75);
             Listen(k, ingress.Url, _ => { });
             if (ingress.HttpsUrl is { } https)
                 Listen(k, https, listen =>
@@ -68,15 +81,44 @@ public sealed partial class Router(RouteTable routes, TlsCertificates tls, IServ
         _app = builder.Build();
         var forwarder = _app.Services.GetRequiredService<IHttpForwarder>();
         var transformer = new ForwardedTransformer();
-        var config = new ForwarderRequestConfig { ActivityTimeout = TimeSpan.FromMinutes(2) };
+        var config = new ForwarderRequestConfig { ActivityTimeout = TimeSpan.FromSeconds(ingress.UpstreamTimeoutSeconds) };
         _app.Run(async context =>
+        {
+            var started = Stopwatch.GetTimestamp();
+            // One id per request, the client's own when it sent a sane one: to the app (X-Request-Id), back to the client, in the access log.
+            var requestId = context.Request.Headers["X-Request-Id"].ToString() is { Length: > 0 and <= 128 } given && given.All(c => c is > ' ' and < (char)127)
+                ? given : Guid.NewGuid().ToString("N");
+            context.Request.Headers["X-Request-Id"] = requestId;
+            context.Response.Headers["X-Request-Id"] = requestId;
+            RouteEntry? route = null;
+            try
+            {
+                route = await HandleAsync(context);
+            }
+            finally
+            {
+                var elapsed = Stopwatch.GetElapsedTime(started);
+                var status = context.Response.StatusCode;
+                if (route is not null)
+                {
+                    var app = new KeyValuePair<string, object?>("app", $"{route.Team}/{route.Project}/{route.App}");
+                    Requests.Add(1, app, new KeyValuePair<string, object?>("code", StatusClass(status)));
+                    Duration.Record(elapsed.TotalSeconds, app);
+                }
+                if (ingress.AccessLog)
+                    LogAccess(log, context.Request.Method, context.Request.Host.Value ?? "", context.Request.Path.Value ?? "", status, elapsed.TotalMilliseconds,
+                        route is null ? "-" : $"{route.Team}/{route.Project}/{route.App}", context.Request.Protocol, context.Connection.RemoteIpAddress?.ToString() ?? "-", requestId);
+            }
+        });
+
+        async Task<RouteEntry?> HandleAsync(HttpContext context)
         {
             var host = context.Request.Host.Host.TrimEnd('.').ToLowerInvariant();
             var route = routes.Find(host);
             if (route is null)
             {
                 await PageAsync(context, 404, "No app here", $"No app answers at {host}.");
-                return;
+                return null;
             }
             // ACME http-01 (RFC 8555 §8.3): the key authorization of a challenge the platform is answering for this host,
             // from the database, so whichever replica the CA reaches answers it; anything else is the app's.
@@ -84,7 +126,7 @@ public sealed partial class Router(RouteTable routes, TlsCertificates tls, IServ
             {
                 context.Response.ContentType = "application/octet-stream";
                 await context.Response.WriteAsync(keyAuthorization);
-                return;
+                return route;
             }
             if (context.Request.IsHttps)
             {
@@ -94,7 +136,12 @@ public sealed partial class Router(RouteTable routes, TlsCertificates tls, IServ
             {
                 context.Response.StatusCode = StatusCodes.Status308PermanentRedirect;
                 context.Response.Headers.Location = $"https://{host}{(secure.Port == 443 ? "" : ":" + secure.Port)}{context.Request.PathBase}{context.Request.Path}{context.Request.QueryString}";
-                return;
+                return route;
+            }
+            if (context.Request.ContentLength > ingress.MaxRequestBodyBytes)
+            {
+                await PageAsync(context, 413, "Request too large", $"The request body is larger than the {ingress.MaxRequestBodyBytes} bytes the router passes on.");
+                return route;
             }
             var destination = route.Next();
             if (destination is null)
@@ -102,7 +149,7 @@ public sealed partial class Router(RouteTable routes, TlsCertificates tls, IServ
                 context.Response.Headers.RetryAfter = "5";
                 await PageAsync(context, 503, "App not running",
                     $"App {route.App} (project {route.Project}, team {route.Team}) has no running instance right now. Try again in a few seconds.");
-                return;
+                return route;
             }
             var error = await forwarder.SendAsync(context, destination, _invoker, config, transformer);
             // A refused connection sent nothing: try one other instance before giving up.
@@ -114,14 +161,24 @@ public sealed partial class Router(RouteTable routes, TlsCertificates tls, IServ
             }
             if (error != ForwarderError.None)
             {
+                var cause = context.Features.Get<IForwarderErrorFeature>()?.Exception;
+                if (cause is Microsoft.AspNetCore.Http.BadHttpRequestException { StatusCode: 413 } && !context.Response.HasStarted)
+                {
+                    // A chunked body ran past the limit on its way through.
+                    context.Response.Clear();
+                    await PageAsync(context, 413, "Request too large", $"The request body is larger than the {ingress.MaxRequestBodyBytes} bytes the router passes on.");
+                    return route;
+                }
                 LogForwardFailed(log, route.App, route.Project, route.Team, error.ToString());
                 if (!context.Response.HasStarted)
                 {
                     context.Response.Clear();
-                    await PageAsync(context, 502, "Bad gateway", $"An instance of {route.App} did not answer ({error}).");
+                    var (status, title) = error == ForwarderError.RequestTimedOut ? (504, "Gateway timeout") : (502, "Bad gateway");
+                    await PageAsync(context, status, title, $"An instance of {route.App} did not answer ({error}).");
                 }
             }
-        });
+            return route;
+        }
         await _app.StartAsync(cancellationToken);
         var bound = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
             .Select(a => new Uri(a.Replace("[::]", "127.0.0.1").Replace("0.0.0.0", "127.0.0.1"))).ToList();
@@ -201,6 +258,10 @@ public sealed partial class Router(RouteTable routes, TlsCertificates tls, IServ
             proxyRequest.Headers.TryAddWithoutValidation("X-Forwarded-Host", context.Request.Host.Value);
         }
     }
+
+    /// <summary>The access log: one structured line per request (JSON with the Api's default console formatter).</summary>
+    [LoggerMessage(EventId = 54, Level = LogLevel.Information, Message = "{Method} {Host}{Path} {Status} {DurationMs:F1} ms app={App} {Protocol} client={Client} id={RequestId}")]
+    private static partial void LogAccess(ILogger logger, string method, string host, string path, int status, double durationMs, string app, string protocol, string client, string requestId);
 
     [LoggerMessage(EventId = 51, Level = LogLevel.Information, Message = "Router listening on {Address}")]
     private static partial void LogListening(ILogger logger, string address);
