@@ -352,6 +352,19 @@ public sealed class FakeApi : IPlatformApi
     public List<AppEventResponse> Events { get; } = [];
     public Task<IReadOnlyList<AppEventResponse>> EventsAsync(string team, string project, string app, CancellationToken ct = default) =>
         Answer<IReadOnlyList<AppEventResponse>>(() => Events);
+    public List<DomainResponse> Domains { get; } = [];
+    public Task<IReadOnlyList<DomainResponse>> DomainsAsync(string team, string project, string app, CancellationToken ct = default) =>
+        Answer<IReadOnlyList<DomainResponse>>(() => Domains.ToList());
+    public Task<DomainResponse> PutDomainAsync(string team, string project, string app, string host, UploadedCertificate? certificate, CancellationToken ct = default) =>
+        Send((host, new PutDomainRequest(certificate)), () =>
+        {
+            var domain = new DomainResponse(host, certificate is null ? "Pending" : "Ready", certificate is null ? "waiting for the first ACME order" : "serving the uploaded certificate",
+                certificate is null ? "acme" : "uploaded", null, null, $"{host}. CNAME {app}-{project}-{team}.apps.example.", DateTime.UtcNow, DateTime.UtcNow);
+            Domains.Add(domain);
+            return domain;
+        });
+    public Task DeleteDomainAsync(string team, string project, string app, string host, CancellationToken ct = default) =>
+        Send(("delete domain", host), () => Domains.RemoveAll(d => d.Host == host));
     public Task<IReadOnlyList<AuditEventResponse>> AuditAsync(string team, CancellationToken ct = default) =>
         Answer<IReadOnlyList<AuditEventResponse>>(() => [new AuditEventResponse(1, DateTime.UtcNow, "owner@example.com", "apps.create", team, $"app {team}/web/shop", "success", 201, $"/api/v1/teams/{team}/projects/web/apps")]);
     public string? MyRole { get; set; } = "owner";

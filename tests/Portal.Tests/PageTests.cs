@@ -297,7 +297,7 @@ public sealed class PageTests : IAsyncLifetime
         _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "shop", 1, 1)];
         var page = RenderApp("shop");
         page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='app-url']")));
-        Assert.Equal(["Overview", "Releases", "Events", "Health"], page.FindAll(".mud-tab").Select(t => t.TextContent.Trim()));
+        Assert.Equal(["Overview", "Releases", "Events", "Domains", "Health"], page.FindAll(".mud-tab").Select(t => t.TextContent.Trim()));
     }
 
     [Fact]
@@ -552,6 +552,39 @@ public sealed class PageTests : IAsyncLifetime
         Assert.Equal("100", page.Find("[data-testid='rollout-progress']").GetAttribute("aria-valuenow"));
         Assert.DoesNotContain("old001", page.Find("[data-testid='instances']").TextContent);
         Assert.Contains("Ready", page.Find("[data-testid='instances']").TextContent);
+    }
+
+    [Fact]
+    public void The_domains_tab_claims_a_host_follows_its_certificate_state_puts_a_refusal_next_to_the_field_and_removes_it()
+    {
+        var clock = _clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 12, 0, 0, TimeSpan.Zero));
+        _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "shop", 1, 1)];
+        _api.Refuse = body => body is (string host, PutDomainRequest) && host == "taken.example.com" ? FakeApi.Conflict("host", "taken.example.com is held by another app on this platform.") : null;
+        var page = RenderApp("shop");
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='no-instances']")));
+        OpenTab(page, "Domains");
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='no-domains']")));
+
+        // A host another app holds: the Api's words under the field, nothing added.
+        Input(page, "Host name").Change("taken.example.com");
+        page.Find("[data-testid='add-domain']").Click();
+        page.WaitForAssertion(() => Assert.Contains("held by another app", page.Find("[data-testid='domains']").TextContent));
+        Assert.Empty(_api.Domains);
+
+        Input(page, "Host name").Change("www.example.com");
+        page.Find("[data-testid='add-domain']").Click();
+        page.WaitForAssertion(() => Assert.Equal("Pending", page.Find("[data-testid='domain-www.example.com'] [data-testid='domain-state']").TextContent.Trim()));
+        Assert.Contains("www.example.com. CNAME shop-web-acme.apps.example.", page.Find("[data-testid='domain-www.example.com']").TextContent);
+
+        // The issuer moves it on; the open tab follows on its own (one tick of its 3 s refresh, no click).
+        _api.Domains[0] = _api.Domains[0] with { State = "Ready", Message = "certificate issued by Pebble Intermediate CA", NotAfter = new DateTime(2026, 4, 1), RenewAt = new DateTime(2026, 3, 2) };
+        clock.Advance(TimeSpan.FromSeconds(3));
+        page.WaitForAssertion(() => Assert.Equal("Ready", page.Find("[data-testid='domain-www.example.com'] [data-testid='domain-state']").TextContent.Trim()));
+        Assert.Contains("2026-04-01 (renews 2026-03-02)", page.Find("[data-testid='domain-www.example.com']").TextContent);
+
+        page.Find("[data-testid='remove-www.example.com']").Click();
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='no-domains']")));
+        Assert.Contains(("delete domain", "www.example.com"), _api.Sent.OfType<(string, string)>());
     }
 
     [Fact]

@@ -95,6 +95,10 @@ public interface IPlatformApi
     /// <summary>Cancels the rollout in progress: it is rolled back.</summary>
     Task<RolloutResponse> CancelRolloutAsync(string team, string project, string app, CancellationToken ct = default);
     Task<IReadOnlyList<AppEventResponse>> EventsAsync(string team, string project, string app, CancellationToken ct = default);
+    Task<IReadOnlyList<DomainResponse>> DomainsAsync(string team, string project, string app, CancellationToken ct = default);
+    /// <summary>Claims <paramref name="host"/> for the app: a certificate from ACME, or <paramref name="certificate"/> when given.</summary>
+    Task<DomainResponse> PutDomainAsync(string team, string project, string app, string host, UploadedCertificate? certificate, CancellationToken ct = default);
+    Task DeleteDomainAsync(string team, string project, string app, string host, CancellationToken ct = default);
 }
 
 /// <summary>Attaches the signed-in person's access token (kept in the Portal's auth cookie) to every call.</summary>
@@ -209,6 +213,12 @@ public sealed class PlatformApi(HttpClient http) : IPlatformApi
         SendAsync<RolloutResponse>(HttpMethod.Post, $"{Apps(team, project)}/{E(app)}/rollout/cancel", null, ct);
     public async Task<IReadOnlyList<AppEventResponse>> EventsAsync(string team, string project, string app, CancellationToken ct = default) =>
         (await GetAsync<Page<AppEventResponse>>($"{Apps(team, project)}/{E(app)}/events?limit=50", ct)).Items;
+    public async Task<IReadOnlyList<DomainResponse>> DomainsAsync(string team, string project, string app, CancellationToken ct = default) =>
+        (await GetAsync<Page<DomainResponse>>($"{Apps(team, project)}/{E(app)}/domains", ct)).Items;
+    public Task<DomainResponse> PutDomainAsync(string team, string project, string app, string host, UploadedCertificate? certificate, CancellationToken ct = default) =>
+        SendAsync<DomainResponse>(HttpMethod.Put, $"{Apps(team, project)}/{E(app)}/domains/{E(host)}", new PutDomainRequest(certificate), ct);
+    public Task DeleteDomainAsync(string team, string project, string app, string host, CancellationToken ct = default) =>
+        SendAsync<object>(HttpMethod.Delete, $"{Apps(team, project)}/{E(app)}/domains/{E(host)}", null, ct);
 
     /// <summary>
     /// Reads the log as Server-Sent Events: a <c>data:</c> event per line (multi-line data joined with '\n'),
