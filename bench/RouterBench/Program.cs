@@ -76,7 +76,7 @@ try
     await Until(async () => (await Try(() => http.GetAsync("healthz")))?.IsSuccessStatusCode == true, 60, "the Api");
     (await http.PostAsJsonAsync("api/v1/teams", new { name = "bench" })).EnsureSuccessStatusCode();
     (await http.PostAsJsonAsync("api/v1/teams/bench/projects", new { name = "p" })).EnsureSuccessStatusCode();
-    (await http.PostAsJsonAsync("api/v1/teams/bench/projects/p/apps", new { name = "web", image = "bench/p/web:1", instances = 1 })).EnsureSuccessStatusCode();
+    (await http.PostAsJsonAsync("api/v1/teams/bench/projects/p/apps", new { name = "web", image = "bench/p/web:1", instances = 1, httpsRedirect = false })).EnsureSuccessStatusCode();
     (await http.PutAsJsonAsync($"api/v1/teams/bench/projects/p/apps/web/domains/{Host}", new
     {
         certificate = new { chainPem = await File.ReadAllTextAsync(Path.Combine(work, "cert.pem")), keyPem = await File.ReadAllTextAsync(Path.Combine(work, "key.pem")) },

@@ -13,6 +13,10 @@ public sealed class RouteEntry(string app, string project, string team, IReadOnl
 {
     private int _next = -1;
     public string App { get; } = app;
+    /// <summary>team/project/app, as metrics and the access log name the app (made once, not per request).</summary>
+    public string Key { get; } = $"{team}/{project}/{app}";
+    /// <summary>The metrics tag for this app.</summary>
+    public KeyValuePair<string, object?> Tag { get; } = new("app", $"{team}/{project}/{app}");
     public string Project { get; } = project;
     public string Team { get; } = team;
     /// <summary>http://{node address}:{host port}/ of each Ready instance (its readiness probe passes).</summary>

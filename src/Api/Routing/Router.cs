@@ -30,7 +30,9 @@ public sealed partial class Router(RouteTable routes, TlsCertificates tls, IServ
     private static readonly Histogram<double> Duration = Meter.CreateHistogram<double>("platform.router.request.duration", unit: "s",
         description: "Time from a request's arrival to its answer's end, by app", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] });
 
-    private static string StatusClass(int status) => status switch { < 200 => "1xx", < 300 => "2xx", < 400 => "3xx", < 500 => "4xx", _ => "5xx" };
+    private static readonly KeyValuePair<string, object?>[] StatusClasses = new[] { "1xx", "2xx", "3xx", "4xx", "5xx" }.Select(c => new KeyValuePair<string, object?>("code", c)).ToArray();
+
+    private static KeyValuePair<string, object?> StatusClass(int status) => StatusClasses[Math.Clamp(status / 100 - 1, 0, 4)];
 
     private WebApplication? _app;
     private readonly HttpMessageInvoker _invoker = new(new SocketsHttpHandler
@@ -50,6 +52,9 @@ public sealed partial class Router(RouteTable routes, TlsCertificates tls, IServ
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
+        // ASP.NET's own per-request metrics would record every app request a second time beside the router's (and cost
+        // as much): this host's framework meters go unobserved; platform.router.* is what /metrics shows of app traffic.
+        builder.Services.AddSingleton<IMeterFactory, UnobservedMeters>();
         var ingress = options.Value.Ingress;
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -101,19 +106,19 @@ public sealed partial class Router(RouteTable routes, TlsCertificates tls, IServ
                 var status = context.Response.StatusCode;
                 if (route is not null)
                 {
-                    var app = new KeyValuePair<string, object?>("app", $"{route.Team}/{route.Project}/{route.App}");
-                    Requests.Add(1, app, new KeyValuePair<string, object?>("code", StatusClass(status)));
-                    Duration.Record(elapsed.TotalSeconds, app);
+                    Requests.Add(1, route.Tag, StatusClass(status));
+                    Duration.Record(elapsed.TotalSeconds, route.Tag);
                 }
                 if (ingress.AccessLog)
                     LogAccess(log, context.Request.Method, context.Request.Host.Value ?? "", context.Request.Path.Value ?? "", status, elapsed.TotalMilliseconds,
-                        route is null ? "-" : $"{route.Team}/{route.Project}/{route.App}", context.Request.Protocol, context.Connection.RemoteIpAddress?.ToString() ?? "-", requestId);
+                        route?.Key ?? "-", context.Request.Protocol, context.Connection.RemoteIpAddress?.ToString() ?? "-", requestId);
             }
         });
 
         async Task<RouteEntry?> HandleAsync(HttpContext context)
         {
-            var host = context.Request.Host.Host.TrimEnd('.').ToLowerInvariant();
+            var host = context.Request.Host.Host;
+            if (host.EndsWith('.') || host.Any(char.IsAsciiLetterUpper)) host = host.TrimEnd('.').ToLowerInvariant();
             var route = routes.Find(host);
             if (route is null)
             {
@@ -236,6 +241,22 @@ public sealed partial class Router(RouteTable routes, TlsCertificates tls, IServ
     {
         if (_app is not null) await _app.DisposeAsync();
         _invoker.Dispose();
+    }
+
+    /// <summary>Meters under a name no listener subscribes to (the router host's framework meters).</summary>
+    private sealed class UnobservedMeters : IMeterFactory
+    {
+        private readonly List<Meter> _meters = [];
+        public Meter Create(MeterOptions options)
+        {
+            var meter = new Meter("Platform.Router.Unobserved." + options.Name, options.Version);
+            lock (_meters) _meters.Add(meter);
+            return meter;
+        }
+        public void Dispose()
+        {
+            lock (_meters) foreach (var m in _meters) m.Dispose();
+        }
     }
 
     /// <summary>YARP's defaults plus the original Host and X-Forwarded-For/Proto/Host, as apps behind a router expect.</summary>
