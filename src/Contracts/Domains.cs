@@ -30,6 +30,9 @@ public sealed record DomainSuffixesRequest(IReadOnlyList<string>? Suffixes);
 
 public sealed record DomainSuffixesResponse(IReadOnlyList<string> Suffixes);
 
+/// <summary>The certificate served for every app host under the apps domain (<c>/api/v1/ingress/certificate</c>): the names it covers and its expiry.</summary>
+public sealed record IngressCertificateResponse(IReadOnlyList<string> Names, DateTime NotAfter, DateTime UpdatedAt);
+
 public static class DomainStates
 {
     public const string Pending = "Pending";

@@ -256,6 +256,17 @@ public sealed class CustomDomain
     public DateTime UpdatedAt { get; set; }
 }
 
+/// <summary>The certificate the router serves for every app host under the platform's apps domain (a wildcard a platform admin uploads); one row, id "apps".</summary>
+public sealed class IngressCertificate
+{
+    public required string Id { get; set; }
+    public required string CertificatePem { get; set; }
+    /// <summary>Protected with the data-protection keys.</summary>
+    public required string KeyPem { get; set; }
+    public DateTime NotAfter { get; set; }
+    public DateTime UpdatedAt { get; set; }
+}
+
 /// <summary>An ACME http-01 challenge being answered: any router replica serves <c>/.well-known/acme-challenge/{token}</c> from this row.</summary>
 public sealed class AcmeChallenge
 {

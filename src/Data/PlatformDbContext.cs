@@ -23,6 +23,7 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
     public DbSet<AppEvent> AppEvents => Set<AppEvent>();
     public DbSet<CustomDomain> CustomDomains => Set<CustomDomain>();
     public DbSet<AcmeChallenge> AcmeChallenges => Set<AcmeChallenge>();
+    public DbSet<IngressCertificate> IngressCertificates => Set<IngressCertificate>();
     public DbSet<AuditEvent> AuditEvents => Set<AuditEvent>();
     public DbSet<RegistryRepository> RegistryRepositories => Set<RegistryRepository>();
     public DbSet<RegistryBlob> RegistryBlobs => Set<RegistryBlob>();
@@ -180,6 +181,14 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
             e.Property(d => d.CreatedBy).HasMaxLength(320);
             e.HasIndex(d => d.NextAttemptAt);
             e.HasOne(d => d.App).WithMany().HasForeignKey(d => d.AppId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<IngressCertificate>(e =>
+        {
+            e.ToTable("ingress_certificates");
+            e.Property(c => c.Id).HasMaxLength(32);
+            e.Property(c => c.CertificatePem).HasMaxLength(65536);
+            e.Property(c => c.KeyPem).HasMaxLength(16384);
         });
 
         builder.Entity<AcmeChallenge>(e =>

@@ -738,6 +738,33 @@ namespace Platform.Migrations.Postgres.Migrations
                     b.ToTable("app_domains", (string)null);
                 });
 
+            modelBuilder.Entity("Platform.Data.IngressCertificate", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)");
+
+                    b.Property<string>("CertificatePem")
+                        .IsRequired()
+                        .HasMaxLength(65536)
+                        .HasColumnType("character varying(65536)");
+
+                    b.Property<string>("KeyPem")
+                        .IsRequired()
+                        .HasMaxLength(16384)
+                        .HasColumnType("character varying(16384)");
+
+                    b.Property<DateTime>("NotAfter")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<DateTime>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("ingress_certificates", (string)null);
+                });
+
             modelBuilder.Entity("Platform.Data.Instance", b =>
                 {
                     b.Property<Guid>("Id")

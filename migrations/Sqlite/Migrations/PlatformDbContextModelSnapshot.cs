@@ -725,6 +725,33 @@ namespace Platform.Migrations.Sqlite.Migrations
                     b.ToTable("app_domains", (string)null);
                 });
 
+            modelBuilder.Entity("Platform.Data.IngressCertificate", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(32)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("CertificatePem")
+                        .IsRequired()
+                        .HasMaxLength(65536)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("KeyPem")
+                        .IsRequired()
+                        .HasMaxLength(16384)
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("NotAfter")
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("UpdatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("ingress_certificates", (string)null);
+                });
+
             modelBuilder.Entity("Platform.Data.Instance", b =>
                 {
                     b.Property<Guid>("Id")

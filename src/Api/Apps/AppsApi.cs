@@ -343,7 +343,11 @@ public static partial class AppsApi
         // The router's bound address when it listens on a port picked at start (Ingress:Url with port 0).
         var ingress = http.RequestServices.GetService<Routing.Router>()?.Address is { } bound && new Uri(options.Ingress.Url).Port == 0
             ? bound : new Uri(options.Ingress.Url);
-        var url = $"{ingress.Scheme}://{Routing.RouteTable.HostOf(a.Name, project, team, options.Ingress.Domain)}{(ingress.IsDefaultPort ? "" : ":" + ingress.Port)}";
+        var appHost = Routing.RouteTable.HostOf(a.Name, project, team, options.Ingress.Domain);
+        // HTTPS once the router has a certificate for the app's host (the apps domain's wildcard).
+        if (http.RequestServices.GetService<Routing.Router>()?.HttpsAddress is { } secure && http.RequestServices.GetService<Routing.TlsCertificates>()?.Has(appHost) == true)
+            ingress = secure;
+        var url = $"{ingress.Scheme}://{appHost}{(ingress.IsDefaultPort ? "" : ":" + ingress.Port)}";
         var gitUrl = a.HasRepository ? $"{http.Request.Scheme}://{http.Request.Host}/git/{team}/{project}/{a.Name}.git" : null;
         var env = scope.SeesSecrets ? a.Env : a.Env.ToDictionary(e => e.Key, _ => Masked);
         var webhookUrl = a.SourceUrl is null ? null : $"{http.Request.Scheme}://{http.Request.Host}/hooks/{team}/{project}/{a.Name}";

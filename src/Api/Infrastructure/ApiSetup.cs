@@ -81,6 +81,7 @@ public static class ApiSetup
         api.MapReleasesApi();
         api.MapRolloutsApi();
         api.MapDomainsApi();
+        api.MapIngressCertificateApi();
 
         app.MapGroup("/api/v1").AllowAnonymous().AddEndpointFilter<AuditFilter>().WithTags("Nodes").MapNodeJoin();
         // Node agents' own endpoints: their client-credentials token, no person, no audit of routine reports.

@@ -103,5 +103,30 @@ public sealed class RouterTlsTests
         // A name the platform holds no certificate for gets no handshake at all (no other tenant's certificate as a default).
         await Assert.ThrowsAsync<HttpRequestException>(() => client.GetAsync($"https://plain.example.com:{https.Port}/"));
         await Assert.ThrowsAsync<HttpRequestException>(() => client.GetAsync($"https://unknown.example.net:{https.Port}/"));
+        await Assert.ThrowsAsync<HttpRequestException>(() => client.GetAsync($"https://shop-p-tls.apps.localhost:{https.Port}/"));   // no wildcard yet
+
+        // The apps domain's wildcard (platform admins): every app host gets HTTPS, and its HTTP redirects.
+        var wildcard = DomainsTests.Certificate(["*.apps.localhost"], TimeSpan.FromDays(-1), TimeSpan.FromDays(90));
+        var developer = host.Http(await host.UserTokenAsync("dev-tls@example.com"));
+        await developer.PutAsJsonAsync("/api/v1/ingress/certificate", new { chainPem = wildcard.Chain, keyPem = wildcard.Key }).ShouldBeAsync(HttpStatusCode.Forbidden);
+        var narrow = DomainsTests.Certificate(["shop.example.com"], TimeSpan.FromDays(-1), TimeSpan.FromDays(90));
+        var refused = await admin.PutAsJsonAsync("/api/v1/ingress/certificate", new { chainPem = narrow.Chain, keyPem = narrow.Key }).ShouldBeAsync(HttpStatusCode.UnprocessableEntity);
+        Assert.Contains("does not cover app.apps.localhost", refused.GetProperty("errors").GetProperty("certificate.chainPem")[0].GetString());
+        var uploaded = await admin.PutAsJsonAsync("/api/v1/ingress/certificate", new { chainPem = wildcard.Chain, keyPem = wildcard.Key }).ShouldBeAsync(HttpStatusCode.OK);
+        Assert.Equal(["*.apps.localhost"], uploaded.GetProperty("names").EnumerateArray().Select(n => n.GetString()));
+        using var wildcardCert = X509Certificate2.CreateFromPem(wildcard.Chain);
+        await Nodes.Cluster.WaitAsync(async () =>
+        {
+            try { return (await client.GetAsync($"https://shop-p-tls.apps.localhost:{https.Port}/")).StatusCode == HttpStatusCode.OK && seen!.Thumbprint == wildcardCert.Thumbprint; }
+            catch (HttpRequestException) { return false; }
+        }, 10, "the app host served with the wildcard");
+        using var appRedirect = await plain.GetAsync($"http://shop-p-tls.apps.localhost:{router.Address.Port}/");
+        Assert.Equal(HttpStatusCode.PermanentRedirect, appRedirect.StatusCode);
+        var shown = await admin.GetAsync("/api/v1/teams/tls/projects/p/apps/shop").ShouldBeAsync(HttpStatusCode.OK);
+        Assert.Equal($"https://shop-p-tls.apps.localhost:{https.Port}", shown.GetProperty("url").GetString());   // the app's URL says HTTPS now
+        // A custom domain keeps its own certificate; a name two labels down is not the wildcard's.
+        await client.GetAsync($"https://shop.example.com:{https.Port}/");
+        Assert.Equal(expected.Thumbprint, seen!.Thumbprint);
+        await Assert.ThrowsAsync<HttpRequestException>(() => client.GetAsync($"https://a.b.apps.localhost:{https.Port}/"));
     }
 }

@@ -155,6 +155,11 @@ public abstract class AuthorizationMatrixTests(PlatformHost host) : IAsyncLifeti
         yield return new("GET", "/api/v1/teams/{team}/domain-suffixes", () => $"{teams}/{t}/domain-suffixes", null, seeTeam);
         yield return new("PUT", "/api/v1/teams/{team}/domain-suffixes", () => $"{teams}/{t}/domain-suffixes", () => new { suffixes = Array.Empty<string>() },
             [200, 403, 403, 403, 403, 403, 404, 401]);
+        // The apps domain's certificate: platform admins only (none uploaded here, so the admin reads 404, deletes 404; an upload that does not fit is 422).
+        yield return new("GET", "/api/v1/ingress/certificate", () => "/api/v1/ingress/certificate", null, [404, 403, 403, 403, 403, 403, 403, 401]);
+        yield return new("PUT", "/api/v1/ingress/certificate", () => "/api/v1/ingress/certificate", () => new { chainPem = "", keyPem = "" },
+            [422, 403, 403, 403, 403, 403, 403, 401]);
+        yield return new("DELETE", "/api/v1/ingress/certificate", () => "/api/v1/ingress/certificate", null, [404, 403, 403, 403, 403, 403, 403, 401]);
         yield return new("GET", "/api/v1/teams/{team}/audit", () => $"{teams}/{t}/audit", null, [200, 200, 200, 403, 403, 403, 404, 401]);
         yield return new("GET", "/api/v1/teams/{team}/images", () => $"{teams}/{t}/images", null, seeTeam);
         yield return new("GET", "/api/v1/audit", () => "/api/v1/audit", null, paOnly);
