@@ -21,16 +21,15 @@ public sealed class RegistryDoor : IAsyncDisposable
 {
     private const int MaxConnections = 32;
     private readonly CancellationTokenSource _closed = new();
-    private readonly List<Socket> _listeners;
-    private readonly DnsEndPoint _registry;
+    private readonly List<(Socket Listener, DnsEndPoint Registry)> _listeners;
     private readonly SemaphoreSlim _slots = new(MaxConnections, MaxConnections);
     private readonly List<Task> _loops;
     private int _connections;
 
-    private RegistryDoor(List<Socket> listeners, DnsEndPoint registry)
+    private RegistryDoor(List<(Socket Listener, DnsEndPoint Registry)> listeners)
     {
-        (_listeners, _registry) = (listeners, registry);
-        _loops = listeners.Select(l => Task.Run(() => AcceptAsync(l))).ToList();
+        _listeners = listeners;
+        _loops = listeners.Select(l => Task.Run(() => AcceptAsync(l.Listener, l.Registry))).ToList();
     }
 
     /// <summary>How many connections came through the door (the pulls or the push made them).</summary>
@@ -40,11 +39,12 @@ public sealed class RegistryDoor : IAsyncDisposable
     public static async Task<RegistryDoor> OpenAsync(string netnsPath, string registry, CancellationToken ct)
     {
         var uri = new Uri("http://" + registry);
-        var port = uri.IsDefaultPort ? 80 : uri.Port;
+        // A registry named without a port is tried by buildah on 443 (TLS) and then on 80: the door takes both.
+        int[] ports = registry.EndsWith(":" + uri.Port, StringComparison.Ordinal) ? [uri.Port] : [443, 80];
         var addresses = IPAddress.TryParse(uri.Host.Trim('[', ']'), out var literal) ? [literal]
             : (await Dns.GetHostAddressesAsync(uri.Host, ct)).Where(a => a.AddressFamily == AddressFamily.InterNetwork).ToArray();
         if (addresses.Length == 0) throw new BuildFailure($"The platform's registry {registry} has no IPv4 address for the build's network.");
-        var listeners = new List<Socket>();
+        var listeners = new List<(Socket, DnsEndPoint)>();
         try
         {
             foreach (var address in addresses)
@@ -53,18 +53,19 @@ public sealed class RegistryDoor : IAsyncDisposable
                 // so buildah's connection to it stays inside the name-space and reaches the door.
                 if (!IPAddress.IsLoopback(address))
                     await ProcessRunner.RunAsync("nsenter", ["--net=" + netnsPath, "ip", "addr", "replace", $"{address}/{(address.AddressFamily == AddressFamily.InterNetwork ? 32 : 128)}", "dev", "lo"], ct);
-                listeners.Add(NetworkNamespaces.ListenInside(netnsPath, new IPEndPoint(address, port), MaxConnections));
+                foreach (var port in ports)
+                    listeners.Add((NetworkNamespaces.ListenInside(netnsPath, new IPEndPoint(address, port), MaxConnections), new DnsEndPoint(uri.Host, port)));
             }
         }
         catch
         {
-            foreach (var l in listeners) l.Dispose();
+            foreach (var (l, _) in listeners) l.Dispose();
             throw;
         }
-        return new RegistryDoor(listeners, new DnsEndPoint(uri.Host, port));
+        return new RegistryDoor(listeners);
     }
 
-    private async Task AcceptAsync(Socket listener)
+    private async Task AcceptAsync(Socket listener, DnsEndPoint registry)
     {
         var pipes = new List<Task>();
         try
@@ -75,7 +76,7 @@ public sealed class RegistryDoor : IAsyncDisposable
                 var client = await listener.AcceptAsync(_closed.Token);
                 Interlocked.Increment(ref _connections);
                 pipes.RemoveAll(p => p.IsCompleted);
-                pipes.Add(Task.Run(() => RelayAsync(client)));
+                pipes.Add(Task.Run(() => RelayAsync(client, registry)));
             }
         }
         catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
@@ -85,13 +86,13 @@ public sealed class RegistryDoor : IAsyncDisposable
         await Task.WhenAll(pipes);
     }
 
-    private async Task RelayAsync(Socket client)
+    private async Task RelayAsync(Socket client, DnsEndPoint target)
     {
         using var cut = CancellationTokenSource.CreateLinkedTokenSource(_closed.Token);
         using var upstream = new Socket(SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            await upstream.ConnectAsync(_registry, cut.Token);
+            await upstream.ConnectAsync(target, cut.Token);
             await using var inside = new NetworkStream(client, ownsSocket: false);
             await using var registry = new NetworkStream(upstream, ownsSocket: false);
             await Task.WhenAll(CopyAsync(inside, registry, upstream, cut), CopyAsync(registry, inside, client, cut));
@@ -124,7 +125,7 @@ public sealed class RegistryDoor : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _closed.CancelAsync();
-        foreach (var l in _listeners) l.Dispose();
+        foreach (var (l, _) in _listeners) l.Dispose();
         await Task.WhenAll(_loops);
         _closed.Dispose();
     }
