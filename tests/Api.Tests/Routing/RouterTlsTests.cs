@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Net.Security;
 using System.Net.Sockets;
+using System.Net.WebSockets;
+using System.Text;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.DependencyInjection;
 using Platform.Api.Routing;
@@ -10,7 +12,7 @@ using Platform.Api.Tests.Infrastructure;
 namespace Platform.Api.Tests.Routing;
 
 /// <summary>
-/// The router's HTTPS listener: the certificate picked per host from the SNI name, HTTP/2 and HTTP/1.1 over TLS,
+/// The router's HTTPS listener: the certificate picked per host from the SNI name, HTTP/2 and HTTP/1.1 over TLS, WebSockets,
 /// plain HTTP redirected to HTTPS for a host with a certificate (unless the app opts out), HSTS when asked, and no
 /// certificate at all for a name the platform holds none for.
 /// </summary>
@@ -83,6 +85,27 @@ public sealed class RouterTlsTests
         Assert.StartsWith($"shop host=shop.example.com:{https.Port} ", body);
         Assert.Contains("xfp=https", body);
         Assert.False(answer.Headers.Contains("Strict-Transport-Security"));
+
+        // WebSockets over TLS pass through to the app (wss://, the host's certificate).
+        using (var socket = new ClientWebSocket())
+        {
+            using var invoker = new HttpMessageInvoker(new SocketsHttpHandler
+            {
+                ConnectCallback = async (_, ct) =>
+                {
+                    var s = new Socket(SocketType.Stream, ProtocolType.Tcp);
+                    await s.ConnectAsync(new IPEndPoint(IPAddress.Loopback, https.Port), ct);
+                    return new NetworkStream(s, ownsSocket: true);
+                },
+                SslOptions = { RemoteCertificateValidationCallback = (_, certificate, _, _) => { seen = certificate is null ? null : new X509Certificate2(certificate); return true; } },
+            });
+            await socket.ConnectAsync(new Uri($"wss://shop.example.com:{https.Port}/"), invoker, CancellationToken.None);
+            await socket.SendAsync(Encoding.UTF8.GetBytes("ping"), WebSocketMessageType.Text, true, CancellationToken.None);
+            var buffer = new byte[256];
+            var received = await socket.ReceiveAsync(buffer, CancellationToken.None);
+            Assert.Equal("shop echoes ping", Encoding.UTF8.GetString(buffer, 0, received.Count));
+            Assert.Equal(expected.Thumbprint, seen!.Thumbprint);
+        }
 
         // Another host on the same listener gets its own certificate (SNI), with HSTS as its app asks; HTTP/1.1 too.
         using var blogAnswer = await client.SendAsync(new HttpRequestMessage(HttpMethod.Get, $"https://blog.example.com:{https.Port}/"));
