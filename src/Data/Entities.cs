@@ -259,6 +259,8 @@ public sealed class CustomDomain
 /// <summary>The certificate the router serves for every app host under the platform's apps domain (a wildcard a platform admin uploads); one row, id "apps".</summary>
 public sealed class IngressCertificate
 {
+    /// <summary>The id of the apps domain's certificate (the only row).</summary>
+    public const string Apps = "apps";
     public required string Id { get; set; }
     public required string CertificatePem { get; set; }
     /// <summary>Protected with the data-protection keys.</summary>

@@ -20,7 +20,7 @@ namespace Platform.Api.Domains;
 /// most a day; a rate limit waits as long as the server asks). A certificate is renewed
 /// <c>Platform:Acme:RenewBeforeDays</c> before it expires (a third of its life for short-lived ones).
 /// A Hangfire job: <see cref="RunAsync"/> takes a domain's id and may run twice (the lease makes the second do nothing);
-/// <see cref="SweepAsync"/> is the recurring pass that finds what is due.
+/// <see cref="SweepAsync"/> is the recurring pass that finds what is due and queues it.
 /// </summary>
 public sealed partial class DomainIssuer(
     PlatformDbContext db, Certificates certificates, ClusterSignals signals, IBackgroundJobClient jobs, IHttpClientFactory httpClients,
@@ -42,7 +42,8 @@ public sealed partial class DomainIssuer(
         var due = await db.CustomDomains.AsNoTracking()
             .Where(d => d.Source == "acme" && d.NextAttemptAt != null && d.NextAttemptAt <= now && (d.LeaseUntil == null || d.LeaseUntil < now))
             .OrderBy(d => d.NextAttemptAt).Select(d => d.Id).Take(100).ToListAsync(ct);
-        foreach (var id in due) await RunAsync(id, ct);
+        // A job each, so one slow order does not hold up the rest (nor this pass); the lease makes a duplicate do nothing.
+        foreach (var id in due) Enqueue(id);
     }
 
     public async Task RunAsync(Guid domainId, CancellationToken ct)
@@ -114,8 +115,7 @@ public sealed partial class DomainIssuer(
         {
             await db.AcmeChallenges.Where(c => c.Host == domain.Host).ExecuteDeleteAsync(CancellationToken.None);
         }
-        await ClusterSignals.NotifyOthersAsync(db, [], routes: true, CancellationToken.None);
-        signals.Signal([], routes: true);
+        await signals.RoutesChangedAsync(db, CancellationToken.None);
     }
 
     /// <summary>1 minute after the first failure, doubling, at most a day.</summary>

@@ -92,7 +92,7 @@ public static class DomainsApi
         {
             return Problems.Conflict("host", $"{host} is held by another app on this platform.", "The host is taken.");
         }
-        await RoutesChangedAsync(db, signals, ct);
+        await signals.RoutesChangedAsync(db, ct);
         if (domain.Source == "acme" && domain.NextAttemptAt is not null) issuer.Enqueue(domain.Id);
         var response = ToResponse(domain, a!, team, project, o);
         return created ? TypedResults.Created($"/api/v1/teams/{team}/projects/{project}/apps/{app}/domains/{host}", response) : TypedResults.Ok(response);
@@ -107,7 +107,7 @@ public static class DomainsApi
         var removed = await db.CustomDomains.Where(d => d.AppId == a!.Id && d.Host == host).ExecuteDeleteAsync(ct);
         if (removed == 0) return Problems.NotFound($"Domain '{host}' of app '{app}'");
         await db.AcmeChallenges.Where(c => c.Host == host).ExecuteDeleteAsync(ct);
-        await RoutesChangedAsync(db, signals, ct);
+        await signals.RoutesChangedAsync(db, ct);
         return TypedResults.NoContent();
     }
 
@@ -134,13 +134,6 @@ public static class DomainsApi
         row.DomainSuffixes = suffixes;
         await db.SaveChangesAsync(ct);
         return TypedResults.Ok(new DomainSuffixesResponse(suffixes));
-    }
-
-    /// <summary>Every replica's router learns of the change (this one at once, the others through PostgreSQL's NOTIFY).</summary>
-    private static async Task RoutesChangedAsync(PlatformDbContext db, ClusterSignals signals, CancellationToken ct)
-    {
-        await ClusterSignals.NotifyOthersAsync(db, [], routes: true, ct);
-        signals.Signal([], routes: true);
     }
 
     public static DomainResponse ToResponse(CustomDomain d, App a, string team, string project, PlatformOptions o) =>

@@ -17,8 +17,6 @@ namespace Platform.Api.Domains;
 /// </summary>
 public static class IngressCertificateApi
 {
-    private const string Id = "apps";
-
     public static RouteGroupBuilder MapIngressCertificateApi(this RouteGroupBuilder api)
     {
         api.MapGet("/ingress/certificate", GetAsync).WithName("ingress.certificate.get");
@@ -30,7 +28,7 @@ public static class IngressCertificateApi
     private static async Task<Results<Ok<IngressCertificateResponse>, ProblemHttpResult>> GetAsync(AccessService access, PlatformDbContext db, CancellationToken ct)
     {
         if (!access.Caller.IsPlatformAdmin) return Problems.Forbidden("Only platform admins manage the apps domain's certificate.");
-        var row = await db.IngressCertificates.AsNoTracking().FirstOrDefaultAsync(c => c.Id == Id, ct);
+        var row = await db.IngressCertificates.AsNoTracking().FirstOrDefaultAsync(c => c.Id == IngressCertificate.Apps, ct);
         return row is null ? Problems.NotFound("The apps domain's certificate") : TypedResults.Ok(ToResponse(row));
     }
 
@@ -44,21 +42,19 @@ public static class IngressCertificateApi
         var probe = "app." + DomainNames.Normalize(options.Value.Ingress.Domain);
         var checkedChain = certificates.Check(body, probe, "certificate", errors);
         if (checkedChain is not { } ok) return errors.ToProblem();
-        var row = await db.IngressCertificates.FirstOrDefaultAsync(c => c.Id == Id, ct);
-        if (row is null) db.IngressCertificates.Add(row = new IngressCertificate { Id = Id, CertificatePem = "", KeyPem = "" });
+        var row = await db.IngressCertificates.FirstOrDefaultAsync(c => c.Id == IngressCertificate.Apps, ct);
+        if (row is null) db.IngressCertificates.Add(row = new IngressCertificate { Id = IngressCertificate.Apps, CertificatePem = "", KeyPem = "" });
         (row.CertificatePem, row.KeyPem, row.NotAfter, row.UpdatedAt) = (ok.ChainPem, certificates.Protect(body.KeyPem!), ok.NotAfter, clock.GetUtcNow().UtcDateTime);
         await db.SaveChangesAsync(ct);
-        await ClusterSignals.NotifyOthersAsync(db, [], routes: true, ct);
-        signals.Signal([], routes: true);
+        await signals.RoutesChangedAsync(db, ct);
         return TypedResults.Ok(ToResponse(row));
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(AccessService access, PlatformDbContext db, ClusterSignals signals, CancellationToken ct)
     {
         if (!access.Caller.IsPlatformAdmin) return Problems.Forbidden("Only platform admins manage the apps domain's certificate.");
-        if (await db.IngressCertificates.Where(c => c.Id == Id).ExecuteDeleteAsync(ct) == 0) return Problems.NotFound("The apps domain's certificate");
-        await ClusterSignals.NotifyOthersAsync(db, [], routes: true, ct);
-        signals.Signal([], routes: true);
+        if (await db.IngressCertificates.Where(c => c.Id == IngressCertificate.Apps).ExecuteDeleteAsync(ct) == 0) return Problems.NotFound("The apps domain's certificate");
+        await signals.RoutesChangedAsync(db, ct);
         return TypedResults.NoContent();
     }
 

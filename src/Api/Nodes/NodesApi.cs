@@ -173,8 +173,7 @@ public static class NodesApi
         await db.SaveChangesAsync(ct);
         if (routesChanged)
         {
-            await ClusterSignals.NotifyOthersAsync(db, [], routes: true, ct);
-            signals.Signal([], routes: true);
+            await signals.RoutesChangedAsync(db, ct);
             // An instance started or stopped running: a rollout may be complete, or a replica lost.
             await placement.TryReconcileAsync(rollouts, ct);
         }
@@ -266,8 +265,7 @@ public static class NodesApi
         // Ready fails on the missing node and the next pass, seconds later, places without it.
         db.Nodes.Remove(row);
         await db.SaveChangesAsync(ct);
-        await ClusterSignals.NotifyOthersAsync(db, [], routes: true, ct);
-        signals.Signal([], routes: true);
+        await signals.RoutesChangedAsync(db, ct);
         await placement.TryReconcileAsync(affected, ct);
         return TypedResults.NoContent();
     }

@@ -43,6 +43,16 @@ public sealed class ClusterSignals
             await db.Database.ExecuteSqlAsync($"SELECT pg_notify({Channel}, {payload})", ct);
     }
 
+    /// <summary>
+    /// After a committed change to what the routers serve (hosts, certificates, instances' readiness): every replica's
+    /// route table refreshes, this one's at once, the others' through PostgreSQL's NOTIFY.
+    /// </summary>
+    public async Task RoutesChangedAsync(PlatformDbContext db, CancellationToken ct)
+    {
+        await NotifyOthersAsync(db, [], routes: true, ct);
+        Signal([], routes: true);
+    }
+
     public void Signal(IEnumerable<Guid> nodes, bool routes)
     {
         foreach (var n in nodes) NotifyNode(n);
