@@ -1,3 +1,4 @@
+using System.Net.Security;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.DataProtection;
@@ -53,9 +54,9 @@ public sealed class Certificates(IDataProtectionProvider protection, TimeProvide
             errors.Add(field + ".chainPem", $"does not cover {host}: its first certificate names {string.Join(", ", Names(leaf))}.");
         if (!KeyMatches(leaf, upload.KeyPem!, out var keyProblem)) errors.Add(field + ".keyPem", keyProblem);
         var notAfter = leaf.NotAfter.ToUniversalTime();
+        var normalized = string.Join("\n", chain.Select(c => c.ExportCertificatePem()));
         foreach (var c in chain) c.Dispose();
-        if (errors.Any) return null;
-        return (string.Join("\n", ToPem(upload.ChainPem!)), notAfter);
+        return errors.Any ? null : (normalized, notAfter);
     }
 
     /// <summary>Whether <paramref name="keyPem"/> is an unencrypted private key (RSA or ECDSA) whose public half is the certificate's.</summary>
@@ -97,17 +98,6 @@ public sealed class Certificates(IDataProtectionProvider protection, TimeProvide
         }
     }
 
-    private static IEnumerable<string> ToPem(string chainPem)
-    {
-        var chain = new X509Certificate2Collection();
-        chain.ImportFromPem(chainPem);
-        foreach (var c in chain)
-        {
-            yield return c.ExportCertificatePem();
-            c.Dispose();
-        }
-    }
-
     /// <summary>The DNS names a certificate covers (its subject alternative names; the common name when it has none).</summary>
     public static IReadOnlyList<string> Names(X509Certificate2 certificate)
     {
@@ -116,16 +106,19 @@ public sealed class Certificates(IDataProtectionProvider protection, TimeProvide
         return names.Count > 0 ? names : [certificate.GetNameInfo(X509NameType.DnsName, forIssuer: false)];
     }
 
-    /// <summary>What Kestrel serves: the leaf with its key, and the rest of the chain (sent in the handshake).</summary>
-    public X509Certificate2 Load(string chainPem, string protectedKeyPem)
+    /// <summary>
+    /// What Kestrel serves: the leaf with its key, and the rest of the chain as stored (offline: sent in every handshake,
+    /// nothing fetched to complete it).
+    /// </summary>
+    public SslStreamCertificateContext Load(string chainPem, string protectedKeyPem)
     {
         var chain = new X509Certificate2Collection();
         chain.ImportFromPem(chainPem);
-        var leaf = X509Certificate2.CreateFromPem(chain[0].ExportCertificatePem(), Unprotect(protectedKeyPem));
+        using var leaf = X509Certificate2.CreateFromPem(chain[0].ExportCertificatePem(), Unprotect(protectedKeyPem));
         // An ephemeral key is not usable by SslStream on Linux for every algorithm: round-trip through PKCS#12.
         var served = X509CertificateLoader.LoadPkcs12(leaf.Export(X509ContentType.Pkcs12), null);
-        leaf.Dispose();
-        foreach (var c in chain) c.Dispose();
-        return served;
+        chain[0].Dispose();
+        chain.RemoveAt(0);
+        return SslStreamCertificateContext.Create(served, chain, offline: true);
     }
 }

@@ -115,6 +115,9 @@ public sealed partial class Router(RouteTable routes, TlsCertificates tls, IServ
             }
         });
 
+        Task TooLargeAsync(HttpContext context) =>
+            PageAsync(context, 413, "Request too large", $"The request body is larger than the {ingress.MaxRequestBodyBytes} bytes the router passes on.");
+
         async Task<RouteEntry?> HandleAsync(HttpContext context)
         {
             var host = context.Request.Host.Host;
@@ -145,7 +148,7 @@ public sealed partial class Router(RouteTable routes, TlsCertificates tls, IServ
             }
             if (context.Request.ContentLength > ingress.MaxRequestBodyBytes)
             {
-                await PageAsync(context, 413, "Request too large", $"The request body is larger than the {ingress.MaxRequestBodyBytes} bytes the router passes on.");
+                await TooLargeAsync(context);
                 return route;
             }
             var destination = route.Next();
@@ -171,7 +174,7 @@ public sealed partial class Router(RouteTable routes, TlsCertificates tls, IServ
                 {
                     // A chunked body ran past the limit on its way through.
                     context.Response.Clear();
-                    await PageAsync(context, 413, "Request too large", $"The request body is larger than the {ingress.MaxRequestBodyBytes} bytes the router passes on.");
+                    await TooLargeAsync(context);
                     return route;
                 }
                 LogForwardFailed(log, route.App, route.Project, route.Team, error.ToString());

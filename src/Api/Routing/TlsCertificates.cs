@@ -1,7 +1,6 @@
 using System.Collections.Frozen;
 using System.Net.Security;
 using System.Security.Cryptography;
-using System.Security.Cryptography.X509Certificates;
 using Microsoft.EntityFrameworkCore;
 using Platform.Api.Domains;
 using Platform.Data;
@@ -19,7 +18,7 @@ public sealed partial class TlsCertificates(Certificates certificates, Microsoft
 {
     private readonly string _appsSuffix = "." + Platform.Contracts.DomainNames.Normalize(options.Value.Ingress.Domain);
     private volatile Loaded? _apps;
-    private sealed record Loaded(DateTime Version, SslStreamCertificateContext Context, DateTime NotAfter);
+    private sealed record Loaded(DateTime Version, SslStreamCertificateContext Context);
 
     private volatile FrozenDictionary<string, Loaded> _byHost = FrozenDictionary<string, Loaded>.Empty;
 
@@ -68,11 +67,11 @@ public sealed partial class TlsCertificates(Certificates certificates, Microsoft
         if (changed.Count > 0 || next.Count != old.Count)
             _byHost = next.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
 
-        var apps = await db.IngressCertificates.AsNoTracking().Where(c => c.Id == "apps").Select(c => new { c.UpdatedAt }).FirstOrDefaultAsync(ct);
+        var apps = await db.IngressCertificates.AsNoTracking().Where(c => c.Id == IngressCertificate.Apps).Select(c => new { c.UpdatedAt }).FirstOrDefaultAsync(ct);
         if (apps is null) _apps = null;
         else if (_apps?.Version != apps.UpdatedAt)
         {
-            var row = await db.IngressCertificates.AsNoTracking().FirstAsync(c => c.Id == "apps", ct);
+            var row = await db.IngressCertificates.AsNoTracking().FirstAsync(c => c.Id == IngressCertificate.Apps, ct);
             try
             {
                 _apps = Load(row.UpdatedAt, row.CertificatePem, row.KeyPem);
@@ -84,16 +83,7 @@ public sealed partial class TlsCertificates(Certificates certificates, Microsoft
         }
     }
 
-    private Loaded Load(DateTime version, string chainPem, string protectedKeyPem)
-    {
-        var chain = new X509Certificate2Collection();
-        chain.ImportFromPem(chainPem);
-        var leaf = certificates.Load(chainPem, protectedKeyPem);
-        var intermediates = new X509Certificate2Collection();
-        for (var i = 1; i < chain.Count; i++) intermediates.Add(chain[i]);
-        // offline: the chain as given is sent in every handshake; nothing is fetched to complete it.
-        return new Loaded(version, SslStreamCertificateContext.Create(leaf, intermediates, offline: true), leaf.NotAfter.ToUniversalTime());
-    }
+    private Loaded Load(DateTime version, string chainPem, string protectedKeyPem) => new(version, certificates.Load(chainPem, protectedKeyPem));
 
     [LoggerMessage(EventId = 53, Level = LogLevel.Warning, Message = "The certificate of {Host} cannot be served ({Reason}); the previous one, if any, stays")]
     private static partial void LogUnusable(ILogger logger, string host, string reason);
