@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Net.Security;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
@@ -85,12 +84,7 @@ public sealed class AcmeTests : IAsyncLifetime
     /// <summary>A client that trusts only <paramref name="root"/> and connects every name to 127.0.0.1:<paramref name="port"/> (as curl --resolve), recording the certificate shown.</summary>
     private static HttpClient Pinned(X509Certificate2 root, int port, Action<X509Certificate2> shown) => new(new SocketsHttpHandler
     {
-        ConnectCallback = async (_, ct) =>
-        {
-            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), ct);
-            return new NetworkStream(socket, ownsSocket: true);
-        },
+        ConnectCallback = StandIns.ToLoopback(port),
         SslOptions = new SslClientAuthenticationOptions
         {
             RemoteCertificateValidationCallback = (_, certificate, chain, errors) =>

@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Net.Security;
-using System.Net.Sockets;
 using System.Net.WebSockets;
 using System.Text;
 using System.Security.Cryptography.X509Certificates;
@@ -22,12 +21,7 @@ public sealed class RouterTlsTests
     private static HttpClient Client(int port, Action<X509Certificate2?> shown) => new(new SocketsHttpHandler
     {
         AllowAutoRedirect = false,
-        ConnectCallback = async (context, ct) =>
-        {
-            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), ct);
-            return new NetworkStream(socket, ownsSocket: true);
-        },
+        ConnectCallback = StandIns.ToLoopback(port),
         SslOptions = new SslClientAuthenticationOptions
         {
             RemoteCertificateValidationCallback = (_, certificate, _, _) =>
@@ -89,17 +83,8 @@ public sealed class RouterTlsTests
         // WebSockets over TLS pass through to the app (wss://, the host's certificate).
         using (var socket = new ClientWebSocket())
         {
-            using var invoker = new HttpMessageInvoker(new SocketsHttpHandler
-            {
-                ConnectCallback = async (_, ct) =>
-                {
-                    var s = new Socket(SocketType.Stream, ProtocolType.Tcp);
-                    await s.ConnectAsync(new IPEndPoint(IPAddress.Loopback, https.Port), ct);
-                    return new NetworkStream(s, ownsSocket: true);
-                },
-                SslOptions = { RemoteCertificateValidationCallback = (_, certificate, _, _) => { seen = certificate is null ? null : new X509Certificate2(certificate); return true; } },
-            });
-            await socket.ConnectAsync(new Uri($"wss://shop.example.com:{https.Port}/"), invoker, CancellationToken.None);
+            seen = null;   // the upgrade opens an HTTP/1.1 connection of its own (the requests above went over HTTP/2): a handshake of its own
+            await socket.ConnectAsync(new Uri($"wss://shop.example.com:{https.Port}/"), client, CancellationToken.None);   // the same resolving, recording client
             await socket.SendAsync(Encoding.UTF8.GetBytes("ping"), WebSocketMessageType.Text, true, CancellationToken.None);
             var buffer = new byte[256];
             var received = await socket.ReceiveAsync(buffer, CancellationToken.None);

@@ -46,6 +46,17 @@ public static class StandIns
         return (app, port);
     }
 
+    /// <summary>
+    /// A connect callback that sends every host name to 127.0.0.1:<paramref name="port"/>, as <c>curl --resolve</c> does: the URL's
+    /// host stays the request's Host and the TLS client's SNI name.
+    /// </summary>
+    public static Func<System.Net.Http.SocketsHttpConnectionContext, CancellationToken, ValueTask<Stream>> ToLoopback(int port) => async (_, ct) =>
+    {
+        var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
+        await socket.ConnectAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, port), ct);
+        return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+    };
+
     /// <summary>Registers instances listening on <paramref name="ports"/> as Ready instances of app <paramref name="app"/> of team <paramref name="team"/> on a stand-in node; returns their ids.</summary>
     public static async Task<IReadOnlyList<Guid>> RunAsync(PlatformHost host, string team, string app, params int[] ports)
     {
