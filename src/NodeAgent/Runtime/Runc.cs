@@ -26,7 +26,10 @@ public sealed class Runc(string stateRoot, TimeProvider clock, string runc = "ru
     // The shim's script is constant; the paths and the command arrive as positional parameters. It holds none of
     // the agent's own streams (a harness reading the agent's output sees its end when the agent ends).
     // `runc run --keep` leaves the stopped container and its cgroup in place, so the shim reads the memory
-    // cgroup's OOM-kill counter after the exit — no race with a watcher — before recording the exit code.
+    // cgroup's OOM-kill counter after the exit, before recording the exit code. This is the only OOM signal:
+    // a `runc events` watcher per container cost a process each, missed kills before it subscribed, and one
+    // left from an earlier run of a restarted container, woken by the old cgroup's removal, found the new
+    // cgroup at the same path and marked a plain crash OOM-killed.
     private const string ShimScript =
         "exec </dev/null >/dev/null 2>&1; log=$1; exitfile=$2; oomfile=$3; shift 3; \"$@\" >>\"$log\" 2>&1 </dev/null; code=$?; "
         + "if [ -n \"$oomfile\" ] && grep -qE '^oom_kill [1-9]' \"$oomfile\" 2>/dev/null; then : >\"${exitfile%/*}/oom\"; fi; "
@@ -63,13 +66,10 @@ public sealed class Runc(string stateRoot, TimeProvider clock, string runc = "ru
             await ForgetAsync(id, CancellationToken.None);
             throw new InvalidOperationException($"runc could not start the container: {why}");
         }
-        // Then a few `runc state` calls until it runs: the OOM watcher subscribes to a running container
-        // (subscribing while it was still "created" missed OOM kills on CI).
+        // Then a few `runc state` calls until it runs (or ended), so the caller sees a started process.
         while (clock.GetUtcNow() < deadline && !File.Exists(exitFile)
                && await StateAsync(id, ct) is { Status: not "running" and not "stopped" })
             await Task.Delay(TimeSpan.FromMilliseconds(2), clock, ct);
-        if (!File.Exists(exitFile) && await StateAsync(id, ct) is { Status: "running" })
-            WatchEvents(id, bundle);
     }
 
     /// <summary>What runc wrote to the log since <paramref name="from"/>: its last error line, without the JSON log wrapping.</summary>
@@ -118,28 +118,6 @@ public sealed class Runc(string stateRoot, TimeProvider clock, string runc = "ru
         {
             return null;
         }
-    }
-
-    /// <summary>
-    /// Follows <c>runc events</c> and marks the bundle when the kernel OOM-kills inside the container.
-    /// OOM events arrive as they happen; the stats interval is long because the agent reads usage from
-    /// the cgroup itself (a 1 s interval cost a stats collection per container per second).
-    /// </summary>
-    public void WatchEvents(string id, string bundle)
-    {
-        var oom = Path.Combine(bundle, "oom");
-        var watcher = ProcessRunner.Start(new ProcessSpec(runc, [.. Global, "events", "--interval", "10m", id])
-        {
-            Timeout = Timeout.InfiniteTimeSpan, MaxCapture = 64 * 1024,
-            OnLine = (line, stderr) =>
-            {
-                if (!stderr && line.Contains("\"type\":\"oom\"", StringComparison.Ordinal)) File.WriteAllText(oom, "1");
-            },
-        });
-        _ = Task.Run(async () =>
-        {
-            await using (watcher) await watcher.WaitAsync(CancellationToken.None);   // runc events ends with the container
-        });
     }
 
     public async Task<RuncState?> StateAsync(string id, CancellationToken ct)

@@ -97,7 +97,6 @@ public sealed partial class RuncRuntime : IContainerRuntime
             if (record.HostPort > 0) _ports.Reserve(record.HostPort);
             if (containers.TryGetValue(e.ContainerId, out var c) && c.Status == "running")
             {
-                _runc.WatchEvents(e.ContainerId, dir);
                 LogAdopted(_log, e.ContainerId, c.Pid);
                 found.Add(new RecoveredInstance(record.Desired, RecoveredState.Running, null, record.HostPort, record.StartedAt));
             }
