@@ -269,6 +269,27 @@ public sealed class IngressCertificate
     public DateTime UpdatedAt { get; set; }
 }
 
+/// <summary>
+/// What the router answered for one app in one minute, as one Api replica counted it: requests by status class
+/// and a latency histogram. Each replica writes only its own rows (the key has its <see cref="Replica"/>), so
+/// replicas never contend; readers sum them. No foreign key: a deleted app's rows age out with the rest.
+/// </summary>
+public sealed class AppRequestMinute
+{
+    public Guid AppId { get; set; }
+    /// <summary>The minute's start (UTC).</summary>
+    public DateTime Minute { get; set; }
+    /// <summary>The replica that counted (a fresh id per Api process).</summary>
+    public Guid Replica { get; set; }
+    public long Status1xx { get; set; }
+    public long Status2xx { get; set; }
+    public long Status3xx { get; set; }
+    public long Status4xx { get; set; }
+    public long Status5xx { get; set; }
+    /// <summary>Requests per latency bucket, the bounds of <c>RequestStats.BucketBoundsMs</c> and one past the last.</summary>
+    public List<long> Latency { get; set; } = [];
+}
+
 /// <summary>An ACME http-01 challenge being answered: any router replica serves <c>/.well-known/acme-challenge/{token}</c> from this row.</summary>
 public sealed class AcmeChallenge
 {

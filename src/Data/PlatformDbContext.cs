@@ -23,6 +23,7 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
     public DbSet<AppEvent> AppEvents => Set<AppEvent>();
     public DbSet<CustomDomain> CustomDomains => Set<CustomDomain>();
     public DbSet<AcmeChallenge> AcmeChallenges => Set<AcmeChallenge>();
+    public DbSet<AppRequestMinute> AppRequestMinutes => Set<AppRequestMinute>();
     public DbSet<IngressCertificate> IngressCertificates => Set<IngressCertificate>();
     public DbSet<AuditEvent> AuditEvents => Set<AuditEvent>();
     public DbSet<RegistryRepository> RegistryRepositories => Set<RegistryRepository>();
@@ -189,6 +190,14 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
             e.Property(c => c.Id).HasMaxLength(32);
             e.Property(c => c.CertificatePem).HasMaxLength(65536);
             e.Property(c => c.KeyPem).HasMaxLength(16384);
+        });
+
+        builder.Entity<AppRequestMinute>(e =>
+        {
+            e.ToTable("app_request_minutes");
+            e.HasKey(m => new { m.AppId, m.Minute, m.Replica });
+            e.HasIndex(m => m.Minute);
+            e.HasIndex(m => new { m.Replica, m.Minute });
         });
 
         builder.Entity<AcmeChallenge>(e =>

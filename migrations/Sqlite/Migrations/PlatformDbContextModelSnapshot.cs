@@ -530,6 +530,45 @@ namespace Platform.Migrations.Sqlite.Migrations
                     b.ToTable("app_events", (string)null);
                 });
 
+            modelBuilder.Entity("Platform.Data.AppRequestMinute", b =>
+                {
+                    b.Property<Guid>("AppId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("Minute")
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("Replica")
+                        .HasColumnType("TEXT");
+
+                    b.PrimitiveCollection<string>("Latency")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("Status1xx")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("Status2xx")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("Status3xx")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("Status4xx")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("Status5xx")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("AppId", "Minute", "Replica");
+
+                    b.HasIndex("Minute");
+
+                    b.HasIndex("Replica", "Minute");
+
+                    b.ToTable("app_request_minutes", (string)null);
+                });
+
             modelBuilder.Entity("Platform.Data.AuditEvent", b =>
                 {
                     b.Property<long>("Id")

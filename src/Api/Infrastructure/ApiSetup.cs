@@ -6,6 +6,7 @@ using Platform.Api.Access;
 using Platform.Api.Apps;
 using Platform.Api.Releases;
 using Platform.Api.Rollouts;
+using Platform.Api.Routing;
 using Platform.Api.Audit;
 using Platform.Api.Domains;
 using Platform.Api.Identity;
@@ -81,6 +82,7 @@ public static class ApiSetup
         api.MapReleasesApi();
         api.MapRolloutsApi();
         api.MapDomainsApi();
+        api.MapRequestsApi();
         api.MapIngressCertificateApi();
 
         app.MapGroup("/api/v1").AllowAnonymous().AddEndpointFilter<AuditFilter>().WithTags("Nodes").MapNodeJoin();

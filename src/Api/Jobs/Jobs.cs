@@ -109,7 +109,7 @@ public static class Jobs
 
 /// <summary>
 /// The recurring clean-up: spent or expired tokens, OpenIddict's expired tokens and authorisations,
-/// audit events past their retention, and files of deleted apps a crash left in this host's data folder.
+/// audit events past their retention, the router's request counts older than the app page's longest window, and files of deleted apps a crash left in this host's data folder.
 /// Idempotent: running it twice deletes nothing more.
 /// </summary>
 public sealed partial class Housekeeping(
@@ -117,7 +117,7 @@ public sealed partial class Housekeeping(
     OpenIddict.Abstractions.IOpenIddictAuthorizationManager authorizations,
     Quotas.QuotaService quotas, Apps.AppRemoval removal, IOptions<PlatformOptions> options, TimeProvider clock, ILogger<Housekeeping> log)
 {
-    public sealed record Report(int PersonalAccessTokens, int JoinTokens, long OidcTokens, long OidcAuthorizations, int AuditEvents, int UsageCorrections, int Leftovers);
+    public sealed record Report(int PersonalAccessTokens, int JoinTokens, long OidcTokens, long OidcAuthorizations, int AuditEvents, int UsageCorrections, int Leftovers, int RequestMinutes);
 
     [AutomaticRetry(Attempts = 3)]
     public async Task<Report> RunAsync(CancellationToken ct)
@@ -133,12 +133,14 @@ public sealed partial class Housekeeping(
         var oidcAuthorizations = await authorizations.PruneAsync(now.AddDays(-14), ct);
         var cutoff = utc.AddDays(-options.Value.Housekeeping.AuditRetentionDays);
         var audit = await db.AuditEvents.Where(e => e.At < cutoff).ExecuteDeleteAsync(ct);
+        var oldTraffic = utc - Routing.RequestStats.Retention;
+        var requestMinutes = await db.AppRequestMinutes.Where(m => m.Minute < oldTraffic).ExecuteDeleteAsync(ct);
         var corrections = 0;
         foreach (var teamId in await db.Teams.Select(t => t.Id).ToListAsync(ct))
             if (await quotas.RecomputeAsync(teamId, ct)) corrections++;
         if (corrections > 0) LogUsageDrift(log, corrections);
         var leftovers = await removal.RemoveLeftoversAsync(ct);
-        var report = new Report(pats, joins, oidcTokens, oidcAuthorizations, audit, corrections, leftovers);
+        var report = new Report(pats, joins, oidcTokens, oidcAuthorizations, audit, corrections, leftovers, requestMinutes);
         LogRan(log, pats, joins, oidcTokens, oidcAuthorizations, audit);
         return report;
     }

@@ -9,9 +9,10 @@ using Platform.Data;
 namespace Platform.Api.Routing;
 
 /// <summary>An app as the router sees it: its host and where its running instances listen.</summary>
-public sealed class RouteEntry(string app, string project, string team, IReadOnlyList<string> destinations, bool httpsRedirect = true, bool hsts = false)
+public sealed class RouteEntry(Guid appId, string app, string project, string team, IReadOnlyList<string> destinations, bool httpsRedirect = true, bool hsts = false)
 {
     private int _next = -1;
+    public Guid AppId { get; } = appId;
     public string App { get; } = app;
     /// <summary>team/project/app, as metrics and the access log name the app (made once, not per request).</summary>
     public string Key { get; } = $"{team}/{project}/{app}";
@@ -91,7 +92,7 @@ public sealed partial class RouteTable(IServiceScopeFactory scopes, ClusterSigna
         var entries = new Dictionary<Guid, RouteEntry>();
         foreach (var a in apps.OrderBy(a => a.CreatedAt).ThenBy(a => a.Id))
         {
-            var entry = entries[a.Id] = new RouteEntry(a.Name, a.Project, a.Team, byApp[a.Id].Order(StringComparer.Ordinal).ToList(), a.HttpsRedirect, a.Hsts);
+            var entry = entries[a.Id] = new RouteEntry(a.Id, a.Name, a.Project, a.Team, byApp[a.Id].Order(StringComparer.Ordinal).ToList(), a.HttpsRedirect, a.Hsts);
             table.TryAdd(HostOf(a.Name, a.Project, a.Team, domain), entry);
         }
         // Custom domains share their app's entry (one rotation per app); their hosts never fall in the apps domain.

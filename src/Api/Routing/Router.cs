@@ -22,7 +22,7 @@ namespace Platform.Api.Routing;
 /// app opts out); HTTPS answers carry HSTS when the app asks. Unknown hosts get a 404 page, apps with no running
 /// instance a 503 page with Retry-After, an instance that refuses the connection is skipped once for another.
 /// </summary>
-public sealed partial class Router(RouteTable routes, TlsCertificates tls, IServiceScopeFactory scopes, IOptions<PlatformOptions> options, ILogger<Router> log)
+public sealed partial class Router(RouteTable routes, TlsCertificates tls, RequestStats stats, IServiceScopeFactory scopes, IOptions<PlatformOptions> options, ILogger<Router> log)
     : IHostedService, IAsyncDisposable
 {
     private static readonly Meter Meter = new("Platform.Api");
@@ -108,6 +108,7 @@ public sealed partial class Router(RouteTable routes, TlsCertificates tls, IServ
                 {
                     Requests.Add(1, route.Tag, StatusClass(status));
                     Duration.Record(elapsed.TotalSeconds, route.Tag);
+                    stats.Record(route.AppId, status, elapsed);
                 }
                 if (ingress.AccessLog)
                     LogAccess(log, context.Request.Method, context.Request.Host.Value ?? "", context.Request.Path.Value ?? "", status, elapsed.TotalMilliseconds,

@@ -10,6 +10,8 @@ public static class RoutingSetup
         builder.Services.TryAddSingleton<TlsCertificates>();
         builder.Services.TryAddSingleton<RouteTable>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<RouteTable>());
+        builder.Services.TryAddSingleton<RequestStats>();
+        builder.Services.AddHostedService<RequestStatsWriter>();
         builder.Services.TryAddSingleton<Router>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Router>());
         return builder;

@@ -38,6 +38,9 @@ public static class StandIns
                 await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", CancellationToken.None);
                 return;
             }
+            // ?status=N answers N, ?delayMs=N answers after N ms (what the request chart's test needs).
+            if (int.TryParse(context.Request.Query["delayMs"], out var delay)) await Task.Delay(delay);
+            if (int.TryParse(context.Request.Query["status"], out var status)) context.Response.StatusCode = status;
             await context.Response.WriteAsync($"{name} host={context.Request.Host} xff={context.Request.Headers["X-Forwarded-For"]} xfh={context.Request.Headers["X-Forwarded-Host"]}"
                 + $" xfp={context.Request.Headers["X-Forwarded-Proto"]} rid={context.Request.Headers["X-Request-Id"]}");
         });

@@ -145,6 +145,7 @@ public abstract class AuthorizationMatrixTests(PlatformHost host) : IAsyncLifeti
         yield return new("POST", "/api/v1/teams/{team}/projects/{project}/apps/{app}/rollout/cancel", () => $"{apps}/a1/rollout/cancel", null,
             [409, 409, 409, 409, 403, 409, 404, 401]);
         yield return new("GET", "/api/v1/teams/{team}/projects/{project}/apps/{app}/events", () => $"{apps}/a1/events", null, seeTeam);
+        yield return new("GET", "/api/v1/teams/{team}/projects/{project}/apps/{app}/requests", () => $"{apps}/a1/requests", null, seeTeam);
         yield return new("GET", "/api/v1/teams/{team}/projects/{project}/apps/{app}/domains", () => $"{apps}/a1/domains", null, seeTeam);
         yield return new("PUT", "/api/v1/teams/{team}/projects/{project}/apps/{app}/domains/{host}", () => $"{apps}/a1/domains/{Fresh("d")}.example.com", () => new { },
             [201, 201, 201, 201, 403, 201, 404, 401]);
