@@ -352,19 +352,52 @@ public sealed class FakeApi : IPlatformApi
     public List<AppEventResponse> Events { get; } = [];
     public Task<IReadOnlyList<AppEventResponse>> EventsAsync(string team, string project, string app, CancellationToken ct = default) =>
         Answer<IReadOnlyList<AppEventResponse>>(() => Events);
+    /// <summary>What the app's traffic chart shows, per window asked for (none: an empty hour).</summary>
+    public Dictionary<string, RequestSeriesResponse> Requests { get; } = [];
+    public List<string> RequestWindowsAsked { get; } = [];
+    public Task<RequestSeriesResponse> RequestsAsync(string team, string project, string app, string window, CancellationToken ct = default) =>
+        Answer(() =>
+        {
+            lock (RequestWindowsAsked) RequestWindowsAsked.Add(window);
+            Find(AppsOf(team, project), app);
+            if (Requests.TryGetValue(window, out var r)) return r;
+            // As the Api: every step of the window present, zeros where nothing came.
+            var (minutes, step) = window switch
+            {
+                "1h" => (60, 1), "6h" => (360, 5), "24h" => (1440, 15),
+                _ => throw Invalid("window", "is one of 1h, 6h, 24h."),
+            };
+            var start = DateTime.UtcNow.AddMinutes(-minutes);
+            return new RequestSeriesResponse(window, step * 60,
+                Enumerable.Range(0, minutes / step).Select(i => new RequestPoint(start.AddMinutes(i * step), 0, 0, 0, 0, 0, null, null)).ToList(), 0, 0, null, null);
+        });
     public List<DomainResponse> Domains { get; } = [];
+    private readonly Dictionary<string, string> _domainHolders = [];
+    /// <summary>Whether the platform has an ACME directory (what a new claim's message says).</summary>
+    public bool AcmeConfigured { get; set; } = true;
     public Task<IReadOnlyList<DomainResponse>> DomainsAsync(string team, string project, string app, CancellationToken ct = default) =>
         Answer<IReadOnlyList<DomainResponse>>(() => Domains.ToList());
     public Task<DomainResponse> PutDomainAsync(string team, string project, string app, string host, UploadedCertificate? certificate, CancellationToken ct = default) =>
         Send((host, new PutDomainRequest(certificate)), () =>
         {
-            var domain = new DomainResponse(host, certificate is null ? "Pending" : "Ready", certificate is null ? "waiting for the first ACME order" : "serving the uploaded certificate",
-                certificate is null ? "acme" : "uploaded", null, null, $"{host}. CNAME {app}-{project}-{team}.apps.example.", DateTime.UtcNow, DateTime.UtcNow);
+            Find(AppsOf(team, project), app);
+            host = DomainNames.Normalize(host);
+            Check("host", DomainNames.Validate(host, "apps.localhost"));
+            var holder = $"{team}/{project}/{app}";
+            if (_domainHolders.TryGetValue(host, out var held) && held != holder)
+                throw new ApiProblem(HttpStatusCode.Conflict, "The host is taken.", $"{host} is held by another app on this platform.",
+                    new Dictionary<string, string[]> { ["host"] = [$"{host} is held by another app on this platform."] });
+            _domainHolders[host] = holder;
+            var message = certificate is not null ? "serving the uploaded certificate"
+                : AcmeConfigured ? "waiting for the first ACME order"
+                : "No ACME directory is configured on this platform: upload a certificate for this host (PUT with certificate), or ask an operator to set Platform__Acme__DirectoryUrl. The host is served over HTTP meanwhile.";
+            var domain = new DomainResponse(host, certificate is null ? "Pending" : "Ready", message, certificate is null ? "acme" : "uploaded", null, null,
+                $"{host}. CNAME {app}-{project}-{team}.apps.localhost. (for a zone apex, an A record to the router's address)", DateTime.UtcNow, DateTime.UtcNow);
             Domains.Add(domain);
             return domain;
         });
     public Task DeleteDomainAsync(string team, string project, string app, string host, CancellationToken ct = default) =>
-        Send(("delete domain", host), () => Domains.RemoveAll(d => d.Host == host));
+        Send(("delete domain", host), () => _domainHolders.Remove(host) | Domains.RemoveAll(d => d.Host == host) > 0);
     public Task<IReadOnlyList<AuditEventResponse>> AuditAsync(string team, CancellationToken ct = default) =>
         Answer<IReadOnlyList<AuditEventResponse>>(() => [new AuditEventResponse(1, DateTime.UtcNow, "owner@example.com", "apps.create", team, $"app {team}/web/shop", "success", 201, $"/api/v1/teams/{team}/projects/web/apps")]);
     public string? MyRole { get; set; } = "owner";

@@ -59,7 +59,7 @@ public sealed class FakeApiContractTests
         var address = real.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         using var http = new HttpClient { BaseAddress = new Uri(address.Replace("[::]", "127.0.0.1").Replace("localhost", "127.0.0.1") + "/") };
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminToken);
-        var fake = new FakeApi { Me = new MeResponse("admin", AdminEmail, true, []) };
+        var fake = new FakeApi { Me = new MeResponse("admin", AdminEmail, true, []), AcmeConfigured = false };
 
         var expected = await ScenarioAsync(new PlatformApi(http));
         var actual = await ScenarioAsync(fake);
@@ -130,6 +130,20 @@ public sealed class FakeApiContractTests
         await Do("members at the end", () => api.MembersAsync("acme"), l => l.Select(View));
         await Do("members of unknown team", () => api.MembersAsync("nope"), l => l.Select(View));
 
+        await Do("requests", () => api.RequestsAsync("acme", "web", "shop", "1h"), View);
+        await Do("requests over a day", () => api.RequestsAsync("acme", "web", "shop", "24h"), View);
+        await Do("requests over a week", () => api.RequestsAsync("acme", "web", "shop", "7d"), View);
+        await Do("requests of unknown app", () => api.RequestsAsync("acme", "web", "nope", "1h"), View);
+
+        await Do("domains", () => api.DomainsAsync("acme", "web", "shop"), l => l.Select(View));
+        await Do("claim domain", () => api.PutDomainAsync("acme", "web", "shop", "shop.example.com", null), View);
+        await Do("claim a bad host", () => api.PutDomainAsync("acme", "web", "shop", "bad_host!", null), View);
+        await Do("claim a host of the apps domain", () => api.PutDomainAsync("acme", "web", "shop", "x.apps.localhost", null), View);
+        await Do("claim it for another app", () => api.PutDomainAsync("acme", "web", "site", "shop.example.com", null), View);
+        await Do("domains after claim", () => api.DomainsAsync("acme", "web", "shop"), l => l.Select(View));
+        await Done("remove domain", () => api.DeleteDomainAsync("acme", "web", "shop", "shop.example.com"));
+        await Do("domains after removal", () => api.DomainsAsync("acme", "web", "shop"), l => l.Select(View));
+
         await Done("delete app", () => api.DeleteAppAsync("acme", "web", "shop"));
         await Done("delete app again", () => api.DeleteAppAsync("acme", "web", "shop"));
         await Do("apps after delete", () => api.AppsAsync("acme", "web"), l => l.Select(a => a.Name));
@@ -141,6 +155,12 @@ public sealed class FakeApiContractTests
     private static object View(TeamResponse t) => new { t.Name, t.MyRole, shape = Shape(t) };
     private static object View(ProjectResponse p) => new { p.Name, p.Team, p.MyRole, shape = Shape(p) };
     private static object View(MemberResponse m) => new { m.Email, m.Role, m.Project, shape = Shape(m) };
+    private static object View(RequestSeriesResponse r) => new
+    {
+        r.Window, r.StepSeconds, Points = r.Points.Count, r.Requests, r.Status5xx, r.P99Ms, Steps = r.Points.Zip(r.Points.Skip(1)).Select(p => p.Second.At - p.First.At).Distinct(),
+        shape = Shape(r),
+    };
+    private static object View(DomainResponse d) => new { d.Host, d.State, d.Source, d.Message, d.DnsRecord, shape = Shape(d with { NotAfter = null, RenewAt = null }) };
 
     private static object View(AppResponse a) => new
     {

@@ -555,6 +555,38 @@ public sealed class PageTests : IAsyncLifetime
     }
 
     [Fact]
+    public void The_app_page_charts_the_apps_requests_by_status_and_latency_follows_new_traffic_and_switches_window()
+    {
+        var clock = _clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 12, 0, 0, TimeSpan.Zero));
+        var start = clock.GetUtcNow().UtcDateTime.AddMinutes(-59);
+        RequestSeriesResponse Hour(long ok, long failed) => new("1h", 60,
+            Enumerable.Range(0, 60).Select(i => new RequestPoint(start.AddMinutes(i), 0, i == 59 ? ok : 0, 0, 0, i == 59 ? failed : 0, i == 59 ? 3.5 : null, i == 59 ? 240 : null)).ToList(),
+            ok + failed, failed, 3.5, 240);
+        _api.Apps["acme/web"] = [FakeApi.App("acme", "web", "shop", 1, 1)];
+        var page = RenderApp("shop");
+        // No traffic yet: said in words, no empty chart.
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='no-requests']")));
+
+        // Traffic arrives: the next refresh (every 10 s) draws it, with the totals beside the title.
+        _api.Requests["1h"] = Hour(990, 10);
+        clock.Advance(TimeSpan.FromSeconds(10));
+        page.WaitForAssertion(() => Assert.Contains("1,000 in the last 1h", page.Find("[data-testid='requests-summary']").TextContent));
+        var summary = page.Find("[data-testid='requests-summary']").TextContent;
+        Assert.Contains("1 % 5xx", summary);
+        Assert.Contains("p99 240 ms", summary);
+        var panel = page.Find("[data-testid='requests']");
+        // Two charts: the stacked bars (1xx … 5xx) and the latency lines (p50, p99), each with its legend.
+        var legends = panel.QuerySelectorAll(".mud-chart-legend").Select(l => l.QuerySelectorAll(".mud-chart-legend-item").Select(i => i.TextContent.Trim()).ToList()).ToList();
+        Assert.Equal([["1xx", "2xx", "3xx", "4xx", "5xx"], ["p50", "p99"]], legends);
+
+        // Another window is asked for when chosen.
+        _api.Requests["24h"] = new RequestSeriesResponse("24h", 900, [], 0, 0, null, null);
+        page.FindAll("[data-testid='requests'] button").First(b => b.TextContent.Trim() == "24h").Click();
+        page.WaitForAssertion(() => Assert.Contains("24h", _api.RequestWindowsAsked));
+        page.WaitForAssertion(() => Assert.Contains("in the last 24h", page.Find("[data-testid='no-requests']").TextContent));
+    }
+
+    [Fact]
     public void The_domains_tab_claims_a_host_follows_its_certificate_state_puts_a_refusal_next_to_the_field_and_removes_it()
     {
         var clock = _clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 12, 0, 0, TimeSpan.Zero));
@@ -574,7 +606,7 @@ public sealed class PageTests : IAsyncLifetime
         Input(page, "Host name").Change("www.example.com");
         page.Find("[data-testid='add-domain']").Click();
         page.WaitForAssertion(() => Assert.Equal("Pending", page.Find("[data-testid='domain-www.example.com'] [data-testid='domain-state']").TextContent.Trim()));
-        Assert.Contains("www.example.com. CNAME shop-web-acme.apps.example.", page.Find("[data-testid='domain-www.example.com']").TextContent);
+        Assert.Contains("www.example.com. CNAME shop-web-acme.apps.localhost.", page.Find("[data-testid='domain-www.example.com']").TextContent);
 
         // The issuer moves it on; the open tab follows on its own (one tick of its 3 s refresh, no click).
         _api.Domains[0] = _api.Domains[0] with { State = "Ready", Message = "certificate issued by Pebble Intermediate CA", NotAfter = new DateTime(2026, 4, 1), RenewAt = new DateTime(2026, 3, 2) };

@@ -96,6 +96,8 @@ public interface IPlatformApi
     Task<RolloutResponse> CancelRolloutAsync(string team, string project, string app, CancellationToken ct = default);
     Task<IReadOnlyList<AppEventResponse>> EventsAsync(string team, string project, string app, CancellationToken ct = default);
     Task<IReadOnlyList<DomainResponse>> DomainsAsync(string team, string project, string app, CancellationToken ct = default);
+    /// <summary>The app's traffic through the router over <paramref name="window"/> (1h, 6h or 24h).</summary>
+    Task<RequestSeriesResponse> RequestsAsync(string team, string project, string app, string window, CancellationToken ct = default);
     /// <summary>Claims <paramref name="host"/> for the app: a certificate from ACME, or <paramref name="certificate"/> when given.</summary>
     Task<DomainResponse> PutDomainAsync(string team, string project, string app, string host, UploadedCertificate? certificate, CancellationToken ct = default);
     Task DeleteDomainAsync(string team, string project, string app, string host, CancellationToken ct = default);
@@ -215,6 +217,8 @@ public sealed class PlatformApi(HttpClient http) : IPlatformApi
         (await GetAsync<Page<AppEventResponse>>($"{Apps(team, project)}/{E(app)}/events?limit=50", ct)).Items;
     public async Task<IReadOnlyList<DomainResponse>> DomainsAsync(string team, string project, string app, CancellationToken ct = default) =>
         (await GetAsync<Page<DomainResponse>>($"{Apps(team, project)}/{E(app)}/domains", ct)).Items;
+    public Task<RequestSeriesResponse> RequestsAsync(string team, string project, string app, string window, CancellationToken ct = default) =>
+        GetAsync<RequestSeriesResponse>($"{Apps(team, project)}/{E(app)}/requests?window={E(window)}", ct);
     public Task<DomainResponse> PutDomainAsync(string team, string project, string app, string host, UploadedCertificate? certificate, CancellationToken ct = default) =>
         SendAsync<DomainResponse>(HttpMethod.Put, $"{Apps(team, project)}/{E(app)}/domains/{E(host)}", new PutDomainRequest(certificate), ct);
     public Task DeleteDomainAsync(string team, string project, string app, string host, CancellationToken ct = default) =>
