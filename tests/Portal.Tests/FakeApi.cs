@@ -398,6 +398,18 @@ public sealed class FakeApi : IPlatformApi
         });
     public Task DeleteDomainAsync(string team, string project, string app, string host, CancellationToken ct = default) =>
         Send(("delete domain", host), () => _domainHolders.Remove(host) | Domains.RemoveAll(d => d.Host == host) > 0);
+    public Dictionary<string, List<string>> Suffixes { get; } = [];
+    public Task<IReadOnlyList<string>> DomainSuffixesAsync(string team, CancellationToken ct = default) =>
+        Answer<IReadOnlyList<string>>(() => Suffixes.GetValueOrDefault(team) ?? []);
+    public Task<IReadOnlyList<string>> SetDomainSuffixesAsync(string team, IReadOnlyList<string> suffixes, CancellationToken ct = default) =>
+        Send<IReadOnlyList<string>>(new DomainSuffixesRequest(suffixes), () => Suffixes[team] = suffixes.Select(DomainNames.Normalize).Distinct().ToList());
+    /// <summary>The apps domain's certificate (null: none uploaded).</summary>
+    public IngressCertificateResponse? IngressCertificate { get; set; }
+    public Task<IngressCertificateResponse?> IngressCertificateAsync(CancellationToken ct = default) => Answer(() => IngressCertificate);
+    public Task<IngressCertificateResponse> PutIngressCertificateAsync(UploadedCertificate certificate, CancellationToken ct = default) =>
+        Send(certificate, () => IngressCertificate = new IngressCertificateResponse(["*.apps.localhost"], DateTime.UtcNow.AddDays(90), DateTime.UtcNow));
+    public Task DeleteIngressCertificateAsync(CancellationToken ct = default) =>
+        Send<object>(("delete ingress certificate", 0), () => IngressCertificate = null!);
     public Task<IReadOnlyList<AuditEventResponse>> AuditAsync(string team, CancellationToken ct = default) =>
         Answer<IReadOnlyList<AuditEventResponse>>(() => [new AuditEventResponse(1, DateTime.UtcNow, "owner@example.com", "apps.create", team, $"app {team}/web/shop", "success", 201, $"/api/v1/teams/{team}/projects/web/apps")]);
     public string? MyRole { get; set; } = "owner";

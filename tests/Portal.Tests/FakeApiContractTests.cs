@@ -144,6 +144,11 @@ public sealed class FakeApiContractTests
         await Done("remove domain", () => api.DeleteDomainAsync("acme", "web", "shop", "shop.example.com"));
         await Do("domains after removal", () => api.DomainsAsync("acme", "web", "shop"), l => l.Select(View));
 
+        await Do("domain suffixes", () => api.DomainSuffixesAsync("acme"), l => l);
+        await Do("set domain suffixes", () => api.SetDomainSuffixesAsync("acme", ["Example.com", "example.com.", "shop.example.org"]), l => l);
+        await Do("domain suffixes after", () => api.DomainSuffixesAsync("acme"), l => l);
+        await Do("the apps domain's certificate before one is uploaded", () => api.IngressCertificateAsync(), c => c);
+
         await Done("delete app", () => api.DeleteAppAsync("acme", "web", "shop"));
         await Done("delete app again", () => api.DeleteAppAsync("acme", "web", "shop"));
         await Do("apps after delete", () => api.AppsAsync("acme", "web"), l => l.Select(a => a.Name));

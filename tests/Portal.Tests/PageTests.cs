@@ -244,6 +244,54 @@ public sealed class PageTests : IAsyncLifetime
     }
 
     [Fact]
+    public void Admins_set_a_teams_domain_suffixes_and_a_refused_entry_is_named_beside_the_field()
+    {
+        _api.Teams.Add(new TeamSummary("acme", DateTime.UtcNow, null));
+        _api.Suffixes["acme"] = ["example.com"];
+        var teams = Render<AdminTeams>();
+        teams.WaitForAssertion(() => Assert.Equal("example.com", Input(teams, "Custom domain suffixes").GetAttribute("value")));
+
+        _api.Refuse = body => body is DomainSuffixesRequest r && r.Suffixes!.Contains("bad_one")
+            ? new ApiProblem((System.Net.HttpStatusCode)422, "The request is not valid.", null, new Dictionary<string, string[]> { ["suffixes[1]"] = ["must be a DNS name."] })
+            : null;
+        Input(teams, "Custom domain suffixes").Change("example.com, bad_one");
+        Click(teams, "Save suffixes");
+        teams.WaitForAssertion(() => Assert.Contains("bad_one: must be a DNS name.", teams.Find("[data-testid='domain-suffixes']").TextContent));
+        Assert.Equal(["example.com"], _api.Suffixes["acme"]);   // nothing saved
+
+        Input(teams, "Custom domain suffixes").Change("example.com shop.Example.org");
+        Click(teams, "Save suffixes");
+        teams.WaitForAssertion(() => Assert.Equal(["example.com", "shop.example.org"], _api.Suffixes["acme"]));
+        teams.WaitForAssertion(() => Assert.Equal("example.com, shop.example.org", Input(teams, "Custom domain suffixes").GetAttribute("value")));
+    }
+
+    [Fact]
+    public void Admins_upload_the_apps_domains_certificate_see_refusals_under_the_field_and_remove_it_after_confirmation()
+    {
+        var page = Render<AdminIngress>();
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='ingress-certificate-none']")));
+
+        _api.Refuse = body => body is UploadedCertificate { KeyPem: "wrong" } ? FakeApi.Invalid("certificate.keyPem", "does not match the certificate's public key.") : null;
+        Input(page, "Certificate chain (PEM, the wildcard first, then its intermediates)").Change("-----BEGIN CERTIFICATE-----");
+        Input(page, "Private key (PEM)").Change("wrong");
+        Click(page, "Upload");
+        page.WaitForAssertion(() => Assert.Contains("does not match the certificate's public key.", page.Markup));
+        Assert.Null(_api.IngressCertificate);
+
+        Input(page, "Private key (PEM)").Change("-----BEGIN PRIVATE KEY-----");
+        Click(page, "Upload");
+        page.WaitForAssertion(() => Assert.Contains("*.apps.localhost", page.Find("[data-testid='ingress-certificate-current']").TextContent));
+        Assert.Equal("-----BEGIN PRIVATE KEY-----", Assert.IsType<UploadedCertificate>(_api.Sent.Last()).KeyPem);
+
+        Click(page, "Remove");
+        _dialogs.WaitForAssertion(() => Assert.Contains("Apps fall back to HTTP", _dialogs.Markup));
+        Assert.NotNull(_api.IngressCertificate);   // nothing before the confirmation
+        _dialogs.WaitForAssertion(() => _dialogs.FindAll("button").First(b => b.TextContent.Trim() == "Remove").Click());
+        page.WaitForAssertion(() => Assert.NotNull(page.Find("[data-testid='ingress-certificate-none']")));
+        Assert.Null(_api.IngressCertificate);
+    }
+
+    [Fact]
     public void The_images_page_lists_repositories_and_tags_with_push_instructions()
     {
         var page = Render<Images>(p => p.Add(x => x.Team, "acme"));

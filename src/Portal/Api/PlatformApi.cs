@@ -101,6 +101,13 @@ public interface IPlatformApi
     /// <summary>Claims <paramref name="host"/> for the app: a certificate from ACME, or <paramref name="certificate"/> when given.</summary>
     Task<DomainResponse> PutDomainAsync(string team, string project, string app, string host, UploadedCertificate? certificate, CancellationToken ct = default);
     Task DeleteDomainAsync(string team, string project, string app, string host, CancellationToken ct = default);
+    Task<IReadOnlyList<string>> DomainSuffixesAsync(string team, CancellationToken ct = default);
+    /// <summary>Sets the host suffixes the team may claim (platform admins); empty: any host.</summary>
+    Task<IReadOnlyList<string>> SetDomainSuffixesAsync(string team, IReadOnlyList<string> suffixes, CancellationToken ct = default);
+    /// <summary>The apps domain's wildcard certificate, or null before one is uploaded (platform admins).</summary>
+    Task<IngressCertificateResponse?> IngressCertificateAsync(CancellationToken ct = default);
+    Task<IngressCertificateResponse> PutIngressCertificateAsync(UploadedCertificate certificate, CancellationToken ct = default);
+    Task DeleteIngressCertificateAsync(CancellationToken ct = default);
 }
 
 /// <summary>Attaches the signed-in person's access token (kept in the Portal's auth cookie) to every call.</summary>
@@ -204,6 +211,20 @@ public sealed class PlatformApi(HttpClient http) : IPlatformApi
         (await GetAsync<Page<ReleaseResponse>>($"{Apps(team, project)}/{E(app)}/releases", ct)).Items;
     public Task<ReleaseResponse> RollbackAsync(string team, string project, string app, int version, CancellationToken ct = default) =>
         SendAsync<ReleaseResponse>(HttpMethod.Post, $"{Apps(team, project)}/{E(app)}/releases/{version}/rollback", null, ct);
+    public async Task<IReadOnlyList<string>> DomainSuffixesAsync(string team, CancellationToken ct = default) =>
+        (await GetAsync<DomainSuffixesResponse>($"api/v1/teams/{E(team)}/domain-suffixes", ct)).Suffixes;
+    public async Task<IReadOnlyList<string>> SetDomainSuffixesAsync(string team, IReadOnlyList<string> suffixes, CancellationToken ct = default) =>
+        (await SendAsync<DomainSuffixesResponse>(HttpMethod.Put, $"api/v1/teams/{E(team)}/domain-suffixes", new DomainSuffixesRequest(suffixes), ct)).Suffixes;
+    public async Task<IngressCertificateResponse?> IngressCertificateAsync(CancellationToken ct = default)
+    {
+        using var response = await http.GetAsync("api/v1/ingress/certificate", ct);
+        if (response.StatusCode == HttpStatusCode.NotFound) return null;
+        if (!response.IsSuccessStatusCode) throw await ApiProblem.ReadAsync(response, ct);
+        return await response.Content.ReadFromJsonAsync<IngressCertificateResponse>(Json, ct);
+    }
+    public Task<IngressCertificateResponse> PutIngressCertificateAsync(UploadedCertificate certificate, CancellationToken ct = default) =>
+        SendAsync<IngressCertificateResponse>(HttpMethod.Put, "api/v1/ingress/certificate", certificate, ct);
+    public Task DeleteIngressCertificateAsync(CancellationToken ct = default) => SendAsync<object>(HttpMethod.Delete, "api/v1/ingress/certificate", null, ct);
     public async Task<RolloutResponse?> RolloutAsync(string team, string project, string app, CancellationToken ct = default)
     {
         using var response = await http.GetAsync($"{Apps(team, project)}/{E(app)}/rollout", ct);
