@@ -49,6 +49,7 @@ app.MapOpenApi();
 app.MapPlatformOperations();
 app.MapLoginPage();
 app.MapOidc();
+app.MapDevicePage();
 app.MapPlatformApi();
 app.MapRegistry();
 app.MapGitHosting();

@@ -36,8 +36,8 @@ public static partial class Bootstrap
             DisplayName = "Platform CLI",
             Permissions =
             {
-                Permissions.Endpoints.Token, Permissions.Endpoints.Revocation,
-                Permissions.GrantTypes.Password, Permissions.GrantTypes.RefreshToken,
+                Permissions.Endpoints.Token, Permissions.Endpoints.Revocation, Permissions.Endpoints.DeviceAuthorization,
+                Permissions.GrantTypes.Password, Permissions.GrantTypes.RefreshToken, Permissions.GrantTypes.DeviceCode,
                 Permissions.Scopes.Email, Permissions.Scopes.Profile, Permissions.Prefixes.Scope + IdentitySetup.PlatformScope,
             },
         };

@@ -63,13 +63,18 @@ public static class IdentitySetup
                     .SetEndSessionEndpointUris("connect/logout")
                     .SetUserInfoEndpointUris("connect/userinfo")
                     .SetRevocationEndpointUris("connect/revoke")
-                    .SetIntrospectionEndpointUris("connect/introspect");
+                    .SetIntrospectionEndpointUris("connect/introspect")
+                    // RFC 8628: the CLI asks for a device code, the person approves its user code at /connect/verify.
+                    .SetDeviceAuthorizationEndpointUris("connect/device")
+                    .SetEndUserVerificationEndpointUris("connect/verify");
                 if (options.PublicUrl is { } publicUrl)
                     o.SetIssuer(new Uri(publicUrl));
                 o.AllowAuthorizationCodeFlow().RequireProofKeyForCodeExchange()
                     .AllowRefreshTokenFlow()
                     .AllowPasswordFlow()
-                    .AllowClientCredentialsFlow();
+                    .AllowClientCredentialsFlow()
+                    .AllowDeviceAuthorizationFlow();
+                o.SetDeviceCodeLifetime(TimeSpan.FromMinutes(10)).SetUserCodeLifetime(TimeSpan.FromMinutes(10));
                 o.RegisterScopes(Scopes.OpenId, Scopes.Profile, Scopes.Email, Scopes.OfflineAccess, PlatformScope);
                 o.AddSigningKey(SigningKeys.LoadOrCreate(DataLayout.Of(options).Keys, "oidc-signing"));
                 o.AddEncryptionKey(SigningKeys.LoadOrCreate(DataLayout.Of(options).Keys, "oidc-encryption"));
@@ -80,6 +85,7 @@ public static class IdentitySetup
                     .EnableTokenEndpointPassthrough()
                     .EnableEndSessionEndpointPassthrough()
                     .EnableUserInfoEndpointPassthrough()
+                    .EnableEndUserVerificationEndpointPassthrough()
                     .EnableStatusCodePagesIntegration()
                     // TLS terminates at the load balancer in front of the Api (docs/operations.md).
                     .DisableTransportSecurityRequirement();

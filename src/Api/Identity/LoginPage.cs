@@ -48,13 +48,33 @@ public static class LoginPage
         var tokens = antiforgery.GetAndStoreTokens(ctx);
         string E(string? s) => WebUtility.HtmlEncode(s ?? "");
         var errorHtml = error is null ? "" : $"""<div class="error" role="alert">{E(error)}</div>""";
+        var inner = $$"""
+            <h1>Sign in to Platform</h1>
+            <p class="sub">Use your platform account.</p>
+            {{errorHtml}}
+            <form method="post" action="/account/login">
+              <input type="hidden" name="{{E(tokens.FormFieldName)}}" value="{{E(tokens.RequestToken)}}">
+              <input type="hidden" name="returnUrl" value="{{E(returnUrl)}}">
+              <label for="email">Email</label>
+              <input id="email" name="email" type="email" autocomplete="username" required autofocus value="{{E(email)}}">
+              <label for="password">Password</label>
+              <input id="password" name="password" type="password" autocomplete="current-password" required>
+              <button type="submit">Sign in</button>
+            </form>
+            """;
+        return Card("Sign in", inner, status);
+    }
+
+    /// <summary>A page of the sign-in pages' look: <paramref name="inner"/> (trusted HTML, values encoded by the caller) in a card.</summary>
+    internal static IResult Card(string title, string inner, int status = 200)
+    {
         var html = $$"""
             <!DOCTYPE html>
             <html lang="en">
             <head>
               <meta charset="utf-8">
               <meta name="viewport" content="width=device-width, initial-scale=1">
-              <title>Sign in · Platform</title>
+              <title>{{WebUtility.HtmlEncode(title)}} · Platform</title>
               <style>
                 :root { color-scheme: light dark; --accent: #5b5bd6; }
                 * { box-sizing: border-box; }
@@ -77,18 +97,7 @@ public static class LoginPage
             </head>
             <body>
               <main class="card">
-                <h1>Sign in to Platform</h1>
-                <p class="sub">Use your platform account.</p>
-                {{errorHtml}}
-                <form method="post" action="/account/login">
-                  <input type="hidden" name="{{E(tokens.FormFieldName)}}" value="{{E(tokens.RequestToken)}}">
-                  <input type="hidden" name="returnUrl" value="{{E(returnUrl)}}">
-                  <label for="email">Email</label>
-                  <input id="email" name="email" type="email" autocomplete="username" required autofocus value="{{E(email)}}">
-                  <label for="password">Password</label>
-                  <input id="password" name="password" type="password" autocomplete="current-password" required>
-                  <button type="submit">Sign in</button>
-                </form>
+              {{inner}}
               </main>
             </body>
             </html>

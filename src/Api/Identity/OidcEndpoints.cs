@@ -65,9 +65,10 @@ public static class OidcEndpoints
             return SignIn(UserPrincipal(user, request.GetScopes()));
         }
 
-        if (request.IsAuthorizationCodeGrantType() || request.IsRefreshTokenGrantType())
+        if (request.IsAuthorizationCodeGrantType() || request.IsRefreshTokenGrantType() || request.IsDeviceCodeGrantType())
         {
-            // OpenIddict has already checked the code (and its PKCE verifier) or the refresh token.
+            // OpenIddict has already checked the code (and its PKCE verifier), the refresh token, or the device code
+            // (approved by its person on /connect/verify; until then the CLI polling here gets authorization_pending).
             var stored = (await ctx.AuthenticateAsync(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme)).Principal;
             var user = stored?.GetClaim(Claims.Subject) is { } id ? await users.FindByIdAsync(id) : null;
             if (user is null || await users.IsLockedOutAsync(user))
@@ -114,7 +115,7 @@ public static class OidcEndpoints
         });
     }
 
-    private static ClaimsPrincipal UserPrincipal(PlatformUser user, ImmutableArray<string> scopes)
+    internal static ClaimsPrincipal UserPrincipal(PlatformUser user, ImmutableArray<string> scopes)
     {
         var identity = new ClaimsIdentity(TokenValidationParameters.DefaultAuthenticationType, Claims.Name, Claims.Role);
         identity.SetClaim(Claims.Subject, user.Id)

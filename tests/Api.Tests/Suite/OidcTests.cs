@@ -228,6 +228,102 @@ public abstract partial class OidcTests(PlatformHost host)
         Assert.Contains("password", grants);
         Assert.Contains("client_credentials", grants);
         Assert.Contains("refresh_token", grants);
+        Assert.Contains("urn:ietf:params:oauth:grant-type:device_code", grants);
+        Assert.EndsWith("/connect/device", doc.GetProperty("device_authorization_endpoint").GetString());
+    }
+
+    private const string DeviceGrant = "urn:ietf:params:oauth:grant-type:device_code";
+
+    private async Task<JsonElement> DeviceCodeAsync() =>
+        await host.Http().PostAsync("/connect/device", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["client_id"] = "platform-cli", ["scope"] = "openid offline_access platform email",
+        })).ShouldBeAsync(HttpStatusCode.OK);
+
+    /// <summary>A person's browser: the verification link, the sign-in page when not signed in, then the approval page; returns its last page.</summary>
+    private async Task<(HttpResponseMessage Page, string Html, HttpClient Browser)> VerifyAsync(string link, string email, string password, HttpClient? browser = null)
+    {
+        browser ??= host.Http(handler: new SocketsHttpHandler { AllowAutoRedirect = false, CookieContainer = new CookieContainer(), UseCookies = true });
+        var page = await browser.GetAsync(link);
+        if (page.StatusCode == HttpStatusCode.Redirect && page.Headers.Location is { } to
+            && (to.IsAbsoluteUri ? to.AbsolutePath : to.OriginalString).StartsWith("/account/login", StringComparison.Ordinal))
+        {
+            var login = await (await browser.GetAsync(page.Headers.Location)).Content.ReadAsStringAsync();
+            var posted = await browser.PostAsync("/account/login", new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["__RequestVerificationToken"] = WebUtility.HtmlDecode(AntiforgeryField().Match(login).Groups[1].Value),
+                ["email"] = email, ["password"] = password, ["returnUrl"] = HttpUtility.ParseQueryString(page.Headers.Location.Query)["ReturnUrl"]!,
+            }));
+            Assert.Equal(HttpStatusCode.Redirect, posted.StatusCode);
+            page = await browser.GetAsync(posted.Headers.Location);
+        }
+        return (page, await page.Content.ReadAsStringAsync(), browser);
+    }
+
+    private static Task<HttpResponseMessage> DecideAsync(HttpClient browser, string html, string userCode, string decision, bool withAntiforgery = true)
+    {
+        var form = new Dictionary<string, string> { ["user_code"] = userCode, ["decision"] = decision };
+        if (withAntiforgery) form["__RequestVerificationToken"] = WebUtility.HtmlDecode(AntiforgeryField().Match(html).Groups[1].Value);
+        return browser.PostAsync("/connect/verify", new FormUrlEncodedContent(form));
+    }
+
+    [Fact]
+    public async Task Device_sign_in_waits_for_the_person_who_approves_it_on_the_Api_pages_then_gives_tokens_that_refresh()
+    {
+        var device = await DeviceCodeAsync();
+        var (deviceCode, userCode) = (device.GetProperty("device_code").GetString()!, device.GetProperty("user_code").GetString()!);
+        var complete = new Uri(device.GetProperty("verification_uri_complete").GetString()!);
+        Assert.EndsWith("/connect/verify", device.GetProperty("verification_uri").GetString());
+        var poll = new Dictionary<string, string> { ["grant_type"] = DeviceGrant, ["client_id"] = "platform-cli", ["device_code"] = deviceCode };
+        Assert.Equal("authorization_pending", (await TokenAsync(poll, HttpStatusCode.BadRequest)).GetProperty("error").GetString());
+
+        // The person follows the link, signs in, sees who asks, and approves.
+        var (page, html, browser) = await VerifyAsync(complete.PathAndQuery, PlatformHost.AdminEmail, PlatformHost.AdminPassword);
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Contains("Approve Platform CLI?", html);
+        Assert.Contains(WebUtility.HtmlEncode(PlatformHost.AdminEmail), html);
+        // A cross-site post (no antiforgery token) approves nothing.
+        Assert.Equal(HttpStatusCode.BadRequest, (await DecideAsync(browser, html, userCode, "approve", withAntiforgery: false)).StatusCode);
+        Assert.Equal("authorization_pending", (await TokenAsync(poll, HttpStatusCode.BadRequest)).GetProperty("error").GetString());
+        var approved = await DecideAsync(browser, html, userCode, "approve");
+        Assert.Equal(HttpStatusCode.Redirect, approved.StatusCode);
+        Assert.Equal("/account/device/approved", approved.Headers.Location!.OriginalString);
+
+        var tokens = await TokenAsync(poll);
+        var me = await host.Http(tokens.GetProperty("access_token").GetString()).GetAsync("/api/v1/me").ShouldBeAsync(HttpStatusCode.OK);
+        Assert.Equal(PlatformHost.AdminEmail, me.GetProperty("email").GetString());
+        var refreshed = await TokenAsync(new()
+        {
+            ["grant_type"] = "refresh_token", ["client_id"] = "platform-cli", ["refresh_token"] = tokens.GetProperty("refresh_token").GetString()!,
+        });
+        await host.Http(refreshed.GetProperty("access_token").GetString()).GetAsync("/api/v1/me").ShouldBeAsync(HttpStatusCode.OK);
+        // A device code is good for one sign-in.
+        Assert.Equal("invalid_grant", (await TokenAsync(poll, HttpStatusCode.BadRequest)).GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task A_denied_or_mistyped_device_code_gives_no_tokens()
+    {
+        var email = $"dev-{Guid.NewGuid():N}@example.com";
+        await host.UserTokenAsync(email, "right-password-1");
+        var device = await DeviceCodeAsync();
+        var userCode = device.GetProperty("user_code").GetString()!;
+        var poll = new Dictionary<string, string> { ["grant_type"] = DeviceGrant, ["client_id"] = "platform-cli", ["device_code"] = device.GetProperty("device_code").GetString()! };
+
+        // Typed by hand on the bare page, one character wrong: refused, and the real code still waits.
+        var (form, formHtml, browser) = await VerifyAsync("/connect/verify", email, "right-password-1");
+        Assert.Contains("Enter the code your terminal shows", formHtml);
+        var wrong = (userCode[0] == 'A' ? "B" : "A") + userCode[1..];
+        var mistyped = await browser.GetAsync("/connect/verify?user_code=" + Uri.EscapeDataString(wrong));
+        Assert.Equal(HttpStatusCode.BadRequest, mistyped.StatusCode);
+        Assert.Contains("This code is not valid", await mistyped.Content.ReadAsStringAsync());
+        Assert.Equal("authorization_pending", (await TokenAsync(poll, HttpStatusCode.BadRequest)).GetProperty("error").GetString());
+
+        var (_, html, _) = await VerifyAsync("/connect/verify?user_code=" + Uri.EscapeDataString(userCode), email, "right-password-1", browser);
+        Assert.Contains(WebUtility.HtmlEncode(email), html);
+        var denied = await DecideAsync(browser, html, userCode, "deny");
+        Assert.Equal("/account/device/denied", denied.Headers.Location!.OriginalString);
+        Assert.Equal("access_denied", (await TokenAsync(poll, HttpStatusCode.BadRequest)).GetProperty("error").GetString());
     }
 }
 
