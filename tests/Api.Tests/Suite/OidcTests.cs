@@ -240,33 +240,6 @@ public abstract partial class OidcTests(PlatformHost host)
             ["client_id"] = "platform-cli", ["scope"] = "openid offline_access platform email",
         })).ShouldBeAsync(HttpStatusCode.OK);
 
-    /// <summary>A person's browser: the verification link, the sign-in page when not signed in, then the approval page; returns its last page.</summary>
-    private async Task<(HttpResponseMessage Page, string Html, HttpClient Browser)> VerifyAsync(string link, string email, string password, HttpClient? browser = null)
-    {
-        browser ??= host.Http(handler: new SocketsHttpHandler { AllowAutoRedirect = false, CookieContainer = new CookieContainer(), UseCookies = true });
-        var page = await browser.GetAsync(link);
-        if (page.StatusCode == HttpStatusCode.Redirect && page.Headers.Location is { } to
-            && (to.IsAbsoluteUri ? to.AbsolutePath : to.OriginalString).StartsWith("/account/login", StringComparison.Ordinal))
-        {
-            var login = await (await browser.GetAsync(page.Headers.Location)).Content.ReadAsStringAsync();
-            var posted = await browser.PostAsync("/account/login", new FormUrlEncodedContent(new Dictionary<string, string>
-            {
-                ["__RequestVerificationToken"] = WebUtility.HtmlDecode(AntiforgeryField().Match(login).Groups[1].Value),
-                ["email"] = email, ["password"] = password, ["returnUrl"] = HttpUtility.ParseQueryString(page.Headers.Location.Query)["ReturnUrl"]!,
-            }));
-            Assert.Equal(HttpStatusCode.Redirect, posted.StatusCode);
-            page = await browser.GetAsync(posted.Headers.Location);
-        }
-        return (page, await page.Content.ReadAsStringAsync(), browser);
-    }
-
-    private static Task<HttpResponseMessage> DecideAsync(HttpClient browser, string html, string userCode, string decision, bool withAntiforgery = true)
-    {
-        var form = new Dictionary<string, string> { ["user_code"] = userCode, ["decision"] = decision };
-        if (withAntiforgery) form["__RequestVerificationToken"] = WebUtility.HtmlDecode(AntiforgeryField().Match(html).Groups[1].Value);
-        return browser.PostAsync("/connect/verify", new FormUrlEncodedContent(form));
-    }
-
     [Fact]
     public async Task Device_sign_in_waits_for_the_person_who_approves_it_on_the_Api_pages_then_gives_tokens_that_refresh()
     {
@@ -278,14 +251,14 @@ public abstract partial class OidcTests(PlatformHost host)
         Assert.Equal("authorization_pending", (await TokenAsync(poll, HttpStatusCode.BadRequest)).GetProperty("error").GetString());
 
         // The person follows the link, signs in, sees who asks, and approves.
-        var (page, html, browser) = await VerifyAsync(complete.PathAndQuery, PlatformHost.AdminEmail, PlatformHost.AdminPassword);
+        var (page, html, browser) = await Browser.VisitSignedInAsync(host, complete.PathAndQuery, PlatformHost.AdminEmail, PlatformHost.AdminPassword);
         Assert.Equal(HttpStatusCode.OK, page.StatusCode);
         Assert.Contains("Approve Platform CLI?", html);
         Assert.Contains(WebUtility.HtmlEncode(PlatformHost.AdminEmail), html);
         // A cross-site post (no antiforgery token) approves nothing.
-        Assert.Equal(HttpStatusCode.BadRequest, (await DecideAsync(browser, html, userCode, "approve", withAntiforgery: false)).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await Browser.DecideDeviceAsync(browser, html, userCode, "approve", withAntiforgery: false)).StatusCode);
         Assert.Equal("authorization_pending", (await TokenAsync(poll, HttpStatusCode.BadRequest)).GetProperty("error").GetString());
-        var approved = await DecideAsync(browser, html, userCode, "approve");
+        var approved = await Browser.DecideDeviceAsync(browser, html, userCode, "approve");
         Assert.Equal(HttpStatusCode.Redirect, approved.StatusCode);
         Assert.Equal("/account/device/approved", approved.Headers.Location!.OriginalString);
 
@@ -311,7 +284,7 @@ public abstract partial class OidcTests(PlatformHost host)
         var poll = new Dictionary<string, string> { ["grant_type"] = DeviceGrant, ["client_id"] = "platform-cli", ["device_code"] = device.GetProperty("device_code").GetString()! };
 
         // Typed by hand on the bare page, one character wrong: refused, and the real code still waits.
-        var (form, formHtml, browser) = await VerifyAsync("/connect/verify", email, "right-password-1");
+        var (form, formHtml, browser) = await Browser.VisitSignedInAsync(host, "/connect/verify", email, "right-password-1");
         Assert.Contains("Enter the code your terminal shows", formHtml);
         var wrong = (userCode[0] == 'A' ? "B" : "A") + userCode[1..];
         var mistyped = await browser.GetAsync("/connect/verify?user_code=" + Uri.EscapeDataString(wrong));
@@ -319,9 +292,9 @@ public abstract partial class OidcTests(PlatformHost host)
         Assert.Contains("This code is not valid", await mistyped.Content.ReadAsStringAsync());
         Assert.Equal("authorization_pending", (await TokenAsync(poll, HttpStatusCode.BadRequest)).GetProperty("error").GetString());
 
-        var (_, html, _) = await VerifyAsync("/connect/verify?user_code=" + Uri.EscapeDataString(userCode), email, "right-password-1", browser);
+        var (_, html, _) = await Browser.VisitSignedInAsync(host, "/connect/verify?user_code=" + Uri.EscapeDataString(userCode), email, "right-password-1", browser);
         Assert.Contains(WebUtility.HtmlEncode(email), html);
-        var denied = await DecideAsync(browser, html, userCode, "deny");
+        var denied = await Browser.DecideDeviceAsync(browser, html, userCode, "deny");
         Assert.Equal("/account/device/denied", denied.Headers.Location!.OriginalString);
         Assert.Equal("access_denied", (await TokenAsync(poll, HttpStatusCode.BadRequest)).GetProperty("error").GetString());
     }

@@ -1,0 +1,211 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Platform.Api.Tests.Infrastructure;
+
+namespace Platform.Api.Tests.Cli;
+
+/// <summary>The built <c>platform</c> tool run as a process, as a developer runs it, against a real Api over HTTP.</summary>
+public sealed partial class CliTests : IAsyncLifetime
+{
+    private readonly string _home = Path.Combine(Path.GetTempPath(), "platform-cli-tests", Guid.NewGuid().ToString("N")[..8]);
+    private PlatformHost _host = null!;
+
+    private string ConfigFile => Path.Combine(_home, "config", "platform", "config.json");
+
+    public Task InitializeAsync()
+    {
+        Directory.CreateDirectory(_home);
+        // Access tokens live 5 s: the refresh test sees one expire for real.
+        _host = new PlatformHost(Provider.Sqlite, settings: new Dictionary<string, string?> { ["Platform:AccessTokenLifetime"] = "00:00:05" });
+        _host.Admin();   // starts the server
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _host.DisposeAsync();
+        Directory.Delete(_home, recursive: true);
+    }
+
+    /// <summary>The CLI the solution built: src/Cli's output beside this test assembly's configuration.</summary>
+    private static readonly string Tool = Path.GetFullPath(AppContext.BaseDirectory.Replace(
+        $"{Path.DirectorySeparatorChar}tests{Path.DirectorySeparatorChar}Api.Tests{Path.DirectorySeparatorChar}",
+        $"{Path.DirectorySeparatorChar}src{Path.DirectorySeparatorChar}Cli{Path.DirectorySeparatorChar}") + "platform.dll");
+
+    private ProcessStartInfo Start(string[] args, Dictionary<string, string>? env)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+        info.ArgumentList.Add(Tool);
+        foreach (var a in args) info.ArgumentList.Add(a);
+        info.Environment["HOME"] = _home;
+        info.Environment["XDG_CONFIG_HOME"] = Path.Combine(_home, "config");
+        info.Environment.Remove("PLATFORM_TOKEN");
+        info.Environment.Remove("PLATFORM_API");
+        foreach (var (k, v) in env ?? []) info.Environment[k] = v;
+        return info;
+    }
+
+    private async Task<(int Code, string Out, string Err)> RunAsync(string[] args, Dictionary<string, string>? env = null)
+    {
+        using var p = Process.Start(Start(args, env))!;
+        p.StandardInput.Close();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        using var guard = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await p.WaitForExitAsync(guard.Token);
+        return (p.ExitCode, await stdout, await stderr);
+    }
+
+    private Task<(int Code, string Out, string Err)> RunAsync(params string[] args) => RunAsync(args, null);
+
+    [GeneratedRegex(@"(http\S+/connect/verify\S*)")]
+    private static partial Regex Link();
+
+    [GeneratedRegex(@"code: (\S+)")]
+    private static partial Regex Code();
+
+    /// <summary><c>platform login</c> as a person does it: the CLI prints a link and a code, the person approves in a browser, the CLI ends signed in.</summary>
+    private async Task<(int Code, string Out, string Err)> DeviceLoginAsync(string email, string password, string decision = "approve")
+    {
+        using var p = Process.Start(Start(["login", _host.BaseAddress.ToString()], null))!;
+        p.StandardInput.Close();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var err = new StringBuilder();
+        string? link = null, code = null;
+        while (link is null || code is null)
+        {
+            var line = await p.StandardError.ReadLineAsync() ?? throw new Xunit.Sdk.XunitException("the CLI ended before it printed a link: " + err + await stdout);
+            err.AppendLine(line);
+            link ??= Link().Match(line) is { Success: true } l ? l.Groups[1].Value : null;
+            code ??= Code().Match(line) is { Success: true } c ? c.Groups[1].Value : null;
+        }
+        var rest = p.StandardError.ReadToEndAsync();
+        var (page, html, browser) = await Browser.VisitSignedInAsync(_host, new Uri(link).PathAndQuery, email, password);
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Contains(WebUtility.HtmlEncode(code), html);   // the page shows the code the terminal shows
+        await Browser.DecideDeviceAsync(browser, html, code, decision);
+        using var guard = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await p.WaitForExitAsync(guard.Token);
+        return (p.ExitCode, await stdout, err + await rest);
+    }
+
+    [Fact]
+    public async Task Device_sign_in_keeps_private_tokens_that_refresh_when_they_expire_and_logout_forgets_them()
+    {
+        var (code, stdout, stderr) = await DeviceLoginAsync(PlatformHost.AdminEmail, PlatformHost.AdminPassword);
+        Assert.True(code == 0, stderr + stdout);
+        Assert.Contains($"Signed in to {_host.BaseAddress.ToString().TrimEnd('/')} as {PlatformHost.AdminEmail}", stdout);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(ConfigFile));
+        var saved = JsonDocument.Parse(await File.ReadAllTextAsync(ConfigFile)).RootElement;
+        var firstAccess = saved.GetProperty("accessToken").GetString()!;
+        Assert.DoesNotContain(firstAccess, stdout + stderr);   // no token is printed
+        Assert.DoesNotContain(saved.GetProperty("refreshToken").GetString()!, stdout + stderr);
+
+        var who = await RunAsync("whoami");
+        Assert.True(who.Code == 0, who.Err);
+        Assert.Contains(PlatformHost.AdminEmail, who.Out);
+        Assert.Contains("platform admin", who.Out);
+
+        // The access token lives 5 s: once the Api refuses it, the CLI refreshes it and the command just works.
+        await Nodes.Cluster.WaitAsync(async () => (await _host.Http(firstAccess).GetAsync("/api/v1/me")).StatusCode == HttpStatusCode.Unauthorized, 30, "the access token expired");
+        var later = await RunAsync("whoami", "--json");
+        Assert.True(later.Code == 0, later.Err);
+        Assert.Equal(PlatformHost.AdminEmail, JsonDocument.Parse(later.Out).RootElement.GetProperty("email").GetString());
+        Assert.NotEqual(firstAccess, JsonDocument.Parse(await File.ReadAllTextAsync(ConfigFile)).RootElement.GetProperty("accessToken").GetString());
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(ConfigFile));
+
+        var logout = await RunAsync("logout");
+        Assert.True(logout.Code == 0, logout.Err);
+        var after = await RunAsync("whoami");
+        Assert.Equal(1, after.Code);
+        Assert.DoesNotContain("accessToken", await File.ReadAllTextAsync(ConfigFile));
+    }
+
+    [Fact]
+    public async Task A_sign_in_denied_in_the_browser_ends_with_exit_1_and_no_tokens()
+    {
+        var (code, stdout, stderr) = await DeviceLoginAsync(PlatformHost.AdminEmail, PlatformHost.AdminPassword, "deny");
+        Assert.Equal(1, code);
+        Assert.Contains("denied", stderr);
+        Assert.False(File.Exists(ConfigFile) && File.ReadAllText(ConfigFile).Contains("accessToken"), stdout);
+    }
+
+    [Fact]
+    public async Task A_developer_creates_scales_configures_rolls_back_and_deletes_an_app_with_tables_json_and_clear_refusals()
+    {
+        var admin = _host.Admin();
+        (await admin.PostAsync("/api/v1/teams", JsonBody(new { name = "acme" }))).EnsureSuccessStatusCode();
+        (await admin.PostAsync("/api/v1/teams/acme/projects", JsonBody(new { name = "web" }))).EnsureSuccessStatusCode();
+        var token = await _host.UserTokenAsync("dev@example.com");
+        (await admin.PutAsync("/api/v1/teams/acme/members/dev@example.com", JsonBody(new { role = "developer" }))).EnsureSuccessStatusCode();
+        var env = new Dictionary<string, string> { ["PLATFORM_TOKEN"] = token };
+        Task<(int Code, string Out, string Err)> Cli(params string[] args) => RunAsync(args, env);
+
+        // A personal access token for CI: login --token keeps it; PLATFORM_TOKEN would do without a file.
+        var login = await RunAsync(["login", _host.BaseAddress.ToString(), "--token", token]);
+        Assert.True(login.Code == 0, login.Err);
+        Assert.DoesNotContain(token, login.Out + login.Err);
+
+        // No target yet: refused with what to do. A usage mistake is exit 2.
+        var untargeted = await Cli("apps", "list");
+        Assert.Equal(1, untargeted.Code);
+        Assert.Contains("platform target", untargeted.Err);
+        Assert.Equal(2, (await Cli("scale", "shop", "many")).Code);
+        Assert.Equal(2, (await Cli("apps", "frobnicate")).Code);
+        var target = await Cli("target", "--team", "acme", "--project", "web");
+        Assert.True(target.Code == 0, target.Err);
+        var wrongTarget = await Cli("target", "--team", "acme", "--project", "nope");
+        Assert.Equal(1, wrongTarget.Code);
+        Assert.Contains("was not found", wrongTarget.Err);
+
+        var created = await Cli("apps", "create", "shop", "--image", "library/hello:latest", "-e", "GREETING=hi", "-e", "SECRET=s3cret");
+        Assert.True(created.Code == 0, created.Err);
+        Assert.Contains("Created shop: http://shop-web-acme.apps.localhost", created.Out);
+        var invalid = await Cli("apps", "create", "Shop!", "--image", "library/hello:latest");
+        Assert.Equal(1, invalid.Code);
+        Assert.Contains("name:", invalid.Err);   // the problem names the field
+
+        var list = await Cli("apps", "list");
+        Assert.Matches(@"NAME\s+READY\s+IMAGE\s+URL", list.Out);
+        Assert.Matches(@"shop\s+0/1\s+library/hello:latest", list.Out);
+        var json = JsonDocument.Parse((await Cli("apps", "list", "--json")).Out).RootElement;
+        Assert.Equal("shop", json.GetProperty("items")[0].GetProperty("name").GetString());
+
+        var scaled = await Cli("scale", "shop", "2");
+        Assert.True(scaled.Code == 0, scaled.Err);
+        Assert.Equal(2, JsonDocument.Parse((await Cli("apps", "show", "shop", "--json")).Out).RootElement.GetProperty("instances").GetInt32());
+
+        var masked = await Cli("env", "list", "shop");
+        Assert.Contains("SECRET=********", masked.Out);
+        Assert.DoesNotContain("s3cret", masked.Out);
+        Assert.Contains("SECRET=s3cret", (await Cli("env", "list", "shop", "--reveal")).Out);
+        Assert.True((await Cli("env", "set", "shop", "COLOR=blue")).Code == 0);
+        Assert.True((await Cli("env", "unset", "shop", "GREETING")).Code == 0);
+        var envJson = JsonDocument.Parse((await Cli("env", "list", "shop", "--json", "--reveal")).Out).RootElement;
+        Assert.Equal(["COLOR", "SECRET"], envJson.EnumerateObject().Select(p => p.Name).Order().ToArray());
+        Assert.Equal(1, (await Cli("env", "set", "shop", "NOEQUALS")).Code);
+
+        var deployed = await Cli("deploy", "shop", "--image", "library/hello:2");
+        Assert.True(deployed.Code == 0, deployed.Err);
+        var releases = await Cli("releases", "shop");
+        Assert.Matches(@"v\d+\s+current\s+.*library/hello:2", releases.Out);
+        var rolledBack = await Cli("rollback", "shop");
+        Assert.True(rolledBack.Code == 0, rolledBack.Err);
+        Assert.Equal("library/hello:latest", JsonDocument.Parse((await Cli("apps", "show", "shop", "--json")).Out).RootElement.GetProperty("image").GetString());
+
+        Assert.Contains("http://shop-web-acme.apps.localhost", (await Cli("open", "shop")).Out);
+        var unknown = await Cli("apps", "show", "nope");
+        Assert.Equal(1, unknown.Code);
+        Assert.Contains("App 'nope' was not found", unknown.Err);
+
+        var refusedDelete = await Cli("apps", "delete", "shop");   // no one to answer: refused, nothing deleted
+        Assert.Equal(1, refusedDelete.Code);
+        Assert.True((await Cli("apps", "delete", "shop", "--yes")).Code == 0);
+        Assert.Contains("no apps yet", (await Cli("apps", "list")).Out);
+    }
+
+    private static StringContent JsonBody(object value) => new(JsonSerializer.Serialize(value), Encoding.UTF8, "application/json");
+}
