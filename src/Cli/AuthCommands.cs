@@ -44,6 +44,11 @@ public static class AuthCommands
               platform logout
             """).With(stdout, async (c, ct) =>
         {
+            // The token the CLI made for git goes with the sign-in (while the session can still revoke it).
+            if (c.Profile.GitTokenId is { } gitToken)
+                try { await c.Api.SendAsync(HttpMethod.Delete, $"api/v1/me/tokens/{E(gitToken)}", null, ct); }
+                catch (CliException e) { Console.Error.WriteLine($"The git token could not be revoked ({e.Message}); revoke it in the Portal."); }
+            (c.Profile.GitToken, c.Profile.GitTokenId, c.Profile.GitTokenExpiresAt) = (null, null, null);
             if (c.Profile is { Kind: "device", RefreshToken: { } refresh, Api: { } apiUrl })
             {
                 using var http = new HttpClient { BaseAddress = new Uri(apiUrl + "/") };

@@ -13,6 +13,10 @@ public sealed class Profile
     public string? AccessToken { get; set; }
     public string? RefreshToken { get; set; }
     public DateTimeOffset? ExpiresAt { get; set; }
+    /// <summary>A personal access token the CLI made for git's pushes (the credential helper's answer) and its expiry.</summary>
+    public string? GitToken { get; set; }
+    public string? GitTokenId { get; set; }
+    public DateTimeOffset? GitTokenExpiresAt { get; set; }
     public string? Team { get; set; }
     public string? Project { get; set; }
 }

@@ -48,7 +48,7 @@ public sealed class Output(TextWriter stdout, bool json)
         else if (jsonValue is not null) Out.WriteLine(JsonSerializer.Serialize(jsonValue, new JsonSerializerOptions(JsonSerializerDefaults.Web) { WriteIndented = true }));
     }
 
-    private void Table(string[] columns, List<string[]> rows)
+    public void Table(string[] columns, List<string[]> rows)
     {
         var widths = columns.Select((c, i) => Math.Max(c.Length, rows.Max(r => i < r.Length ? r[i].Length : 0))).ToArray();
         Out.WriteLine(string.Join("  ", columns.Select((c, i) => c.ToUpperInvariant().PadRight(widths[i]))).TrimEnd());

@@ -19,7 +19,11 @@ public sealed partial class CliTests : IAsyncLifetime
     {
         Directory.CreateDirectory(_home);
         // Access tokens live 5 s: the refresh test sees one expire for real.
-        _host = new PlatformHost(Provider.Sqlite, settings: new Dictionary<string, string?> { ["Platform:AccessTokenLifetime"] = "00:00:05" });
+        // Pushes queue builds that no worker runs: these tests are about the CLI, not buildah.
+        _host = new PlatformHost(Provider.Sqlite, settings: new Dictionary<string, string?>
+        {
+            ["Platform:AccessTokenLifetime"] = "00:00:05", ["Platform:Builds:Workers"] = "0",
+        });
         _host.Admin();   // starts the server
         return Task.CompletedTask;
     }
@@ -48,9 +52,12 @@ public sealed partial class CliTests : IAsyncLifetime
         return info;
     }
 
-    private async Task<(int Code, string Out, string Err)> RunAsync(string[] args, Dictionary<string, string>? env = null)
+    private async Task<(int Code, string Out, string Err)> RunAsync(string[] args, Dictionary<string, string>? env = null, string? stdin = null, string? cwd = null)
     {
-        using var p = Process.Start(Start(args, env))!;
+        var info = Start(args, env);
+        if (cwd is not null) info.WorkingDirectory = cwd;
+        using var p = Process.Start(info)!;
+        if (stdin is not null) await p.StandardInput.WriteAsync(stdin);
         p.StandardInput.Close();
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
@@ -205,6 +212,81 @@ public sealed partial class CliTests : IAsyncLifetime
         Assert.Equal(1, refusedDelete.Code);
         Assert.True((await Cli("apps", "delete", "shop", "--yes")).Code == 0);
         Assert.Contains("no apps yet", (await Cli("apps", "list")).Out);
+    }
+
+    /// <summary>git as a developer runs it, in <paramref name="cwd"/>, never prompting (a missing credential fails).</summary>
+    private async Task<(int Code, string Out)> GitAsync(string cwd, params string[] args)
+    {
+        var info = new ProcessStartInfo("git") { WorkingDirectory = cwd, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) info.ArgumentList.Add(a);
+        info.Environment["HOME"] = _home;
+        info.Environment["XDG_CONFIG_HOME"] = Path.Combine(_home, "config");
+        info.Environment["GIT_TERMINAL_PROMPT"] = "0";
+        info.Environment["GIT_CONFIG_NOSYSTEM"] = "1";
+        using var p = Process.Start(info)!;
+        var output = p.StandardOutput.ReadToEndAsync();
+        var error = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        return (p.ExitCode, await output + await error);
+    }
+
+    [Fact]
+    public async Task Git_pushes_through_the_CLIs_credential_helper_which_answers_only_its_own_Api_and_team_commands_work()
+    {
+        var admin = _host.Admin();
+        (await admin.PostAsync("/api/v1/teams", JsonBody(new { name = "acme" }))).EnsureSuccessStatusCode();
+        (await admin.PostAsync("/api/v1/teams/acme/projects", JsonBody(new { name = "web" }))).EnsureSuccessStatusCode();
+        await _host.UserTokenAsync("dev@example.com", "dev-password-1");
+        (await admin.PutAsync("/api/v1/teams/acme/members/dev@example.com", JsonBody(new { role = "admin" }))).EnsureSuccessStatusCode();
+        var login = await DeviceLoginAsync("dev@example.com", "dev-password-1");
+        Assert.True(login.Code == 0, login.Err);
+        Assert.True((await RunAsync("target", "-t", "acme", "-p", "web")).Code == 0);
+        Assert.True((await RunAsync("apps", "create", "site", "--memory", "64")).Code == 0);
+
+        var repo = Path.Combine(_home, "site");
+        Directory.CreateDirectory(repo);
+        Assert.Equal(0, (await GitAsync(repo, "init", "-q", "-b", "main")).Code);
+        await File.WriteAllTextAsync(Path.Combine(repo, "Dockerfile"), "FROM busybox\n");
+        Assert.Equal(0, (await GitAsync(repo, "add", ".")).Code);
+        Assert.Equal(0, (await GitAsync(repo, "-c", "user.name=me", "-c", "user.email=me@example.com", "commit", "-qm", "one")).Code);
+        var url = (await RunAsync("git", "remote", "site")).Out.Trim();
+        Assert.EndsWith("/git/acme/web/site.git", url);
+        // The control: without a credential the Api's git refuses the push.
+        var refused = await GitAsync(repo, "push", url, "main");
+        Assert.NotEqual(0, refused.Code);
+
+        var added = await RunAsync(["git", "remote", "site", "--add"], cwd: repo);
+        Assert.True(added.Code == 0, added.Err);
+        var pushed = await GitAsync(repo, "push", "platform", "main");
+        Assert.True(pushed.Code == 0, pushed.Out);
+        var builds = await RunAsync("builds", "list", "site");
+        Assert.Matches(@"#1\s+Queued", builds.Out);   // the push queued a build (no worker runs it here)
+        var gitToken = JsonDocument.Parse(await File.ReadAllTextAsync(ConfigFile)).RootElement.GetProperty("gitToken").GetString()!;
+        Assert.DoesNotContain(gitToken, (await GitAsync(repo, "config", "--list")).Out);   // git keeps the helper, never the token
+
+        // The helper answers its own Api only: another host gets nothing (git would ask elsewhere), not the token.
+        var origin = new Uri(url);
+        var other = await RunAsync(["git", "credential", "get"], stdin: "protocol=https\nhost=evil.example\n\n");
+        Assert.Equal((0, ""), (other.Code, other.Out));
+        var samePortOtherScheme = await RunAsync(["git", "credential", "get"], stdin: $"protocol=https\nhost={origin.Authority}\n\n");
+        Assert.Equal("", samePortOtherScheme.Out);
+        var own = await RunAsync(["git", "credential", "get"], stdin: $"protocol={origin.Scheme}\nhost={origin.Authority}\npath=git/acme/web/site.git\n\n");
+        Assert.Contains($"password={gitToken}", own.Out);
+
+        // Tokens, members, quota.
+        Assert.Contains($"git on {Environment.MachineName}", (await RunAsync("tokens", "list")).Out);
+        Assert.True((await RunAsync("members", "set", "dev2@example.com", "developer")).Code == 1);   // no such person: refused
+        await _host.UserTokenAsync("dev2@example.com");
+        var set = await RunAsync("members", "set", "dev2@example.com", "developer");
+        Assert.True(set.Code == 0, set.Err);
+        Assert.Matches(@"dev2@example\.com\s+developer", (await RunAsync("members", "list")).Out);
+        Assert.True((await RunAsync("members", "remove", "dev2@example.com")).Code == 0);
+        Assert.DoesNotContain("dev2@example.com", (await RunAsync("members", "list")).Out);
+        Assert.Matches(@"apps\s+1\s+", (await RunAsync("quota")).Out);
+
+        // Signing out revokes the token made for git: the remote no longer takes pushes.
+        Assert.True((await RunAsync("logout")).Code == 0);
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await _host.Http(gitToken).GetAsync("/api/v1/me")).StatusCode);
     }
 
     private static StringContent JsonBody(object value) => new(JsonSerializer.Serialize(value), Encoding.UTF8, "application/json");
