@@ -13,7 +13,7 @@ public sealed partial class CliTests : IAsyncLifetime
     private readonly string _home = Path.Combine(Path.GetTempPath(), "platform-cli-tests", Guid.NewGuid().ToString("N")[..8]);
     private PlatformHost _host = null!;
 
-    private string ConfigFile => Path.Combine(_home, "config", "platform", "config.json");
+    private string ConfigFile => Runner.ConfigFile;
 
     public Task InitializeAsync()
     {
@@ -34,37 +34,12 @@ public sealed partial class CliTests : IAsyncLifetime
         Directory.Delete(_home, recursive: true);
     }
 
-    /// <summary>The CLI the solution built: src/Cli's output beside this test assembly's configuration.</summary>
-    private static readonly string Tool = Path.GetFullPath(AppContext.BaseDirectory.Replace(
-        $"{Path.DirectorySeparatorChar}tests{Path.DirectorySeparatorChar}Api.Tests{Path.DirectorySeparatorChar}",
-        $"{Path.DirectorySeparatorChar}src{Path.DirectorySeparatorChar}Cli{Path.DirectorySeparatorChar}") + "platform.dll");
+    private CliRunner Runner => new(_home);
 
-    private ProcessStartInfo Start(string[] args, Dictionary<string, string>? env)
-    {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
-        info.ArgumentList.Add(Tool);
-        foreach (var a in args) info.ArgumentList.Add(a);
-        info.Environment["HOME"] = _home;
-        info.Environment["XDG_CONFIG_HOME"] = Path.Combine(_home, "config");
-        info.Environment.Remove("PLATFORM_TOKEN");
-        info.Environment.Remove("PLATFORM_API");
-        foreach (var (k, v) in env ?? []) info.Environment[k] = v;
-        return info;
-    }
+    private ProcessStartInfo Start(string[] args, Dictionary<string, string>? env) => Runner.Start(args, env);
 
-    private async Task<(int Code, string Out, string Err)> RunAsync(string[] args, Dictionary<string, string>? env = null, string? stdin = null, string? cwd = null)
-    {
-        var info = Start(args, env);
-        if (cwd is not null) info.WorkingDirectory = cwd;
-        using var p = Process.Start(info)!;
-        if (stdin is not null) await p.StandardInput.WriteAsync(stdin);
-        p.StandardInput.Close();
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        using var guard = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await p.WaitForExitAsync(guard.Token);
-        return (p.ExitCode, await stdout, await stderr);
-    }
+    private Task<(int Code, string Out, string Err)> RunAsync(string[] args, Dictionary<string, string>? env = null, string? stdin = null, string? cwd = null) =>
+        Runner.RunAsync(args, env, stdin, cwd);
 
     private Task<(int Code, string Out, string Err)> RunAsync(params string[] args) => RunAsync(args, null);
 

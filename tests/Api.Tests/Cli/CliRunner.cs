@@ -1,0 +1,44 @@
+using System.Diagnostics;
+
+namespace Platform.Api.Tests.Cli;
+
+/// <summary>Runs the <c>platform</c> tool the solution built as a process, with a home (and so a profile file) of its own.</summary>
+public sealed class CliRunner(string home)
+{
+    /// <summary>src/Cli's output beside this test assembly's configuration.</summary>
+    private static readonly string Tool = Path.GetFullPath(AppContext.BaseDirectory.Replace(
+        $"{Path.DirectorySeparatorChar}tests{Path.DirectorySeparatorChar}Api.Tests{Path.DirectorySeparatorChar}",
+        $"{Path.DirectorySeparatorChar}src{Path.DirectorySeparatorChar}Cli{Path.DirectorySeparatorChar}") + "platform.dll");
+
+    public string Home => home;
+
+    public string ConfigFile => Path.Combine(home, "config", "platform", "config.json");
+
+    public ProcessStartInfo Start(string[] args, IReadOnlyDictionary<string, string>? env = null)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+        info.ArgumentList.Add(Tool);
+        foreach (var a in args) info.ArgumentList.Add(a);
+        info.Environment["HOME"] = home;
+        info.Environment["XDG_CONFIG_HOME"] = Path.Combine(home, "config");
+        info.Environment.Remove("PLATFORM_TOKEN");
+        info.Environment.Remove("PLATFORM_API");
+        foreach (var (k, v) in env ?? new Dictionary<string, string>()) info.Environment[k] = v;
+        return info;
+    }
+
+    public async Task<(int Code, string Out, string Err)> RunAsync(string[] args, IReadOnlyDictionary<string, string>? env = null, string? stdin = null, string? cwd = null,
+        int seconds = 60)
+    {
+        var info = Start(args, env);
+        if (cwd is not null) info.WorkingDirectory = cwd;
+        using var p = Process.Start(info)!;
+        if (stdin is not null) await p.StandardInput.WriteAsync(stdin);
+        p.StandardInput.Close();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        using var guard = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
+        await p.WaitForExitAsync(guard.Token);
+        return (p.ExitCode, await stdout, await stderr);
+    }
+}
