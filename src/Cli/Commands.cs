@@ -29,7 +29,8 @@ public static class Commands
         root.Options.Add(ProjectOption);
         root.Options.Add(ApiOption);
         foreach (var command in AuthCommands.All(stdout).Concat(AppCommands.All(stdout))
-                     .Concat([BuildCommands.Builds(stdout), GitCommands.Git(stdout)]).Concat(TeamCommands.All(stdout)))
+                     .Concat([BuildCommands.Builds(stdout), GitCommands.Git(stdout)]).Concat(TeamCommands.All(stdout))
+                     .Append(CompletionCommand.Build(stdout)))
             root.Subcommands.Add(command);
         // Descriptions are written with their examples; a command list shows the first paragraph, the command's own
         // --help the examples after its options.

@@ -6,7 +6,7 @@ namespace Platform.Api.Tests.Cli;
 public sealed class CliRunner(string home)
 {
     /// <summary>src/Cli's output beside this test assembly's configuration.</summary>
-    private static readonly string Tool = Path.GetFullPath(AppContext.BaseDirectory.Replace(
+    public static readonly string Tool = Path.GetFullPath(AppContext.BaseDirectory.Replace(
         $"{Path.DirectorySeparatorChar}tests{Path.DirectorySeparatorChar}Api.Tests{Path.DirectorySeparatorChar}",
         $"{Path.DirectorySeparatorChar}src{Path.DirectorySeparatorChar}Cli{Path.DirectorySeparatorChar}") + "platform.dll");
 

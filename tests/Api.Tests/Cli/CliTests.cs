@@ -264,5 +264,25 @@ public sealed partial class CliTests : IAsyncLifetime
         Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await _host.Http(gitToken).GetAsync("/api/v1/me")).StatusCode);
     }
 
+    [Fact]
+    public async Task Bash_completes_commands_and_subcommands_from_the_script_the_CLI_prints()
+    {
+        var script = await RunAsync("completion", "bash");
+        Assert.True(script.Code == 0, script.Err);
+        var file = Path.Combine(_home, "platform.bash");
+        await File.WriteAllTextAsync(file, script.Out);
+        string Complete(string line) => $$"""
+            COMP_LINE="{{line}}"; COMP_POINT=${#COMP_LINE}; read -ra COMP_WORDS <<< "$COMP_LINE"; COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _platform_complete; echo "${COMPREPLY[*]}"
+            """;
+        var test = $"platform() {{ dotnet '{CliRunner.Tool}' \"$@\"; }}\nsource '{file}'\n{Complete("platform sca")}\n{Complete("platform apps cr")}\n{Complete("platform builds l")}\n";
+        var info = new ProcessStartInfo("bash", ["-c", test]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        info.Environment["HOME"] = _home;
+        using var bash = Process.Start(info)!;
+        var output = await bash.StandardOutput.ReadToEndAsync();
+        await bash.WaitForExitAsync();
+        Assert.Equal(["scale", "create", "list logs"], output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => string.Join(' ', l.Split(' ').Order())));
+        Assert.Equal(2, (await RunAsync("completion", "fish")).Code);   // an unknown shell is a usage error
+    }
+
     private static StringContent JsonBody(object value) => new(JsonSerializer.Serialize(value), Encoding.UTF8, "application/json");
 }
