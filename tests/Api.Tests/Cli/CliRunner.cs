@@ -41,4 +41,21 @@ public sealed class CliRunner(string home)
         await p.WaitForExitAsync(guard.Token);
         return (p.ExitCode, await stdout, await stderr);
     }
+
+    /// <summary>git as a developer runs it beside the CLI (same home), in <paramref name="cwd"/>, never prompting (a missing credential fails).</summary>
+    public async Task<(int Code, string Out)> GitAsync(string cwd, params string[] args)
+    {
+        var info = new ProcessStartInfo("git") { WorkingDirectory = cwd, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) info.ArgumentList.Add(a);
+        info.Environment["HOME"] = home;
+        info.Environment["XDG_CONFIG_HOME"] = Path.Combine(home, "config");
+        info.Environment["GIT_TERMINAL_PROMPT"] = "0";
+        info.Environment["GIT_CONFIG_NOSYSTEM"] = "1";
+        info.Environment.Remove("PLATFORM_TOKEN");
+        using var p = Process.Start(info)!;
+        var output = p.StandardOutput.ReadToEndAsync();
+        var error = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        return (p.ExitCode, await output + await error);
+    }
 }

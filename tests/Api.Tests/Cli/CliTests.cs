@@ -189,21 +189,7 @@ public sealed partial class CliTests : IAsyncLifetime
         Assert.Contains("no apps yet", (await Cli("apps", "list")).Out);
     }
 
-    /// <summary>git as a developer runs it, in <paramref name="cwd"/>, never prompting (a missing credential fails).</summary>
-    private async Task<(int Code, string Out)> GitAsync(string cwd, params string[] args)
-    {
-        var info = new ProcessStartInfo("git") { WorkingDirectory = cwd, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) info.ArgumentList.Add(a);
-        info.Environment["HOME"] = _home;
-        info.Environment["XDG_CONFIG_HOME"] = Path.Combine(_home, "config");
-        info.Environment["GIT_TERMINAL_PROMPT"] = "0";
-        info.Environment["GIT_CONFIG_NOSYSTEM"] = "1";
-        using var p = Process.Start(info)!;
-        var output = p.StandardOutput.ReadToEndAsync();
-        var error = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        return (p.ExitCode, await output + await error);
-    }
+    private Task<(int Code, string Out)> GitAsync(string cwd, params string[] args) => Runner.GitAsync(cwd, args);
 
     [Fact]
     public async Task Git_pushes_through_the_CLIs_credential_helper_which_answers_only_its_own_Api_and_team_commands_work()

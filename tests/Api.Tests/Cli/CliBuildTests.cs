@@ -1,0 +1,75 @@
+using Platform.Api.Tests.Builds;
+using Platform.Api.Tests.Infrastructure;
+using Platform.Api.Tests.Nodes;
+
+namespace Platform.Api.Tests.Cli;
+
+/// <summary>git push through the CLI's remote, and the build followed with <c>platform builds logs -f</c>: real buildah, a real node.</summary>
+[Collection("runtime")]
+public sealed class CliBuildTests : IAsyncLifetime
+{
+    private Cluster _cluster = null!;
+    private readonly CliRunner _cli = new(Path.Combine(Path.GetTempPath(), "platform-cli-tests", Guid.NewGuid().ToString("N")[..8]));
+    private Dictionary<string, string> _env = [];
+
+    public async Task InitializeAsync()
+    {
+        Directory.CreateDirectory(_cli.Home);
+        _cluster = await Cluster.StartAsync(settings: BuildKit.BuildSettings);
+        await _cluster.StartAgentAsync("cli-build-node");
+        // Signed in with a token kept in the profile (as CI would), which the credential helper hands to git.
+        var login = await _cli.RunAsync(["login", _cluster.Host.BaseAddress.ToString(), "--token", PlatformHost.AdminToken]);
+        Assert.True(login.Code == 0, login.Err);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _cluster.DisposeAsync();
+        Directory.Delete(_cli.Home, recursive: true);
+    }
+
+    private Task<(int Code, string Out, string Err)> Cli(string[] args, string? cwd = null) =>
+        _cli.RunAsync([.. args, "-t", Cluster.Team, "-p", Cluster.Project], _env, cwd: cwd, seconds: 300);
+
+    [Fact]
+    public async Task A_push_through_the_CLIs_remote_is_built_and_followed_live_to_its_rollout_and_a_broken_build_is_exit_1()
+    {
+        var created = await Cli(["apps", "create", "site", "--memory", "64"]);
+        Assert.True(created.Code == 0, created.Err);
+        var repo = Path.Combine(_cli.Home, "site");
+        Directory.CreateDirectory(repo);
+        Assert.Equal(0, (await _cli.GitAsync(repo, "init", "-q", "-b", "main")).Code);
+        await File.WriteAllTextAsync(Path.Combine(repo, "Dockerfile"),
+            "FROM busybox\nRUN echo step-one-of-the-build && mkdir -p /www && echo from the cli > /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n");
+        Assert.Equal(0, (await _cli.GitAsync(repo, "add", ".")).Code);
+        Assert.Equal(0, (await _cli.GitAsync(repo, "-c", "user.name=me", "-c", "user.email=me@example.com", "commit", "-qm", "one")).Code);
+        var added = await Cli(["git", "remote", "site", "--add"], cwd: repo);
+        Assert.True(added.Code == 0, added.Err);
+        var pushed = await _cli.GitAsync(repo, "push", "platform", "main");
+        Assert.True(pushed.Code == 0, pushed.Out);
+
+        // Followed from the start: the RUN step's output streams by, the build ends Succeeded (exit 0).
+        var followed = await Cli(["builds", "logs", "site", "1", "-f"]);
+        Assert.True(followed.Code == 0, followed.Err + followed.Out);
+        Assert.Contains("step-one-of-the-build", followed.Out);
+        Assert.Contains("Build #1 Succeeded", followed.Err);
+        await _cluster.WaitForInstancesAsync("site", 1);
+        await Cluster.WaitAsync(async () =>
+        {
+            using var r = await _cluster.ThroughRouterAsync("site");
+            return await r.Content.ReadAsStringAsync() == "from the cli\n";
+        }, 60, "the built app through the router");
+
+        // A broken Dockerfile: started and followed by the CLI, the build fails, exit 1 with its state.
+        await File.WriteAllTextAsync(Path.Combine(repo, "Dockerfile"), "FROM busybox\nRUN echo about to fail && exit 3\n");
+        Assert.Equal(0, (await _cli.GitAsync(repo, "-c", "user.name=me", "-c", "user.email=me@example.com", "commit", "-qam", "broken")).Code);
+        Assert.Equal(0, (await _cli.GitAsync(repo, "push", "platform", "main")).Code);
+        var broken = await Cli(["builds", "logs", "site", "2", "-f"]);
+        Assert.Equal(1, broken.Code);
+        Assert.Contains("about to fail", broken.Out);
+        Assert.Contains("Build #2 of site ended Failed", broken.Err);
+        var list = await Cli(["builds", "list", "site"]);
+        Assert.Matches(@"#2\s+Failed \(.*exit status 3", list.Out);
+        Assert.Matches(@"#1\s+Succeeded", list.Out);
+    }
+}
