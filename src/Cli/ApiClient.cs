@@ -20,7 +20,10 @@ public sealed class ApiClient : IDisposable
     public const string ClientId = "platform-cli";
     private readonly HttpClient _http;
     private readonly Profile _profile;
-    private readonly bool _fromEnvironment;
+    // PLATFORM_TOKEN: used for this process only, never written into the profile.
+    private readonly string? _environmentToken;
+    // The profile's tokens go only to the Api they were issued by: a --api or PLATFORM_API naming another origin gets none.
+    private readonly bool _profileApplies;
 
     public ApiClient(Profile profile, string? apiOverride = null)
     {
@@ -31,12 +34,25 @@ public sealed class ApiClient : IDisposable
             throw new CliException($"'{api}' is not an http(s) URL of a Platform Api.");
         _http = new HttpClient { BaseAddress = baseUri, Timeout = Timeout.InfiniteTimeSpan };
         _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("platform-cli", "0.1"));
-        if (Environment.GetEnvironmentVariable("PLATFORM_TOKEN") is { Length: > 0 } token)
-        {
-            (_profile.AccessToken, _profile.Kind, _profile.RefreshToken) = (token, "token", null);
-            _fromEnvironment = true;
-        }
+        _environmentToken = Environment.GetEnvironmentVariable("PLATFORM_TOKEN") is { Length: > 0 } token ? token : null;
+        _profileApplies = _environmentToken is null && profile.Api is not null && SameOrigin(baseUri, profile.Api);
     }
+
+    /// <summary>Same scheme, host and port (default ports spelled or not).</summary>
+    public static bool SameOrigin(Uri a, string b) =>
+        Uri.TryCreate(b.TrimEnd('/') + "/", UriKind.Absolute, out var other)
+        && string.Equals(a.Scheme, other.Scheme, StringComparison.OrdinalIgnoreCase)
+        && string.Equals(a.IdnHost, other.IdnHost, StringComparison.OrdinalIgnoreCase) && a.Port == other.Port;
+
+    /// <summary>The personal access token this process acts with (PLATFORM_TOKEN, or one signed in with), or null with a device sign-in.</summary>
+    public string? PersonalToken => _environmentToken ?? (_profileApplies && _profile.Kind == "token" ? _profile.AccessToken : null);
+
+    /// <summary>Whether the profile's sign-in is what this process uses (no PLATFORM_TOKEN, the same Api).</summary>
+    public bool UsesProfile => _profileApplies;
+
+    private string? Token => _environmentToken ?? (_profileApplies ? _profile.AccessToken : null);
+
+    private bool CanRefresh => _profileApplies && _profile is { Kind: "device", RefreshToken: not null };
 
     public Uri BaseAddress => _http.BaseAddress!;
 
@@ -60,10 +76,10 @@ public sealed class ApiClient : IDisposable
     {
         for (var attempt = 0; ; attempt++)
         {
-            if (attempt == 0 && _profile is { Kind: "device", RefreshToken: not null, ExpiresAt: { } expires } && expires < DateTimeOffset.UtcNow.AddSeconds(30))
+            if (attempt == 0 && CanRefresh && _profile.ExpiresAt is { } expires && expires < DateTimeOffset.UtcNow.AddSeconds(30))
                 await RefreshAsync(ct);
             using var request = build();
-            if (_profile.AccessToken is { } token) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            if (Token is { } token) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
             HttpResponseMessage response;
             try
             {
@@ -76,7 +92,7 @@ public sealed class ApiClient : IDisposable
             if (response.IsSuccessStatusCode) return response;
             using (response)
             {
-                if (response.StatusCode == HttpStatusCode.Unauthorized && attempt == 0 && _profile is { Kind: "device", RefreshToken: not null })
+                if (response.StatusCode == HttpStatusCode.Unauthorized && attempt == 0 && CanRefresh)
                 {
                     await RefreshAsync(ct);
                     continue;
@@ -88,6 +104,15 @@ public sealed class ApiClient : IDisposable
 
     private async Task RefreshAsync(CancellationToken ct)
     {
+        // Another platform process (a second terminal) may have refreshed meanwhile: the Api rotates refresh tokens, and
+        // presenting the spent one after its short grace would revoke the whole sign-in. Take the newer pair from disk.
+        var saved = Config.Load();
+        if (saved.Api == _profile.Api && saved.RefreshToken is not null && saved.RefreshToken != _profile.RefreshToken
+            && saved.ExpiresAt > DateTimeOffset.UtcNow.AddSeconds(30))
+        {
+            (_profile.AccessToken, _profile.RefreshToken, _profile.ExpiresAt) = (saved.AccessToken, saved.RefreshToken, saved.ExpiresAt);
+            return;
+        }
         using var response = await _http.PostAsync("connect/token", new FormUrlEncodedContent(new Dictionary<string, string>
         {
             ["grant_type"] = "refresh_token", ["client_id"] = ClientId, ["refresh_token"] = _profile.RefreshToken!,
@@ -96,7 +121,11 @@ public sealed class ApiClient : IDisposable
         if (!response.IsSuccessStatusCode)
             throw new CliException("Your sign-in expired or was revoked" + (Str(json, "error_description") is { } why ? $" ({why})" : "") + ": run `platform login` again.");
         Store(_profile, json);
-        if (!_fromEnvironment) Config.Save(_profile);
+        // Only the token fields change on disk: whatever else another process saved meanwhile (its target) stays.
+        saved.AccessToken = _profile.AccessToken;
+        saved.RefreshToken = _profile.RefreshToken;
+        saved.ExpiresAt = _profile.ExpiresAt;
+        if (saved.Api == _profile.Api) Config.Save(saved);
     }
 
     /// <summary>Takes an access token (and its refresh token and lifetime) from a token endpoint's answer into the profile.</summary>
@@ -128,8 +157,8 @@ public sealed class ApiClient : IDisposable
         var detail = Str(json, "detail");
         if (detail is not null) text.Append(' ').Append(detail);
         if (json.ValueKind == JsonValueKind.Object && json.TryGetProperty("errors", out var errors) && errors.ValueKind == JsonValueKind.Object)
-            foreach (var field in errors.EnumerateObject())
-                foreach (var message in field.Value.EnumerateArray())
+            foreach (var field in errors.EnumerateObject().Where(f => f.Value.ValueKind == JsonValueKind.Array))
+                foreach (var message in field.Value.EnumerateArray().Where(m => m.ValueKind == JsonValueKind.String))
                     if (detail is null || !detail.Contains(message.GetString() ?? "", StringComparison.Ordinal))
                         text.Append($"\n  {field.Name}: {message.GetString()}");
         if (response.StatusCode == HttpStatusCode.Unauthorized && text.Length < 40)

@@ -22,9 +22,13 @@ public static class AuthCommands
             """) { url, token };
         login.With(stdout, async (c, ct) =>
         {
-            c.Profile.Api = (c.Parse.GetValue(url) ?? c.Parse.GetValue(ApiOption) ?? c.Profile.Api
+            var target = (c.Parse.GetValue(url) ?? c.Parse.GetValue(ApiOption) ?? c.Profile.Api
                 ?? throw new CliException("Which Api? Give its URL: `platform login https://platform.example.com`.")).TrimEnd('/');
-            (c.Profile.AccessToken, c.Profile.RefreshToken, c.Profile.ExpiresAt, c.Profile.Email) = (null, null, null, null);
+            // A new sign-in: the git token of the previous one (maybe another Api, another account) goes first.
+            await GitCommands.ForgetGitTokenAsync(c, ct);
+            if (c.Profile.Api != target) (c.Profile.Team, c.Profile.Project) = (null, null);
+            c.Profile.Api = target;
+            (c.Profile.Kind, c.Profile.AccessToken, c.Profile.RefreshToken, c.Profile.ExpiresAt, c.Profile.Email) = (null, null, null, null, null);
             using var api = new ApiClient(c.Profile, c.Profile.Api);
             if (c.Parse.GetValue(token) is { } pat)
                 (c.Profile.Kind, c.Profile.AccessToken) = ("token", pat);
@@ -45,10 +49,7 @@ public static class AuthCommands
             """).With(stdout, async (c, ct) =>
         {
             // The token the CLI made for git goes with the sign-in (while the session can still revoke it).
-            if (c.Profile.GitTokenId is { } gitToken)
-                try { await c.Api.SendAsync(HttpMethod.Delete, $"api/v1/me/tokens/{E(gitToken)}", null, ct); }
-                catch (CliException e) { Console.Error.WriteLine($"The git token could not be revoked ({e.Message}); revoke it in the Portal."); }
-            (c.Profile.GitToken, c.Profile.GitTokenId, c.Profile.GitTokenExpiresAt) = (null, null, null);
+            await GitCommands.ForgetGitTokenAsync(c, ct);
             if (c.Profile is { Kind: "device", RefreshToken: { } refresh, Api: { } apiUrl })
             {
                 using var http = new HttpClient { BaseAddress = new Uri(apiUrl + "/") };

@@ -16,6 +16,9 @@ public sealed class Profile
     /// <summary>A personal access token the CLI made for git's pushes (the credential helper's answer) and its expiry.</summary>
     public string? GitToken { get; set; }
     public string? GitTokenId { get; set; }
+    /// <summary>The Api and account the git token was made at (the helper hands it to that Api only).</summary>
+    public string? GitTokenApi { get; set; }
+    public string? GitTokenEmail { get; set; }
     public DateTimeOffset? GitTokenExpiresAt { get; set; }
     public string? Team { get; set; }
     public string? Project { get; set; }
@@ -64,9 +67,9 @@ public static class Config
             if (OperatingSystem.IsWindows()) Directory.CreateDirectory(dir);
             else Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
-        var temp = Path + ".tmp-" + Environment.ProcessId;
-        File.Delete(temp);   // a leftover keeps its mode; a fresh file gets 0600
-        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        // A fresh, unguessable name created exclusively (O_EXCL): nothing another account placed there is opened.
+        var temp = $"{Path}.tmp-{Guid.NewGuid():N}";
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         using (var stream = new FileStream(temp, options))
             JsonSerializer.Serialize(stream, profile, Json);

@@ -39,7 +39,10 @@ public static class GitCommands
             var exists = (await GitAsync(["remote", "get-url", remoteName], ct)).Code == 0;
             await CheckedGitAsync(exists ? ["remote", "set-url", remoteName, url] : ["remote", "add", remoteName, url], ct);
             var origin = new Uri(url).GetLeftPart(UriPartial.Authority);
-            await CheckedGitAsync(["config", "--local", $"credential.{origin}.helper", HelperCommand()], ct);
+            // An empty helper first resets the list for this origin, so no global helper (a plain-text `store`) also
+            // receives the token after a push; then ours.
+            await CheckedGitAsync(["config", "--local", "--replace-all", $"credential.{origin}.helper", ""], ct);
+            await CheckedGitAsync(["config", "--local", "--add", $"credential.{origin}.helper", HelperCommand()], ct);
             c.Out.Say($"Remote {remoteName} → {url}; push with: git push {remoteName} main", new { remote = remoteName, url });
         });
 
@@ -67,14 +70,33 @@ public static class GitCommands
     /// <summary>The token git sends: the personal access token signed in with, else one made for git on this machine (and remade when it expires).</summary>
     private static async Task<string> GitTokenAsync(Context c, CancellationToken ct)
     {
-        if (c.Profile.Kind == "token") return c.Profile.AccessToken!;
-        if (c.Profile.GitToken is { } kept && c.Profile.GitTokenExpiresAt > DateTimeOffset.UtcNow.AddDays(1)) return kept;
+        if (c.Api.PersonalToken is { } pat) return pat;
+        if (!c.Api.UsesProfile) throw new CliException($"Not signed in to {c.Api.BaseAddress}: run `platform login` for it.");
+        if (c.Profile is { GitToken: { } kept, GitTokenApi: { } at } && at == c.Profile.Api && c.Profile.GitTokenEmail == c.Profile.Email
+            && c.Profile.GitTokenExpiresAt > DateTimeOffset.UtcNow.AddDays(1))
+            return kept;
         var made = await c.Api.SendAsync(HttpMethod.Post, "api/v1/me/tokens", new { name = $"git on {Environment.MachineName}", expiresInDays = 90 }, ct);
         c.Profile.GitToken = S(made, "token");
         c.Profile.GitTokenId = S(made, "id");
+        (c.Profile.GitTokenApi, c.Profile.GitTokenEmail) = (c.Profile.Api, c.Profile.Email);
         c.Profile.GitTokenExpiresAt = DateTimeOffset.TryParse(S(made, "expiresAt"), out var e) ? e : DateTimeOffset.UtcNow.AddDays(90);
         Config.Save(c.Profile);
         return c.Profile.GitToken!;
+    }
+
+    /// <summary>Revokes the token made for git (best effort: while the sign-in it was made under still works) and forgets it.</summary>
+    public static async Task ForgetGitTokenAsync(Context c, CancellationToken ct)
+    {
+        if (c.Profile is { GitTokenId: { } id, GitTokenApi: { } at } && c.Profile.Api == at && c.Profile.AccessToken is not null)
+        {
+            try
+            {
+                using var api = new ApiClient(c.Profile, at);
+                if (api.UsesProfile) await api.SendAsync(HttpMethod.Delete, $"api/v1/me/tokens/{E(id)}", null, ct);
+            }
+            catch (CliException e) { Console.Error.WriteLine($"The token made for git could not be revoked ({e.Message}); revoke it in the Portal (Tokens)."); }
+        }
+        (c.Profile.GitToken, c.Profile.GitTokenId, c.Profile.GitTokenExpiresAt, c.Profile.GitTokenApi, c.Profile.GitTokenEmail) = (null, null, null, null, null);
     }
 
     /// <summary>How git should run this CLI: the tool's own executable, or <c>dotnet platform.dll</c> when run that way.</summary>

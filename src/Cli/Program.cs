@@ -32,3 +32,17 @@ catch (OperationCanceledException) when (cancel.IsCancellationRequested)
 {
     return 130;
 }
+catch (Exception e) when (e is HttpRequestException or IOException or UnauthorizedAccessException or System.Text.Json.JsonException
+                              or InvalidOperationException or TaskCanceledException or UriFormatException or FormatException)
+{
+    // What went wrong in words, without a stack trace: the Api unreachable or answering something unexpected, a file
+    // that cannot be read or written.
+    Console.Error.WriteLine(e switch
+    {
+        HttpRequestException => $"Cannot reach the Api: {e.Message}",
+        TaskCanceledException => "The Api did not answer in time.",
+        System.Text.Json.JsonException => $"The Api answered something that is not the JSON expected ({e.Message}); is the URL a Platform Api?",
+        _ => e.Message,
+    });
+    return 1;
+}

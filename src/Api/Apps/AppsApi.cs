@@ -348,9 +348,11 @@ public static partial class AppsApi
         if (http.RequestServices.GetService<Routing.Router>()?.HttpsAddress is { } secure && http.RequestServices.GetService<Routing.TlsCertificates>()?.Has(appHost) == true)
             ingress = secure;
         var url = $"{ingress.Scheme}://{appHost}{(ingress.IsDefaultPort ? "" : ":" + ingress.Port)}";
-        var gitUrl = a.HasRepository ? $"{http.Request.Scheme}://{http.Request.Host}/git/{team}/{project}/{a.Name}.git" : null;
+        // The Api's public address when the operator set one (behind a TLS load balancer the request says http).
+        var apiUrl = options.PublicUrl?.TrimEnd('/') ?? $"{http.Request.Scheme}://{http.Request.Host}";
+        var gitUrl = a.HasRepository ? $"{apiUrl}/git/{team}/{project}/{a.Name}.git" : null;
         var env = scope.SeesSecrets ? a.Env : a.Env.ToDictionary(e => e.Key, _ => Masked);
-        var webhookUrl = a.SourceUrl is null ? null : $"{http.Request.Scheme}://{http.Request.Host}/hooks/{team}/{project}/{a.Name}";
+        var webhookUrl = a.SourceUrl is null ? null : $"{apiUrl}/hooks/{team}/{project}/{a.Name}";
         return new AppResponse(a.Name, project, team, a.Image, a.Instances, a.MemoryMiB, a.CpuMillicores, a.Port,
             env, a.HealthCheckPath, url, gitUrl, a.CreatedAt, a.UpdatedAt,
             new AppStatus(running, a.Image is null ? 0 : a.Instances,

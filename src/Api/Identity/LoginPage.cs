@@ -40,8 +40,8 @@ public static class LoginPage
         return app;
     }
 
-    private static bool IsLocal(string? url) =>
-        !string.IsNullOrEmpty(url) && url[0] == '/' && (url.Length == 1 || (url[1] != '/' && url[1] != '\\'));
+    // ASP.NET's own check (it also refuses control characters, which LocalRedirect would throw on).
+    private static bool IsLocal(string? url) => Microsoft.AspNetCore.Http.HttpResults.RedirectHttpResult.IsLocalUrl(url);
 
     private static IResult Page(HttpContext ctx, IAntiforgery antiforgery, string? error, string? email, string? returnUrl, int status = 200)
     {
@@ -102,6 +102,21 @@ public static class LoginPage
             </body>
             </html>
             """;
-        return Results.Content(html, "text/html; charset=utf-8", statusCode: status);
+        return new FramelessPage(html, status);
+    }
+
+    /// <summary>
+    /// The page, never inside a frame (X-Frame-Options and CSP frame-ancestors): an app on the apps domain, same site as
+    /// the Api, must not frame the sign-in or the device approval page and trick a click on Approve.
+    /// </summary>
+    private sealed class FramelessPage(string html, int status) : IResult
+    {
+        public Task ExecuteAsync(HttpContext context)
+        {
+            context.Response.Headers.XFrameOptions = "DENY";
+            context.Response.Headers.ContentSecurityPolicy = "frame-ancestors 'none'";
+            context.Response.Headers.CacheControl = "no-store";
+            return Results.Content(html, "text/html; charset=utf-8", statusCode: status).ExecuteAsync(context);
+        }
     }
 }

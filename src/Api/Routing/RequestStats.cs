@@ -39,10 +39,7 @@ public sealed class RequestStats(TimeProvider clock)
         Interlocked.Increment(ref counts[Statuses + bucket]);
     }
 
-    /// <summary>
-    /// The buckets as they stand, to write (absolute counts: writing one twice is harmless). Buckets more than two
-    /// minutes old are handed out one last time and forgotten: no request ends in them any more.
-    /// </summary>
+    /// <summary>The buckets as they stand, to write (absolute counts: writing one twice is harmless).</summary>
     internal List<AppRequestMinute> Snapshot()
     {
         var now = clock.GetUtcNow().ToUnixTimeSeconds() / 60;
@@ -51,7 +48,6 @@ public sealed class RequestStats(TimeProvider clock)
         {
             var c = new long[Slots];
             for (var i = 0; i < Slots; i++) c[i] = Volatile.Read(ref counts[i]);
-            if (minute < now - 2) _buckets.TryRemove((app, minute), out _);
             rows.Add(new AppRequestMinute
             {
                 AppId = app, Minute = DateTime.UnixEpoch.AddMinutes(minute), Replica = Replica,
@@ -59,6 +55,17 @@ public sealed class RequestStats(TimeProvider clock)
             });
         }
         return rows;
+    }
+
+    /// <summary>Forgets buckets more than two minutes old once they are written: no request ends in them any more.</summary>
+    internal void Forget(IEnumerable<AppRequestMinute> written)
+    {
+        var now = clock.GetUtcNow().ToUnixTimeSeconds() / 60;
+        foreach (var r in written)
+        {
+            var minute = (long)(r.Minute - DateTime.UnixEpoch).TotalMinutes;
+            if (minute < now - 2) _buckets.TryRemove((r.AppId, minute), out _);
+        }
     }
 
     /// <summary>The windows the API offers, and the step of each (a chart of 60 to 96 points).</summary>
@@ -144,10 +151,20 @@ public sealed partial class RequestStatsWriter(RequestStats stats, IServiceScope
         await WriteAsync(CancellationToken.None);
     }
 
+    private readonly SemaphoreSlim _one = new(1, 1);
+
     public async Task WriteAsync(CancellationToken ct)
+    {
+        await _one.WaitAsync(ct);
+        try { await WriteOnceAsync(ct); }
+        finally { _one.Release(); }
+    }
+
+    private async Task WriteOnceAsync(CancellationToken ct)
     {
         var rows = stats.Snapshot();
         var changed = rows.Where(r => !_written.TryGetValue((r.AppId, r.Minute), out var n) || n != Total(r)).ToList();
+        stats.Forget(rows.Except(changed));   // old buckets already written as they stand
         if (changed.Count == 0) return;
         try
         {
@@ -165,10 +182,12 @@ public sealed partial class RequestStatsWriter(RequestStats stats, IServiceScope
             }
             await db.SaveChangesAsync(ct);
             foreach (var r in changed) _written[(r.AppId, r.Minute)] = Total(r);
+            stats.Forget(changed);
         }
-        catch (Exception e) when (e is DbUpdateException or InvalidOperationException or System.Data.Common.DbException)
+        catch (Exception e) when (e is not OperationCanceledException)
         {
-            // The next round writes the same absolute counts again (rows of an app deleted meanwhile are simply written).
+            // Any failure (the database away, a retry limit): the counts stay in memory and the next round writes them;
+            // the writer never ends, so the Api never stops over a chart.
             LogFailed(log, e.Message);
         }
         var cutoff = clock.GetUtcNow().UtcDateTime.AddMinutes(-5);

@@ -99,6 +99,34 @@ public sealed partial class CliTests : IAsyncLifetime
         Assert.NotEqual(firstAccess, JsonDocument.Parse(await File.ReadAllTextAsync(ConfigFile)).RootElement.GetProperty("accessToken").GetString());
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(ConfigFile));
 
+        // The saved tokens go to the Api they came from only: --api naming another origin sends none.
+        var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var heard = Task.Run(async () =>
+        {
+            using var client = await listener.AcceptTcpClientAsync();
+            using var stream = client.GetStream();
+            var reader = new StreamReader(stream);
+            var head = new StringBuilder();
+            while (await reader.ReadLineAsync() is { Length: > 0 } line) head.AppendLine(line);
+            await stream.WriteAsync(Encoding.ASCII.GetBytes("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
+            return head.ToString();
+        });
+        var elsewhere = await RunAsync("whoami", "--api", $"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}");
+        listener.Stop();
+        Assert.Equal(1, elsewhere.Code);
+        var request = await heard;
+        Assert.StartsWith("GET /api/v1/me", request);   // the control: the request did arrive
+        Assert.DoesNotContain("Authorization", request, StringComparison.OrdinalIgnoreCase);
+
+        // PLATFORM_TOKEN acts for one process and is never written into the profile (the device sign-in stays).
+        var pat = await _host.UserTokenAsync("ci@example.com");
+        var withEnv = await RunAsync(["target", "--team", "nope"], new() { ["PLATFORM_TOKEN"] = pat });
+        Assert.Equal(1, withEnv.Code);   // ci@ sees no team "nope"; what matters is the file below
+        var profile = await File.ReadAllTextAsync(ConfigFile);
+        Assert.DoesNotContain(pat, profile);
+        Assert.Contains("refreshToken", profile);
+
         var logout = await RunAsync("logout");
         Assert.True(logout.Code == 0, logout.Err);
         var after = await RunAsync("whoami");
@@ -218,6 +246,11 @@ public sealed partial class CliTests : IAsyncLifetime
 
         var added = await RunAsync(["git", "remote", "site", "--add"], cwd: repo);
         Assert.True(added.Code == 0, added.Err);
+        // Only this CLI answers for the Api's origin: an empty helper first resets any global one (a plain-text store).
+        var helpers = (await GitAsync(repo, "config", "--get-all", $"credential.{new Uri(url).GetLeftPart(UriPartial.Authority)}.helper")).Out
+            .Split('\n').Select(l => l.Trim()).ToList();
+        Assert.Equal("", helpers[0]);
+        Assert.EndsWith("git credential", helpers[1]);
         var pushed = await GitAsync(repo, "push", "platform", "main");
         Assert.True(pushed.Code == 0, pushed.Out);
         var builds = await RunAsync("builds", "list", "site");

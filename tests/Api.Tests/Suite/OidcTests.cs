@@ -254,6 +254,9 @@ public abstract partial class OidcTests(PlatformHost host)
         var (page, html, browser) = await Browser.VisitSignedInAsync(host, complete.PathAndQuery, PlatformHost.AdminEmail, PlatformHost.AdminPassword);
         Assert.Equal(HttpStatusCode.OK, page.StatusCode);
         Assert.Contains("Approve Platform CLI?", html);
+        // Never in a frame: an app on the apps domain (same site) cannot frame it and trick a click on Approve.
+        Assert.Equal("DENY", page.Headers.GetValues("X-Frame-Options").Single());
+        Assert.Contains("frame-ancestors 'none'", page.Headers.GetValues("Content-Security-Policy").Single());
         Assert.Contains(WebUtility.HtmlEncode(PlatformHost.AdminEmail), html);
         // A cross-site post (no antiforgery token) approves nothing.
         Assert.Equal(HttpStatusCode.BadRequest, (await Browser.DecideDeviceAsync(browser, html, userCode, "approve", withAntiforgery: false)).StatusCode);
