@@ -8,9 +8,11 @@ TOKEN=${2:?a platform admin personal access token}
 KEEP=${3:-}
 for tool in umoci skopeo; do command -v $tool >/dev/null || { echo "$tool is missing (apt-get install umoci skopeo busybox-static)"; exit 1; }; done
 BUSYBOX=/bin/busybox
-[ -x "$BUSYBOX" ] && file -L "$BUSYBOX" 2>/dev/null | grep -q static || BUSYBOX=$(dpkg -L busybox-static 2>/dev/null | grep -m1 '/busybox$' || true)
+# (Readers here read all their input: with pipefail, a reader that stops early, as head or grep -q do, can end the
+# writer with SIGPIPE and the script with status 141, depending on timing.)
+[ -x "$BUSYBOX" ] && file -L "$BUSYBOX" 2>/dev/null | grep static >/dev/null || BUSYBOX=$(dpkg -L busybox-static 2>/dev/null | grep -m1 '/busybox$' || true)
 [ -x "$BUSYBOX" ] || { echo "busybox-static is missing (apt-get install busybox-static)"; exit 1; }
-VERSION=$("$BUSYBOX" | head -1 | sed -nE 's/^BusyBox v([0-9]+\.[0-9]+).*/\1/p')
+VERSION=$("$BUSYBOX" 2>/dev/null | sed -nE '1s/^BusyBox v([0-9]+\.[0-9]+).*/\1/p')
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -17,7 +17,7 @@ command -v dotnet >/dev/null || { echo "Platform needs the .NET 10 SDK (dotnet) 
 # The base image (library/busybox) is made from Debian's busybox-static with umoci and skopeo.
 need=()
 for tool in skopeo umoci curl file; do command -v $tool >/dev/null || need+=($tool); done
-[ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q static || need+=(busybox-static)
+[ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep static >/dev/null || need+=(busybox-static)
 # The local node runs containers: runc, the CNI plugins, iptables, iproute2 and the default seccomp profile.
 for tool in runc iptables ip; do command -v $tool >/dev/null || need+=($([ $tool = ip ] && echo iproute2 || echo $tool)); done
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)

@@ -25,7 +25,7 @@ command -v docker-registry >/dev/null || need+=(docker-registry)   # an upstream
 command -v pebble >/dev/null || need+=(pebble)   # Let's Encrypt's test ACME server (and pebble-challtestsrv) for custom domains, loopback
 command -v curl >/dev/null || need+=(curl)
 [ -x /usr/bin/chromium ] || need+=(chromium)   # the Portal's browser tests (Playwright drives it; never `playwright install`)
-[ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q static || need+=(busybox-static file)
+[ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep static >/dev/null || need+=(busybox-static file)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then echo "installing ${need[*]} needs root (apt-get)"; exit 1; fi
