@@ -94,7 +94,11 @@ public static class GitCommands
                 using var api = new ApiClient(c.Profile, at);
                 if (api.UsesProfile) await api.SendAsync(HttpMethod.Delete, $"api/v1/me/tokens/{E(id)}", null, ct);
             }
-            catch (CliException e) { Console.Error.WriteLine($"The token made for git could not be revoked ({e.Message}); revoke it in the Portal (Tokens)."); }
+            catch (Exception e) when (e is CliException or HttpRequestException or IOException)
+            {
+                // The old Api away or the old sign-in expired: the new sign-in goes on; the token expires on its own.
+                Console.Error.WriteLine($"The token made for git could not be revoked ({e.Message}); revoke it in the Portal (Tokens).");
+            }
         }
         (c.Profile.GitToken, c.Profile.GitTokenId, c.Profile.GitTokenExpiresAt, c.Profile.GitTokenApi, c.Profile.GitTokenEmail) = (null, null, null, null, null);
     }
