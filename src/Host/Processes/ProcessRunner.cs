@@ -44,7 +44,7 @@ public static class ProcessRunner
 
     /// <summary>
     /// Starts a program whose stdin and stdout the caller streams (a CGI such as git http-backend) or, with
-    /// <see cref="ProcessSpec.OnLine"/>, whose lines arrive there (a watcher such as runc events). Stderr is
+    /// <see cref="ProcessSpec.OnLine"/>, whose lines arrive there (a long step such as a build). Stderr is
     /// captured up to the bound. Disposing it kills the tree if it still runs.
     /// </summary>
     public static RunningProcess Start(ProcessSpec spec) => new(Start(spec, redirectStdin: true), spec);

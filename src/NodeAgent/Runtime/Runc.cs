@@ -10,10 +10,9 @@ public sealed record RuncState(string Id, string Status, int Pid);
 /// <summary>
 /// runc, driven per instance. Each instance runs under a tiny shim, <c>setsid sh</c>, that waits for
 /// <c>runc run</c> and writes its exit code to a file: the shim outlives an agent restart, so the
-/// agent adopts running containers and still learns how they ended. A <c>runc events</c> watcher per
-/// running container records OOM kills (runc removes the cgroup, and its counters, at exit).
-/// The shim also reads the memory cgroup's OOM-kill counter once runc returns (runc runs with
-/// <c>--keep</c>, so the cgroup is still there), which catches OOM kills the watcher was too late for.
+/// agent adopts running containers and still learns how they ended. The shim also reads the memory
+/// cgroup's OOM-kill counter once runc returns (runc runs with <c>--keep</c>, so the cgroup is still
+/// there) and records an OOM kill beside the exit code.
 /// </summary>
 public sealed class Runc(string stateRoot, TimeProvider clock, string runc = "runc")
 {

@@ -65,7 +65,13 @@ public sealed class Busybox : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         foreach (var c in await Runc.ListAsync(CancellationToken.None))
+        {
             await Runc.StopAsync(c.Id, TimeSpan.Zero, CancellationToken.None);
+            // The shim writes the exit into the bundle after the stop: wait for it, or the folder is deleted under its feet.
+            var bundle = Path.Combine(Dir, "bundles", c.Id);
+            if (Directory.Exists(bundle))
+                try { await WaitExitAsync(bundle, 15); } catch (TimeoutException) { }
+        }
         foreach (var parent in Platform.Host.Linux.Cgroups.FoldersOf(CgroupParent))
         {
             if (!Directory.Exists(parent)) continue;
