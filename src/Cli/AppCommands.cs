@@ -23,7 +23,7 @@ public static class AppCommands
         yield return Open(stdout);
     }
 
-    private static Argument<string> AppName() => new("app") { Description = "The app's name" };
+    private static Argument<string> AppName() => Commands.AppArgument();
 
     private static Command AppsCommand(TextWriter stdout)
     {
@@ -39,7 +39,7 @@ public static class AppCommands
                 $"Project {c.Project} has no apps yet: `platform apps create <name> --image <image>`.");
         });
 
-        var name = AppName();
+        var name = new Argument<string>("app") { Description = "The new app's name (lower-case letters, digits and '-')" };
         var image = new Option<string?>("--image", "-i") { Description = "The image to run (team/project/repo:tag of the platform's registry); without it the app is built from a git push" };
         var instances = new Option<int?>("--instances", "-n") { Description = "How many instances (default 1)" };
         var memory = new Option<int?>("--memory") { Description = "Memory per instance, MiB (default 256)" };

@@ -10,7 +10,7 @@ public static class BuildCommands
 {
     public static Command Builds(TextWriter stdout)
     {
-        var listApp = new Argument<string>("app") { Description = "The app's name" };
+        var listApp = Commands.AppArgument();
         var list = new Command("list", """
             An app's builds, newest first: state, commit, what started it, how long it took.
 
@@ -27,7 +27,7 @@ public static class BuildCommands
             ], "No builds yet: push to the app's git remote (`platform git remote <app>`).");
         });
 
-        var startApp = new Argument<string>("app") { Description = "The app's name" };
+        var startApp = Commands.AppArgument();
         var commit = new Option<string?>("--commit") { Description = "The commit to build (default: the head of the app's branch)" };
         var follow = new Option<bool>("--follow", "-f") { Description = "Follow the build's log, then its rollout" };
         var start = new Command("start", """
@@ -49,7 +49,7 @@ public static class BuildCommands
             await FollowAsync(c, app, int.Parse(S(b, "number")!, System.Globalization.CultureInfo.InvariantCulture), rollout: true, ct);
         });
 
-        var logApp = new Argument<string>("app") { Description = "The app's name" };
+        var logApp = Commands.AppArgument();
         var number = new Argument<int?>("number") { Description = "The build (default: the newest)", Arity = ArgumentArity.ZeroOrOne };
         var logFollow = new Option<bool>("--follow", "-f") { Description = "Print lines as they are written, until the build ends (exit 1 unless it succeeded)" };
         var logs = new Command("logs", """
@@ -72,7 +72,7 @@ public static class BuildCommands
             c.Out.Out.Write(await response.Content.ReadAsStringAsync(ct));
         });
 
-        var cancelApp = new Argument<string>("app") { Description = "The app's name" };
+        var cancelApp = Commands.AppArgument();
         var cancelNumber = new Argument<int>("number") { Description = "The build" };
         var cancel = new Command("cancel", """
             Cancel a queued or running build.

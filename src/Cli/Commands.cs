@@ -81,6 +81,33 @@ public static class Commands
 
     public static string E(string s) => Uri.EscapeDataString(s);
 
+    /// <summary>An existing app's name, which the shell completes from the target project's apps.</summary>
+    public static Argument<string> AppArgument()
+    {
+        var app = new Argument<string>("app") { Description = "The app's name" };
+        app.CompletionSources.Add(context => AppNames(context.ParseResult));
+        return app;
+    }
+
+    /// <summary>
+    /// The apps of the project the command line names (or the target's), asked of the Api with the saved sign-in.
+    /// Completion must never get in the way: no sign-in, no target, no answer within 3 s or any refusal offers nothing.
+    /// </summary>
+    private static IEnumerable<string> AppNames(ParseResult parse)
+    {
+        try
+        {
+            using var context = new Context(parse, TextWriter.Null);
+            using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(3));
+            var page = context.Api.GetAsync(context.Apps + "?limit=200", limit.Token).GetAwaiter().GetResult();
+            return Output.Items(page).Select(a => S(a, "name")).OfType<string>().ToList();
+        }
+        catch (Exception e) when (e is CliException or HttpRequestException or OperationCanceledException or IOException or JsonException or InvalidOperationException)
+        {
+            return [];
+        }
+    }
+
     /// <summary>A command whose action gets a <see cref="Context"/>; returns 0 unless the action says otherwise.</summary>
     public static Command With(this Command command, TextWriter stdout, Func<Context, CancellationToken, Task> action)
     {

@@ -16,7 +16,7 @@ public static class GitCommands
 {
     public static Command Git(TextWriter stdout)
     {
-        var app = new Argument<string>("app") { Description = "The app's name" };
+        var app = Commands.AppArgument();
         var add = new Option<bool>("--add") { Description = "Add (or update) the remote in the git repository of the current folder, with this CLI as its credential helper" };
         var name = new Option<string>("--name") { Description = "The remote's name", DefaultValueFactory = _ => "platform" };
         var remote = new Command("remote", """

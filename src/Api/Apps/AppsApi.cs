@@ -336,18 +336,23 @@ public static partial class AppsApi
         return new string(cut.Select(c => char.IsControl(c) ? '?' : c).ToArray());
     }
 
+    /// <summary>The app's address on the router: HTTPS once the router has a certificate for the app's host (the apps domain's wildcard).</summary>
+    public static string UrlOf(string app, string project, string team, IServiceProvider services, PlatformOptions options)
+    {
+        // The router's bound address when it listens on a port picked at start (Ingress:Url with port 0).
+        var router = services.GetService<Routing.Router>();
+        var ingress = router?.Address is { } bound && new Uri(options.Ingress.Url).Port == 0 ? bound : new Uri(options.Ingress.Url);
+        var appHost = Routing.RouteTable.HostOf(app, project, team, options.Ingress.Domain);
+        if (router?.HttpsAddress is { } secure && services.GetService<Routing.TlsCertificates>()?.Has(appHost) == true)
+            ingress = secure;
+        return $"{ingress.Scheme}://{appHost}{(ingress.IsDefaultPort ? "" : ":" + ingress.Port)}";
+    }
+
     private static AppResponse ToResponse(App a, ProjectScope scope, HttpContext http, PlatformOptions options, int running = 0, bool rollingOut = false)
     {
         var team = scope.Access.Team.Name;
         var project = scope.Project.Name;
-        // The router's bound address when it listens on a port picked at start (Ingress:Url with port 0).
-        var ingress = http.RequestServices.GetService<Routing.Router>()?.Address is { } bound && new Uri(options.Ingress.Url).Port == 0
-            ? bound : new Uri(options.Ingress.Url);
-        var appHost = Routing.RouteTable.HostOf(a.Name, project, team, options.Ingress.Domain);
-        // HTTPS once the router has a certificate for the app's host (the apps domain's wildcard).
-        if (http.RequestServices.GetService<Routing.Router>()?.HttpsAddress is { } secure && http.RequestServices.GetService<Routing.TlsCertificates>()?.Has(appHost) == true)
-            ingress = secure;
-        var url = $"{ingress.Scheme}://{appHost}{(ingress.IsDefaultPort ? "" : ":" + ingress.Port)}";
+        var url = UrlOf(a.Name, project, team, http.RequestServices, options);
         // The Api's public address when the operator set one (behind a TLS load balancer the request says http).
         var apiUrl = options.PublicUrl?.TrimEnd('/') ?? $"{http.Request.Scheme}://{http.Request.Host}";
         var gitUrl = a.HasRepository ? $"{apiUrl}/git/{team}/{project}/{a.Name}.git" : null;

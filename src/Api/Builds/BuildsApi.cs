@@ -121,50 +121,28 @@ public static class BuildsApi
         http.Response.ContentType = "text/event-stream";
         http.Response.Headers.CacheControl = "no-cache";
         http.Response.Headers["X-Accel-Buffering"] = "no";
-        var state = b.State;
-        var quietTicks = 0;
         try
         {
-            while (true)
+            var quiet = 0;
+            var state = await BuildLogFollower.FollowAsync(db, b.Id, file, offset, async (lines, end) =>
             {
-                var finished = BuildStates.IsFinished(state);
-                if (File.Exists(file))
+                // Each event's id is the offset after its own line, so a client that reconnects mid-batch misses nothing.
+                var at = end - lines.Sum(l => Encoding.UTF8.GetByteCount(l) + 1L);
+                var events = new StringBuilder();
+                foreach (var line in lines)
                 {
-                    await using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-                    if (stream.Length > offset)
-                    {
-                        stream.Seek(offset, SeekOrigin.Begin);
-                        var buffer = new byte[Math.Min(stream.Length - offset, 256 * 1024)];
-                        var n = await stream.ReadAsync(buffer, ct);
-                        var text = Encoding.UTF8.GetString(buffer, 0, n);
-                        var cut = text.LastIndexOf('\n');
-                        if (cut >= 0)
-                        {
-                            var complete = text[..(cut + 1)];
-                            offset += Encoding.UTF8.GetByteCount(complete);
-                            var events = new StringBuilder();
-                            foreach (var line in complete.Split('\n')[..^1])
-                                events.Append("id: ").Append(offset).Append('\n').Append("data: ").Append(line.TrimEnd('\r')).Append("\n\n");
-                            await http.Response.WriteAsync(events.ToString(), ct);
-                            await http.Response.Body.FlushAsync(ct);
-                            quietTicks = 0;
-                            continue;   // more may be there already
-                        }
-                    }
+                    at += Encoding.UTF8.GetByteCount(line) + 1;
+                    events.Append("id: ").Append(at).Append('\n').Append("data: ").Append(line.TrimEnd('\r')).Append("\n\n");
                 }
-                if (finished)
-                {
-                    await http.Response.WriteAsync($"event: end\ndata: {state}\n\n", ct);
-                    break;
-                }
-                await Task.Delay(250, ct);
-                if (++quietTicks % 4 == 0)
-                {
-                    state = await db.Builds.AsNoTracking().Where(x => x.Id == b.Id).Select(x => x.State).FirstAsync(ct);
-                    if (quietTicks % 60 == 0) await http.Response.WriteAsync(": keep-alive\n\n", ct);
-                    await http.Response.Body.FlushAsync(ct);
-                }
-            }
+                await http.Response.WriteAsync(events.ToString(), ct);
+                await http.Response.Body.FlushAsync(ct);
+            }, async _ =>
+            {
+                if (++quiet % 15 == 0) await http.Response.WriteAsync(": keep-alive\n\n", ct);
+                await http.Response.Body.FlushAsync(ct);
+                return true;
+            }, ct);
+            await http.Response.WriteAsync($"event: end\ndata: {state}\n\n", ct);
         }
         catch (OperationCanceledException)
         {

@@ -80,30 +80,62 @@ public static partial class GitHosting
             size.MaxRequestBodySize = null;   // pushes are as large as the repository
         var receiving = path == "git-receive-pack" && HttpMethods.IsPost(http.Request.Method);
         var before = receiving ? await repositories.ResolveAsync(app.Id, "refs/heads/" + app.Branch, http.RequestAborted) : null;
-        await CgiAsync(http, repositories.Root, $"/{app.Id:N}.git/{path}", found.Email, receiving ? SizeLimit(repositories, options.Value.Git) : null, log);
+        var held = await CgiAsync(http, repositories.Root, $"/{app.Id:N}.git/{path}", found.Email, pushing ? PushConfig(repositories, options.Value.Git) : null, receiving, log);
         if (!receiving) return;
+        var progress = held ? new PushProgress(http.Response.Body, http.RequestAborted) : null;
+        try
+        {
+            var build = await QueueBuildAsync(http, app, before, repositories, found.UserId, team, project, clock, log);
+            if (progress is not null && build is not null)
+            {
+                var url = Apps.AppsApi.UrlOf(app.Name, project, team, http.RequestServices, options.Value);
+                await progress.FollowAsync(db, http.RequestServices.GetRequiredService<DataLayout>(), http.RequestServices.GetRequiredService<Hangfire.JobStorage>(), app, build, url,
+                    $"platform builds logs {app.Name} {build.Number} -f --team {team} --project {project}");
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException)
+        {
+            // The client went away (Ctrl-C stops following, not the build).
+        }
+        catch (Exception e) when (progress is not null)
+        {
+            LogFollowFailed(log, team, project, appName, e.Message);
+            try { await progress.SayAsync("The platform stopped following the build (it goes on): " + e.GetType().Name); } catch (IOException) { }
+        }
+        finally
+        {
+            if (progress is not null)
+                try { await progress.EndAsync(); } catch (Exception e) when (e is OperationCanceledException or IOException) { }
+        }
+    }
 
-        // A push that moved the default branch queues a build of that commit before git's answer ends, so the
-        // build exists once `git push` returns. Nothing here may throw: git's response has started, and a failure
-        // would abort the connection (curl's "transfer closed with outstanding read data"). A busy database is
-        // tried again; a build that still cannot be queued is logged, and the person can start it by hand.
+    /// <summary>
+    /// A push that moved the default branch queues a build of that commit before git's answer ends, so the
+    /// build exists once <c>git push</c> returns. Nothing here may throw: git's response has started, and a failure
+    /// would abort the connection (curl's "transfer closed with outstanding read data"). A busy database is
+    /// tried again; a build that still cannot be queued is logged, and the person can start it by hand.
+    /// </summary>
+    private static async Task<Build?> QueueBuildAsync(HttpContext http, App app, string? before, GitRepositories repositories, string userId,
+        string team, string project, TimeProvider clock, ILogger log)
+    {
+        var appName = app.Name;
         var after = await repositories.ResolveAsync(app.Id, "refs/heads/" + app.Branch, CancellationToken.None);
-        if (after is null || after == before) return;
+        if (after is null || after == before) return null;
         for (var attempt = 1; ; attempt++)
         {
             try
             {
                 var build = await http.RequestServices.GetRequiredService<Builds.BuildQueue>()
-                    .QueueAsync(app, after, "push", null, found.UserId, CancellationToken.None);
+                    .QueueAsync(app, after, "push", null, userId, CancellationToken.None);
                 LogQueued(log, team, project, appName, build.Number, after);
-                return;
+                return build;
             }
             catch (Exception e) when (e is DbUpdateException or System.Data.Common.DbException or InvalidOperationException)
             {
                 if (attempt == 3)
                 {
                     LogQueueFailed(log, team, project, appName, after, e.Message);
-                    return;
+                    return null;
                 }
                 await Task.Delay(TimeSpan.FromMilliseconds(200 * attempt), clock, CancellationToken.None);
             }
@@ -115,13 +147,16 @@ public static partial class GitHosting
     /// change it): <c>receive.maxInputSize</c> stops a pack larger than the whole limit while it streams in (git
     /// answers "pack exceeds maximum allowed size"), so no push writes more than the limit to disk, and the platform's
     /// pre-receive hook refuses a push that would take the repository past it, with the figures. Either way git drops the push's quarantined objects and moves no ref.
+    /// Push options are advertised so <c>git push -o no-follow</c> is accepted (<see cref="PushRequest"/>).
     /// </summary>
-    private static Dictionary<string, string?> SizeLimit(GitRepositories repositories, GitOptions options)
+    private static Dictionary<string, string?> PushConfig(GitRepositories repositories, GitOptions options)
     {
         var max = options.MaxRepositoryMiB * 1024L * 1024;
         return new()
         {
-            ["GIT_CONFIG_COUNT"] = "2",
+            ["GIT_CONFIG_COUNT"] = "3",
+            ["GIT_CONFIG_KEY_2"] = "receive.advertisePushOptions",
+            ["GIT_CONFIG_VALUE_2"] = "true",
             ["GIT_CONFIG_KEY_0"] = "receive.maxInputSize",
             ["GIT_CONFIG_VALUE_0"] = max.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["GIT_CONFIG_KEY_1"] = "core.hooksPath",
@@ -133,10 +168,14 @@ public static partial class GitHosting
     /// <summary>
     /// Runs <c>git http-backend</c> as a CGI: request body streamed to stdin, CGI headers parsed, the rest streamed
     /// back. No time limit (a push is as long as the repository); an aborted request kills git (the process is
-    /// disposed with the request, and waiting for it is cancelled by it).
+    /// disposed with the request, and waiting for it is cancelled by it). With <paramref name="push"/>, the closing
+    /// flush of receive-pack's answer is held back and true returned when the client follows progress (side-band,
+    /// no <c>-o no-follow</c>): the caller adds the build's progress, then the flush (<see cref="PushProgress"/>).
     /// </summary>
-    private static async Task CgiAsync(HttpContext http, string root, string pathInfo, string user, Dictionary<string, string?>? limits, ILogger log)
+    private static async Task<bool> CgiAsync(HttpContext http, string root, string pathInfo, string user, Dictionary<string, string?>? limits,
+        bool push, ILogger log)
     {
+
         var env = new Dictionary<string, string?>(limits ?? [])
         {
             ["GIT_PROJECT_ROOT"] = root,
@@ -154,9 +193,21 @@ public static partial class GitHosting
 
         var aborted = http.RequestAborted;
         await using var process = ProcessRunner.Start(new ProcessSpec("git", ["http-backend"]) { Env = env, Timeout = Timeout.InfiniteTimeSpan });
+        // The body's first bytes are kept to read what a push asked for (PushRequest).
+        var prefix = push ? new MemoryStream() : null;
         var feed = Task.Run(async () =>
         {
-            try { await http.Request.Body.CopyToAsync(process.Stdin, aborted); }
+            try
+            {
+                var buffer = new byte[81920];
+                int n;
+                while ((n = await http.Request.Body.ReadAsync(buffer, aborted)) > 0)
+                {
+                    if (prefix is not null && prefix.Length < PushRequest.PrefixBytes)
+                        prefix.Write(buffer, 0, (int)Math.Min(n, PushRequest.PrefixBytes - prefix.Length));
+                    await process.Stdin.WriteAsync(buffer.AsMemory(0, n), aborted);
+                }
+            }
             catch (Exception e) when (e is IOException or OperationCanceledException) { }
             finally { process.CloseStdin(); }
         }, CancellationToken.None);
@@ -177,10 +228,50 @@ public static partial class GitHosting
         }
         http.Response.StatusCode = status;
         foreach (var (name, value) in headers) http.Response.Headers.Append(name, value);
-        await output.CopyToAsync(http.Response.Body, aborted);
+        var tail = push && status == StatusCodes.Status200OK ? await CopyHoldingTailAsync(output, http.Response.Body, aborted) : ((byte[] Last, bool Multiplexed)?)null;
+        if (tail is null) await output.CopyToAsync(http.Response.Body, aborted);
         await feed;
         var result = await process.WaitAsync(aborted);
         if (!result.Succeeded) LogBackendFailed(log, pathInfo, result.ExitCode, result.Stderr.Trim());
+        if (tail is null) return false;
+        var request = PushRequest.Parse(prefix!.GetBuffer().AsSpan(0, (int)prefix.Length),
+            http.Request.Headers.ContentEncoding.ToString().Contains("gzip", StringComparison.OrdinalIgnoreCase));
+        // Side-band is what lets progress go beside git's answer; receive-pack ends a side-band answer with a flush.
+        var follow = result.Succeeded && tail.Value.Multiplexed && tail.Value.Last.SequenceEqual("0000"u8.ToArray())
+            && (request.Capabilities.Contains("side-band-64k") || request.Capabilities.Contains("side-band")) && !request.NoFollow;
+        if (!follow)
+        {
+            await http.Response.Body.WriteAsync(tail.Value.Last, CancellationToken.None);
+            await http.Response.Body.FlushAsync(CancellationToken.None);
+        }
+        return follow;
+    }
+
+    /// <summary>Streams <paramref name="from"/> to <paramref name="to"/> but for its last four bytes, which it returns, and
+    /// whether the answer is multiplexed (its first packet on band 1, 2 or 3).</summary>
+    private static async Task<(byte[] Last, bool Multiplexed)> CopyHoldingTailAsync(Stream from, Stream to, CancellationToken ct)
+    {
+        var buffer = new byte[65536 + 4];
+        var held = 0;   // bytes at buffer's start not yet written
+        var head = new List<byte>(5);
+        while (true)
+        {
+            var n = await from.ReadAsync(buffer.AsMemory(held, buffer.Length - held), ct);
+            if (n == 0) break;
+            for (var i = held; i < held + n && head.Count < 5; i++) head.Add(buffer[i]);
+            var total = held + n;
+            if (total > 4)
+            {
+                await to.WriteAsync(buffer.AsMemory(0, total - 4), ct);
+                await to.FlushAsync(ct);
+                Buffer.BlockCopy(buffer, total - 4, buffer, 0, 4);
+                held = 4;
+            }
+            else held = total;
+        }
+        var multiplexed = head.Count == 5 && head[4] is 1 or 2 or 3
+            && int.TryParse(Encoding.ASCII.GetString(head.ToArray(), 0, 4), System.Globalization.NumberStyles.AllowHexSpecifier, null, out _);
+        return (buffer[..held], multiplexed);
     }
 
     /// <summary>One CGI header line, read byte by byte so the body that follows stays in the stream.</summary>
@@ -202,6 +293,9 @@ public static partial class GitHosting
 
     [LoggerMessage(EventId = 62, Level = LogLevel.Error, Message = "Push to {Team}/{Project}/{App} moved it to {Commit}, but its build could not be queued: {Reason}; start it with POST …/builds")]
     private static partial void LogQueueFailed(ILogger logger, string team, string project, string app, string commit, string reason);
+
+    [LoggerMessage(EventId = 63, Level = LogLevel.Warning, Message = "Push to {Team}/{Project}/{App}: following its build stopped: {Reason}")]
+    private static partial void LogFollowFailed(ILogger logger, string team, string project, string app, string reason);
 
     [LoggerMessage(EventId = 60, Level = LogLevel.Warning, Message = "git http-backend for {Path} exited with {ExitCode}: {Error}")]
     private static partial void LogBackendFailed(ILogger logger, string path, int exitCode, string error);

@@ -38,7 +38,8 @@ public static class BuildKit
             foreach (var (name, text) in files) await File.WriteAllTextAsync(Path.Combine(Work, name), text);
             (await Git("add", ".")).EnsureSuccess("git add");
             (await Git("commit", "-m", message)).EnsureSuccess("git commit");
-            (await Git("push", remote, "main")).EnsureSuccess("git push");
+            // The tests follow builds through the Api; a push that followed them itself would return only at their end.
+            (await Git("push", "-o", "no-follow", remote, "main")).EnsureSuccess("git push");
             return (await Git("rev-parse", "HEAD")).Stdout.Trim();
         }
 

@@ -32,7 +32,7 @@ public sealed class CliBuildTests : IAsyncLifetime
         _cli.RunAsync([.. args, "-t", Cluster.Team, "-p", Cluster.Project], _env, cwd: cwd, seconds: 300);
 
     [Fact]
-    public async Task A_push_through_the_CLIs_remote_is_built_and_followed_live_to_its_rollout_and_a_broken_build_is_exit_1()
+    public async Task A_push_through_the_CLIs_remote_shows_its_build_and_rollout_live_and_a_broken_build_fails_the_push()
     {
         var created = await Cli(["apps", "create", "site", "--memory", "64"]);
         Assert.True(created.Code == 0, created.Err);
@@ -48,27 +48,53 @@ public sealed class CliBuildTests : IAsyncLifetime
         var pushed = await _cli.GitAsync(repo, "push", "platform", "main");
         Assert.True(pushed.Code == 0, pushed.Out);
 
-        // Followed from the start: the RUN step's output streams by, the build ends Succeeded (exit 0).
+        // git push itself followed the build and the rollout, as "remote:" lines, in order, before git's summary.
+        var lines = pushed.Out.Split('\n');
+        int At(string text)
+        {
+            var i = Array.FindIndex(lines, l => l.Contains(text, StringComparison.Ordinal));
+            Assert.True(i >= 0, $"'{text}' in the push's output:\n{pushed.Out}");
+            return i;
+        }
+        var queued = At("remote: Build #1 of ");
+        var step = At("step-one-of-the-build");
+        Assert.StartsWith("remote: ", lines[step]);
+        var rolling = At("remote: Release v1: rolling out generation");
+        var released = At("remote: Released v1: http://site-");
+        Assert.True(queued < step && step < rolling && rolling < released, pushed.Out);
+        Assert.True(At("main -> main") > released, pushed.Out);
+        // Released means served: the router answers with the new content as the push returns.
+        using (var served = await _cluster.ThroughRouterAsync("site"))
+            Assert.Equal("from the cli\n", await served.Content.ReadAsStringAsync());
+
+        // A finished build's log is still there to follow: the CLI prints it and its end state.
         var followed = await Cli(["builds", "logs", "site", "1", "-f"]);
         Assert.True(followed.Code == 0, followed.Err + followed.Out);
         Assert.Contains("step-one-of-the-build", followed.Out);
         Assert.Contains("Build #1 Succeeded", followed.Err);
-        await _cluster.WaitForInstancesAsync("site", 1);
-        await Cluster.WaitAsync(async () =>
-        {
-            using var r = await _cluster.ThroughRouterAsync("site");
-            return await r.Content.ReadAsStringAsync() == "from the cli\n";
-        }, 60, "the built app through the router");
 
-        // A broken Dockerfile: started and followed by the CLI, the build fails, exit 1 with its state.
+        // A broken Dockerfile pushed with -o no-follow: the push returns at once; the CLI follows the build, exit 1 with its state.
         await File.WriteAllTextAsync(Path.Combine(repo, "Dockerfile"), "FROM busybox\nRUN echo about to fail && exit 3\n");
         Assert.Equal(0, (await _cli.GitAsync(repo, "-c", "user.name=me", "-c", "user.email=me@example.com", "commit", "-qam", "broken")).Code);
-        Assert.Equal(0, (await _cli.GitAsync(repo, "push", "platform", "main")).Code);
+        var unfollowed = await _cli.GitAsync(repo, "push", "-o", "no-follow", "platform", "main");
+        Assert.True(unfollowed.Code == 0, unfollowed.Out);
+        Assert.DoesNotContain("remote: Build #2", unfollowed.Out);
+        Assert.Contains("main -> main", unfollowed.Out);
         var broken = await Cli(["builds", "logs", "site", "2", "-f"]);
         Assert.Equal(1, broken.Code);
         Assert.Contains("about to fail", broken.Out);
         Assert.Contains("Build #2 of site ended Failed", broken.Err);
+
+        // The same failure followed by git push: the step's output, then git's error band, and the push exits non-zero.
+        await File.WriteAllTextAsync(Path.Combine(repo, "Dockerfile"), "FROM busybox\nRUN echo failing again && exit 4\n");
+        Assert.Equal(0, (await _cli.GitAsync(repo, "-c", "user.name=me", "-c", "user.email=me@example.com", "commit", "-qam", "broken again")).Code);
+        var failed = await _cli.GitAsync(repo, "push", "platform", "main");
+        Assert.True(failed.Code != 0, failed.Out);
+        Assert.Contains("remote: failing again", failed.Out);
+        Assert.Matches(@"remote: Build #3 failed: .*exit status 4", failed.Out);
+
         var list = await Cli(["builds", "list", "site"]);
+        Assert.Matches(@"#3\s+Failed \(.*exit status 4", list.Out);
         Assert.Matches(@"#2\s+Failed \(.*exit status 3", list.Out);
         Assert.Matches(@"#1\s+Succeeded", list.Out);
     }

@@ -255,6 +255,7 @@ public sealed partial class CliTests : IAsyncLifetime
         Assert.True(pushed.Code == 0, pushed.Out);
         var builds = await RunAsync("builds", "list", "site");
         Assert.Matches(@"#1\s+Queued", builds.Out);   // the push queued a build (no worker runs it here)
+        Assert.Contains("remote: No build worker is running on any Api replica", pushed.Out);   // so the push did not wait for it
         var gitToken = JsonDocument.Parse(await File.ReadAllTextAsync(ConfigFile)).RootElement.GetProperty("gitToken").GetString()!;
         Assert.DoesNotContain(gitToken, (await GitAsync(repo, "config", "--list")).Out);   // git keeps the helper, never the token
 
@@ -293,13 +294,46 @@ public sealed partial class CliTests : IAsyncLifetime
         string Complete(string line) => $$"""
             COMP_LINE="{{line}}"; COMP_POINT=${#COMP_LINE}; read -ra COMP_WORDS <<< "$COMP_LINE"; COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _platform_complete; echo "${COMPREPLY[*]}"
             """;
-        var test = $"platform() {{ dotnet '{CliRunner.Tool}' \"$@\"; }}\nsource '{file}'\n{Complete("platform sca")}\n{Complete("platform apps cr")}\n{Complete("platform builds l")}\n";
-        var info = new ProcessStartInfo("bash", ["-c", test]) { RedirectStandardOutput = true, RedirectStandardError = true };
-        info.Environment["HOME"] = _home;
-        using var bash = Process.Start(info)!;
-        var output = await bash.StandardOutput.ReadToEndAsync();
-        await bash.WaitForExitAsync();
-        Assert.Equal(["scale", "create", "list logs"], output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => string.Join(' ', l.Split(' ').Order())));
+        async Task<List<string>> BashAsync(params string[] lines)
+        {
+            var test = $"platform() {{ dotnet '{CliRunner.Tool}' \"$@\"; }}\nsource '{file}'\n" + string.Concat(lines.Select(l => Complete(l) + "\n"));
+            var info = new ProcessStartInfo("bash", ["-c", test]) { RedirectStandardOutput = true, RedirectStandardError = true };
+            info.Environment["HOME"] = _home;
+            info.Environment["XDG_CONFIG_HOME"] = Path.Combine(_home, "config");
+            info.Environment.Remove("PLATFORM_TOKEN");
+            info.Environment.Remove("PLATFORM_API");
+            using var bash = Process.Start(info)!;
+            var output = await bash.StandardOutput.ReadToEndAsync();
+            await bash.WaitForExitAsync();
+            // One line per completion asked (an empty one when nothing fits), each with its words in order.
+            return output.Split('\n')[..lines.Length].Select(l => string.Join(' ', l.Split(' ', StringSplitOptions.RemoveEmptyEntries).Order())).ToList();
+        }
+        Assert.Equal(["scale", "create", "list logs"], await BashAsync("platform sca", "platform apps cr", "platform builds l"));
+
+        // App names come from the Api, for the project the line names or the target: signed in as a developer of acme/web.
+        var admin = _host.Admin();
+        (await admin.PostAsync("/api/v1/teams", JsonBody(new { name = "acme" }))).EnsureSuccessStatusCode();
+        (await admin.PostAsync("/api/v1/teams/acme/projects", JsonBody(new { name = "web" }))).EnsureSuccessStatusCode();
+        (await admin.PostAsync("/api/v1/teams/acme/projects", JsonBody(new { name = "jobs" }))).EnsureSuccessStatusCode();
+        (await admin.PostAsync("/api/v1/teams", JsonBody(new { name = "rival" }))).EnsureSuccessStatusCode();
+        (await admin.PostAsync("/api/v1/teams/rival/projects", JsonBody(new { name = "web" }))).EnsureSuccessStatusCode();
+        foreach (var (team, project, app) in new[] { ("acme", "web", "shop"), ("acme", "web", "shipping"), ("acme", "jobs", "nightly"), ("rival", "web", "secret-plans") })
+            (await admin.PostAsync($"/api/v1/teams/{team}/projects/{project}/apps", JsonBody(new { name = app }))).EnsureSuccessStatusCode();
+        // Not signed in yet: nothing is offered, and completion does not fail (the control below shows the same line completing).
+        Assert.Equal([""], await BashAsync("platform scale -t acme -p web s"));
+        var token = await _host.UserTokenAsync("dev@example.com");
+        (await admin.PutAsync("/api/v1/teams/acme/members/dev@example.com", JsonBody(new { role = "developer" }))).EnsureSuccessStatusCode();
+        Assert.Equal(0, (await RunAsync(["login", _host.BaseAddress.ToString(), "--token", token])).Code);
+        Assert.Equal(0, (await RunAsync("target", "-t", "acme", "-p", "web")).Code);
+        Assert.Equal(
+            ["shipping shop", "shop", "nightly", "", "", "shipping shop"],
+            await BashAsync(
+                "platform scale s",                       // the target's apps
+                "platform logs sho",
+                "platform builds logs -p jobs n",         // another project named on the line
+                "platform scale -t rival -p web s",       // another team's apps: refused by the Api, so nothing
+                "platform apps create s",                 // a new name: nothing to complete
+                "platform env list s"));
         Assert.Equal(2, (await RunAsync("completion", "fish")).Code);   // an unknown shell is a usage error
     }
 

@@ -37,7 +37,7 @@ public sealed class GitHostingTests
         await File.WriteAllTextAsync(Path.Combine(work, "index.html"), "hello from git\n");
         (await GitAsync(home, work, "add", ".")).EnsureSuccess("git add");
         (await GitAsync(home, work, "commit", "-m", "first")).EnsureSuccess("git commit");
-        (await GitAsync(home, work, "-c", "protocol.version=2", "push", As(developer), "main")).EnsureSuccess("developer push");
+        (await GitAsync(home, work, "-c", "protocol.version=2", "push", "-o", "no-follow", As(developer), "main")).EnsureSuccess("developer push");
         var refs = (await GitAsync(home, null, "-c", "protocol.version=2", "ls-remote", As(developer))).EnsureSuccess("ls-remote v2");
         var head = (await GitAsync(home, work, "rev-parse", "HEAD")).Stdout.Trim();
         Assert.Contains($"{head}\trefs/heads/main", refs.Stdout);
@@ -46,7 +46,7 @@ public sealed class GitHostingTests
         await File.WriteAllBytesAsync(Path.Combine(work, "blob.bin"), System.Security.Cryptography.RandomNumberGenerator.GetBytes(3 << 20));
         (await GitAsync(home, work, "add", ".")).EnsureSuccess("git add");
         (await GitAsync(home, work, "commit", "-m", "second")).EnsureSuccess("git commit");
-        (await GitAsync(home, work, "-c", "http.postBuffer=65536", "push", As(developer), "main")).EnsureSuccess("chunked push");
+        (await GitAsync(home, work, "-c", "http.postBuffer=65536", "push", "-o", "no-follow", As(developer), "main")).EnsureSuccess("chunked push");
         head = (await GitAsync(home, work, "rev-parse", "HEAD")).Stdout.Trim();
 
         // The viewer clones what was pushed, and may not push.
