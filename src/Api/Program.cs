@@ -29,10 +29,14 @@ builder.AddPlatformBuilds(options);
 
 var app = builder.Build();
 
+// One Api per SQLite data folder, and (after the migrations) the shared folder the database expects (docs/operations.md).
+var guard = app.Services.GetRequiredService<DataFolderGuard>();
+guard.LockSqlite();
 // `dotnet run --project src/Api -- migrate` applies the migrations and exits (for deploy pipelines).
 await Database.MigrateAsync(app.Services, CancellationToken.None);
 if (args.Contains("migrate"))
     return;
+await guard.CheckStorageIdAsync(app.Services, CancellationToken.None);
 await Bootstrap.RunAsync(app.Services, CancellationToken.None);
 var layout = app.Services.GetRequiredService<DataLayout>();
 DataFolderAccess.Protect(layout);

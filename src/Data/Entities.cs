@@ -410,3 +410,29 @@ public sealed class AuditEvent
     public required string Outcome { get; set; }
     public int Status { get; set; }
 }
+
+/// <summary>A setting of the whole installation, written once (the shared data folder's id, <c>storage-id</c>).</summary>
+public sealed class ClusterSetting
+{
+    public required string Key { get; set; }
+    public required string Value { get; set; }
+    public DateTime CreatedAt { get; set; }
+}
+
+/// <summary>
+/// An Api replica as it last reported itself (every few seconds): which singleton roles it holds under PostgreSQL
+/// advisory locks, whether it runs builds. A replica that stopped reporting is shown as gone and its row aged out.
+/// </summary>
+public sealed class ApiReplica
+{
+    /// <summary>A fresh id per Api process.</summary>
+    public Guid Id { get; set; }
+    /// <summary>Host name and process id, for people.</summary>
+    public required string Name { get; set; }
+    public DateTime StartedAt { get; set; }
+    public DateTime SeenAt { get; set; }
+    /// <summary>The roles it holds, comma-separated (scheduler, rollouts).</summary>
+    public string Roles { get; set; } = "";
+    public int BuildWorkers { get; set; }
+}
+

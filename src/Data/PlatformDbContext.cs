@@ -33,6 +33,8 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
     public DbSet<RegistryManifestReference> RegistryManifestReferences => Set<RegistryManifestReference>();
     public DbSet<RegistryTag> RegistryTags => Set<RegistryTag>();
     public DbSet<RegistryUpload> RegistryUploads => Set<RegistryUpload>();
+    public DbSet<ClusterSetting> ClusterSettings => Set<ClusterSetting>();
+    public DbSet<ApiReplica> ApiReplicas => Set<ApiReplica>();
 
     /// <summary>Every DateTime is UTC; SQLite forgets the kind, so it is restored on read.</summary>
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
@@ -190,6 +192,22 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
             e.Property(c => c.Id).HasMaxLength(32);
             e.Property(c => c.CertificatePem).HasMaxLength(65536);
             e.Property(c => c.KeyPem).HasMaxLength(16384);
+        });
+
+        builder.Entity<ClusterSetting>(e =>
+        {
+            e.ToTable("cluster_settings");
+            e.HasKey(x => x.Key);
+            e.Property(x => x.Key).HasMaxLength(64);
+            e.Property(x => x.Value).HasMaxLength(256);
+        });
+
+        builder.Entity<ApiReplica>(e =>
+        {
+            e.ToTable("api_replicas");
+            e.HasKey(x => x.Id);
+            e.Property(x => x.Name).HasMaxLength(256);
+            e.Property(x => x.Roles).HasMaxLength(256);
         });
 
         builder.Entity<AppRequestMinute>(e =>

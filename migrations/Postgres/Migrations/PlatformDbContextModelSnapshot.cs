@@ -387,6 +387,36 @@ namespace Platform.Migrations.Postgres.Migrations
                     b.ToTable("acme_challenges", (string)null);
                 });
 
+            modelBuilder.Entity("Platform.Data.ApiReplica", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid");
+
+                    b.Property<int>("BuildWorkers")
+                        .HasColumnType("integer");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)");
+
+                    b.Property<string>("Roles")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)");
+
+                    b.Property<DateTime>("SeenAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<DateTime>("StartedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("api_replicas", (string)null);
+                });
+
             modelBuilder.Entity("Platform.Data.App", b =>
                 {
                     b.Property<Guid>("Id")
@@ -702,6 +732,25 @@ namespace Platform.Migrations.Postgres.Migrations
                         .IsUnique();
 
                     b.ToTable("builds", (string)null);
+                });
+
+            modelBuilder.Entity("Platform.Data.ClusterSetting", b =>
+                {
+                    b.Property<string>("Key")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Value")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)");
+
+                    b.HasKey("Key");
+
+                    b.ToTable("cluster_settings", (string)null);
                 });
 
             modelBuilder.Entity("Platform.Data.CustomDomain", b =>

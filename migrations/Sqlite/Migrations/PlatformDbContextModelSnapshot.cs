@@ -377,6 +377,36 @@ namespace Platform.Migrations.Sqlite.Migrations
                     b.ToTable("acme_challenges", (string)null);
                 });
 
+            modelBuilder.Entity("Platform.Data.ApiReplica", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("BuildWorkers")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Roles")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("SeenAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("StartedAt")
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("api_replicas", (string)null);
+                });
+
             modelBuilder.Entity("Platform.Data.App", b =>
                 {
                     b.Property<Guid>("Id")
@@ -688,6 +718,25 @@ namespace Platform.Migrations.Sqlite.Migrations
                         .IsUnique();
 
                     b.ToTable("builds", (string)null);
+                });
+
+            modelBuilder.Entity("Platform.Data.ClusterSetting", b =>
+                {
+                    b.Property<string>("Key")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Value")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Key");
+
+                    b.ToTable("cluster_settings", (string)null);
                 });
 
             modelBuilder.Entity("Platform.Data.CustomDomain", b =>

@@ -78,6 +78,7 @@ public static class ApiSetup
         api.MapAppsApi();
         api.MapAuditApi();
         api.MapNodesApi();
+        Operations.ReplicasApi.MapReplicasApi(api);
         api.MapImagesApi();
         api.MapReleasesApi();
         api.MapRolloutsApi();

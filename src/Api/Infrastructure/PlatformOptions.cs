@@ -297,6 +297,7 @@ public static class PlatformOptionsSetup
         services.AddSingleton<IValidateOptions<PlatformOptions>>(validator);
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(sp => DataLayout.Of(sp.GetRequiredService<IOptions<PlatformOptions>>().Value));
+        services.AddSingleton<DataFolderGuard>();
         Directory.CreateDirectory(options.FullDataDir);
         return options;
     }

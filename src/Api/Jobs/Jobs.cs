@@ -119,7 +119,10 @@ public sealed partial class Housekeeping(
 {
     public sealed record Report(int PersonalAccessTokens, int JoinTokens, long OidcTokens, long OidcAuthorizations, int AuditEvents, int UsageCorrections, int Leftovers, int RequestMinutes);
 
+    // Hangfire enqueues a recurring job once per occurrence whichever replicas run; its distributed lock also keeps a
+    // slow run from overlapping the next one.
     [AutomaticRetry(Attempts = 3)]
+    [DisableConcurrentExecution(timeoutInSeconds: 600)]
     public async Task<Report> RunAsync(CancellationToken ct)
     {
         var now = clock.GetUtcNow();

@@ -22,6 +22,8 @@ public static class Operations
         builder.Services.AddAuthorizationBuilder().AddPolicy(MetricsPolicy, p => p
             .AddAuthenticationSchemes(IdentitySetup.ApiScheme).RequireAuthenticatedUser().AddRequirements(new PlatformAdminRequirement()));
         builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
+        builder.Services.AddSingleton<ClusterRoles>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterRoles>());
         builder.Services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("platform-api"))
             .WithMetrics(m => m

@@ -216,10 +216,12 @@ public sealed partial class RolloutService(PlatformDbContext db, DeploymentServi
     private static partial void LogRolledBack(ILogger logger, Guid app, int generation, string reason);
 }
 
-/// <summary>Looks at the rollouts in progress every second, on every replica (each step is a conditional update: one replica does it).</summary>
+/// <summary>Looks at the rollouts in progress every second, on the replica holding the rollouts role (each step is still a conditional update).</summary>
 public sealed partial class RolloutMonitor(IServiceScopeFactory scopes, TimeProvider clock, ILogger<RolloutMonitor> log) : ScopedPeriodicPass(scopes, clock)
 {
     protected override TimeSpan Period => TimeSpan.FromSeconds(1);
+
+    protected override string? Role => Operations.ClusterRoles.Rollouts;
 
     protected override Task PassAsync(IServiceProvider services, CancellationToken ct) => services.GetRequiredService<RolloutService>().CheckAsync(ct);
 

@@ -27,6 +27,12 @@ public sealed class ClusterSignals
         if (_nodes.TryRemove(node, out var waiter)) waiter.TrySetResult();
     }
 
+    /// <summary>Wakes every node's long-poll (each rereads its revision): after notifications may have been missed.</summary>
+    public void NotifyAllNodes()
+    {
+        foreach (var node in _nodes.Keys) NotifyNode(node);
+    }
+
     public Task RoutesChanged => Volatile.Read(ref _routes).Task;
 
     public void NotifyRoutes() =>
@@ -82,6 +88,7 @@ public sealed partial class PostgresListener(IConfiguration configuration, Clust
                     await listen.ExecuteNonQueryAsync(stoppingToken);
                 // Whatever happened while not listening: wake every waiter once so it rereads the database.
                 signals.NotifyRoutes();
+                signals.NotifyAllNodes();
                 while (!stoppingToken.IsCancellationRequested)
                     await connection.WaitAsync(stoppingToken);
             }

@@ -231,11 +231,13 @@ public sealed partial class PlacementService(
     private static partial void LogPass(ILogger logger, int apps, int changes);
 }
 
-/// <summary>The scheduler's pass every few seconds: nodes that went NotReady, capacity that freed up, rollouts that finished.</summary>
+/// <summary>The scheduler's pass every few seconds: nodes that went NotReady, capacity that freed up, rollouts that finished. One replica runs it (the scheduler role).</summary>
 public sealed partial class SchedulingLoop(IServiceScopeFactory scopes, IOptions<PlatformOptions> options, TimeProvider clock, ILogger<SchedulingLoop> log)
     : ScopedPeriodicPass(scopes, clock)
 {
     protected override TimeSpan Period => TimeSpan.FromSeconds(Math.Max(1, options.Value.Nodes.ReconcileSeconds));
+
+    protected override string? Role => Operations.ClusterRoles.Scheduler;
 
     protected override Task PassAsync(IServiceProvider services, CancellationToken ct) =>
         services.GetRequiredService<PlacementService>().ReconcileAsync(null, ct);

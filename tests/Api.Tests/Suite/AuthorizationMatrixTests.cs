@@ -165,6 +165,7 @@ public abstract class AuthorizationMatrixTests(PlatformHost host) : IAsyncLifeti
         yield return new("GET", "/api/v1/teams/{team}/images", () => $"{teams}/{t}/images", null, seeTeam);
         yield return new("GET", "/api/v1/audit", () => "/api/v1/audit", null, paOnly);
         yield return new("GET", "/api/v1/nodes", () => "/api/v1/nodes", null, paOnly);
+        yield return new("GET", "/api/v1/replicas", () => "/api/v1/replicas", null, paOnly);
         yield return new("POST", "/api/v1/nodes/join-tokens", () => "/api/v1/nodes/join-tokens", () => new { },
             [201, 403, 403, 403, 403, 403, 403, 401]);
         // Removing a node: platform admins only (this one does not exist, so the admin's answer is 404).
