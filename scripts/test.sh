@@ -24,6 +24,7 @@ command -v newuidmap >/dev/null || need+=(uidmap)   # builds run buildah rootles
 command -v docker-registry >/dev/null || need+=(docker-registry)   # an upstream registry for builds (its own config, loopback)
 command -v pebble >/dev/null || need+=(pebble)   # Let's Encrypt's test ACME server (and pebble-challtestsrv) for custom domains, loopback
 command -v curl >/dev/null || need+=(curl)
+command -v haproxy >/dev/null || need+=(haproxy)   # the load balancer in front of two Api replicas (loopback)
 [ -x /usr/bin/chromium ] || need+=(chromium)   # the Portal's browser tests (Playwright drives it; never `playwright install`)
 [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep static >/dev/null || need+=(busybox-static file)
 if [ ${#need[@]} -gt 0 ]; then
@@ -34,6 +35,7 @@ if [ ${#need[@]} -gt 0 ]; then
   # The tests start their own server; the packaged cluster is not needed.
   systemctl disable --now postgresql >/dev/null 2>&1 || true
   systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  systemctl disable --now haproxy >/dev/null 2>&1 || true
 fi
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet tool restore >/dev/null

@@ -52,7 +52,10 @@ public sealed class ApiClient : IDisposable
 
     private string? Token => _environmentToken ?? (_profileApplies ? _profile.AccessToken : null);
 
-    private bool CanRefresh => _profileApplies && _profile is { Kind: "device", RefreshToken: not null };
+    /// <summary>False for a caller that must not spend the refresh token (shell completion: cut short by its deadline, it would lose the new pair).</summary>
+    public bool MayRefresh { get; init; } = true;
+
+    private bool CanRefresh => MayRefresh && _profileApplies && _profile is { Kind: "device", RefreshToken: not null };
 
     public Uri BaseAddress => _http.BaseAddress!;
 

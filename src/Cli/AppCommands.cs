@@ -274,7 +274,7 @@ public static class AppCommands
             while (await reader.ReadLineAsync(ct) is { } line)
             {
                 if (c.Out.Json) c.Out.Out.WriteLine(JsonSerializer.Serialize(new { line }));
-                else c.Out.Out.WriteLine(line);
+                else c.Out.Out.WriteLine(Printable(line));
                 c.Out.Out.Flush();
             }
         });

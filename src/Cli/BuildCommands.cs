@@ -69,7 +69,9 @@ public static class BuildCommands
                 return;
             }
             using var response = await c.Api.SendRawAsync(() => new HttpRequestMessage(HttpMethod.Get, c.App(app) + $"/builds/{n}/log"), HttpCompletionOption.ResponseContentRead, ct);
-            c.Out.Out.Write(await response.Content.ReadAsStringAsync(ct));
+            var text = await response.Content.ReadAsStringAsync(ct);
+            foreach (var line in (text.EndsWith('\n') ? text[..^1] : text).Split('\n').Where(_ => text.Length > 0))
+                c.Out.Out.WriteLine(Printable(line.TrimEnd('\r')));
         });
 
         var cancelApp = Commands.AppArgument();
@@ -125,7 +127,7 @@ public static class BuildCommands
                     {
                         if (ev == "end") state = line[6..];
                         else if (c.Out.Json) c.Out.Out.WriteLine(JsonSerializer.Serialize(new { line = line[6..] }));
-                        else c.Out.Out.WriteLine(line[6..]);
+                        else c.Out.Out.WriteLine(Printable(line[6..]));
                         c.Out.Out.Flush();
                     }
                     else if (line.Length == 0) ev = null;

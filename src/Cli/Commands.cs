@@ -97,15 +97,22 @@ public static class Commands
     {
         try
         {
-            using var context = new Context(parse, TextWriter.Null);
+            var profile = Config.Load();
+            var team = parse.GetValue(TeamOption) ?? profile.Team;
+            var project = parse.GetValue(ProjectOption) ?? profile.Project;
+            if (team is null || project is null) return [];
+            // An expired sign-in offers nothing rather than refreshing here (the next real command refreshes it).
+            using var api = new ApiClient(profile, parse.GetValue(ApiOption)) { MayRefresh = false };
             using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(3));
-            var page = context.Api.GetAsync(context.Apps + "?limit=200", limit.Token).GetAwaiter().GetResult();
+            var page = api.GetAsync($"api/v1/teams/{E(team)}/projects/{E(project)}/apps?limit=200", limit.Token).GetAwaiter().GetResult();
             return Output.Items(page).Select(a => S(a, "name")).OfType<string>().ToList();
         }
-        catch (Exception e) when (e is CliException or HttpRequestException or OperationCanceledException or IOException or JsonException or InvalidOperationException)
+#pragma warning disable CA1031 // completion must never fail the shell, whatever went wrong
+        catch (Exception)
         {
             return [];
         }
+#pragma warning restore CA1031
     }
 
     /// <summary>A command whose action gets a <see cref="Context"/>; returns 0 unless the action says otherwise.</summary>

@@ -61,6 +61,16 @@ public sealed class Output(TextWriter stdout, bool json)
             ? v.ValueKind == JsonValueKind.String ? v.GetString() : v.ToString()
             : null;
 
+    /// <summary>
+    /// A line of a build's or an app's output as the terminal may show it: control characters (escape sequences a build
+    /// or an app could print to rewrite the screen, set the title or the clipboard) become '?', tabs stay. --json keeps them.
+    /// </summary>
+    public static string Printable(string line)
+    {
+        if (!line.Any(c => char.IsControl(c) && c != '\t')) return line;
+        return new string(line.Select(c => char.IsControl(c) && c != '\t' ? '?' : c).ToArray());
+    }
+
     public static IEnumerable<JsonElement> Items(JsonElement page) =>
         page.ValueKind == JsonValueKind.Object && page.TryGetProperty("items", out var items) ? items.EnumerateArray() : [];
 }

@@ -176,6 +176,8 @@ public sealed class Build
     public bool CancelRequested { get; set; }
     /// <summary>How many times it was started (a build whose Api died is started again once).</summary>
     public int Attempts { get; set; }
+    /// <summary>The Api replica (its <c>Platform:ReplicaName</c>) that claimed the build last: at start, a replica recovers only its own.</summary>
+    public string? ClaimedBy { get; set; }
 }
 
 /// <summary>A version of an app: the image it ran from then on, and where that came from (a build, an image, a rollback).</summary>

@@ -153,6 +153,7 @@ public sealed class PlatformDbContext(DbContextOptions<PlatformDbContext> option
             e.Property(b => b.Commit).HasMaxLength(64);
             e.Property(b => b.State).HasMaxLength(16);
             e.Property(b => b.Reason).HasMaxLength(1024);
+            e.Property(b => b.ClaimedBy).HasMaxLength(100);
             e.Property(b => b.ImageDigest).HasMaxLength(80);
             e.Property(b => b.CreatedBy).HasMaxLength(64);
             e.Property(b => b.Trigger).HasMaxLength(16);

@@ -678,6 +678,10 @@ namespace Platform.Migrations.Postgres.Migrations
                     b.Property<bool>("CancelRequested")
                         .HasColumnType("boolean");
 
+                    b.Property<string>("ClaimedBy")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)");
+
                     b.Property<string>("Commit")
                         .IsRequired()
                         .HasMaxLength(64)

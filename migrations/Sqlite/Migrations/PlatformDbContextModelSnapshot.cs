@@ -664,6 +664,10 @@ namespace Platform.Migrations.Sqlite.Migrations
                     b.Property<bool>("CancelRequested")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("ClaimedBy")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("Commit")
                         .IsRequired()
                         .HasMaxLength(64)

@@ -7,9 +7,10 @@ namespace Platform.Api.Builds;
 /// The build queue's admission: a Queued build becomes Running only when its team runs fewer than its
 /// <c>concurrentBuilds</c>, no older build of the team waits and the app builds nothing else. One
 /// conditional update, under this host's claim lock and, on PostgreSQL, a team advisory transaction lock,
-/// so replicas cannot both start past the limit.
+/// so replicas cannot both start past the limit. The claim records the replica (<c>Platform:ReplicaName</c>), so the
+/// replica's next start recovers its own builds and no other's (<see cref="BuildRecovery"/>).
 /// </summary>
-public sealed class BuildClaim(PlatformDbContext db, LocalBuilds local, TimeProvider clock)
+public sealed class BuildClaim(PlatformDbContext db, LocalBuilds local, Microsoft.Extensions.Options.IOptions<Infrastructure.PlatformOptions> options, TimeProvider clock)
 {
     public enum Outcome { Gone, Wait, Claimed }
 
@@ -30,6 +31,7 @@ public sealed class BuildClaim(PlatformDbContext db, LocalBuilds local, TimeProv
                 if (db.Database.IsNpgsql())
                     await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({0x706C6274_00000000L ^ b.TeamId.GetHashCode()})", ct);
                 var now = clock.GetUtcNow().UtcDateTime;
+                var replica = options.Value.EffectiveReplicaName;
                 if (b.CancelRequested)
                 {
                     await db.Builds.Where(x => x.Id == buildId && x.State == BuildStates.Queued).ExecuteUpdateAsync(s => s
@@ -44,7 +46,8 @@ public sealed class BuildClaim(PlatformDbContext db, LocalBuilds local, TimeProv
                 if (running >= Math.Max(1, b.Limit) || olderWaiting || appBusy) return Outcome.Wait;
                 var claimed = await db.Builds.Where(x => x.Id == buildId && x.State == BuildStates.Queued).ExecuteUpdateAsync(s => s
                     .SetProperty(x => x.State, BuildStates.Running).SetProperty(x => x.StartedAt, now)
-                    .SetProperty(x => x.HeartbeatAt, now).SetProperty(x => x.Attempts, x => x.Attempts + 1), ct);
+                    .SetProperty(x => x.HeartbeatAt, now).SetProperty(x => x.Attempts, x => x.Attempts + 1)
+                    .SetProperty(x => x.ClaimedBy, replica), ct);
                 await tx.CommitAsync(ct);
                 if (claimed != 1) return Outcome.Gone;
                 local.Add(buildId, b.AppId);   // before the lock is released: recovery never sees it Running here but unlisted

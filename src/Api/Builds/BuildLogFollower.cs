@@ -22,6 +22,7 @@ public static class BuildLogFollower
     {
         var state = await StateAsync(db, buildId, ct);
         var quietTicks = 0;
+        var lastLook = false;
         while (true)
         {
             var finished = BuildStates.IsFinished(state);
@@ -45,7 +46,14 @@ public static class BuildLogFollower
                     }
                 }
             }
-            if (finished) return state;
+            // The build's last lines (its release, its failure) are written just after its state: look once more.
+            if (finished && lastLook) return state;
+            if (finished)
+            {
+                lastLook = true;
+                await Task.Delay(500, ct);
+                continue;
+            }
             await Task.Delay(250, ct);
             if (++quietTicks % 4 == 0)
             {

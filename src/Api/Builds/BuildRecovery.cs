@@ -7,11 +7,12 @@ namespace Platform.Api.Builds;
 
 /// <summary>
 /// No build stays Running after its Api died. At start (before this replica takes builds) and every few
-/// seconds: a Running build whose heartbeat is older than Platform:Builds:StaleAfterSeconds — or whose
-/// cgroup is still on this machine at start, so this process's predecessor ran it — has its leftover
+/// seconds: a Running build whose heartbeat is older than Platform:Builds:StaleAfterSeconds — or, at start,
+/// one this replica claimed (<c>Platform:ReplicaName</c>), so its predecessor ran it — has its leftover
 /// processes killed (its cgroup), its network name-space, scratch folder and half-made working containers
 /// removed, and is queued again once; a second loss fails it with a reason. Scratch folders and build
-/// name-spaces that belong to no build running here are removed at start.
+/// name-spaces that belong to no build running on this machine are removed at start; another replica's
+/// builds are never touched at start (several replicas may share a machine and its work folder).
 /// </summary>
 public sealed partial class BuildRecovery(
     IServiceScopeFactory scopes, LocalBuilds local, Buildah buildah, BuildNetwork network, DataLayout layout, IOptions<PlatformOptions> options, TimeProvider clock, ILogger<BuildRecovery> log)
@@ -59,11 +60,14 @@ public sealed partial class BuildRecovery(
         var now = clock.GetUtcNow().UtcDateTime;
         var staleBefore = now.AddSeconds(-o.Builds.StaleAfterSeconds);
         var running = await db.Builds.AsNoTracking().Where(b => b.State == BuildStates.Running)
-            .Select(b => new { b.Id, b.AppId, b.Number, b.HeartbeatAt, b.Attempts }).ToListAsync(ct);
+            .Select(b => new { b.Id, b.AppId, b.Number, b.HeartbeatAt, b.Attempts, b.ClaimedBy }).ToListAsync(ct);
+        var me = o.EffectiveReplicaName;
         foreach (var b in running)
         {
             if (local.Runs(b.Id)) continue;
-            var ranHere = atStart && BuildCgroup.Existing(o.Builds.CgroupName, b.Id).Exists;
+            // At start, this replica's own builds (its predecessor's, which ran here) need no stale heartbeat to be
+            // recovered; another replica's build, even one running on this machine, is left to its replica.
+            var ranHere = atStart && (b.ClaimedBy == me || (b.ClaimedBy is null && BuildCgroup.Existing(o.Builds.CgroupName, b.Id).Exists));
             if (!ranHere && b.HeartbeatAt is { } beat && beat >= staleBefore) continue;
 
             await BuildCgroup.Existing(o.Builds.CgroupName, b.Id).KillAndRemoveAsync();
@@ -87,8 +91,11 @@ public sealed partial class BuildRecovery(
         }
 
         if (!atStart) return;
+        // Scratch folders of builds that run nowhere (the work folder may be another replica's on this machine as well).
+        var elsewhere = (await db.Builds.AsNoTracking().Where(b => b.State == BuildStates.Running && b.ClaimedBy != null && b.ClaimedBy != me)
+            .Select(b => b.Id).ToListAsync(ct)).ToHashSet();
         foreach (var (folder, build) in layout.BuildScratchFolders())
-            if (!local.Runs(build))
+            if (!local.Runs(build) && !elsewhere.Contains(build))
                 Directory.Delete(folder, recursive: true);
         if (o.Builds.Network == "isolated" && Environment.UserName == "root")
             await network.RemoveLeftoversAsync(   // a build running anywhere on this machine has its cgroup

@@ -132,7 +132,11 @@ public static class BuildsApi
                 foreach (var line in lines)
                 {
                     at += Encoding.UTF8.GetByteCount(line) + 1;
-                    events.Append("id: ").Append(at).Append('\n').Append("data: ").Append(line.TrimEnd('\r')).Append("\n\n");
+                    // A carriage return inside a line would end the field in SSE (and let a build write its own id: or event:
+                    // lines): each piece between them is a data: field of the same event, which clients join with newlines.
+                    events.Append("id: ").Append(at).Append('\n');
+                    foreach (var piece in line.TrimEnd('\r').Split('\r')) events.Append("data: ").Append(piece).Append('\n');
+                    events.Append('\n');
                 }
                 await http.Response.WriteAsync(events.ToString(), ct);
                 await http.Response.Body.FlushAsync(ct);

@@ -82,7 +82,7 @@ public static partial class GitHosting
         var before = receiving ? await repositories.ResolveAsync(app.Id, "refs/heads/" + app.Branch, http.RequestAborted) : null;
         var held = await CgiAsync(http, repositories.Root, $"/{app.Id:N}.git/{path}", found.Email, pushing ? PushConfig(repositories, options.Value.Git) : null, receiving, log);
         if (!receiving) return;
-        var progress = held ? new PushProgress(http.Response.Body, http.RequestAborted) : null;
+        var progress = held ? new PushProgress(http.Response.Body, clock, http.RequestAborted) : null;
         try
         {
             var build = await QueueBuildAsync(http, app, before, repositories, found.UserId, team, project, clock, log);
@@ -100,7 +100,8 @@ public static partial class GitHosting
         catch (Exception e) when (progress is not null)
         {
             LogFollowFailed(log, team, project, appName, e.Message);
-            try { await progress.SayAsync("The platform stopped following the build (it goes on): " + e.GetType().Name); } catch (IOException) { }
+            try { await progress.SayAsync("The platform stopped following the build (it goes on): " + e.GetType().Name); }
+            catch (Exception again) when (again is IOException or OperationCanceledException) { }
         }
         finally
         {

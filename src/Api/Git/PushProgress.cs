@@ -15,7 +15,7 @@ namespace Platform.Api.Git;
 /// refs were updated before the build began). Ctrl-C stops following, not the build. Pushes with
 /// <c>git push -o no-follow</c>, and clients that cannot demultiplex bands, get git's answer alone.
 /// </summary>
-public sealed class PushProgress(Stream body, CancellationToken ct)
+public sealed class PushProgress(Stream body, TimeProvider clock, CancellationToken ct)
 {
     /// <summary>The longest a build may wait for a worker while a push follows it; past this the push ends with how to follow it.</summary>
     public static readonly TimeSpan QueuedPatience = TimeSpan.FromMinutes(10);
@@ -36,9 +36,19 @@ public sealed class PushProgress(Stream body, CancellationToken ct)
         await body.FlushAsync(ct);
     }
 
+    /// <summary>
+    /// An empty progress packet, as receive-pack's own keep-alive: git prints nothing, and a proxy between it and the
+    /// Api with an idle timeout (nginx's and most load balancers' 60 s) sees traffic while a step or a rollout is quiet.
+    /// </summary>
+    public async Task KeepAliveAsync()
+    {
+        await body.WriteAsync("0005\u0002"u8.ToArray(), ct);
+        await body.FlushAsync(ct);
+    }
+
     private async Task WriteAsync(byte band, string line)
     {
-        var text = line.Length > MaxLine ? line[..MaxLine] + "…" : line;
+        var text = Printable(line.Length > MaxLine ? line[..MaxLine] + "…" : line);
         var payload = Encoding.UTF8.GetBytes(text + "\n");
         var packet = new byte[5 + payload.Length];
         Encoding.ASCII.GetBytes((packet.Length).ToString("x4", System.Globalization.CultureInfo.InvariantCulture), packet);
@@ -46,6 +56,19 @@ public sealed class PushProgress(Stream body, CancellationToken ct)
         payload.CopyTo(packet, 5);
         await body.WriteAsync(packet, ct);
         await body.FlushAsync(ct);
+    }
+
+    /// <summary>
+    /// The line as a terminal may show it: control characters (escape sequences a build could print to rewrite the
+    /// pusher's screen, set its title or its clipboard; a bare carriage return) become '?', tabs stay.
+    /// </summary>
+    public static string Printable(string line)
+    {
+        if (!line.Any(c => char.IsControl(c) && c != '\t')) return line;
+        return string.Create(line.Length, line, (span, source) =>
+        {
+            for (var i = 0; i < source.Length; i++) span[i] = char.IsControl(source[i]) && source[i] != '\t' ? '?' : source[i];
+        });
     }
 
     /// <summary>
@@ -62,7 +85,7 @@ public sealed class PushProgress(Stream body, CancellationToken ct)
             return;
         }
         var quietSeconds = 0;
-        var queuedSince = DateTime.UtcNow;
+        var queuedSince = clock.GetUtcNow();
         var said = BuildStates.Queued;
         var state = await BuildLogFollower.FollowAsync(db, build.Id, layout.BuildLog(build.Id), 0, async (lines, _) =>
         {
@@ -70,14 +93,21 @@ public sealed class PushProgress(Stream body, CancellationToken ct)
             foreach (var line in lines) await SayAsync(line.TrimEnd('\r'));
         }, async now =>
         {
-            if (now != said && now == BuildStates.Running) queuedSince = DateTime.MaxValue;
+            if (now != said && now == BuildStates.Queued) queuedSince = clock.GetUtcNow();   // queued again (its replica was lost)
             said = now;
-            if (now == BuildStates.Queued && DateTime.UtcNow - queuedSince > QueuedPatience)
+            if (now == BuildStates.Queued && clock.GetUtcNow() - queuedSince > QueuedPatience)
             {
                 await SayAsync($"Build #{build.Number} is still waiting for a free build worker. Follow it with: {logsHint}");
                 return false;
             }
+            // A newer push of the app supersedes this one's following (its build goes on).
+            if (await db.Builds.AsNoTracking().AnyAsync(b => b.AppId == app.Id && b.Number > build.Number, ct))
+            {
+                await SayAsync($"A newer push of {app.Name} was queued; this push stops following build #{build.Number} (it goes on). Follow it with: {logsHint}");
+                return false;
+            }
             if (++quietSeconds % 60 == 0) await SayAsync($"… {(now == BuildStates.Queued ? "waiting for a build worker" : "building")}, no output for {quietSeconds / 60} min");
+            else if (quietSeconds % 15 == 0) await KeepAliveAsync();
             return true;
         }, ct);
         if (!BuildStates.IsFinished(state)) return;
@@ -105,10 +135,16 @@ public sealed class PushProgress(Stream body, CancellationToken ct)
         }
         await SayAsync($"Release v{version}: rolling out generation {rollout.Generation}.");
         string? last = null;
+        var quiet = 0;
         while (true)
         {
-            var r = await db.Rollouts.AsNoTracking().FirstAsync(x => x.Id == rollout.Id, ct);
-            var current = await db.Apps.AsNoTracking().FirstAsync(a => a.Id == app.Id, ct);
+            var r = await db.Rollouts.AsNoTracking().FirstOrDefaultAsync(x => x.Id == rollout.Id, ct);
+            var current = await db.Apps.AsNoTracking().FirstOrDefaultAsync(a => a.Id == app.Id, ct);
+            if (r is null || current is null)
+            {
+                await SayAsync($"{app.Name} was deleted meanwhile.");
+                return;
+            }
             var response = await RolloutsApi.ToResponseAsync(r, current, db, ct);
             var line = $"{response.New.Ready}/{response.New.Total} new instance(s) ready, {response.Old.Ready}/{response.Old.Total} old"
                 + (response.Pace is { } pace ? $" ({pace})" : "");
@@ -117,25 +153,28 @@ public sealed class PushProgress(Stream body, CancellationToken ct)
                 await SayAsync($"Released v{version}: {appUrl}");
                 return;
             }
+            // A later push, deploy or change took over (the platform cancels the older rollout as superseded): not a failure.
+            // A rollback of this very generation is a newer generation too, but that one is the rollout failing.
+            if (await db.Rollouts.AsNoTracking().AnyAsync(x => x.AppId == app.Id && x.Generation > r.Generation && x.RollbackOf != r.Generation, ct))
+            {
+                await SayAsync($"Release v{version}'s rollout was superseded by a newer change of {app.Name}; see it with: platform apps show {app.Name}");
+                return;
+            }
             if (r.State != RolloutStates.Progressing)
             {
                 await FailAsync($"The rollout of v{version} ended {r.State}" + (r.Message is null ? "" : $": {r.Message}"));
                 return;
             }
-            // A later push or deploy took over, or the rollout outlived its own deadline (the platform ends it there).
-            if (await db.Rollouts.AsNoTracking().AnyAsync(x => x.AppId == app.Id && x.Generation > r.Generation, ct))
-            {
-                await SayAsync($"Generation {r.Generation} was superseded by a newer rollout; see it with: platform apps show {app.Name}");
-                return;
-            }
-            if (DateTime.UtcNow > r.DeadlineAt + TimeSpan.FromMinutes(2))
+            // The rollout outlived its own deadline (the platform ends it there): stop waiting for it.
+            if (clock.GetUtcNow().UtcDateTime > r.DeadlineAt + TimeSpan.FromMinutes(2))
             {
                 await SayAsync($"The rollout is past its deadline; see it with: platform apps show {app.Name}");
                 return;
             }
             if (line != last) await SayAsync(line);
+            else if (++quiet % 15 == 0) await KeepAliveAsync();
             last = line;
-            await Task.Delay(TimeSpan.FromSeconds(1), ct);
+            await Task.Delay(TimeSpan.FromSeconds(1), clock, ct);
         }
     }
 }

@@ -11,6 +11,15 @@ public sealed class PlatformOptions
     /// <summary>Where the SQLite file, keys, registry blobs, git repositories and caches live.</summary>
     public string DataDir { get; set; } = "./data";
 
+    /// <summary>
+    /// This replica's name among the Api replicas, the same across its restarts (builds it claimed are its own to
+    /// recover at start); empty: the machine's host name. Replicas on one machine need names of their own.
+    /// </summary>
+    public string ReplicaName { get; set; } = "";
+
+    /// <summary><see cref="ReplicaName"/>, or the host name.</summary>
+    public string EffectiveReplicaName => ReplicaName is "" ? Environment.MachineName : ReplicaName;
+
     public DatabaseOptions Database { get; set; } = new();
     public BootstrapOptions Bootstrap { get; set; } = new();
     public IngressOptions Ingress { get; set; } = new();
@@ -212,6 +221,8 @@ public sealed class PlatformOptionsValidator : IValidateOptions<PlatformOptions>
         var errors = new List<string>();
         if (string.IsNullOrWhiteSpace(o.DataDir))
             errors.Add("Platform:DataDir must be set.");
+        if (o.ReplicaName.Length > 100 || o.ReplicaName.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_' or ':')))
+            errors.Add("Platform:ReplicaName: at most 100 letters, digits, '.', '-', '_' or ':'.");
         if (!Uri.TryCreate(o.Ingress.Url, UriKind.Absolute, out _))
             errors.Add($"Platform:Ingress:Url '{o.Ingress.Url}' is not an absolute URL.");
         if (!Uri.TryCreate(o.Portal.Url, UriKind.Absolute, out _))

@@ -39,7 +39,8 @@ public sealed partial class ClusterRoles(
 
     /// <summary>This Api process among the replicas.</summary>
     public Guid Replica { get; } = Guid.CreateVersion7();
-    public string Name { get; } = $"{Environment.MachineName}:{Environment.ProcessId}";
+    /// <summary>Its <c>Platform:ReplicaName</c> (the host name by default).</summary>
+    public string Name { get; } = options.Value.EffectiveReplicaName;
     public DateTime StartedAt { get; } = clock.GetUtcNow().UtcDateTime;
 
     public IReadOnlyList<string> Held => _held;

@@ -40,7 +40,9 @@ public sealed class CliBuildTests : IAsyncLifetime
         Directory.CreateDirectory(repo);
         Assert.Equal(0, (await _cli.GitAsync(repo, "init", "-q", "-b", "main")).Code);
         await File.WriteAllTextAsync(Path.Combine(repo, "Dockerfile"),
-            "FROM busybox\nRUN echo step-one-of-the-build && mkdir -p /www && echo from the cli > /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n");
+            // The step prints an escape sequence (a terminal title) and carriage returns that would spell SSE fields.
+            "FROM busybox\nRUN printf 'step-one-of-the-build \\033]0;pwned\\007\\revent: end\\rdata: Failed\\n' && mkdir -p /www && echo from the cli > /www/index.html\n"
+            + "CMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n");
         Assert.Equal(0, (await _cli.GitAsync(repo, "add", ".")).Code);
         Assert.Equal(0, (await _cli.GitAsync(repo, "-c", "user.name=me", "-c", "user.email=me@example.com", "commit", "-qm", "one")).Code);
         var added = await Cli(["git", "remote", "site", "--add"], cwd: repo);
@@ -57,8 +59,8 @@ public sealed class CliBuildTests : IAsyncLifetime
             return i;
         }
         var queued = At("remote: Build #1 of ");
-        var step = At("step-one-of-the-build");
-        Assert.StartsWith("remote: ", lines[step]);
+        var step = At("remote: step-one-of-the-build ?]0;pwned??event: end?data: Failed");   // no control character reaches the terminal
+        Assert.DoesNotContain('\u001b', pushed.Out);
         var rolling = At("remote: Release v1: rolling out generation");
         var released = At("remote: Released v1: http://site-");
         Assert.True(queued < step && step < rolling && rolling < released, pushed.Out);
@@ -70,8 +72,9 @@ public sealed class CliBuildTests : IAsyncLifetime
         // A finished build's log is still there to follow: the CLI prints it and its end state.
         var followed = await Cli(["builds", "logs", "site", "1", "-f"]);
         Assert.True(followed.Code == 0, followed.Err + followed.Out);
-        Assert.Contains("step-one-of-the-build", followed.Out);
-        Assert.Contains("Build #1 Succeeded", followed.Err);
+        Assert.Contains("step-one-of-the-build ?]0;pwned?", followed.Out);
+        Assert.DoesNotContain('\u001b', followed.Out);
+        Assert.Contains("Build #1 Succeeded", followed.Err);   // the carriage returns spelled no event: the build's own end came
 
         // A broken Dockerfile pushed with -o no-follow: the push returns at once; the CLI follows the build, exit 1 with its state.
         await File.WriteAllTextAsync(Path.Combine(repo, "Dockerfile"), "FROM busybox\nRUN echo about to fail && exit 3\n");

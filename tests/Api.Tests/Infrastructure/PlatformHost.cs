@@ -122,7 +122,8 @@ public sealed class PlatformHost : WebApplicationFactory<Program>
         ?? throw new InvalidOperationException(
             "PLATFORM_TEST_POSTGRES is not set: run the tests with scripts/test.sh, which starts a throwaway PostgreSQL.");
 
-    private static string CreateDatabase()
+    /// <summary>A new database on the test PostgreSQL; its connection string.</summary>
+    public static string CreateDatabase()
     {
         var name = "platform_" + Guid.NewGuid().ToString("N")[..12];
         using (var conn = new NpgsqlConnection(PostgresBase))

@@ -57,14 +57,21 @@ public sealed class Cluster : IAsyncDisposable
     /// <summary>Pushes busybox with <paramref name="command"/> as its Cmd to {team}/{project}/{name}:1 and returns that reference.</summary>
     public async Task<string> ImageAsync(string name, string command, string? project = null, string? team = null)
     {
-        var tag = (await Run.ToolAsync("umoci", ["ls", "--layout", Layout])).EnsureSuccess("umoci ls").Stdout
-            .Split('\n', StringSplitOptions.RemoveEmptyEntries).First(t => t != "latest" && !t.StartsWith("app-", StringComparison.Ordinal));
-        (await Run.ToolAsync("umoci", ["config", "--image", $"{Layout}:{tag}", "--tag", "app-" + name,
-            "--config.cmd", "sh", "--config.cmd", "-c", "--config.cmd", command])).EnsureSuccess("umoci config");
         var reference = $"{team ?? Team}/{project ?? Project}/{name}:1";
-        (await Run.ToolAsync("skopeo", ["copy", "-q", "--dest-tls-verify=false", "--dest-creds", "platform:" + PlatformHost.AdminToken,
-            $"oci:{Layout}:app-{name}", $"docker://{Registry}/{reference}"])).EnsureSuccess("skopeo copy");
+        await PushImageAsync(Layout, Registry, reference, command);
         return reference;
+    }
+
+    /// <summary>Pushes the busybox base of <paramref name="layout"/> with <paramref name="command"/> as its Cmd to <paramref name="registry"/>/<paramref name="reference"/>.</summary>
+    public static async Task PushImageAsync(string layout, string registry, string reference, string command)
+    {
+        var tag = (await Run.ToolAsync("umoci", ["ls", "--layout", layout])).EnsureSuccess("umoci ls").Stdout
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries).First(t => t != "latest" && !t.StartsWith("app-", StringComparison.Ordinal));
+        var local = "app-" + reference.Replace('/', '-').Replace(':', '-');
+        (await Run.ToolAsync("umoci", ["config", "--image", $"{layout}:{tag}", "--tag", local,
+            "--config.cmd", "sh", "--config.cmd", "-c", "--config.cmd", command])).EnsureSuccess("umoci config");
+        (await Run.ToolAsync("skopeo", ["copy", "-q", "--dest-tls-verify=false", "--dest-creds", "platform:" + PlatformHost.AdminToken,
+            $"oci:{layout}:{local}", $"docker://{registry}/{reference}"])).EnsureSuccess("skopeo copy");
     }
 
     public async Task<string> JoinTokenAsync() =>

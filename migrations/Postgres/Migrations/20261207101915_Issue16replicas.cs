@@ -11,6 +11,13 @@ namespace Platform.Migrations.Postgres.Migrations
         /// <inheritdoc />
         protected override void Up(MigrationBuilder migrationBuilder)
         {
+            migrationBuilder.AddColumn<string>(
+                name: "ClaimedBy",
+                table: "builds",
+                type: "character varying(100)",
+                maxLength: 100,
+                nullable: true);
+
             migrationBuilder.CreateTable(
                 name: "api_replicas",
                 columns: table => new
@@ -49,6 +56,10 @@ namespace Platform.Migrations.Postgres.Migrations
 
             migrationBuilder.DropTable(
                 name: "cluster_settings");
+
+            migrationBuilder.DropColumn(
+                name: "ClaimedBy",
+                table: "builds");
         }
     }
 }

@@ -11,6 +11,13 @@ namespace Platform.Migrations.Sqlite.Migrations
         /// <inheritdoc />
         protected override void Up(MigrationBuilder migrationBuilder)
         {
+            migrationBuilder.AddColumn<string>(
+                name: "ClaimedBy",
+                table: "builds",
+                type: "TEXT",
+                maxLength: 100,
+                nullable: true);
+
             migrationBuilder.CreateTable(
                 name: "api_replicas",
                 columns: table => new
@@ -49,6 +56,10 @@ namespace Platform.Migrations.Sqlite.Migrations
 
             migrationBuilder.DropTable(
                 name: "cluster_settings");
+
+            migrationBuilder.DropColumn(
+                name: "ClaimedBy",
+                table: "builds");
         }
     }
 }
