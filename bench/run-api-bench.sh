@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Control plane API benchmark (issue 2): builds Platform.Api and bench/ApiBench in Release, starts a throwaway
-# PostgreSQL 15 on loopback, runs the benchmark on SQLite and on PostgreSQL, prints the markdown tables and
+# Control plane API benchmark (issues 2 and 16): builds Platform.Api and bench/ApiBench in Release, starts a throwaway
+# PostgreSQL 15 on loopback, runs the benchmark on SQLite, on PostgreSQL, and on PostgreSQL with one and two Api
+# replicas behind haproxy, prints the markdown tables and
 # cleans up (Api processes, PostgreSQL, scratch directory). Extra arguments go to ApiBench, e.g.
 #   bench/run-api-bench.sh --duration 5 --apps 2000
 # Set BENCH_KEEP=1 to keep the scratch directory (Api logs) for inspection.
@@ -16,7 +17,7 @@ WORK=$(mktemp -d /tmp/apibench.XXXXXX)
 chmod 0755 "$WORK"
 PGDATA=$WORK/pg
 cleanup() {
-  for f in "$WORK"/run/api-*.pid; do   # the harness kills its Api; this covers an interrupted run
+  for f in "$WORK"/run/api-*.pid "$WORK"/run/haproxy-*.pid; do   # the harness kills its Api; this covers an interrupted run
     [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
   done
   [ -f "$PGDATA/PG_VERSION" ] && as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 || true
@@ -37,7 +38,8 @@ mkdir -p "$PGDATA"
 as_pg "$PG_BIN/initdb" -D "$PGDATA" -U postgres -A trust --no-sync >/dev/null
 as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -w -l "$PGDATA/server.log" \
   -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $PGDATA -c fsync=off -c max_connections=300" start >/dev/null
-as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -qc 'create database bench'
+for db in bench bench_lb1 bench_lb2; do as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -qc "create database $db"; done
+command -v haproxy >/dev/null || { log "installing haproxy (the load balancer in front of the replicas)"; apt-get install -y -qq haproxy >/dev/null; systemctl disable --now haproxy >/dev/null 2>&1 || true; }
 
 log "load average before the run: $(cut -d" " -f1-3 /proc/loadavg) (other work on the machine skews the figures; see the \"other\" CPU column)"
 log "machine: $(nproc) cores, $(uname -r), $(dotnet --version), $(as_pg "$PG_BIN/postgres" --version)"

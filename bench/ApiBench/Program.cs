@@ -1,11 +1,15 @@
-// Load benchmark of the control plane API (issue 2): p50/p99 of listing and creating apps with 10,000 apps
-// and 50 concurrent clients, on SQLite and on PostgreSQL. Starts Platform.Api as a separate process per
-// provider, seeds it over HTTP, runs closed-loop clients for a fixed time per scenario and prints markdown.
+// Load benchmark of the control plane API (issues 2 and 16): p50/p99 of listing and creating apps with 10,000 apps
+// and 50 concurrent clients, on SQLite, on PostgreSQL, and on PostgreSQL with one and with two Api replicas behind
+// haproxy (a shared data folder, as docs/operations.md says). Starts Platform.Api as separate processes per
+// setup, seeds it over HTTP, runs closed-loop clients for a fixed time per scenario and prints markdown.
 //
 //   dotnet ApiBench.dll --api src/Api/bin/Release/net10.0/Platform.Api.dll --work /tmp/x
 //                       [--postgres "Host=127.0.0.1;Port=5432;Username=postgres;Database=bench"] [--pg-pid <postmaster pid>]
-//                       [--providers sqlite,postgres] [--apps 10000] [--seeders 16] [--clients 50]
+//                       [--providers sqlite,postgres,postgres-lb1,postgres-lb2] [--apps 10000] [--seeders 16] [--clients 50]
 //                       [--warmup 3] [--duration 20] [--baseline 5]
+//
+// postgres-lbN: N replicas behind haproxy, each setup on a database of its own (Database=bench_lbN, which must exist).
+// Creates also run spread over 10 teams (each team's quota admission serialises its own creates).
 //
 // bench/run-api-bench.sh builds everything, starts a throwaway PostgreSQL and runs this.
 using System.Diagnostics;
@@ -27,7 +31,7 @@ var apiDll = Path.GetFullPath(Opt("api"));
 var work = Path.GetFullPath(Opt("work"));
 var postgres = opt.GetValueOrDefault("postgres");
 var pgPid = int.Parse(Opt("pg-pid", "0")); // the postmaster, to count PostgreSQL's CPU apart from the rest of the machine
-var providers = Opt("providers", postgres is null ? "sqlite" : "sqlite,postgres").Split(',');
+var providers = Opt("providers", postgres is null ? "sqlite" : "sqlite,postgres,postgres-lb1,postgres-lb2").Split(',');
 int apps = Int("apps", 10_000), seeders = Int("seeders", 16), clients = Int("clients", 50);
 int warmup = Int("warmup", 3), duration = Int("duration", 20), baseline = Int("baseline", 5);
 var middleCursor = $"app-{apps / 2:D5}"; // app-05000 with 10,000 apps
@@ -60,38 +64,54 @@ async Task RunProviderAsync(string provider)
     var dataDir = Path.Combine(work, "api-" + provider);
     if (Directory.Exists(dataDir)) Directory.Delete(dataDir, recursive: true);
     Directory.CreateDirectory(dataDir);
-    var port = FreePort();
+    var (replicas, balanced, connection) = provider switch
+    {
+        "sqlite" => (1, false, null),
+        "postgres" => (1, false, postgres ?? throw new ArgumentException("--postgres is required")),
+        "postgres-lb1" or "postgres-lb2" => (provider[^1] - '0', true,
+            (postgres ?? throw new ArgumentException("--postgres is required")).Replace("Database=bench", "Database=bench_lb" + provider[^1])),
+        _ => throw new ArgumentException($"unknown provider '{provider}'"),
+    };
     var logPath = Path.Combine(work, $"api-{provider}.log");
     using var log = new StreamWriter(logPath) { AutoFlush = true };
-    var psi = new ProcessStartInfo("dotnet")
-    {
-        WorkingDirectory = Path.GetDirectoryName(apiDll)!, // content root: appsettings.json lives next to the dll
-        RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-    };
-    foreach (var a in new[] { apiDll, "--urls", $"http://127.0.0.1:{port}" }) psi.ArgumentList.Add(a);
-    psi.Environment["Platform__DataDir"] = dataDir;
-    psi.Environment["Platform__Bootstrap__AdminEmail"] = "admin@bench.test";
-    psi.Environment["Platform__Bootstrap__AdminPassword"] = "bench-password-1";
-    psi.Environment["Platform__Bootstrap__AdminToken"] = Token;
-    psi.Environment["Logging__LogLevel__Default"] = "Warning";
-    if (provider == "postgres")
-    {
-        psi.Environment["Platform__Database__Provider"] = "Postgres";
-        psi.Environment["ConnectionStrings__Platform"] = postgres ?? throw new ArgumentException("--postgres is required");
-    }
-    else if (provider != "sqlite") throw new ArgumentException($"unknown provider '{provider}'");
-
-    using var api = Process.Start(psi)!;
     var logLines = 0;
     DataReceivedEventHandler onLine = (_, e) => { if (e.Data is { } l) lock (log) { log.WriteLine(l); logLines++; } };
-    api.OutputDataReceived += onLine;
-    api.ErrorDataReceived += onLine;
-    api.BeginOutputReadLine();
-    api.BeginErrorReadLine();
-    File.WriteAllText(Path.Combine(work, $"api-{provider}.pid"), api.Id.ToString()); // for the script's cleanup trap
+    var ports = Enumerable.Range(0, replicas).Select(_ => FreePort()).ToList();
+    var lbPort = balanced ? FreePort() : 0;
+    var processes = new List<Process>();
+    Process? haproxy = null;
+    Process StartApi(int i)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = Path.GetDirectoryName(apiDll)!, // content root: appsettings.json lives next to the dll
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        foreach (var a in new[] { apiDll, "--urls", $"http://127.0.0.1:{ports[i]}" }) psi.ArgumentList.Add(a);
+        psi.Environment["Platform__DataDir"] = dataDir;   // one shared folder for every replica
+        psi.Environment["Platform__ReplicaName"] = $"bench-{i + 1}";
+        psi.Environment["Platform__Ingress__Url"] = "http://127.0.0.1:0";
+        psi.Environment["Platform__Bootstrap__AdminEmail"] = "admin@bench.test";
+        psi.Environment["Platform__Bootstrap__AdminPassword"] = "bench-password-1";
+        psi.Environment["Platform__Bootstrap__AdminToken"] = Token;
+        psi.Environment["Logging__LogLevel__Default"] = "Warning";
+        if (balanced) psi.Environment["Platform__PublicUrl"] = $"http://127.0.0.1:{lbPort}";
+        if (connection is not null)
+        {
+            psi.Environment["Platform__Database__Provider"] = "Postgres";
+            psi.Environment["ConnectionStrings__Platform"] = connection;
+        }
+        var p = Process.Start(psi)!;
+        p.OutputDataReceived += onLine;
+        p.ErrorDataReceived += onLine;
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        File.WriteAllText(Path.Combine(work, $"api-{provider}-{i}.pid"), p.Id.ToString()); // for the script's cleanup trap
+        return p;
+    }
     using var http = new HttpClient(new SocketsHttpHandler { UseCookies = false, MaxConnectionsPerServer = 256 })
     {
-        BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(60),
+        BaseAddress = new Uri($"http://127.0.0.1:{(balanced ? lbPort : ports[0])}"), Timeout = TimeSpan.FromSeconds(60),
     };
     http.DefaultRequestHeaders.Authorization = new("Bearer", Token);
     var errorNotes = new List<string>();
@@ -99,13 +119,40 @@ async Task RunProviderAsync(string provider)
     try
     {
         var ready = Stopwatch.StartNew();
-        while (!await ReadyAsync(http))
+        // One replica at a time: the first applies the migrations and makes the admin.
+        for (var i = 0; i < replicas; i++)
         {
-            if (api.HasExited || ready.Elapsed > TimeSpan.FromMinutes(2))
-                throw new InvalidOperationException($"Api ({provider}) not ready (exited: {api.HasExited}); see {logPath}");
-            await Task.Delay(200);
+            processes.Add(StartApi(i));
+            using var direct = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{ports[i]}") };
+            while (!await ReadyAsync(direct))
+            {
+                if (processes[i].HasExited || ready.Elapsed > TimeSpan.FromMinutes(2))
+                    throw new InvalidOperationException($"Api ({provider}, replica {i + 1}) not ready (exited: {processes[i].HasExited}); see {logPath}");
+                await Task.Delay(200);
+            }
         }
-        Progress($"{provider}: Api pid {api.Id} ready on port {port} after {ready.Elapsed.TotalSeconds:F1} s");
+        if (balanced)
+        {
+            var config = Path.Combine(work, $"haproxy-{provider}.cfg");
+            File.WriteAllText(config, string.Join('\n', [
+                "global", "  maxconn 4000", "defaults", "  mode http", "  timeout connect 2s", "  timeout client 60s", "  timeout server 60s",
+                "frontend api", $"  bind 127.0.0.1:{lbPort}", "  default_backend apis", "backend apis", "  balance roundrobin",
+                "  option httpchk GET /readyz", "  http-reuse always",
+                .. ports.Select((p, i) => $"  server r{i + 1} 127.0.0.1:{p} check inter 1s"), ""]));
+            haproxy = Process.Start(new ProcessStartInfo("haproxy", ["-db", "-f", config]) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true })!;
+            haproxy.OutputDataReceived += onLine;
+            haproxy.ErrorDataReceived += onLine;
+            haproxy.BeginOutputReadLine();
+            haproxy.BeginErrorReadLine();
+            File.WriteAllText(Path.Combine(work, $"haproxy-{provider}.pid"), haproxy.Id.ToString());
+            while (!await ReadyAsync(http))
+            {
+                if (haproxy.HasExited || ready.Elapsed > TimeSpan.FromMinutes(2))
+                    throw new InvalidOperationException($"haproxy ({provider}) not ready (exited: {haproxy.HasExited}); see {logPath}");
+                await Task.Delay(200);
+            }
+        }
+        Progress($"{provider}: {replicas} Api replica(s) (pids {string.Join(", ", processes.Select(p => p.Id))}) ready{(balanced ? $" behind haproxy on port {lbPort}" : "")} after {ready.Elapsed.TotalSeconds:F1} s");
 
         await ExpectAsync(http, HttpMethod.Post, "/api/v1/teams", new { name = "bench" }, HttpStatusCode.Created);
         await ExpectAsync(http, HttpMethod.Put, "/api/v1/teams/bench/quota", new
@@ -114,6 +161,17 @@ async Task RunProviderAsync(string provider)
             projects = 1000, registryGiB = 10, concurrentBuilds = 2,
         }, HttpStatusCode.OK);
         await ExpectAsync(http, HttpMethod.Post, "/api/v1/teams/bench/projects", new { name = "p" }, HttpStatusCode.Created);
+        // Ten more teams, for creates spread over teams (each team's admission serialises only its own creates).
+        for (var t = 0; t < 10; t++)
+        {
+            await ExpectAsync(http, HttpMethod.Post, "/api/v1/teams", new { name = $"spread{t}" }, HttpStatusCode.Created);
+            await ExpectAsync(http, HttpMethod.Put, $"/api/v1/teams/spread{t}/quota", new
+            {
+                memoryMiB = 100_000_000, cpuMillicores = 100_000_000, instances = 100_000_000, apps = 100_000_000,
+                projects = 1000, registryGiB = 10, concurrentBuilds = 2,
+            }, HttpStatusCode.OK);
+            await ExpectAsync(http, HttpMethod.Post, $"/api/v1/teams/spread{t}/projects", new { name = "p" }, HttpStatusCode.Created);
+        }
 
         // Seeding: app-00001 … app-10000 by `seeders` clients; every one must succeed.
         var seedNext = 0;
@@ -140,23 +198,32 @@ async Task RunProviderAsync(string provider)
         await ScenarioAsync("list first page", clients, duration, _ => listFirst());
         await ScenarioAsync($"list middle page (after={middleCursor})", clients, duration, _ => listMiddle());
         await ScenarioAsync("create app", clients, duration, _ => create());
+        long spread = 0;
+        await ScenarioAsync("create app, 10 teams", clients, duration, _ =>
+        {
+            var n = Interlocked.Increment(ref spread);
+            return Create($"spread-{n:D6}", $"/api/v1/teams/spread{n % 10}/projects/p/apps");
+        });
         await ScenarioAsync("mixed 90% list / 10% create", clients, duration,
             rnd => rnd.NextDouble() < 0.1 ? create() : listFirst());
 
-        var status = File.ReadAllLines($"/proc/{api.Id}/status");
-        var hwm = status.First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1];
+        var hwm = processes.Sum(p => long.Parse(File.ReadAllLines($"/proc/{p.Id}/status")
+            .First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]));
         var appsAtEnd = apps + Interlocked.Read(ref created);
         summaries.Add($"| {provider} | {apps:N0} apps in {seed.Seconds:F1} s ({seed.Count / seed.Seconds:N0}/s) | " +
-                      $"~{appsAtEnd:N0} | {Encoding.UTF8.GetByteCount(first) / 1024.0:F1} KiB | {long.Parse(hwm) / 1024.0:F0} MiB | {logLines} |");
+                      $"~{appsAtEnd:N0} | {Encoding.UTF8.GetByteCount(first) / 1024.0:F1} KiB | {hwm / 1024.0:F0} MiB{(replicas > 1 ? $" ({replicas} replicas)" : "")} | {logLines} |");
         foreach (var note in errorNotes.Take(10)) Progress($"{provider}: error: {note}");
     }
     finally
     {
-        if (!api.HasExited) api.Kill(entireProcessTree: true);
-        await api.WaitForExitAsync();
+        foreach (var p in processes.Append(haproxy).OfType<Process>())
+        {
+            if (!p.HasExited) p.Kill(entireProcessTree: true);
+            await p.WaitForExitAsync();
+        }
     }
 
-    Request Create(string name) => new(Op.Create, HttpMethod.Post, AppsPath,
+    Request Create(string name, string path = AppsPath) => new(Op.Create, HttpMethod.Post, path,
         JsonSerializer.Serialize(new { name, instances = 1, memoryMiB = 64, cpuMillicores = 10, port = 8080 }));
 
     async Task ScenarioAsync(string name, int n, int seconds, Func<Random, Request?> next)
@@ -174,9 +241,10 @@ async Task RunProviderAsync(string provider)
     // CPU used while `load` runs, in cores: the Api process, PostgreSQL, this client, and the rest of the machine.
     async Task<Row> MeasuredAsync(Func<Task<Row>> load)
     {
-        var (api0, pg0, self0, machine0) = (ProcessCpuSeconds(api.Id), PostgresCpuSeconds(), SelfCpuSeconds(), MachineBusySeconds());
+        double ApiCpu() => processes.Sum(p => ProcessCpuSeconds(p.Id));   // every replica
+        var (api0, pg0, self0, machine0) = (ApiCpu(), PostgresCpuSeconds(), SelfCpuSeconds(), MachineBusySeconds());
         var r = await load();
-        var apiCores = (ProcessCpuSeconds(api.Id) - api0) / r.Seconds;
+        var apiCores = (ApiCpu() - api0) / r.Seconds;
         var pgCores = (PostgresCpuSeconds() - pg0) / r.Seconds;
         var selfCores = (SelfCpuSeconds() - self0) / r.Seconds;
         var otherCores = (MachineBusySeconds() - machine0) / r.Seconds - apiCores - pgCores - selfCores;
