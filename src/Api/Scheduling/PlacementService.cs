@@ -14,6 +14,67 @@ public sealed class SchedulingGate
 }
 
 /// <summary>
+/// Coalesces the placement passes request paths ask for. Passes are serialised (one at a time per replica, one at a
+/// time across replicas on PostgreSQL), so fifty creates in fifty teams used to queue fifty passes of one app each,
+/// one behind the other. Now a caller adds its apps to the next batch and waits for that batch's pass: while one
+/// pass runs, every app asked for meanwhile goes into the next, which runs as one pass. The pass runs in a scope of
+/// its own, not bound to any one caller's cancellation (a caller that goes away stops waiting, not the pass).
+/// </summary>
+public sealed class PlacementBatches(IServiceScopeFactory scopes)
+{
+    private readonly Lock _lock = new();
+    private HashSet<Guid> _pending = [];
+    private TaskCompletionSource _next = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private bool _running;
+
+    /// <summary>Completes when a pass that began after this call has placed <paramref name="apps"/>, or throws its failure.</summary>
+    public Task RunAsync(IReadOnlyCollection<Guid> apps, CancellationToken ct)
+    {
+        Task done;
+        var lead = false;
+        lock (_lock)
+        {
+            _pending.UnionWith(apps);
+            done = _next.Task;
+            if (!_running) (_running, lead) = (true, true);
+        }
+        if (lead) _ = Task.Run(DrainAsync, CancellationToken.None);
+        return done.WaitAsync(ct);
+    }
+
+    private async Task DrainAsync()
+    {
+        while (true)
+        {
+            HashSet<Guid> apps;
+            TaskCompletionSource batch;
+            lock (_lock)
+            {
+                if (_pending.Count == 0)
+                {
+                    _running = false;
+                    return;
+                }
+                (apps, _pending) = (_pending, []);
+                (batch, _next) = (_next, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+            }
+            try
+            {
+                await using var scope = scopes.CreateAsyncScope();
+                await scope.ServiceProvider.GetRequiredService<PlacementService>().ReconcileAsync(apps, CancellationToken.None);
+                batch.TrySetResult();
+            }
+#pragma warning disable CA1031 // every failure goes to the batch's callers, who decide (TryReconcileAsync logs it)
+            catch (Exception e)
+            {
+                batch.TrySetException(e);
+            }
+#pragma warning restore CA1031
+        }
+    }
+}
+
+/// <summary>
 /// Turns apps into placed instances (the Instance rows each node's agent runs) and keeps them so:
 /// an app's image tag is resolved to a digest once per placement so every replica runs the same
 /// bytes; missing replicas are placed by <see cref="Scheduler"/> on Ready nodes with room; replicas
@@ -25,7 +86,7 @@ public sealed class SchedulingGate
 /// </summary>
 public sealed partial class PlacementService(
     PlatformDbContext db, SchedulingGate gate, ClusterSignals signals, TimeProvider clock,
-    IOptions<PlatformOptions> options, ILogger<PlacementService> log)
+    IOptions<PlatformOptions> options, PlacementBatches batches, ILogger<PlacementService> log)
 {
     private const long AdvisoryLockKey = 0x706C6174_7363686C;   // "platschl"
 
@@ -64,13 +125,14 @@ public sealed partial class PlacementService(
     /// <summary>
     /// For request paths (an app just changed, an instance started): a pass now, so the change shows at
     /// once; if it fails (a busy database), the background pass makes it within seconds — the request
-    /// that caused it has already succeeded and must not fail for it.
+    /// that caused it has already succeeded and must not fail for it. Concurrent requests share passes
+    /// (<see cref="PlacementBatches"/>): one pass over every app asked for while the previous one ran.
     /// </summary>
     public async Task TryReconcileAsync(IReadOnlyCollection<Guid> apps, CancellationToken ct)
     {
         try
         {
-            await ReconcileAsync(apps, ct);
+            await batches.RunAsync(apps, ct);
         }
         catch (Exception e) when (e is DbUpdateException or System.Data.Common.DbException or InvalidOperationException)
         {

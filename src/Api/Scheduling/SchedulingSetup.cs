@@ -8,6 +8,7 @@ public static class SchedulingSetup
     public static IServiceCollection AddPlatformScheduling(this IServiceCollection services, PlatformOptions options)
     {
         services.AddSingleton<SchedulingGate>();
+        services.AddSingleton<PlacementBatches>();
         services.AddSingleton<ClusterSignals>();
         services.AddScoped<PlacementService>();
         services.AddHostedService<SchedulingLoop>();
