@@ -51,6 +51,60 @@ public sealed partial class ClusterRoles(
     /// <summary>The advisory lock key of a role: "platform" in the high half, the role's place in <see cref="All"/> in the low.</summary>
     private static long Key(string role) => (0x706c6174L << 32) | (uint)(All.ToList().IndexOf(role) + 1);
 
+    private NpgsqlConnection? _nameLock;
+
+    /// <summary>How long a starting replica waits for its name to be free (a crashed predecessor's session ends within about 6 s).</summary>
+    public static readonly TimeSpan NameWait = TimeSpan.FromSeconds(10);
+
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (_postgres) await ClaimNameAsync(cancellationToken);
+        await base.StartAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// On PostgreSQL, holds an advisory lock on this replica's name for its life: a second live replica with the same
+    /// name would recover the first one's builds as its own at start, so it stops instead, saying why.
+    /// </summary>
+    private async Task ClaimNameAsync(CancellationToken ct)
+    {
+        _nameLock = await OpenAsync($"platform-replica {Name}", ct);
+        var key = (0x706c726eL << 32) | BitConverter.ToUInt32(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Name)));
+        var deadline = clock.GetUtcNow() + NameWait;
+        while (true)
+        {
+            await using var take = new NpgsqlCommand("SELECT pg_try_advisory_lock(@key)", _nameLock);
+            take.Parameters.AddWithValue("key", key);
+            if (await take.ExecuteScalarAsync(ct) is true) return;
+            if (clock.GetUtcNow() > deadline)
+            {
+                await _nameLock.DisposeAsync();
+                _nameLock = null;
+                throw new StartRefusedException(
+                    $"Another running Api replica is named '{Name}' (Platform:ReplicaName, the host name by default). Give each replica a name of its own: "
+                    + "a replica recovers the builds claimed under its name when it starts, so two replicas with one name would take each other's builds for their own.");
+            }
+            await Task.Delay(TimeSpan.FromSeconds(1), clock, ct);
+        }
+    }
+
+    /// <summary>A connection of this replica's own (not pooled: its end is the session's end, which frees its locks).</summary>
+    private async Task<NpgsqlConnection> OpenAsync(string application, CancellationToken ct)
+    {
+        var csb = new NpgsqlConnectionStringBuilder(configuration.GetConnectionString("Platform"))
+        {
+            Pooling = false, KeepAlive = 2, Timeout = 5, CommandTimeout = 5, ApplicationName = application,
+        };
+        var connection = new NpgsqlConnection(csb.ConnectionString);
+        await connection.OpenAsync(ct);
+        // PostgreSQL's side of the same session notices a vanished replica within about 6 s (idle 2 s, then 3 probes
+        // a second apart, or 5 s of unacknowledged data) and ends it, which releases the replica's locks.
+        await using var keepAlive = new NpgsqlCommand(
+            "SET tcp_keepalives_idle = 2; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 3; SET tcp_user_timeout = 5000", connection);
+        await keepAlive.ExecuteNonQueryAsync(ct);
+        return connection;
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         while (!stoppingToken.IsCancellationRequested)
@@ -67,6 +121,7 @@ public sealed partial class ClusterRoles(
         await base.StopAsync(cancellationToken);
         // Hand the roles on at once (the session's end releases its locks) and leave the list of replicas.
         Drop("the replica is stopping");
+        if (_nameLock is not null) await _nameLock.DisposeAsync();
         try
         {
             await using var scope = scopes.CreateAsyncScope();
@@ -80,20 +135,7 @@ public sealed partial class ClusterRoles(
     {
         try
         {
-            if (_connection is null)
-            {
-                var csb = new NpgsqlConnectionStringBuilder(configuration.GetConnectionString("Platform"))
-                {
-                    Pooling = false, KeepAlive = 2, Timeout = 5, CommandTimeout = 5, ApplicationName = $"platform-roles {Replica:N}",
-                };
-                _connection = new NpgsqlConnection(csb.ConnectionString);
-                await _connection.OpenAsync(ct);
-                // PostgreSQL's side of the same session notices a vanished replica within about 6 s (idle 2 s, then 3 probes
-                // a second apart, or 5 s of unacknowledged data) and ends it, which releases the replica's roles.
-                await using var keepAlive = new NpgsqlCommand(
-                    "SET tcp_keepalives_idle = 2; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 3; SET tcp_user_timeout = 5000", _connection);
-                await keepAlive.ExecuteNonQueryAsync(ct);
-            }
+            _connection ??= await OpenAsync($"platform-roles {Replica:N}", ct);
             var held = new List<string>();
             foreach (var role in All)
             {

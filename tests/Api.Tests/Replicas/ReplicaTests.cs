@@ -68,16 +68,22 @@ public sealed class ReplicaTests
             Assert.Contains("belongs to another installation", Flatten(Assert.ThrowsAny<Exception>(() => other.Admin())));
 
         // The positive control: the shared folder itself starts a second replica beside the first (PostgreSQL takes no folder lock).
-        await using var second = new PlatformHost(Provider.Postgres, first.DataDir, first.ConnectionString);
+        await using var second = new PlatformHost(Provider.Postgres, first.DataDir, first.ConnectionString, Named("second"));
         (await second.Admin().GetAsync("/api/v1/teams")).EnsureSuccessStatusCode();
+
+        // A third with the first one's name (both took the host name): it would recover the first one's builds as its own.
+        await using (var twin = new PlatformHost(Provider.Postgres, first.DataDir, first.ConnectionString))
+            Assert.Contains($"Another running Api replica is named '{Environment.MachineName}'", Flatten(Assert.ThrowsAny<Exception>(() => twin.Admin())));
     }
+
+    private static Dictionary<string, string?> Named(string name) => new() { ["Platform:ReplicaName"] = name };
 
     [Fact]
     public async Task Each_role_is_held_by_one_replica_and_handed_on_when_its_holder_stops_or_loses_its_session()
     {
-        var a = new PlatformHost(Provider.Postgres);
+        var a = new PlatformHost(Provider.Postgres, settings: Named("a"));
         a.Admin();
-        await using var b = new PlatformHost(Provider.Postgres, a.DataDir, a.ConnectionString);
+        await using var b = new PlatformHost(Provider.Postgres, a.DataDir, a.ConnectionString, Named("b"));
         var viaB = b.Admin();
         try
         {
