@@ -176,7 +176,6 @@ public static partial class GitHosting
     private static async Task<bool> CgiAsync(HttpContext http, string root, string pathInfo, string user, Dictionary<string, string?>? limits,
         bool push, ILogger log)
     {
-
         var env = new Dictionary<string, string?>(limits ?? [])
         {
             ["GIT_PROJECT_ROOT"] = root,
