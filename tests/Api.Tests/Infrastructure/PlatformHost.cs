@@ -139,4 +139,15 @@ public sealed class PlatformHost : WebApplicationFactory<Program>
     {
         base.Dispose(disposing);
     }
+
+    /// <summary>
+    /// A stopped PostgreSQL host leaves its pooled connections open for minutes (Npgsql prunes idle ones slowly), about a
+    /// dozen each; with dozens of hosts in one test run the server's max_connections is reached. The pools are cleared
+    /// (idle connections closed now, busy ones of other hosts when they are returned: those reconnect).
+    /// </summary>
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        if (Provider == Provider.Postgres) NpgsqlConnection.ClearAllPools();
+    }
 }

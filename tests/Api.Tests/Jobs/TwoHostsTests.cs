@@ -16,12 +16,19 @@ public sealed class TwoHostsTests
         public void Run(string key) => Ran[key] = services.GetService<IBackgroundJobClient>() is not null;
     }
 
-    [Fact]
-    public async Task A_host_keeps_running_jobs_after_another_host_in_the_process_stopped()
+    /// <remarks>
+    /// PostgreSQL too: Hangfire.PostgreSql makes a logger for every job it fetches (PostgreSqlFetchedJob), after the
+    /// fetch is committed, so with a log provider that throws the job is lost for the invisibility timeout (30 min)
+    /// and stays Enqueued with no worker on it (issue 16's "enqueued 3, processing 0"); SQLite's fetch makes none.
+    /// </remarks>
+    [Theory]
+    [InlineData(Provider.Sqlite)]
+    [InlineData(Provider.Postgres)]
+    public async Task A_host_keeps_running_jobs_after_another_host_in_the_process_stopped(Provider provider)
     {
-        await using var first = new PlatformHost(Provider.Sqlite);
+        await using var first = new PlatformHost(provider);
         first.Admin();   // started
-        var second = new PlatformHost(Provider.Sqlite);
+        var second = new PlatformHost(provider);
         second.Admin();
         var before = Guid.NewGuid().ToString("N");
         second.Services.GetRequiredService<IBackgroundJobClient>().Enqueue<Probe>(p => p.Run(before));

@@ -71,15 +71,6 @@ public abstract class JobsTests(Provider provider)
     }
 }
 
-/// <summary>
-/// Hangfire tests run alone, after the parallel collections: with several hosts' Hangfire servers in
-/// one process, a PostgreSQL-backed server was seen leaving enqueued jobs untouched under load
-/// (Hangfire.PostgreSql keeps some state in statics; one Api process has one storage in production).
-/// </summary>
-[CollectionDefinition("hangfire-alone", DisableParallelization = true)]
-public sealed class HangfireAloneCollection;
-
-[Collection("hangfire-alone")]
 public sealed class SqliteJobsTests() : JobsTests(Provider.Sqlite)
 {
     /// <summary>
@@ -112,7 +103,6 @@ public sealed class SqliteJobsTests() : JobsTests(Provider.Sqlite)
     }
 }
 
-[Collection("hangfire-alone")]
 public sealed class PostgresJobsTests() : JobsTests(Provider.Postgres);
 
 /// <summary>A job with nothing to do: its success shows the server took it from the SQLite storage.</summary>
