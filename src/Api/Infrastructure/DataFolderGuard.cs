@@ -82,8 +82,8 @@ public sealed class DataFolderGuard(DataLayout layout, IOptions<PlatformOptions>
             if (created) await WriteIdAsync(expected, ct);
             else
             {
-                var deadline = clock.GetUtcNow() + TimeSpan.FromSeconds(10);
-                while (!File.Exists(StorageIdFile) && clock.GetUtcNow() < deadline && recorded.CreatedAt > clock.GetUtcNow().UtcDateTime.AddMinutes(-1))
+                var waited = System.Diagnostics.Stopwatch.StartNew();   // real time: another process's write is awaited
+                while (!File.Exists(StorageIdFile) && waited.Elapsed < TimeSpan.FromSeconds(10) && recorded.CreatedAt > clock.GetUtcNow().UtcDateTime.AddMinutes(-1))
                     await Task.Delay(200, ct);
                 if (!File.Exists(StorageIdFile))
                     throw new StartRefusedException(

@@ -70,13 +70,14 @@ public sealed partial class ClusterRoles(
     {
         _nameLock = await OpenAsync($"platform-replica {Name}", ct);
         var key = (0x706c726eL << 32) | BitConverter.ToUInt32(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Name)));
-        var deadline = clock.GetUtcNow() + NameWait;
+        // Real time, whatever clock the host runs on: this waits for another process's session to end.
+        var waited = System.Diagnostics.Stopwatch.StartNew();
         while (true)
         {
             await using var take = new NpgsqlCommand("SELECT pg_try_advisory_lock(@key)", _nameLock);
             take.Parameters.AddWithValue("key", key);
             if (await take.ExecuteScalarAsync(ct) is true) return;
-            if (clock.GetUtcNow() > deadline)
+            if (waited.Elapsed > NameWait)
             {
                 await _nameLock.DisposeAsync();
                 _nameLock = null;
@@ -84,7 +85,7 @@ public sealed partial class ClusterRoles(
                     $"Another running Api replica is named '{Name}' (Platform:ReplicaName, the host name by default). Give each replica a name of its own: "
                     + "a replica recovers the builds claimed under its name when it starts, so two replicas with one name would take each other's builds for their own.");
             }
-            await Task.Delay(TimeSpan.FromSeconds(1), clock, ct);
+            await Task.Delay(TimeSpan.FromSeconds(1), ct);
         }
     }
 
