@@ -100,10 +100,10 @@ public sealed class PushProgress(Stream body, TimeProvider clock, CancellationTo
                 await SayAsync($"Build #{build.Number} is still waiting for a free build worker. Follow it with: {logsHint}");
                 return false;
             }
-            // A newer push of the app supersedes this one's following (its build goes on).
+            // A newer build of the app (a later push, a webhook, a build started by hand) ends this following; the build goes on.
             if (await db.Builds.AsNoTracking().AnyAsync(b => b.AppId == app.Id && b.Number > build.Number, ct))
             {
-                await SayAsync($"A newer push of {app.Name} was queued; this push stops following build #{build.Number} (it goes on). Follow it with: {logsHint}");
+                await SayAsync($"A newer build of {app.Name} was queued; this push stops following build #{build.Number} (it goes on). Follow it with: {logsHint}");
                 return false;
             }
             if (++quietSeconds % 60 == 0) await SayAsync($"… {(now == BuildStates.Queued ? "waiting for a build worker" : "building")}, no output for {quietSeconds / 60} min");
