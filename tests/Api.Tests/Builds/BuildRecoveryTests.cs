@@ -28,15 +28,7 @@ public sealed class BuildRecoveryTests
             ["Platform__Builds__CgroupName"] = "platform-builds-tests",
         }, Path.Combine(dataDir, "api.log"));
 
-    private static async Task WaitHealthyAsync(HttpClient http, Process api)
-    {
-        await Cluster.WaitAsync(async () =>
-        {
-            Assert.False(api.HasExited, "the Api exited");
-            try { return (await http.GetAsync("/readyz")).IsSuccessStatusCode; }
-            catch (HttpRequestException) { return false; }
-        }, 90, "the Api ready");
-    }
+    private static Task WaitHealthyAsync(HttpClient http, Process api) => Built.WaitReadyAsync(http, api, 90, "the Api ready");
 
     [Fact]
     public async Task A_build_whose_Api_was_killed_is_retried_after_the_restart_with_its_leftovers_gone()

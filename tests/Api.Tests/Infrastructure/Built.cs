@@ -37,4 +37,13 @@ public static class Built
         _ = Task.WhenAll(Pump(process.StandardOutput), Pump(process.StandardError)).ContinueWith(_ => log?.Dispose(), TaskScheduler.Default);
         return process;
     }
+
+    /// <summary>Waits until <paramref name="http"/>'s <c>/readyz</c> answers 200; fails at once when <paramref name="process"/> (the Api behind it) exits.</summary>
+    public static async Task WaitReadyAsync(HttpClient http, Process? process, int seconds, string what, Func<string>? whyExited = null) =>
+        await Nodes.Cluster.WaitAsync(async () =>
+        {
+            Assert.False(process?.HasExited == true, $"{what}: the process exited {whyExited?.Invoke()}");
+            try { return (await http.GetAsync("/readyz")).IsSuccessStatusCode; }
+            catch (HttpRequestException) { return false; }
+        }, seconds, what);
 }

@@ -88,25 +88,30 @@ public sealed class Cluster : IAsyncDisposable
     public async Task StartAgentAsync(string name, Uri? apiUrl = null, string address = "127.0.0.1", string? netns = null, int portRangeStart = 31000,
         string bridgePrefix = BridgePrefix, int subnetBase = 120, int maxStopGraceSeconds = 2)
     {
-        var env = new Dictionary<string, string>
-        {
-            ["Agent__ApiUrl"] = (apiUrl ?? Host.BaseAddress).ToString(),
-            ["Agent__NodeName"] = name,
-            ["Agent__DataDir"] = AgentDataDir(name),
-            ["Agent__JoinToken"] = await JoinTokenAsync(),
-            ["Agent__Address"] = address,
-            ["Agent__BridgePrefix"] = bridgePrefix,
-            ["Agent__CgroupParent"] = "platform-tests-" + name,
-            ["Agent__PortRangeStart"] = portRangeStart.ToString(),
-            ["Agent__PortRangeSize"] = "1000",
-            ["Agent__PidsLimit"] = "64",
-            ["Agent__SubnetBase"] = subnetBase.ToString(),
-            ["Agent__StopGraceSeconds"] = maxStopGraceSeconds.ToString(),
-            ["Logging__Console__FormatterName"] = "simple",
-        };
+        var env = AgentEnvironment(name, apiUrl ?? Host.BaseAddress, AgentDataDir(name), await JoinTokenAsync(), address, portRangeStart,
+            bridgePrefix, subnetBase, maxStopGraceSeconds);
         _agents.Add((name, Launch(env, netns), env, netns));
         await WaitAsync(async () => await NodeStateAsync(name) == "Ready", 60, $"node {name} Ready");
     }
+
+    /// <summary>A test agent's configuration: its own cgroup parent and data folder, a bridge, subnet and host ports of the test's choosing.</summary>
+    public static Dictionary<string, string> AgentEnvironment(string name, Uri apiUrl, string dataDir, string joinToken, string address = "127.0.0.1",
+        int portRangeStart = 31000, string bridgePrefix = BridgePrefix, int subnetBase = 120, int maxStopGraceSeconds = 2) => new()
+    {
+        ["Agent__ApiUrl"] = apiUrl.ToString(),
+        ["Agent__NodeName"] = name,
+        ["Agent__DataDir"] = dataDir,
+        ["Agent__JoinToken"] = joinToken,
+        ["Agent__Address"] = address,
+        ["Agent__BridgePrefix"] = bridgePrefix,
+        ["Agent__CgroupParent"] = "platform-tests-" + name,
+        ["Agent__PortRangeStart"] = portRangeStart.ToString(),
+        ["Agent__PortRangeSize"] = "1000",
+        ["Agent__PidsLimit"] = "64",
+        ["Agent__SubnetBase"] = subnetBase.ToString(),
+        ["Agent__StopGraceSeconds"] = maxStopGraceSeconds.ToString(),
+        ["Logging__Console__FormatterName"] = "simple",
+    };
 
     private static Process Launch(Dictionary<string, string> env, string? netns) =>
         netns is null

@@ -14,11 +14,6 @@ namespace Platform.Api.Tests.Replicas;
 /// </summary>
 public sealed class ReplicaTests
 {
-    /// <summary>The built Api beside this test assembly's configuration (run as the operator runs it).</summary>
-    private static readonly string ApiDll = Path.GetFullPath(AppContext.BaseDirectory.Replace(
-        $"{Path.DirectorySeparatorChar}tests{Path.DirectorySeparatorChar}Api.Tests{Path.DirectorySeparatorChar}",
-        $"{Path.DirectorySeparatorChar}src{Path.DirectorySeparatorChar}Api{Path.DirectorySeparatorChar}") + "Platform.Api.dll");
-
     [Fact]
     public async Task A_second_Api_on_the_same_SQLite_folder_refuses_to_start_and_one_starts_once_the_first_stopped()
     {
@@ -142,7 +137,7 @@ public sealed class ReplicaTests
 
     private static async Task<(int Code, string Output)> RunApiAsync(string dataDir)
     {
-        var info = new ProcessStartInfo("dotnet", [ApiDll]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var info = new ProcessStartInfo("dotnet", [Built.Dll("Api", "Platform.Api")]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         info.Environment["Platform__DataDir"] = dataDir;
         info.Environment["ASPNETCORE_URLS"] = "http://127.0.0.1:0";
         info.Environment["Platform__Ingress__Url"] = "http://127.0.0.1:0";

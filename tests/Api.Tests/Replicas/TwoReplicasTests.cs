@@ -86,11 +86,7 @@ public sealed class TwoReplicasTests : IAsyncLifetime
         _haproxy = Built.Start("haproxy", ["-db", "-f", config], new Dictionary<string, string>(), Path.Combine(_dir, "haproxy.log"));
         _lb = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_lbApi}"), Timeout = TimeSpan.FromSeconds(60) };
         _lb.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", PlatformHost.AdminToken);
-        await Cluster.WaitAsync(async () =>
-        {
-            try { return (await _lb.GetAsync("/readyz")).IsSuccessStatusCode; }
-            catch (HttpRequestException) { return false; }
-        }, 30, "the Api through haproxy");
+        await Built.WaitReadyAsync(_lb, _haproxy, 30, "the Api through haproxy");
     }
 
     public async Task DisposeAsync()
@@ -151,12 +147,7 @@ public sealed class TwoReplicasTests : IAsyncLifetime
     {
         var process = _replicas[name] = StartReplicaProcess(name);
         using var http = Direct(name);
-        await Cluster.WaitAsync(async () =>
-        {
-            Assert.False(process.HasExited, $"replica {name} exited: {Tail(name)}");
-            try { return (await http.GetAsync("/readyz")).IsSuccessStatusCode; }
-            catch (HttpRequestException) { return false; }
-        }, 90, $"replica {name} ready");
+        await Built.WaitReadyAsync(http, process, 90, $"replica {name} ready", () => Tail(name));
     }
 
     private HttpClient Direct(string name)
@@ -246,13 +237,8 @@ public sealed class TwoReplicasTests : IAsyncLifetime
 
         // One node, whose agent long-polls through the load balancer.
         var join = (await _lb.PostAsJsonAsync("/api/v1/nodes/join-tokens", new { }).ShouldBeAsync(HttpStatusCode.Created)).GetProperty("token").GetString()!;
-        _agent = Built.Start("dotnet", [NodeAgentTests.AgentDll()], new Dictionary<string, string>
-        {
-            ["Agent__ApiUrl"] = _lb.BaseAddress!.ToString(), ["Agent__NodeName"] = "replica-node", ["Agent__DataDir"] = Path.Combine(_dir, "agent"),
-            ["Agent__JoinToken"] = join, ["Agent__Address"] = "127.0.0.1", ["Agent__BridgePrefix"] = Cluster.BridgePrefix,
-            ["Agent__CgroupParent"] = "platform-tests-replica-node", ["Agent__PortRangeStart"] = "31000", ["Agent__PortRangeSize"] = "1000",
-            ["Agent__PidsLimit"] = "64", ["Agent__SubnetBase"] = "120", ["Agent__StopGraceSeconds"] = "2", ["Logging__Console__FormatterName"] = "simple",
-        }, Path.Combine(_dir, "agent.log"));
+        _agent = Built.Start("dotnet", [NodeAgentTests.AgentDll()], Cluster.AgentEnvironment("replica-node", _lb.BaseAddress!, Path.Combine(_dir, "agent"), join),
+            Path.Combine(_dir, "agent.log"));
         await Cluster.WaitAsync(async () => (await _lb.GetFromJsonAsync<JsonElement>("/api/v1/nodes")).GetProperty("items").EnumerateArray()
             .Any(n => n.GetProperty("state").GetString() == "Ready"), 60, "the node Ready");
 
