@@ -31,12 +31,19 @@ var app = builder.Build();
 
 // One Api per SQLite data folder, and (after the migrations) the shared folder the database expects (docs/operations.md).
 var guard = app.Services.GetRequiredService<DataFolderGuard>();
-guard.LockSqlite();
-// `dotnet run --project src/Api -- migrate` applies the migrations and exits (for deploy pipelines).
-await Database.MigrateAsync(app.Services, CancellationToken.None);
-if (args.Contains("migrate"))
-    return;
-await guard.CheckStorageIdAsync(app.Services, CancellationToken.None);
+try
+{
+    guard.LockSqlite();
+    // `dotnet run --project src/Api -- migrate` applies the migrations and exits (for deploy pipelines).
+    await Database.MigrateAsync(app.Services, CancellationToken.None);
+    if (args.Contains("migrate"))
+        return 0;
+    await guard.CheckStorageIdAsync(app.Services, CancellationToken.None);
+}
+catch (StartRefusedException e) when (StartRefusedException.EndsProcess)
+{
+    return e.Exit();
+}
 await Bootstrap.RunAsync(app.Services, CancellationToken.None);
 var layout = app.Services.GetRequiredService<DataLayout>();
 DataFolderAccess.Protect(layout);
@@ -61,7 +68,15 @@ app.MapPlatformBuilds();
 app.UsePlatformJobs();
 app.MapGet("/", () => Results.Redirect("/openapi/v1.json")).ExcludeFromDescription();
 
-app.Run();
+try
+{
+    app.Run();
+}
+catch (StartRefusedException e) when (StartRefusedException.EndsProcess)
+{
+    return e.Exit();   // a replica name already in use (ClusterRoles)
+}
+return 0;
 
 /// <summary>Entry point, visible to WebApplicationFactory in tests.</summary>
 public partial class Program;

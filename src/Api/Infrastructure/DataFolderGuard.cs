@@ -5,7 +5,22 @@ using Platform.Data;
 namespace Platform.Api.Infrastructure;
 
 /// <summary>An Api that must not start as configured, with the reason in words (the process ends with it).</summary>
-public sealed class StartRefusedException(string message) : Exception(message);
+public sealed class StartRefusedException(string message) : Exception(message)
+{
+    /// <summary>
+    /// Whether this process is the Api itself, which then ends with the reason and exit status 2 instead of an unhandled
+    /// exception's stack and an abort. Hosted by another program (WebApplicationFactory in tests), the exception goes on
+    /// to that program.
+    /// </summary>
+    public static bool EndsProcess => System.Reflection.Assembly.GetEntryAssembly() == typeof(StartRefusedException).Assembly;
+
+    /// <summary>Says why the Api does not start, on standard error, and gives the exit status (2).</summary>
+    public int Exit()
+    {
+        Console.Error.WriteLine($"The Api did not start: {Message}");
+        return 2;
+    }
+}
 
 /// <summary>
 /// What the Api checks about its data folder before it serves anything:

@@ -17,7 +17,16 @@ public static class Jobs
 {
     public const string HousekeepingJobId = "housekeeping";
 
-    private static readonly PostgreSqlStorageOptions PostgresOptions = new() { SchemaName = "hangfire", PrepareSchemaIfNecessary = true, QueuePollInterval = TimeSpan.FromSeconds(1) };
+    /// <summary>
+    /// A job taken by a replica that dies (SIGKILL, a lost machine) is offered again one minute later, not after
+    /// Hangfire.PostgreSql's default 30: the sliding invisibility timeout has the live replica renew its hold on each
+    /// job it runs every 12 s (a fifth of the timeout), so long jobs stay its own and a dead replica's come back.
+    /// </summary>
+    private static readonly PostgreSqlStorageOptions PostgresOptions = new()
+    {
+        SchemaName = "hangfire", PrepareSchemaIfNecessary = true, QueuePollInterval = TimeSpan.FromSeconds(1),
+        InvisibilityTimeout = TimeSpan.FromMinutes(1), UseSlidingInvisibilityTimeout = true,
+    };
 
     /// <summary>
     /// Hangfire with durable storage: SQLite under the data folder by default (one SQLitePCLRaw and

@@ -29,8 +29,9 @@ public sealed class ReplicaTests
             }
             // As an operator starts it: a second process exits with the reason, not a stack of SQLite busy errors.
             var (code, output) = await RunApiAsync(first.DataDir);
-            Assert.NotEqual(0, code);
-            Assert.Contains("Another Api process is using the data folder", output);
+            Assert.Equal(2, code);
+            Assert.Contains("The Api did not start: Another Api process is using the data folder", output);
+            Assert.DoesNotContain("Unhandled exception", output);
             Assert.Contains("PostgreSQL", output);
             // The first one is unaffected.
             (await first.Admin().GetAsync("/api/v1/teams")).EnsureSuccessStatusCode();
