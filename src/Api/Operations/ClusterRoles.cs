@@ -48,6 +48,11 @@ public sealed partial class ClusterRoles(
     /// <summary>Whether this replica holds <paramref name="role"/> now.</summary>
     public bool Holds(string role) => Array.IndexOf(_held, role) >= 0;
 
+    private volatile string[] _elsewhere = [];
+
+    /// <summary>Whether another replica's session held <paramref name="role"/> at this replica's last try for it (at most <see cref="Tick"/> ago).</summary>
+    public bool HeldElsewhere(string role) => Array.IndexOf(_elsewhere, role) >= 0;
+
     /// <summary>The advisory lock key of a role: "platform" in the high half, the role's place in <see cref="All"/> in the low.</summary>
     private static long Key(string role) => (0x706c6174L << 32) | (uint)(All.ToList().IndexOf(role) + 1);
 
@@ -138,6 +143,7 @@ public sealed partial class ClusterRoles(
         {
             _connection ??= await OpenAsync($"platform-roles {Replica:N}", ct);
             var held = new List<string>();
+            var elsewhere = new List<string>();
             foreach (var role in All)
             {
                 // A held role is confirmed in pg_locks (asking for it again would stack the lock); a missing one is tried for.
@@ -147,10 +153,12 @@ public sealed partial class ClusterRoles(
                     : "SELECT pg_try_advisory_lock(@key)", _connection);
                 take.Parameters.AddWithValue("key", Key(role));
                 if (await take.ExecuteScalarAsync(ct) is true) held.Add(role);
+                else if (!Holds(role)) elsewhere.Add(role);   // refused: another session holds it
             }
             foreach (var role in held.Except(_held)) LogTook(log, Name, role);
             foreach (var role in _held.Except(held)) LogLost(log, Name, role, "another session holds it");
             _held = [.. held];
+            _elsewhere = [.. elsewhere];
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
@@ -165,7 +173,7 @@ public sealed partial class ClusterRoles(
     private void Drop(string reason)
     {
         foreach (var role in _held) LogLost(log, Name, role, reason);
-        if (_postgres) _held = [];
+        if (_postgres) (_held, _elsewhere) = ([], []);
         var connection = Interlocked.Exchange(ref _connection, null);
         try { connection?.Dispose(); }
         catch (Exception e) when (e is DbException or InvalidOperationException or IOException) { }

@@ -72,8 +72,8 @@ public sealed class ClusterSignals
     }
 }
 
-/// <summary>LISTENs on the cluster channel (PostgreSQL only) and relays notifications to <see cref="ClusterSignals"/>.</summary>
-public sealed partial class PostgresListener(IConfiguration configuration, ClusterSignals signals, TimeProvider clock, ILogger<PostgresListener> log) : BackgroundService
+/// <summary>LISTENs on the cluster channel (PostgreSQL only) and relays notifications to <see cref="ClusterSignals"/> and, for placement handed between replicas, <see cref="PlacementBatches"/>.</summary>
+public sealed partial class PostgresListener(IConfiguration configuration, ClusterSignals signals, PlacementBatches placement, TimeProvider clock, ILogger<PostgresListener> log) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -82,7 +82,10 @@ public sealed partial class PostgresListener(IConfiguration configuration, Clust
             try
             {
                 await using var connection = new NpgsqlConnection(configuration.GetConnectionString("Platform"));
-                connection.Notification += (_, e) => signals.Receive(e.Payload);
+                connection.Notification += (_, e) =>
+                {
+                    if (!placement.Receive(e.Payload)) signals.Receive(e.Payload);
+                };
                 await connection.OpenAsync(stoppingToken);
                 await using (var listen = new NpgsqlCommand($"LISTEN {ClusterSignals.Channel}", connection))
                     await listen.ExecuteNonQueryAsync(stoppingToken);

@@ -7,28 +7,47 @@ using Platform.Data;
 
 namespace Platform.Api.Scheduling;
 
-/// <summary>Serialises placement passes within this replica (PostgreSQL adds an advisory lock across replicas).</summary>
+/// <summary>Serialises placement passes within this replica (PostgreSQL adds an advisory lock across replicas, for the moments a pass runs off the <c>scheduler</c> holder).</summary>
 public sealed class SchedulingGate
 {
     public SemaphoreSlim Semaphore { get; } = new(1, 1);
 }
 
 /// <summary>
-/// Coalesces the placement passes request paths ask for. Passes are serialised (one at a time per replica, one at a
-/// time across replicas on PostgreSQL), so fifty creates in fifty teams used to queue fifty passes of one app each,
-/// one behind the other. Now a caller adds its apps to the next batch and waits for that batch's pass: while one
-/// pass runs, every app asked for meanwhile goes into the next, which runs as one pass. The pass runs in a scope of
-/// its own, not bound to any one caller's cancellation (a caller that goes away stops waiting, not the pass).
+/// Where the placement passes request paths ask for run, and how they are shared.
+/// <list type="bullet">
+/// <item>Passes run on the holder of the <c>scheduler</c> role (<see cref="Operations.ClusterRoles"/>). A replica that does
+/// not hold it, while another does, hands its apps to the holder over PostgreSQL's NOTIFY and waits (at most
+/// <see cref="HandWait"/>) for the holder's word that a pass placed them, so the request still answers with its
+/// instances placed. With no holder known (an election under way) or a request over <see cref="MaxHanded"/> apps, the
+/// pass runs here, under the same advisory lock the holder takes: placement is never wrong, only less shared.</item>
+/// <item>Passes are coalesced: while one pass runs, every app asked for meanwhile (here or handed over by other
+/// replicas) goes into the next, which runs as one pass; fifty creates in fifty teams make a few passes, not fifty
+/// queued one behind the other. A pass runs in a scope of its own, not bound to any one caller's cancellation (a
+/// caller that goes away stops waiting, not the pass).</item>
+/// </list>
 /// </summary>
-public sealed class PlacementBatches(IServiceScopeFactory scopes)
+public sealed partial class PlacementBatches(IServiceScopeFactory scopes, Operations.ClusterRoles roles, ILogger<PlacementBatches> log)
 {
+    /// <summary>How long a replica waits for the holder's pass before answering (the background pass places the apps in any case).</summary>
+    public static readonly TimeSpan HandWait = TimeSpan.FromSeconds(5);
+    /// <summary>The most apps one notification hands over (a NOTIFY payload holds under 8,000 bytes).</summary>
+    public const int MaxHanded = 200;
+    private const string Place = "place:", Placed = "placed:";
+
     private readonly Lock _lock = new();
     private HashSet<Guid> _pending = [];
     private TaskCompletionSource _next = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private bool _running;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, TaskCompletionSource> _handed = new();
 
-    /// <summary>Completes when a pass that began after this call has placed <paramref name="apps"/>, or throws its failure.</summary>
-    public Task RunAsync(IReadOnlyCollection<Guid> apps, CancellationToken ct)
+    /// <summary>Completes when a pass that began after this call has placed <paramref name="apps"/>, or throws its failure (a <see cref="TimeoutException"/> when the holder did not answer in time).</summary>
+    public Task RunAsync(IReadOnlyCollection<Guid> apps, CancellationToken ct) =>
+        !roles.Holds(Operations.ClusterRoles.Scheduler) && roles.HeldElsewhere(Operations.ClusterRoles.Scheduler) && apps.Count <= MaxHanded
+            ? HandAsync(apps, ct)
+            : RunHereAsync(apps, ct);
+
+    private Task RunHereAsync(IReadOnlyCollection<Guid> apps, CancellationToken ct)
     {
         Task done;
         var lead = false;
@@ -40,6 +59,72 @@ public sealed class PlacementBatches(IServiceScopeFactory scopes)
         }
         if (lead) _ = Task.Run(DrainAsync, CancellationToken.None);
         return done.WaitAsync(ct);
+    }
+
+    private async Task HandAsync(IReadOnlyCollection<Guid> apps, CancellationToken ct)
+    {
+        var request = Guid.NewGuid();
+        var answered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _handed[request] = answered;
+        try
+        {
+            await NotifyAsync($"{Place}{request:N}:{string.Join(',', apps.Select(a => a.ToString("N")))}", ct);
+            await answered.Task.WaitAsync(HandWait, ct);
+        }
+        finally
+        {
+            _handed.TryRemove(request, out _);
+        }
+    }
+
+    /// <summary>
+    /// A notification from the cluster channel, if it is placement's: the holder runs handed-over apps in its next pass
+    /// and answers once that pass is done (or failed: the requester stops waiting either way, and the holder's own
+    /// background pass retries); a requester hears the answer. Returns false for other notifications.
+    /// </summary>
+    public bool Receive(string payload)
+    {
+        if (payload.StartsWith(Placed, StringComparison.Ordinal))
+        {
+            if (Guid.TryParseExact(payload.AsSpan(Placed.Length), "N", out var answered) && _handed.TryGetValue(answered, out var waiter))
+                waiter.TrySetResult();
+            return true;
+        }
+        if (!payload.StartsWith(Place, StringComparison.Ordinal)) return false;
+        if (!roles.Holds(Operations.ClusterRoles.Scheduler)) return true;
+        var parts = payload[Place.Length..].Split(':');
+        if (parts.Length != 2 || !Guid.TryParseExact(parts[0], "N", out var request)) return true;
+        var apps = new List<Guid>();
+        foreach (var id in parts[1].Split(',', StringSplitOptions.RemoveEmptyEntries))
+            if (Guid.TryParseExact(id, "N", out var app)) apps.Add(app);
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await RunHereAsync(apps, CancellationToken.None);
+            }
+            catch (Exception e) when (e is DbUpdateException or System.Data.Common.DbException or InvalidOperationException)
+            {
+                LogHandedFailed(log, e.Message);
+            }
+            try
+            {
+                await NotifyAsync($"{Placed}{request:N}", CancellationToken.None);
+            }
+            catch (Exception e) when (e is System.Data.Common.DbException or InvalidOperationException)
+            {
+                LogHandedFailed(log, e.Message);   // the requester stops waiting after HandWait
+            }
+        }, CancellationToken.None);
+        return true;
+    }
+
+    /// <summary>A notification on the cluster channel, outside any transaction (delivered at once).</summary>
+    private async Task NotifyAsync(string payload, CancellationToken ct)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<PlatformDbContext>();
+        await db.Database.ExecuteSqlAsync($"SELECT pg_notify({ClusterSignals.Channel}, {payload})", ct);
     }
 
     private async Task DrainAsync()
@@ -72,6 +157,9 @@ public sealed class PlacementBatches(IServiceScopeFactory scopes)
 #pragma warning restore CA1031
         }
     }
+
+    [LoggerMessage(EventId = 44, Level = LogLevel.Warning, Message = "A placement pass for apps another replica handed over failed ({Reason}); the background pass retries")]
+    private static partial void LogHandedFailed(ILogger logger, string reason);
 }
 
 /// <summary>
@@ -134,7 +222,7 @@ public sealed partial class PlacementService(
         {
             await batches.RunAsync(apps, ct);
         }
-        catch (Exception e) when (e is DbUpdateException or System.Data.Common.DbException or InvalidOperationException)
+        catch (Exception e) when (e is DbUpdateException or System.Data.Common.DbException or InvalidOperationException or TimeoutException)
         {
             LogDeferred(log, e.Message);
         }

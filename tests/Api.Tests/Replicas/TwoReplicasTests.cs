@@ -157,7 +157,13 @@ public sealed class TwoReplicasTests : IAsyncLifetime
         return http;
     }
 
-    private string Tail(string name) => string.Join('\n', File.ReadLines(Path.Combine(_dir, $"api-{name}.log")).TakeLast(30));
+    private string Tail(string name, int lines = 30)
+    {
+        // Read while the replica still writes its log.
+        using var file = new FileStream(Path.Combine(_dir, $"api-{name}.log"), FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var reader = new StreamReader(file);
+        return string.Join('\n', reader.ReadToEnd().Split('\n').TakeLast(lines));
+    }
 
     private static async Task StopAsync(Process p, TimeSpan grace)
     {
@@ -296,6 +302,20 @@ public sealed class TwoReplicasTests : IAsyncLifetime
             }, 90, $"{asked} Ready instances");
         }
         Assert.Equal(4, most);
+
+        // Placement runs on the scheduler's holder: a scale sent to the other replica is handed to it, and the answer
+        // waits for the holder's pass (the instance is placed when the PATCH returns); the other replica runs no pass.
+        var scheduler = (await ReplicasAsync(_lb)).Single(r => r.Roles.Contains("scheduler")).Name;
+        var standby = scheduler == "a" ? "b" : "a";
+        using (var viaStandby = Direct(standby))
+            await viaStandby.PatchAsJsonAsync($"{Apps}/site", new { instances = 4 }).ShouldBeAsync(HttpStatusCode.OK);
+        Assert.Equal(4, (await InstancesAsync("site")).Count);
+        using (var viaStandby = Direct(standby))
+            await viaStandby.PatchAsJsonAsync($"{Apps}/site", new { instances = 3 }).ShouldBeAsync(HttpStatusCode.OK);
+        Assert.Equal(3, (await InstancesAsync("site")).Count);
+        Assert.Contains("Placement pass over", Tail(scheduler, int.MaxValue));
+        Assert.DoesNotContain("Placement pass over", Tail(standby, int.MaxValue));
+        await WaitReadyAsync("site", 3);
 
         // Mid-rollout, the replica holding the rollouts role is SIGKILLed: the other takes its roles within 10 s and
         // finishes the rollout.
