@@ -26,6 +26,7 @@ command -v pebble >/dev/null || need+=(pebble)   # Let's Encrypt's test ACME ser
 command -v curl >/dev/null || need+=(curl)
 command -v haproxy >/dev/null || need+=(haproxy)   # the load balancer in front of two Api replicas (loopback)
 [ -x /usr/bin/chromium ] || need+=(chromium)   # the Portal's browser tests (Playwright drives it; never `playwright install`)
+command -v npm >/dev/null || need+=(npm)   # s3rver, an S3-compatible server for the registry's bucket store (below)
 [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep static >/dev/null || need+=(busybox-static file)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
@@ -39,6 +40,14 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet tool restore >/dev/null
+# An S3-compatible server on loopback for the registry's bucket store (tests/Api.Tests/Registry/S3Server.cs): no Debian
+# package serves one without a Ceph cluster, so s3rver from npm, pinned, outside the repository.
+S3RVER_DIR=/opt/platform-tests/s3rver
+if [ ! -x "$S3RVER_DIR/node_modules/.bin/s3rver" ]; then
+  log "installing s3rver 3.7.1 (npm) into $S3RVER_DIR"
+  mkdir -p "$S3RVER_DIR" && (cd / && npm install --prefix "$S3RVER_DIR" --no-audit --no-fund --loglevel=error s3rver@3.7.1 >/dev/null)
+fi
+export PLATFORM_TEST_S3RVER="$S3RVER_DIR/node_modules/.bin/s3rver"
 
 # --- a throwaway PostgreSQL on loopback ------------------------------------------------------
 # Its data folder is a fresh 0700 folder under /var/tmp owned by postgres, not below the repository:

@@ -64,10 +64,10 @@ public sealed class DataFolderGuard(DataLayout layout, IOptions<PlatformOptions>
     public async Task CheckStorageIdAsync(IServiceProvider services, CancellationToken ct)
     {
         await using var scope = services.CreateAsyncScope();
-        await CheckStorageIdAsync(scope.ServiceProvider.GetRequiredService<PlatformDbContext>(), ct);
+        await CheckStorageIdAsync(scope.ServiceProvider.GetRequiredService<PlatformDbContext>(), services.GetRequiredService<Registry.IBlobStore>(), ct);
     }
 
-    private async Task CheckStorageIdAsync(PlatformDbContext db, CancellationToken ct)
+    private async Task CheckStorageIdAsync(PlatformDbContext db, Registry.IBlobStore blobs, CancellationToken ct)
     {
         var recorded = await db.ClusterSettings.AsNoTracking().FirstOrDefaultAsync(s => s.Key == StorageIdKey, ct);
         var created = false;
@@ -112,6 +112,9 @@ public sealed class DataFolderGuard(DataLayout layout, IOptions<PlatformOptions>
             throw new StartRefusedException(
                 $"The data folder {layout.Root} belongs to another installation: its storage-id file says {found}, this database expects {expected}. "
                 + "Point Platform:DataDir at the folder this database was used with (shared by every replica), or this replica at that folder's database.");
+        // Blobs in a bucket: the bucket is marked the same way (Registry/S3BlobStore.cs).
+        if (blobs is Registry.S3BlobStore bucket)
+            await bucket.CheckMarkerAsync(expected, await db.RegistryBlobs.AnyAsync(ct), ct);
     }
 
     private async Task WriteIdAsync(string id, CancellationToken ct)

@@ -193,6 +193,27 @@ public sealed class RegistryOptions
     public string GcSchedule { get; set; } = "41 * * * *";
     /// <summary>Upload sessions a team may hold open at once (a push opens one per layer in parallel); abandoned ones expire after <see cref="UploadExpiry"/>.</summary>
     public int MaxUploadSessionsPerTeam { get; set; } = 32;
+    /// <summary>Blobs in an S3-compatible bucket instead of the data folder (when <see cref="S3Options.Bucket"/> is set).</summary>
+    public S3Options S3 { get; set; } = new();
+}
+
+/// <summary>An S3-compatible bucket for the registry's blobs (Registry/S3BlobStore.cs; docs/operations.md).</summary>
+public sealed class S3Options
+{
+    /// <summary>The bucket; unset keeps the blobs on the data folder.</summary>
+    public string? Bucket { get; set; }
+    /// <summary>The S3 endpoint, e.g. <c>https://minio.internal:9000</c>; unset means AWS S3 in <see cref="Region"/>.</summary>
+    public string? ServiceUrl { get; set; }
+    public string Region { get; set; } = "us-east-1";
+    /// <summary>The access key; unset uses the AWS SDK's own chain (<c>AWS_ACCESS_KEY_ID</c>…, a profile, an instance role).</summary>
+    public string? AccessKey { get; set; }
+    public string? SecretKey { get; set; }
+    /// <summary>Prepended to every object name, e.g. <c>platform/</c>: several installations may share a bucket.</summary>
+    public string Prefix { get; set; } = "";
+    /// <summary>Blobs larger than this go up as a multipart upload in parts of this size (S3 allows 5 MiB to 5 GiB).</summary>
+    public int PartSizeMiB { get; set; } = 64;
+    /// <summary>Path-style URLs (<c>{ServiceUrl}/{bucket}/{key}</c>), which S3-compatible servers expect; AWS S3 takes both.</summary>
+    public bool ForcePathStyle { get; set; } = true;
 }
 
 public sealed class GitOptions
@@ -255,6 +276,17 @@ public sealed class PlatformOptionsValidator : IValidateOptions<PlatformOptions>
             errors.Add("Platform:MaxRequestBodyBytes must be between 1 KiB and 16 MiB.");
         if (o.Registry.MaxBlobBytes < 1024)
             errors.Add("Platform:Registry:MaxBlobBytes must be at least 1024.");
+        if (o.Registry.S3 is { Bucket: not null } s3)
+        {
+            if (s3.ServiceUrl is { } url && (!Uri.TryCreate(url, UriKind.Absolute, out var endpoint) || endpoint.Scheme is not ("http" or "https")))
+                errors.Add($"Platform:Registry:S3:ServiceUrl '{url}' must be an absolute http:// or https:// URL.");
+            if ((s3.AccessKey is null) != (s3.SecretKey is null))
+                errors.Add("Platform:Registry:S3:AccessKey and SecretKey are set together, or neither (the AWS SDK's own credentials).");
+            if (s3.PartSizeMiB is < 5 or > 5120)
+                errors.Add("Platform:Registry:S3:PartSizeMiB must be between 5 and 5120 (S3's limits for a part).");
+            if (s3.Prefix.StartsWith('/') || (s3.Prefix.Length > 0 && !s3.Prefix.EndsWith('/')))
+                errors.Add("Platform:Registry:S3:Prefix must not start with '/' and, when set, must end with '/' (e.g. 'platform/').");
+        }
         if (o.Registry.GcGracePeriod < TimeSpan.Zero || o.Registry.UploadExpiry <= TimeSpan.Zero)
             errors.Add("Platform:Registry:GcGracePeriod must not be negative and UploadExpiry must be positive.");
         if (o.Git.MaxRepositoryMiB < 1)

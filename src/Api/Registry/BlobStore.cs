@@ -4,16 +4,16 @@ namespace Platform.Api.Registry;
 
 /// <summary>
 /// Content-addressed storage of registry blobs and upload sessions. Everything streams: memory use
-/// does not grow with blob size. A file system implementation is the default; an S3-compatible
-/// store can implement the same interface.
+/// does not grow with blob size. The file system store is the default (<see cref="FileSystemBlobStore"/>);
+/// <see cref="S3BlobStore"/> keeps the blobs in an S3-compatible bucket and the upload sessions on the data folder.
 /// </summary>
 public interface IBlobStore
 {
     /// <summary>The size of a stored blob, or null when it is not stored.</summary>
-    long? Size(string digest);
+    Task<long?> SizeAsync(string digest, CancellationToken ct);
 
     /// <summary>Opens a stored blob for reading (seekable, so ranges can be served).</summary>
-    Stream OpenRead(string digest);
+    Task<Stream> OpenReadAsync(string digest, CancellationToken ct);
 
     /// <summary>Creates an upload session's (empty) file: only sessions created here take chunks.</summary>
     void CreateUpload(Guid upload);
@@ -42,7 +42,7 @@ public interface IBlobStore
 
     void DeleteUpload(Guid upload);
 
-    void Delete(string digest);
+    Task DeleteAsync(string digest, CancellationToken ct);
 
     /// <summary>Temporary and upload files not touched since <paramref name="before"/> (left by crashes).</summary>
     IEnumerable<string> StaleTemporaryFiles(DateTime before);
@@ -83,19 +83,22 @@ public sealed class UploadUnknownException() : Exception("The upload is not know
 
 /// <summary>
 /// An upload session held by the request finishing it: its bytes sit in a file no other request can reach, flushed
-/// to disk, and <see cref="Digest"/> was computed over exactly them. <see cref="Commit"/> moves them to their
+/// to disk, and <see cref="Digest"/> was computed over exactly them. <see cref="CommitAsync"/> moves them to their
 /// content address; disposing without committing deletes them.
 /// </summary>
-public sealed class SealedUpload(FileStream file, string path, string digest, long size, Action<string> commit) : IDisposable
+public sealed class SealedUpload(FileStream file, string path, string digest, long size, SealedUpload.Install install) : IDisposable
 {
+    /// <summary>Puts the sealed bytes (the open file, at its path) at the digest's content address; the file may be gone after.</summary>
+    public delegate Task Install(FileStream file, string path, string digest, CancellationToken ct);
+
     private bool _committed;
 
     public string Digest { get; } = digest;
     public long Size { get; } = size;
 
-    public void Commit()
+    public async Task CommitAsync(CancellationToken ct)
     {
-        commit(path);
+        await install(file, path, Digest, ct);
         _committed = true;
     }
 
@@ -132,14 +135,14 @@ public sealed class FileSystemBlobStore : IBlobStore
     /// <summary>Where a session's bytes go while its finishing request holds them: no request opens this name for writing.</summary>
     private string SealedPath(Guid upload) => UploadPath(upload) + ".sealed";
 
-    public long? Size(string digest)
+    public Task<long?> SizeAsync(string digest, CancellationToken ct)
     {
         var info = new FileInfo(BlobPath(digest));
-        return info.Exists ? info.Length : null;
+        return Task.FromResult(info.Exists ? info.Length : (long?)null);
     }
 
-    public Stream OpenRead(string digest) =>
-        new FileStream(BlobPath(digest), FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, BufferSize, FileOptions.Asynchronous | FileOptions.SequentialScan);
+    public Task<Stream> OpenReadAsync(string digest, CancellationToken ct) => Task.FromResult<Stream>(
+        new FileStream(BlobPath(digest), FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, BufferSize, FileOptions.Asynchronous | FileOptions.SequentialScan));
 
     public void CreateUpload(Guid upload) => new FileStream(UploadPath(upload), FileMode.CreateNew, FileAccess.Write).Dispose();
 
@@ -218,7 +221,15 @@ public sealed class FileSystemBlobStore : IBlobStore
         return sealedFile.Exists ? sealedFile.Length : 0;
     }
 
-    public async Task<SealedUpload> SealAsync(Guid upload, Stream tail, UploadLimit limit, CancellationToken ct)
+    public Task<SealedUpload> SealAsync(Guid upload, Stream tail, UploadLimit limit, CancellationToken ct) =>
+        SealAsync(upload, tail, limit, (_, sealedPath, digest, _) =>
+        {
+            Install(sealedPath, digest);
+            return Task.CompletedTask;
+        }, ct);
+
+    /// <summary>Seals a session as <see cref="SealAsync(Guid, Stream, UploadLimit, CancellationToken)"/> does, for a store that installs the bytes elsewhere.</summary>
+    public async Task<SealedUpload> SealAsync(Guid upload, Stream tail, UploadLimit limit, SealedUpload.Install install, CancellationToken ct)
     {
         var file = OpenExclusive(upload);
         var path = SealedPath(upload);
@@ -231,7 +242,7 @@ public sealed class FileSystemBlobStore : IBlobStore
             file.Flush(flushToDisk: true);   // the bytes are on disk before their name says they are a blob
             file.Seek(0, SeekOrigin.Begin);
             var digest = "sha256:" + Convert.ToHexStringLower(await SHA256.HashDataAsync(file, ct));
-            return new SealedUpload(file, path, digest, size, sealedPath => Install(sealedPath, digest));
+            return new SealedUpload(file, path, digest, size, install);
         }
         catch
         {
@@ -280,7 +291,11 @@ public sealed class FileSystemBlobStore : IBlobStore
         File.Delete(SealedPath(upload));
     }
 
-    public void Delete(string digest) => File.Delete(BlobPath(digest));
+    public Task DeleteAsync(string digest, CancellationToken ct)
+    {
+        File.Delete(BlobPath(digest));
+        return Task.CompletedTask;
+    }
 
     public IEnumerable<string> StaleTemporaryFiles(DateTime before) =>
         Directory.EnumerateFiles(_uploads).Where(f => File.GetLastWriteTimeUtc(f) < before);

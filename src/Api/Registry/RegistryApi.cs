@@ -23,7 +23,9 @@ public static partial class RegistryApi
 
     public static IServiceCollection AddPlatformRegistry(this IServiceCollection services, PlatformOptions options)
     {
-        services.AddSingleton<IBlobStore>(_ => new FileSystemBlobStore(DataLayout.Of(options).Registry));
+        services.AddSingleton<IBlobStore>(_ => options.Registry.S3.Bucket is null
+            ? new FileSystemBlobStore(DataLayout.Of(options).Registry)
+            : new S3BlobStore(new FileSystemBlobStore(DataLayout.Of(options).Registry), S3BlobStore.Client(options.Registry.S3), options.Registry.S3));
         services.TryAddSingleton<RepositoryCreationGate>();
         services.AddScoped<RegistryAuth>();
         services.TryAddScoped<RegistryRepositories>();

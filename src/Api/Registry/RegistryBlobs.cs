@@ -24,7 +24,7 @@ public sealed class RegistryBlobs(PlatformDbContext db, IBlobStore store, Regist
             || query["from"].ToString() is not { Length: > 0 } from || RegistryNames.Parse(from) is not { } fromName
             || !await mayPull(fromName)
             || await repositories.FindAsync(fromName, ct) is not { } fromRepo
-            || !await repositories.LinkedAsync(fromRepo.Id, mount, ct) || store.Size(mount) is not { } mountedSize)
+            || !await repositories.LinkedAsync(fromRepo.Id, mount, ct) || await store.SizeAsync(mount, ct) is not { } mountedSize)
             return null;
         var repo = await repositories.GetOrCreateAsync(name, ct);
         if (await quota.CheckAsync(repo, mountedSize, mount, ct) is { } denied) return denied;
@@ -38,10 +38,10 @@ public sealed class RegistryBlobs(PlatformDbContext db, IBlobStore store, Regist
         if (!Digests.IsValid(digest)) return RegistryErrors.DigestInvalid("invalid digest");
         var repo = await repositories.FindAsync(name, ct);
         if (repo is null) return RegistryErrors.NameUnknown(name.Name);
-        if (!await repositories.LinkedAsync(repo.Id, digest, ct) || store.Size(digest) is null) return RegistryErrors.BlobUnknown(digest);
+        if (!await repositories.LinkedAsync(repo.Id, digest, ct) || await store.SizeAsync(digest, ct) is null) return RegistryErrors.BlobUnknown(digest);
         http.Response.Headers["Docker-Content-Digest"] = digest;
         http.Response.Headers.ETag = $"\"{digest}\"";
-        return Results.File(store.OpenRead(digest), "application/octet-stream", enableRangeProcessing: true);
+        return Results.File(await store.OpenReadAsync(digest, ct), "application/octet-stream", enableRangeProcessing: true);
     }
 
     public async Task<IResult> DeleteAsync(RegistryNames.Parsed name, string digest, CancellationToken ct)

@@ -107,7 +107,7 @@ public sealed partial class RegistryGc(
                     .Where(x => x.Digest == digest && (olderThan == null || x.CreatedAt < olderThan) && !db.RegistryRepositoryBlobs.Any(l => l.Digest == x.Digest))
                     .ExecuteDeleteAsync(ct) == 0)
                 continue;   // linked or touched again meanwhile by a push
-            store.Delete(digest);
+            await store.DeleteAsync(digest, ct);
             await tx.CommitAsync(ct);
             bytes += size.Value;
             blobs++;

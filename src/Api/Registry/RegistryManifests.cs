@@ -29,10 +29,10 @@ public sealed partial class RegistryManifests(
         var repo = await repositories.FindAsync(name, ct);
         if (repo is null) return RegistryErrors.NameUnknown(name.Name);
         var manifest = await ResolveAsync(repo, reference, ct);
-        if (manifest is null || store.Size(manifest.Digest) is null) return RegistryErrors.ManifestUnknown(reference);
+        if (manifest is null || await store.SizeAsync(manifest.Digest, ct) is null) return RegistryErrors.ManifestUnknown(reference);
         http.Response.Headers["Docker-Content-Digest"] = manifest.Digest;
         http.Response.Headers.ETag = $"\"{manifest.Digest}\"";
-        return Results.File(store.OpenRead(manifest.Digest), manifest.MediaType);
+        return Results.File(await store.OpenReadAsync(manifest.Digest, ct), manifest.MediaType);
     }
 
     public async Task<IResult> PutAsync(HttpContext http, RegistryNames.Parsed name, string reference, RegistryCaller caller, CancellationToken ct)
@@ -59,7 +59,7 @@ public sealed partial class RegistryManifests(
 
         var repo = await repositories.GetOrCreateAsync(name, ct);
         foreach (var blob in doc.Blobs)
-            if (!await repositories.LinkedAsync(repo.Id, blob, ct) || store.Size(blob) is null)
+            if (!await repositories.LinkedAsync(repo.Id, blob, ct) || await store.SizeAsync(blob, ct) is null)
                 return RegistryErrors.ManifestBlobUnknown(blob);
         foreach (var child in doc.Manifests)
             if (!await db.RegistryManifests.AnyAsync(m => m.RepositoryId == repo.Id && m.Digest == child, ct))

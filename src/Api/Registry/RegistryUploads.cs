@@ -183,7 +183,7 @@ public sealed class RegistryUploads(
                 return denied;
             }
             await repositories.CommitBlobAsync(repo, digest, sealedUpload.Size, ct);
-            sealedUpload.Commit();
+            await sealedUpload.CommitAsync(ct);
         }
         db.RegistryUploads.Remove(upload);
         await db.SaveChangesAsync(ct);

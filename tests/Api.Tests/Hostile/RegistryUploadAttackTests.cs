@@ -214,18 +214,18 @@ public sealed class RegistryUploadAttackTests
         public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public TaskCompletionSource Gate { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public void Delete(string d)
+        public async Task DeleteAsync(string d, CancellationToken ct)
         {
             if (d == digest)
             {
                 Entered.TrySetResult();
-                Gate.Task.Wait(TimeSpan.FromSeconds(60));
+                await Task.WhenAny(Gate.Task, Task.Delay(TimeSpan.FromSeconds(60), ct));
             }
-            inner.Delete(d);
+            await inner.DeleteAsync(d, ct);
         }
 
-        public long? Size(string d) => inner.Size(d);
-        public Stream OpenRead(string d) => inner.OpenRead(d);
+        public Task<long?> SizeAsync(string d, CancellationToken ct) => inner.SizeAsync(d, ct);
+        public Task<Stream> OpenReadAsync(string d, CancellationToken ct) => inner.OpenReadAsync(d, ct);
         public void CreateUpload(Guid upload) => inner.CreateUpload(upload);
         public Task<long> AppendAsync(Guid upload, long offset, Stream data, UploadLimit limit, CancellationToken ct) => inner.AppendAsync(upload, offset, data, limit, ct);
         public long UploadSize(Guid upload) => inner.UploadSize(upload);

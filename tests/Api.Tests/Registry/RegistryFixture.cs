@@ -20,12 +20,18 @@ public abstract class RegistryFixture(Provider provider) : IAsyncLifetime
     public string Outsider { get; private set; } = "";
     public const long MaxBlobBytes = 8 * 1024 * 1024;
 
+    /// <summary>Settings beyond the blob limit (where the blobs are stored).</summary>
+    protected virtual Task<Dictionary<string, string?>> SettingsAsync() => Task.FromResult(new Dictionary<string, string?>());
+
+    /// <summary>How many stored copies of the blob <paramref name="digest"/> there are, wherever the registry keeps blobs.</summary>
+    public virtual Task<int> StoredCopiesAsync(string digest) =>
+        Task.FromResult(Directory.GetFiles(Path.Combine(Host.DataDir, "registry", "blobs", "sha256"), digest[7..], SearchOption.AllDirectories).Length);
+
     public async Task InitializeAsync()
     {
-        Host = new PlatformHost(provider, settings: new Dictionary<string, string?>
-        {
-            ["Platform:Registry:MaxBlobBytes"] = MaxBlobBytes.ToString(),
-        });
+        var settings = await SettingsAsync();
+        settings["Platform:Registry:MaxBlobBytes"] = MaxBlobBytes.ToString();
+        Host = new PlatformHost(provider, settings: settings);
         var admin = Host.Admin();
         await admin.PostAsJsonAsync("/api/v1/teams", new { name = "reg" }).ShouldBeAsync(HttpStatusCode.Created);
         await admin.PostAsJsonAsync("/api/v1/teams/reg/projects", new { name = "p" }).ShouldBeAsync(HttpStatusCode.Created);
@@ -42,10 +48,10 @@ public abstract class RegistryFixture(Provider provider) : IAsyncLifetime
         (await Run.ToolAsync(script, [Registry, PlatformHost.AdminToken, Layout])).EnsureSuccess("make-base-image.sh");
     }
 
-    public Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         if (Directory.Exists(Layout)) Directory.Delete(Layout, true);
-        return Host.DisposeAsync().AsTask();
+        if (Host is not null) await Host.DisposeAsync();
     }
 
     public static string RepoRoot
@@ -68,8 +74,39 @@ public sealed class SqliteRegistryFixture() : RegistryFixture(Provider.Sqlite);
 
 public sealed class PostgresRegistryFixture() : RegistryFixture(Provider.Postgres);
 
+/// <summary>The registry with its blobs in an S3-compatible bucket (s3rver on loopback), on PostgreSQL as several replicas would run it.</summary>
+public sealed class S3RegistryFixture() : RegistryFixture(Provider.Postgres)
+{
+    public S3Server S3 { get; private set; } = null!;
+
+    protected override async Task<Dictionary<string, string?>> SettingsAsync()
+    {
+        S3 = await S3Server.StartAsync();
+        return S3.Settings(prefix: "reg/");
+    }
+
+    /// <summary>Copies in the bucket plus any left on the data folder (there must be none: the bucket holds the blobs).</summary>
+    public override async Task<int> StoredCopiesAsync(string digest) =>
+        (await S3.HoldsAsync(digest, "reg/") ? 1 : 0) + await base.StoredCopiesAsync(digest);
+
+    public override async Task DisposeAsync()
+    {
+        try
+        {
+            await base.DisposeAsync();
+        }
+        finally
+        {
+            if (S3 is not null) await S3.DisposeAsync();
+        }
+    }
+}
+
 [CollectionDefinition("registry-sqlite")]
 public sealed class SqliteRegistryCollection : ICollectionFixture<SqliteRegistryFixture>;
 
 [CollectionDefinition("registry-postgres")]
 public sealed class PostgresRegistryCollection : ICollectionFixture<PostgresRegistryFixture>;
+
+[CollectionDefinition("registry-s3")]
+public sealed class S3RegistryCollection : ICollectionFixture<S3RegistryFixture>;

@@ -216,8 +216,7 @@ public abstract class RegistryTests(RegistryFixture f)
             f.Basic(f.Developer).PostAsync($"/v2/{repo}/blobs/uploads/?digest={digest}", new ByteArrayContent(content))));
         Assert.All(results, r => Assert.Equal(HttpStatusCode.Created, r.StatusCode));
         Assert.Equal(content, await f.Basic(f.Developer).GetByteArrayAsync($"/v2/{repo}/blobs/{digest}"));
-        var stored = Directory.GetFiles(Path.Combine(f.Host.DataDir, "registry", "blobs", "sha256"), digest[7..], SearchOption.AllDirectories);
-        Assert.Single(stored);
+        Assert.Equal(1, await f.StoredCopiesAsync(digest));
     }
 
     [Fact]
