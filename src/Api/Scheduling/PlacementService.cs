@@ -257,6 +257,10 @@ public sealed partial class PlacementService(
         var touched = new HashSet<Guid>();
         var changes = 0;
         var budgets = new Dictionary<Guid, SurgeBudget>();   // per team, loaded when an app of it first surges
+        // Changed status messages, written at the end with one statement per distinct message: a pass over a hundred
+        // new apps all "waiting for a build" writes once, not a hundred times.
+        var messages = new Dictionary<string, List<Guid>>();
+        var cleared = new List<Guid>();
 
         foreach (var app in apps)
         {
@@ -358,9 +362,15 @@ public sealed partial class PlacementService(
                 touched.Add(i.NodeId);
                 changes++;
             }
-            if (message != app.Message)
-                await db.Apps.Where(a => a.Id == app.Id).ExecuteUpdateAsync(s => s.SetProperty(a => a.SchedulingMessage, message), ct);
+            if (message == app.Message) continue;
+            if (message is null) cleared.Add(app.Id);
+            else if (messages.TryGetValue(message, out var same)) same.Add(app.Id);
+            else messages[message] = [app.Id];
         }
+        foreach (var (text, withText) in messages)
+            await db.Apps.Where(a => withText.Contains(a.Id)).ExecuteUpdateAsync(s => s.SetProperty(a => a.SchedulingMessage, text), ct);
+        if (cleared.Count > 0)
+            await db.Apps.Where(a => cleared.Contains(a.Id)).ExecuteUpdateAsync(s => s.SetProperty(a => a.SchedulingMessage, (string?)null), ct);
         await db.SaveChangesAsync(ct);
         if (changes > 0) LogPass(log, apps.Count, changes);
         return (changes, touched);
