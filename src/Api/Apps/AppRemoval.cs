@@ -66,7 +66,19 @@ public sealed partial class AppRemoval(
         foreach (var upload in plan.Uploads)
             Best(() => blobs.DeleteUpload(upload), "registry upload", upload);
         if (plan.Digests.Count > 0)
-            await RegistryGc.DeleteUnlinkedAsync(db, blobs, plan.Digests, CancellationToken.None);
+        {
+            // Best effort too: the delete has committed. Blobs whose rows survive a failure here (a bucket out of reach)
+            // are the registry GC's to remove.
+            try
+            {
+                await RegistryGc.DeleteUnlinkedAsync(db, blobs, plan.Digests, CancellationToken.None);
+            }
+            catch (Exception e) when (e is IOException or Amazon.Runtime.AmazonServiceException or Amazon.Runtime.AmazonClientException
+                                          or HttpRequestException or TaskCanceledException or System.Data.Common.DbException)
+            {
+                LogLeft(log, "registry blobs", plan.Apps.FirstOrDefault(), e.Message);
+            }
+        }
         // A build of these apps running here was cancelled by its rows going; its buildah still writes in the
         // app's layer cache until its processes are killed (about a second), so the cache goes after it.
         var deadline = clock.GetUtcNow() + BuildsStop;

@@ -284,6 +284,8 @@ public sealed class PlatformOptionsValidator : IValidateOptions<PlatformOptions>
                 errors.Add("Platform:Registry:S3:AccessKey and SecretKey are set together, or neither (the AWS SDK's own credentials).");
             if (s3.PartSizeMiB is < 5 or > 5120)
                 errors.Add("Platform:Registry:S3:PartSizeMiB must be between 5 and 5120 (S3's limits for a part).");
+            else if (o.Registry.MaxBlobBytes > 10_000L * ((long)s3.PartSizeMiB << 20))
+                errors.Add($"Platform:Registry:S3:PartSizeMiB {s3.PartSizeMiB} is too small for Platform:Registry:MaxBlobBytes: S3 takes at most 10,000 parts, so a blob that large needs parts of at least {(o.Registry.MaxBlobBytes / 10_000 >> 20) + 1} MiB.");
             if (s3.Prefix.StartsWith('/') || (s3.Prefix.Length > 0 && !s3.Prefix.EndsWith('/')))
                 errors.Add("Platform:Registry:S3:Prefix must not start with '/' and, when set, must end with '/' (e.g. 'platform/').");
         }

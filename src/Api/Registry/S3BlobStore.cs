@@ -47,9 +47,9 @@ public sealed class S3BlobStore(FileSystemBlobStore sessions, IAmazonS3 s3, S3Op
             var head = await s3.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = _bucket, Key = Key(digest) }, ct);
             return head.ContentLength;
         }
-        catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound)
+        catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound && e.ErrorCode != "NoSuchBucket")
         {
-            return null;
+            return null;   // a bucket gone is a server error, not "blob unknown" (clients would push again instead of retrying)
         }
     }
 
@@ -135,42 +135,62 @@ public sealed class S3BlobStore(FileSystemBlobStore sessions, IAmazonS3 s3, S3Op
     public async Task CheckMarkerAsync(string expected, bool registryHasBlobs, CancellationToken ct)
     {
         var where = $"s3://{_bucket}/{options.Prefix}";
-        string? found = null;
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(TimeSpan.FromSeconds(60));   // a silent endpoint must not hold the start for good
+        try
+        {
+            var found = await ReadMarkerAsync(deadline.Token);
+            if (found is null)
+            {
+                if (registryHasBlobs)
+                    throw new StartRefusedException(
+                        $"The registry's bucket {where} has no {MarkerKey} object while this database already has registry blobs: it is not the bucket "
+                        + "this installation stores them in. Moving from the data folder to a bucket: copy {DataDir}/registry/blobs/ to "
+                        + $"{where}blobs/ and {{DataDir}}/storage-id to {where}{MarkerKey}, then start again (docs/operations.md).");
+                // Written only if absent (S3's conditional write; a server without it takes the last writer), then read
+                // back: of two installations starting on one empty bucket, the one whose id is not there stops.
+                try
+                {
+                    await s3.PutObjectAsync(new PutObjectRequest
+                    {
+                        BucketName = _bucket, Key = options.Prefix + MarkerKey, ContentBody = expected + "\n", UseChunkEncoding = false, IfNoneMatch = "*",
+                    }, deadline.Token);
+                }
+                catch (AmazonS3Exception e) when (e.StatusCode is HttpStatusCode.PreconditionFailed or HttpStatusCode.Conflict)
+                {
+                }
+                found = await ReadMarkerAsync(deadline.Token);
+            }
+            if (found != expected)
+                throw new StartRefusedException(
+                    $"The registry's bucket {where} belongs to another installation: its {MarkerKey} says {found}, this database expects {expected}. "
+                    + "Point Platform:Registry:S3 at the bucket (and prefix) this database was used with.");
+        }
+        catch (AmazonServiceException e)
+        {
+            throw new StartRefusedException($"The registry's bucket {where} cannot be read ({(int)e.StatusCode} {e.ErrorCode}: {e.Message}). "
+                + "Check Platform:Registry:S3 (ServiceUrl, Bucket, the access key: it needs s3:GetObject, s3:PutObject, s3:DeleteObject and "
+                + "s3:ListBucket, without which S3 answers a missing object with 403) and that the bucket exists.");
+        }
+        catch (Exception e) when (e is AmazonClientException or HttpRequestException or IOException || (e is OperationCanceledException && !ct.IsCancellationRequested))
+        {
+            throw new StartRefusedException($"The registry's bucket {where} cannot be reached ({e.Message}). Check Platform:Registry:S3:ServiceUrl and the credentials.");
+        }
+    }
+
+    /// <summary>The bucket's marker, or null when it has none (a bucket that is missing throws).</summary>
+    private async Task<string?> ReadMarkerAsync(CancellationToken ct)
+    {
         try
         {
             using var marker = await s3.GetObjectAsync(new GetObjectRequest { BucketName = _bucket, Key = options.Prefix + MarkerKey }, ct);
             using var reader = new StreamReader(marker.ResponseStream);
-            found = (await reader.ReadToEndAsync(ct)).Trim();
+            return (await reader.ReadToEndAsync(ct)).Trim();
         }
         catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound && e.ErrorCode != "NoSuchBucket")
         {
+            return null;
         }
-        catch (AmazonS3Exception e)
-        {
-            throw new StartRefusedException($"The registry's bucket {where} cannot be read ({(int)e.StatusCode} {e.ErrorCode}: {e.Message}). "
-                + "Check Platform:Registry:S3 (ServiceUrl, Bucket, the access key) and that the bucket exists.");
-        }
-        catch (HttpRequestException e)
-        {
-            throw new StartRefusedException($"The registry's bucket {where} cannot be reached ({e.Message}). Check Platform:Registry:S3:ServiceUrl.");
-        }
-        if (found is null)
-        {
-            if (registryHasBlobs)
-                throw new StartRefusedException(
-                    $"The registry's bucket {where} has no {MarkerKey} object while this database already has registry blobs: it is not the bucket "
-                    + "this installation stores them in. Moving from the data folder to a bucket: copy {DataDir}/registry/blobs/ to "
-                    + $"{where}blobs/ and {{DataDir}}/storage-id to {where}{MarkerKey}, then start again (docs/operations.md).");
-            await s3.PutObjectAsync(new PutObjectRequest
-            {
-                BucketName = _bucket, Key = options.Prefix + MarkerKey, ContentBody = expected + "\n", UseChunkEncoding = false,
-            }, ct);
-            return;
-        }
-        if (found != expected)
-            throw new StartRefusedException(
-                $"The registry's bucket {where} belongs to another installation: its {MarkerKey} says {found}, this database expects {expected}. "
-                + "Point Platform:Registry:S3 at the bucket (and prefix) this database was used with.");
     }
 }
 
@@ -192,13 +212,16 @@ internal sealed class KeptOpen(Stream inner) : Stream
 }
 
 /// <summary>
-/// A stored object as a seekable, read-only stream: a read opens a ranged GET from the current position to the end and
-/// reads on along it; a seek elsewhere drops that response, and the next read opens another. Serving a range (a
-/// client resuming a layer) is then one GET of just that range's start onwards.
+/// A stored object as a seekable, read-only stream: a read opens a ranged GET of the next <see cref="Window"/> bytes from
+/// the current position and reads on along it, then opens the next window; a seek elsewhere drops the response, and the
+/// next read opens another. A range (a client resuming a layer) costs GETs of about its own size, never the whole rest
+/// of a large layer.
 /// </summary>
 public sealed class S3ReadStream(IAmazonS3 s3, string bucket, string key, long length) : Stream
 {
+    public const long Window = 16L << 20;
     private long _position;
+    private long _windowEnd;   // exclusive end of the open response's range
     private GetObjectResponse? _response;
 
     public override bool CanRead => true;
@@ -228,8 +251,13 @@ public sealed class S3ReadStream(IAmazonS3 s3, string bucket, string key, long l
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default)
     {
         if (_position >= length || buffer.Length == 0) return 0;
-        _response ??= await s3.GetObjectAsync(new GetObjectRequest { BucketName = bucket, Key = key, ByteRange = new ByteRange(_position, length - 1) }, ct);
-        var n = await _response.ResponseStream.ReadAsync(buffer, ct);
+        if (_response is not null && _position >= _windowEnd) Drop();
+        if (_response is null)
+        {
+            _windowEnd = Math.Min(length, _position + Window);
+            _response = await s3.GetObjectAsync(new GetObjectRequest { BucketName = bucket, Key = key, ByteRange = new ByteRange(_position, _windowEnd - 1) }, ct);
+        }
+        var n = await _response.ResponseStream.ReadAsync(buffer[..(int)Math.Min(buffer.Length, _windowEnd - _position)], ct);
         if (n == 0) throw new IOException($"The object {key} ended at byte {_position} of {length}.");
         _position += n;
         return n;

@@ -19,8 +19,9 @@ public sealed class SchedulingGate
 /// <item>Passes run on the holder of the <c>scheduler</c> role (<see cref="Operations.ClusterRoles"/>). A replica that does
 /// not hold it, while another does, hands its apps to the holder over PostgreSQL's NOTIFY and waits (at most
 /// <see cref="HandWait"/>) for the holder's word that a pass placed them, so the request still answers with its
-/// instances placed. With no holder known (an election under way) or a request over <see cref="MaxHanded"/> apps, the
-/// pass runs here, under the same advisory lock the holder takes: placement is never wrong, only less shared.</item>
+/// instances placed. With no holder known (an election under way), a request over <see cref="MaxHanded"/> apps, or a
+/// holder that let a hand-over go unanswered (then for <see cref="HereAfterSilence"/>), the pass runs here, under the
+/// same advisory lock the holder takes: placement is never wrong, only less shared.</item>
 /// <item>Passes are coalesced: while one pass runs, every app asked for meanwhile (here or handed over by other
 /// replicas) goes into the next, which runs as one pass; fifty creates in fifty teams make a few passes, not fifty
 /// queued one behind the other. A pass runs in a scope of its own, not bound to any one caller's cancellation (a
@@ -41,11 +42,19 @@ public sealed partial class PlacementBatches(IServiceScopeFactory scopes, Operat
     private bool _running;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, TaskCompletionSource> _handed = new();
 
-    /// <summary>Completes when a pass that began after this call has placed <paramref name="apps"/>, or throws its failure (a <see cref="TimeoutException"/> when the holder did not answer in time).</summary>
-    public Task RunAsync(IReadOnlyCollection<Guid> apps, CancellationToken ct) =>
-        !roles.Holds(Operations.ClusterRoles.Scheduler) && roles.HeldElsewhere(Operations.ClusterRoles.Scheduler) && apps.Count <= MaxHanded
+    /// <summary>After a hand-over the holder did not answer, passes run here for this long (a holder that died and whose lock PostgreSQL has not yet freed, one that is reconnecting its listener): one slow answer, not one per request.</summary>
+    public static readonly TimeSpan HereAfterSilence = TimeSpan.FromSeconds(10);
+    private long _hereUntil;   // Environment.TickCount64
+
+    /// <summary>Completes when a pass that began after this call has placed <paramref name="apps"/>, or throws its failure.</summary>
+    public Task RunAsync(IReadOnlyCollection<Guid> apps, CancellationToken ct)
+    {
+        if (apps.Count == 0) return Task.CompletedTask;
+        return !roles.Holds(Operations.ClusterRoles.Scheduler) && roles.HeldElsewhere(Operations.ClusterRoles.Scheduler) && apps.Count <= MaxHanded
+            && Environment.TickCount64 >= Interlocked.Read(ref _hereUntil)
             ? HandAsync(apps, ct)
             : RunHereAsync(apps, ct);
+    }
 
     private Task RunHereAsync(IReadOnlyCollection<Guid> apps, CancellationToken ct)
     {
@@ -70,11 +79,19 @@ public sealed partial class PlacementBatches(IServiceScopeFactory scopes, Operat
         {
             await NotifyAsync($"{Place}{request:N}:{string.Join(',', apps.Select(a => a.ToString("N")))}", ct);
             await answered.Task.WaitAsync(HandWait, ct);
+            return;
+        }
+        catch (TimeoutException)
+        {
+            // The holder did not answer: this pass, and the next ones for a while, run here under the advisory lock.
+            Interlocked.Exchange(ref _hereUntil, Environment.TickCount64 + (long)HereAfterSilence.TotalMilliseconds);
+            LogSilentHolder(log, HandWait.TotalSeconds);
         }
         finally
         {
             _handed.TryRemove(request, out _);
         }
+        await RunHereAsync(apps, ct);
     }
 
     /// <summary>
@@ -97,16 +114,19 @@ public sealed partial class PlacementBatches(IServiceScopeFactory scopes, Operat
         var apps = new List<Guid>();
         foreach (var id in parts[1].Split(',', StringSplitOptions.RemoveEmptyEntries))
             if (Guid.TryParseExact(id, "N", out var app)) apps.Add(app);
+        if (apps.Count == 0) return true;
         _ = Task.Run(async () =>
         {
             try
             {
                 await RunHereAsync(apps, CancellationToken.None);
             }
-            catch (Exception e) when (e is DbUpdateException or System.Data.Common.DbException or InvalidOperationException)
+#pragma warning disable CA1031 // whatever the pass's failure, the requester is answered (and the background pass retries)
+            catch (Exception e)
             {
                 LogHandedFailed(log, e.Message);
             }
+#pragma warning restore CA1031
             try
             {
                 await NotifyAsync($"{Placed}{request:N}", CancellationToken.None);
@@ -160,6 +180,9 @@ public sealed partial class PlacementBatches(IServiceScopeFactory scopes, Operat
 
     [LoggerMessage(EventId = 44, Level = LogLevel.Warning, Message = "A placement pass for apps another replica handed over failed ({Reason}); the background pass retries")]
     private static partial void LogHandedFailed(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 45, Level = LogLevel.Warning, Message = "The scheduler role's holder did not answer a placement hand-over within {Seconds} s; passes run on this replica for a while")]
+    private static partial void LogSilentHolder(ILogger logger, double seconds);
 }
 
 /// <summary>

@@ -192,6 +192,17 @@ public sealed class NodeTrustAttackTests : IAsyncLifetime
         await DbAsync(db => db.Instances.Where(i => i.App!.Name == app && i.App.Project!.Team!.Name == team).Select(i => i.NodeId).ToListAsync());
 
     [Fact]
+    public async Task A_node_with_nothing_placed_on_it_is_removed_at_once()
+    {
+        // Nothing to reschedule: the removal asks for no placement pass, and does not wait for one that never comes.
+        var node = await JoinAsync("empty-" + _run, "192.0.2.50");
+        using var admin = _host.Admin();
+        admin.Timeout = TimeSpan.FromSeconds(20);
+        await admin.DeleteAsync($"/api/v1/nodes/{node.Name}").ShouldBeAsync(HttpStatusCode.NoContent);
+        await admin.DeleteAsync($"/api/v1/nodes/{node.Name}").ShouldBeAsync(HttpStatusCode.NotFound);
+    }
+
+    [Fact]
     public async Task A_removed_node_is_refused_with_the_token_it_still_holds_and_with_its_credentials_and_its_replicas_move()
     {
         var (a, b, team) = await TwoReadyNodesAndATeamAsync("192.0.2.40", "192.0.2.41");
