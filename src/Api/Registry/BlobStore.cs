@@ -12,8 +12,8 @@ public interface IBlobStore
     /// <summary>The size of a stored blob, or null when it is not stored.</summary>
     Task<long?> SizeAsync(string digest, CancellationToken ct);
 
-    /// <summary>Opens a stored blob for reading (seekable, so ranges can be served).</summary>
-    Task<Stream> OpenReadAsync(string digest, CancellationToken ct);
+    /// <summary>Opens a stored blob for reading (seekable, so ranges can be served), or null when it is not stored.</summary>
+    Task<Stream?> OpenReadAsync(string digest, CancellationToken ct);
 
     /// <summary>Creates an upload session's (empty) file: only sessions created here take chunks.</summary>
     void CreateUpload(Guid upload);
@@ -141,8 +141,18 @@ public sealed class FileSystemBlobStore : IBlobStore
         return Task.FromResult(info.Exists ? info.Length : (long?)null);
     }
 
-    public Task<Stream> OpenReadAsync(string digest, CancellationToken ct) => Task.FromResult<Stream>(
-        new FileStream(BlobPath(digest), FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, BufferSize, FileOptions.Asynchronous | FileOptions.SequentialScan));
+    public Task<Stream?> OpenReadAsync(string digest, CancellationToken ct)
+    {
+        try
+        {
+            return Task.FromResult<Stream?>(new FileStream(BlobPath(digest), FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete,
+                BufferSize, FileOptions.Asynchronous | FileOptions.SequentialScan));
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return Task.FromResult<Stream?>(null);
+        }
+    }
 
     public void CreateUpload(Guid upload) => new FileStream(UploadPath(upload), FileMode.CreateNew, FileAccess.Write).Dispose();
 

@@ -38,10 +38,11 @@ public sealed class RegistryBlobs(PlatformDbContext db, IBlobStore store, Regist
         if (!Digests.IsValid(digest)) return RegistryErrors.DigestInvalid("invalid digest");
         var repo = await repositories.FindAsync(name, ct);
         if (repo is null) return RegistryErrors.NameUnknown(name.Name);
-        if (!await repositories.LinkedAsync(repo.Id, digest, ct) || await store.SizeAsync(digest, ct) is null) return RegistryErrors.BlobUnknown(digest);
+        if (!await repositories.LinkedAsync(repo.Id, digest, ct) || await store.OpenReadAsync(digest, ct) is not { } content)
+            return RegistryErrors.BlobUnknown(digest);
         http.Response.Headers["Docker-Content-Digest"] = digest;
         http.Response.Headers.ETag = $"\"{digest}\"";
-        return Results.File(await store.OpenReadAsync(digest, ct), "application/octet-stream", enableRangeProcessing: true);
+        return Results.File(content, "application/octet-stream", enableRangeProcessing: true);
     }
 
     public async Task<IResult> DeleteAsync(RegistryNames.Parsed name, string digest, CancellationToken ct)

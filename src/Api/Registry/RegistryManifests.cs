@@ -29,10 +29,10 @@ public sealed partial class RegistryManifests(
         var repo = await repositories.FindAsync(name, ct);
         if (repo is null) return RegistryErrors.NameUnknown(name.Name);
         var manifest = await ResolveAsync(repo, reference, ct);
-        if (manifest is null || await store.SizeAsync(manifest.Digest, ct) is null) return RegistryErrors.ManifestUnknown(reference);
+        if (manifest is null || await store.OpenReadAsync(manifest.Digest, ct) is not { } content) return RegistryErrors.ManifestUnknown(reference);
         http.Response.Headers["Docker-Content-Digest"] = manifest.Digest;
         http.Response.Headers.ETag = $"\"{manifest.Digest}\"";
-        return Results.File(await store.OpenReadAsync(manifest.Digest, ct), manifest.MediaType);
+        return Results.File(content, manifest.MediaType);
     }
 
     public async Task<IResult> PutAsync(HttpContext http, RegistryNames.Parsed name, string reference, RegistryCaller caller, CancellationToken ct)

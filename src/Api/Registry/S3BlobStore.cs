@@ -53,8 +53,9 @@ public sealed class S3BlobStore(FileSystemBlobStore sessions, IAmazonS3 s3, S3Op
         }
     }
 
-    public async Task<Stream> OpenReadAsync(string digest, CancellationToken ct) =>
-        new S3ReadStream(s3, _bucket, Key(digest), await SizeAsync(digest, ct) ?? throw new FileNotFoundException($"Blob {digest} is not in the bucket."));
+    /// <summary>One HEAD (the size, or null when the object is missing); the GETs come as the stream is read.</summary>
+    public async Task<Stream?> OpenReadAsync(string digest, CancellationToken ct) =>
+        await SizeAsync(digest, ct) is { } size ? new S3ReadStream(s3, _bucket, Key(digest), size) : null;
 
     public void CreateUpload(Guid upload) => sessions.CreateUpload(upload);
 

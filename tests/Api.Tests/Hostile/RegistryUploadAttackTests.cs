@@ -225,7 +225,7 @@ public sealed class RegistryUploadAttackTests
         }
 
         public Task<long?> SizeAsync(string d, CancellationToken ct) => inner.SizeAsync(d, ct);
-        public Task<Stream> OpenReadAsync(string d, CancellationToken ct) => inner.OpenReadAsync(d, ct);
+        public Task<Stream?> OpenReadAsync(string d, CancellationToken ct) => inner.OpenReadAsync(d, ct);
         public void CreateUpload(Guid upload) => inner.CreateUpload(upload);
         public Task<long> AppendAsync(Guid upload, long offset, Stream data, UploadLimit limit, CancellationToken ct) => inner.AppendAsync(upload, offset, data, limit, ct);
         public long UploadSize(Guid upload) => inner.UploadSize(upload);
