@@ -112,23 +112,19 @@ public sealed class SealedUpload(FileStream file, string path, string digest, lo
 public sealed class FileSystemBlobStore : IBlobStore
 {
     private const int BufferSize = 1 << 20;
-    private readonly string _blobs;
+    private readonly string _root;
     private readonly string _uploads;
 
     public FileSystemBlobStore(string root)
     {
-        _blobs = Path.Combine(root, "blobs", "sha256");
+        _root = root;
         _uploads = Path.Combine(root, "uploads");
-        Directory.CreateDirectory(_blobs);
+        Directory.CreateDirectory(Path.Combine(root, "blobs", "sha256"));
         Directory.CreateDirectory(_uploads);
     }
 
     /// <summary>Only ever called with digests that passed <see cref="Digests.IsValid"/>: no path can be smuggled in.</summary>
-    private string BlobPath(string digest)
-    {
-        var hex = digest["sha256:".Length..];
-        return Path.Combine(_blobs, hex[..2], hex);
-    }
+    private string BlobPath(string digest) => Path.Combine(_root, Digests.StoredName(digest));
 
     private string UploadPath(Guid upload) => Path.Combine(_uploads, upload.ToString("N"));
 
@@ -348,4 +344,14 @@ public static class Digests
         && digest.AsSpan(7).IndexOfAnyExcept("0123456789abcdef") < 0;
 
     public static string Of(ReadOnlySpan<byte> content) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(content));
+
+    /// <summary>
+    /// Where a stored blob lives below the store's root, the same in every store (<c>blobs/sha256/ab/ab12…</c>): a data
+    /// folder's blobs copy into a bucket as they are. Only for digests that passed <see cref="IsValid"/>.
+    /// </summary>
+    public static string StoredName(string digest)
+    {
+        var hex = digest["sha256:".Length..];
+        return $"blobs/sha256/{hex[..2]}/{hex}";
+    }
 }

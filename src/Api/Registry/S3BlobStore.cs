@@ -38,7 +38,7 @@ public sealed class S3BlobStore(FileSystemBlobStore sessions, IAmazonS3 s3, S3Op
             : new AmazonS3Client(config);   // the SDK's own chain: AWS_ACCESS_KEY_ID…, a profile, an instance role
     }
 
-    private string Key(string digest) => $"{options.Prefix}blobs/sha256/{digest[7..9]}/{digest[7..]}";
+    private string Key(string digest) => options.Prefix + Digests.StoredName(digest);
 
     public async Task<long?> SizeAsync(string digest, CancellationToken ct)
     {

@@ -245,7 +245,7 @@ public sealed partial class PlacementService(
         {
             await batches.RunAsync(apps, ct);
         }
-        catch (Exception e) when (e is DbUpdateException or System.Data.Common.DbException or InvalidOperationException or TimeoutException)
+        catch (Exception e) when (e is DbUpdateException or System.Data.Common.DbException or InvalidOperationException)
         {
             LogDeferred(log, e.Message);
         }

@@ -38,6 +38,14 @@ public static class Built
         return process;
     }
 
+    /// <summary>A log <see cref="Start"/> writes, read while its process may still be writing it.</summary>
+    public static string ReadLog(string path)
+    {
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var reader = new StreamReader(file);
+        return reader.ReadToEnd();
+    }
+
     /// <summary>Waits until <paramref name="http"/>'s <c>/readyz</c> answers 200; fails at once when <paramref name="process"/> (the Api behind it) exits.</summary>
     public static async Task WaitReadyAsync(HttpClient http, Process? process, int seconds, string what, Func<string>? whyExited = null) =>
         await Nodes.Cluster.WaitAsync(async () =>

@@ -51,7 +51,7 @@ public sealed class S3BlobStoreTests(S3RegistryFixture f)
         Assert.True(await f.S3.HoldsAsync(digest, Prefix), "the bucket holds the blob");
         Assert.Equal(1, await f.StoredCopiesAsync(digest));   // and the data folder does not
         Assert.Empty(Directory.GetFiles(uploads));
-        var key = $"{Prefix}blobs/sha256/{digest[7..9]}/{digest[7..]}";
+        var key = Prefix + Digests.StoredName(digest);
         var stored = await f.S3.Client.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = f.S3.Bucket, Key = key });
         Assert.Equal(content.Length, stored.ContentLength);
         var requests = f.S3.Requests(key);   // a multipart upload of two parts: started, part 1, part 2, completed

@@ -84,7 +84,7 @@ public sealed class S3Server : IAsyncDisposable
     {
         try
         {
-            await Client.GetObjectMetadataAsync(Bucket, $"{prefix}blobs/sha256/{digest[7..9]}/{digest[7..]}");
+            await Client.GetObjectMetadataAsync(Bucket, prefix + Digests.StoredName(digest));
             return true;
         }
         catch (AmazonS3Exception e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
@@ -96,9 +96,7 @@ public sealed class S3Server : IAsyncDisposable
     /// <summary>The requests s3rver logged for <paramref name="key"/>: its log names the path and query, not the method ("…key?partNumber=2&amp;uploadId=… 200 …").</summary>
     public List<string> Requests(string key)
     {
-        using var file = new FileStream(Path.Combine(_dir, "s3rver.log"), FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        using var reader = new StreamReader(file);
-        return [.. reader.ReadToEnd().Split('\n').Where(l => l.Contains(key, StringComparison.Ordinal))];
+        return [.. Built.ReadLog(Path.Combine(_dir, "s3rver.log")).Split('\n').Where(l => l.Contains(key, StringComparison.Ordinal))];
     }
 
     public async ValueTask DisposeAsync()

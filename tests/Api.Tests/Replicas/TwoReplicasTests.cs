@@ -157,13 +157,8 @@ public sealed class TwoReplicasTests : IAsyncLifetime
         return http;
     }
 
-    private string Tail(string name, int lines = 30)
-    {
-        // Read while the replica still writes its log.
-        using var file = new FileStream(Path.Combine(_dir, $"api-{name}.log"), FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        using var reader = new StreamReader(file);
-        return string.Join('\n', reader.ReadToEnd().Split('\n').TakeLast(lines));
-    }
+    private string Tail(string name, int lines = 30) =>
+        string.Join('\n', Built.ReadLog(Path.Combine(_dir, $"api-{name}.log")).Split('\n').TakeLast(lines));
 
     private static async Task StopAsync(Process p, TimeSpan grace)
     {
